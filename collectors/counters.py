@@ -1,0 +1,420 @@
+"""Interface counters into rates: wraps, resets, and why no rate beats a wrong rate.
+
+An SNMP agent does not report traffic rates. It reports *counters*: ifHCInOctets is the number
+of octets the interface has received since some moment in the past, a number that only ever goes
+up. A rate is the difference of two readings divided by the time between them, so every rate
+here is a judgement about an *interval*, and the one question is whether the counter counted
+continuously through it. Usually it did. Three things break that. A counter has a fixed width
+and starts again from zero when it passes its top: a *wrap*. The 64-bit ifHC* counters take
+centuries to wrap, but the 32-bit ifInOctets wraps every 2**32 octets, in 34 s at 1 Gbit/s and
+3.4 s at 10 Gbit/s; one wrap can be undone (add 2**32), two cannot be told from none. A counter
+can also start again from zero for other reasons, a *discontinuity*: the device or its agent
+restarted (sysUpTime, the agent's own clock in centiseconds, goes back or falls behind the wall
+clock), someone cleared the counters (ifCounterDiscontinuityTime changes, if the agent keeps
+it), a line card was swapped. A counter that went down after a discontinuity looks exactly like
+one that wrapped; the difference is that a wrap implies a rate the interface could have carried
+and a reset usually implies one it could not.
+
+When an interval cannot be trusted, `compute_rates` returns no rates for it (None) and says why
+in `skipped_reason`. It never guesses. A missing five minutes shows in an SLA report as a gap
+someone can explain; a guessed one shows as a 40 Gbit/s spike on a 1 Gbit/s circuit, or a
+negative rate, that a customer will quote back and nobody can defend. The next interval, between
+two readings of the fresh counter, is good again. Operational status passes through regardless:
+whether a port is up does not depend on counter arithmetic.
+
+Rules, in the order they are applied (the first that fires names the reason; any of them
+withholds every rate of the interval, since a counter that misbehaved says the interface's
+counters as a whole cannot be trusted for it):
+
+1. no previous reading, or a previous reading of another ifIndex;
+2. interval (``read_at_s`` difference) zero or negative;
+3. sysUpTime inconsistent with the wall interval: went backwards (restart), advanced less
+   (restart hidden inside the interval) or more (clock jump, another device answering). A
+   sysUpTime that went backwards but whose 2**32 wrap (every 497 days) matches the wall interval
+   is the TimeTicks wrap, not a restart;
+4. ifCounterDiscontinuityTime differs between the readings;
+5. per counter: a 64-bit counter that went backwards; a 32-bit octet counter read over an
+   interval long enough for two wraps at the interface's speed; a 32-bit counter that went down
+   and whose single wrap implies more than ``PLAUSIBLE_SPEED_FACTOR`` times the speed; any
+   counter implying more than that, wrapped or not.
+
+Octet counters: 64-bit per direction when both readings have them, else 32-bit. Errors and
+discards exist only as Counter32 and use the same wrap rule, with the speed turned into a packet
+rate at ``MIN_PACKET_OCTETS`` per packet; they are never withheld for a long interval (four
+billion errors in one poll interval is not a thing that happens). A counter absent from either
+reading gives None for that rate alone, with no skipped reason.
+
+Pure arithmetic: no I/O, no SNMP library; the poller builds `InterfaceReading` values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+
+__all__ = [
+    "CLOCK_SKEW_ALLOWANCE_RATIO",
+    "CLOCK_SKEW_ALLOWANCE_S",
+    "COUNTER32_MODULUS",
+    "COUNTER64_MODULUS",
+    "IF_SPEED_SEE_HIGH_SPEED",
+    "MIN_PACKET_OCTETS",
+    "PLAUSIBLE_SPEED_FACTOR",
+    "TIMETICKS_MODULUS",
+    "InterfaceRates",
+    "InterfaceReading",
+    "compute_rates",
+    "interface_speed_bps",
+]
+
+COUNTER32_MODULUS = 2**32
+COUNTER64_MODULUS = 2**64
+TIMETICKS_MODULUS = 2**32
+"""sysUpTime and ifCounterDiscontinuityTime are TimeTicks: centiseconds modulo 2**32 (497 days)."""
+
+IF_SPEED_SEE_HIGH_SPEED = 4_294_967_295
+"""ifSpeed's "too fast for me, read ifHighSpeed" value (RFC 2863)."""
+
+PLAUSIBLE_SPEED_FACTOR = 1.1
+"""A rate above speed x this is not believed (10 % headroom for clock jitter between polls)."""
+
+MIN_PACKET_OCTETS = 64
+"""Smallest packet assumed when turning a speed into a packet rate (the Ethernet minimum)."""
+
+CLOCK_SKEW_ALLOWANCE_S = 5.0
+CLOCK_SKEW_ALLOWANCE_RATIO = 0.1
+"""sysUpTime may differ from the wall interval by 5 s + 10 % (poll latency, retries, caching)."""
+
+_HIGH_SPEED_ROUNDING_BPS = 500_000
+"""ifHighSpeed n means n Mbit/s +- 0.5 Mbit/s (RFC 2863)."""
+
+_COUNTER32_FIELDS = frozenset({
+    "if_in_octets", "if_out_octets", "if_in_errors", "if_out_errors",
+    "if_in_discards", "if_out_discards", "if_speed_bps", "if_high_speed_mbps",
+})
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterfaceReading:
+    """One poll of one interface: the IF-MIB columns a rate needs, as the agent returned them.
+
+    Counters are raw values (Counter32 0..2**32-1, Counter64 0..2**64-1); None means the agent
+    did not return the column (no ifXTable, noSuchInstance). ``read_at_s`` is the poller's
+    clock when the reading was taken (monotonic or wall, but the same clock for every reading
+    of a device); ``sys_uptime_cs`` is the agent's clock, sysUpTime in TimeTicks (centiseconds).
+    Speeds: ifHighSpeed in Mbit/s, ifSpeed in bit/s (Gauge32; 4294967295 means "see
+    ifHighSpeed"). Statuses are the IF-MIB integers (1 up, 2 down, 3 testing, ...).
+    """
+
+    if_index: int
+    sys_uptime_cs: int
+    read_at_s: float
+    if_hc_in_octets: int | None = None
+    if_hc_out_octets: int | None = None
+    if_in_octets: int | None = None
+    if_out_octets: int | None = None
+    if_in_errors: int | None = None
+    if_out_errors: int | None = None
+    if_in_discards: int | None = None
+    if_out_discards: int | None = None
+    if_high_speed_mbps: int | None = None
+    if_speed_bps: int | None = None
+    if_oper_status: int | None = None
+    if_admin_status: int | None = None
+    if_counter_discontinuity_time_cs: int | None = None
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.read_at_s):
+            raise ValueError(f"read_at_s must be a finite number of seconds, not {self.read_at_s}")
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.name == "read_at_s" or value is None:
+                continue
+            if field.name.startswith("if_hc_"):
+                top = COUNTER64_MODULUS
+            elif field.name in _COUNTER32_FIELDS or field.name.endswith("_cs"):
+                top = COUNTER32_MODULUS
+            else:
+                top = None
+            if value < 0 or (top is not None and value >= top):
+                limit = f"0..{top - 1}" if top is not None else ">= 0"
+                raise ValueError(f"{field.name} must be {limit}, not {value}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterfaceRates:
+    """What one interval between two readings of an interface says, or why it says nothing.
+
+    Rates are averages over ``interval_s`` (the poller's clock between the readings): bit/s,
+    percent of ``speed_bps``, errors and discards in packets per second. When the interval
+    cannot be trusted every rate is None and ``skipped_reason`` says why; a rate can also be
+    None alone when the agent did not return its counter. Statuses are the current reading's.
+    """
+
+    if_index: int
+    interval_s: float | None
+    in_bps: float | None = None
+    out_bps: float | None = None
+    in_utilization_pct: float | None = None
+    out_utilization_pct: float | None = None
+    in_errors_per_s: float | None = None
+    out_errors_per_s: float | None = None
+    in_discards_per_s: float | None = None
+    out_discards_per_s: float | None = None
+    speed_bps: int | None = None
+    oper_status: int | None = None
+    admin_status: int | None = None
+    skipped_reason: str | None = None
+
+    @property
+    def withheld(self) -> bool:
+        """True when the interval was judged untrustworthy and no rate is given."""
+        return self.skipped_reason is not None
+
+
+class _Untrusted(Exception):
+    """Internal: the interval cannot be trusted; the message is the skipped reason."""
+
+
+def interface_speed_bps(reading: InterfaceReading) -> int | None:
+    """The interface's speed in bit/s, or None when the agent does not know it.
+
+    ifHighSpeed (Mbit/s) when present and non-zero, else ifSpeed (bit/s) unless it is 0
+    (unknown) or 4294967295 ("see ifHighSpeed"). One refinement: when ifSpeed is valid and
+    agrees with ifHighSpeed within ifHighSpeed's rounding, ifSpeed is used because it is exact
+    (a 1.544 Mbit/s T1 reports ifHighSpeed 2; a 2.048 Mbit/s E1 reports 2). An ifSpeed that
+    disagrees (agents that report 10 Gbit/s as 10**10 mod 2**32) loses to ifHighSpeed.
+    """
+    if_speed = reading.if_speed_bps
+    if if_speed in (0, IF_SPEED_SEE_HIGH_SPEED):
+        if_speed = None
+    high = reading.if_high_speed_mbps
+    if high:
+        high_bps = high * 1_000_000
+        if if_speed is not None and abs(if_speed - high_bps) <= _HIGH_SPEED_ROUNDING_BPS:
+            return if_speed
+        return high_bps
+    return if_speed
+
+
+def compute_rates(previous: InterfaceReading | None, current: InterfaceReading) -> InterfaceRates:
+    """Rates for the interval from ``previous`` to ``current``, or none with the reason.
+
+    See the module docstring for the rules. ``previous`` is None for the first reading of an
+    interface (no rates). The result's statuses are always ``current``'s.
+    """
+    speed_bps = _interval_speed_bps(previous, current)
+    result = InterfaceRates(
+        if_index=current.if_index,
+        interval_s=None,
+        speed_bps=speed_bps,
+        oper_status=current.if_oper_status,
+        admin_status=current.if_admin_status,
+    )
+    if previous is None:
+        return _withhold(result, "no previous reading")
+    if previous.if_index != current.if_index:
+        return _withhold(
+            result,
+            f"previous reading is of another interface "
+            f"(ifIndex {previous.if_index}, now {current.if_index})",
+        )
+    interval_s = current.read_at_s - previous.read_at_s
+    result = replace(result, interval_s=interval_s)
+    if interval_s <= 0:
+        return _withhold(result, f"interval is not positive ({interval_s:g} s)")
+    try:
+        _check_agent_clock(previous, current, interval_s)
+        _check_discontinuity_time(previous, current)
+        return _rates(previous, current, interval_s, speed_bps, result)
+    except _Untrusted as untrusted:
+        return _withhold(result, str(untrusted))
+
+
+def _interval_speed_bps(previous: InterfaceReading | None, current: InterfaceReading) -> int | None:
+    """The fastest the interface was during the interval (a renegotiation can change it)."""
+    speeds = [interface_speed_bps(current)]
+    if previous is not None and previous.if_index == current.if_index:
+        speeds.append(interface_speed_bps(previous))
+    known = [speed for speed in speeds if speed is not None]
+    return max(known) if known else None
+
+
+def _check_agent_clock(
+    previous: InterfaceReading, current: InterfaceReading, interval_s: float
+) -> None:
+    """sysUpTime must have advanced by the wall interval (allowing its 497-day wrap)."""
+    allowance_s = CLOCK_SKEW_ALLOWANCE_S + CLOCK_SKEW_ALLOWANCE_RATIO * interval_s
+    advanced_cs = current.sys_uptime_cs - previous.sys_uptime_cs
+    if advanced_cs < 0:
+        wrapped_s = (advanced_cs + TIMETICKS_MODULUS) / 100
+        if abs(wrapped_s - interval_s) > allowance_s:
+            raise _Untrusted(
+                f"agent restarted (sysUpTime went backwards: "
+                f"{_uptime(previous.sys_uptime_cs)} -> {_uptime(current.sys_uptime_cs)})"
+            )
+        return  # the TimeTicks wrap, consistent with the wall clock
+    advanced_s = advanced_cs / 100
+    if advanced_s < interval_s - allowance_s:
+        raise _Untrusted(
+            f"agent restarted (sysUpTime advanced {advanced_s:g} s "
+            f"in a {interval_s:g} s interval; now {_uptime(current.sys_uptime_cs)})"
+        )
+    if advanced_s > interval_s + allowance_s:
+        raise _Untrusted(
+            f"clocks disagree (sysUpTime advanced {advanced_s:g} s "
+            f"in a {interval_s:g} s interval)"
+        )
+
+
+def _check_discontinuity_time(previous: InterfaceReading, current: InterfaceReading) -> None:
+    before = previous.if_counter_discontinuity_time_cs
+    after = current.if_counter_discontinuity_time_cs
+    if before != after:
+        raise _Untrusted(
+            f"counter discontinuity (ifCounterDiscontinuityTime changed: {before} -> {after})"
+        )
+
+
+def _rates(
+    previous: InterfaceReading,
+    current: InterfaceReading,
+    interval_s: float,
+    speed_bps: int | None,
+    result: InterfaceRates,
+) -> InterfaceRates:
+    max_octets_per_s = None if speed_bps is None else speed_bps * PLAUSIBLE_SPEED_FACTOR / 8
+    max_packets_per_s = None if max_octets_per_s is None else max_octets_per_s / MIN_PACKET_OCTETS
+
+    def octets_per_s(hc_field: str, field: str) -> float | None:
+        hc_before, hc_after = getattr(previous, hc_field), getattr(current, hc_field)
+        if hc_before is not None and hc_after is not None:
+            return _per_s(
+                _mib_name(hc_field), hc_before, hc_after, COUNTER64_MODULUS, interval_s,
+                max_octets_per_s, octets=True,
+            )
+        before, after = getattr(previous, field), getattr(current, field)
+        if before is None or after is None:
+            return None
+        if speed_bps is not None:
+            _check_single_wrap_window(_mib_name(field), speed_bps, interval_s)
+        return _per_s(
+            _mib_name(field), before, after, COUNTER32_MODULUS, interval_s, max_octets_per_s,
+            octets=True,
+        )
+
+    def packets_per_s(field: str) -> float | None:
+        before, after = getattr(previous, field), getattr(current, field)
+        if before is None or after is None:
+            return None
+        return _per_s(
+            _mib_name(field), before, after, COUNTER32_MODULUS, interval_s, max_packets_per_s,
+            octets=False,
+        )
+
+    in_octets_per_s = octets_per_s("if_hc_in_octets", "if_in_octets")
+    out_octets_per_s = octets_per_s("if_hc_out_octets", "if_out_octets")
+    in_bps = None if in_octets_per_s is None else in_octets_per_s * 8
+    out_bps = None if out_octets_per_s is None else out_octets_per_s * 8
+    return replace(
+        result,
+        in_bps=in_bps,
+        out_bps=out_bps,
+        in_utilization_pct=_utilization_pct(in_bps, speed_bps),
+        out_utilization_pct=_utilization_pct(out_bps, speed_bps),
+        in_errors_per_s=packets_per_s("if_in_errors"),
+        out_errors_per_s=packets_per_s("if_out_errors"),
+        in_discards_per_s=packets_per_s("if_in_discards"),
+        out_discards_per_s=packets_per_s("if_out_discards"),
+    )
+
+
+def _check_single_wrap_window(name: str, speed_bps: int, interval_s: float) -> None:
+    """A 32-bit octet counter is ambiguous once a plausible rate could wrap it twice."""
+    if speed_bps * PLAUSIBLE_SPEED_FACTOR / 8 * interval_s >= COUNTER32_MODULUS:
+        wraps_in_s = COUNTER32_MODULUS * 8 / speed_bps
+        raise _Untrusted(
+            f"interval too long for 32-bit {name}: at {_format_bps(speed_bps)} it can wrap "
+            f"every {wraps_in_s:.3g} s, the interval was {interval_s:g} s "
+            f"(poll faster, or use ifHC counters)"
+        )
+
+
+def _per_s(
+    name: str,
+    before: int,
+    after: int,
+    modulus: int,
+    interval_s: float,
+    max_per_s: float | None,
+    *,
+    octets: bool,
+) -> float:
+    """The counter's increase per second, or `_Untrusted` when it cannot be believed."""
+    delta = after - before
+    wrapped = delta < 0
+    if wrapped:
+        if modulus == COUNTER64_MODULUS:
+            raise _Untrusted(f"counter reset ({name} went backwards: {before} -> {after})")
+        delta += modulus
+    per_s = delta / interval_s
+    if max_per_s is not None and per_s > max_per_s:
+        shown, limit = (
+            (_format_bps(per_s * 8), _format_bps(max_per_s * 8))
+            if octets
+            else (f"{per_s:.4g} packets/s", f"{max_per_s:.4g} packets/s")
+        )
+        if wrapped:
+            raise _Untrusted(
+                f"counter reset ({name} went down {before} -> {after}; one 32-bit wrap would "
+                f"mean {shown}, above the plausible {limit})"
+            )
+        raise _Untrusted(f"implausible rate ({name} implies {shown}, above the plausible {limit})")
+    return per_s
+
+
+def _utilization_pct(bps: float | None, speed_bps: int | None) -> float | None:
+    if bps is None or not speed_bps:
+        return None
+    return bps * 100.0 / speed_bps
+
+
+def _withhold(result: InterfaceRates, reason: str) -> InterfaceRates:
+    return InterfaceRates(
+        if_index=result.if_index,
+        interval_s=result.interval_s,
+        speed_bps=result.speed_bps,
+        oper_status=result.oper_status,
+        admin_status=result.admin_status,
+        skipped_reason=reason,
+    )
+
+
+_MIB_NAMES = {
+    "if_hc_in_octets": "ifHCInOctets",
+    "if_hc_out_octets": "ifHCOutOctets",
+    "if_in_octets": "ifInOctets",
+    "if_out_octets": "ifOutOctets",
+    "if_in_errors": "ifInErrors",
+    "if_out_errors": "ifOutErrors",
+    "if_in_discards": "ifInDiscards",
+    "if_out_discards": "ifOutDiscards",
+}
+
+
+def _mib_name(field: str) -> str:
+    return _MIB_NAMES[field]
+
+
+def _format_bps(bps: float) -> str:
+    for unit, scale in (("Tbit/s", 1e12), ("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
+        if bps >= scale:
+            return f"{bps / scale:.4g} {unit}"
+    return f"{bps:.4g} bit/s"
+
+
+def _uptime(ticks_cs: int) -> str:
+    seconds = ticks_cs // 100
+    days, seconds = divmod(seconds, 86_400)
+    hours, seconds = divmod(seconds, 3_600)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{days}d {hours:02d}:{minutes:02d}:{seconds:02d}"

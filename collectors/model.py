@@ -1,0 +1,100 @@
+"""What the collectors hand on: poll targets, poll results, samples and observations.
+
+A *poll target* is one device as the poller needs it: where to send requests, with which
+(resolved) credential, and which inventory port each ifIndex is. A *poll result* is what one
+poll of one device gave: its status (reachable, unreachable, auth-failed, error with a reason)
+and, when reachable, the system group and a reading of every interface. Rates are computed
+from two successive readings (collectors.counters) and become *samples*: numbers over time,
+one per object and metric. A *change of state* (a port's ifOperStatus went from up to down, a
+device stopped answering) becomes an *observation*, whether a poll or a trap saw it first:
+the alarm pipeline takes observations, not samples, as its input.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import SecretStr
+
+from collectors.counters import InterfaceReading
+
+
+class PollStatus(enum.StrEnum):
+    REACHABLE = "reachable"
+    UNREACHABLE = "unreachable"  # no answer within timeout and retries
+    AUTH_FAILED = "auth-failed"  # wrong community is indistinguishable from unreachable in v2c;
+    # in v3 the agent reports unknown user / wrong digest / decryption error
+    ERROR = "error"  # an answer, but unusable: error-status, malformed or truncated PDU
+
+
+@dataclass(frozen=True)
+class SnmpCredential:
+    """A resolved SNMP credential. Secrets stay SecretStr until the moment they are used."""
+
+    version: str  # "v2c" or "v3"
+    community: SecretStr | None = None
+    username: str | None = None
+    security_level: str | None = None  # noAuthNoPriv, authNoPriv, authPriv
+    auth_protocol: str | None = None  # SHA, SHA256, ...
+    auth_key: SecretStr | None = None
+    priv_protocol: str | None = None  # AES, AES256, ...
+    priv_key: SecretStr | None = None
+
+
+@dataclass(frozen=True)
+class PollTarget:
+    device_id: int
+    device_key: str
+    host: str
+    port: int
+    credential: SnmpCredential
+    poller_group: str
+    ports_by_if_index: dict[int, int] = field(default_factory=dict)  # ifIndex -> port object id
+
+
+@dataclass(frozen=True)
+class InterfaceLabel:
+    """What an interface calls itself (IF-MIB ifName, ifDescr, ifType), to match it to a port."""
+
+    if_name: str | None = None
+    if_descr: str | None = None
+    if_type: int | None = None  # IANAifType: 6 ethernetCsmacd, 24 softwareLoopback, ...
+
+
+@dataclass(frozen=True)
+class PollResult:
+    target: PollTarget
+    status: PollStatus
+    reason: str | None  # why, for every status but reachable
+    started_at: datetime
+    duration_s: float
+    sys_uptime_cs: int | None = None
+    sys_name: str | None = None
+    sys_descr: str | None = None
+    interfaces: dict[int, InterfaceReading] = field(default_factory=dict)  # by ifIndex
+    varbind_count: int = 0
+    interface_labels: dict[int, InterfaceLabel] = field(default_factory=dict)  # by ifIndex
+
+
+@dataclass(frozen=True)
+class Sample:
+    time: datetime
+    object_id: int
+    metric: str  # e.g. "if_in_bps", "if_in_utilization_pct"
+    value: float
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A change of state of one object, seen by a poll or a trap."""
+
+    time: datetime
+    object_id: int
+    kind: str  # "oper_status", "admin_status", "reachability", "agent_restart"
+    old: str | None  # None when the previous state is unknown (first poll)
+    new: str
+    source: str  # "poll" or "trap"
+    detail: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,2 @@
+"""Configuration: settings (one TOML file plus KEYLINE_* environment variables) and the
+inventory (YAML files describing customers, devices, circuits and SLA contracts)."""

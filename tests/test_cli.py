@@ -1,0 +1,176 @@
+"""The `keyline` command as a user runs it: one clear line per error, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from keyline import __version__
+from keyline.wiring import EXAMPLE_INVENTORY
+
+
+def keyline(*args: str, url: str | None = None, stdin: str | None = None,
+            env: dict[str, str] | None = None, cwd: Path | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "keyline"]
+    if url is not None:
+        command += ["--database-url", url]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("KEYLINE_")}
+    full_env.update(env or {})
+    return subprocess.run(command + list(args), capture_output=True, text=True, input=stdin,
+                          env=full_env, cwd=cwd, timeout=120)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("keyline: error: ")
+    return last
+
+
+def test_version():
+    result = keyline("--version")
+    assert result.returncode == 0
+    assert __version__ in result.stdout
+
+
+def test_import_twice_then_unchanged(db):
+    first = keyline("import", str(EXAMPLE_INVENTORY), url=db.url)
+    assert first.returncode == 0, first.stderr
+    assert "added" in first.stdout
+    second = keyline("import", str(EXAMPLE_INVENTORY), url=db.url)
+    assert second.returncode == 0, second.stderr
+    assert "Inventory unchanged" in second.stdout
+
+
+def test_import_check_writes_nothing(db):
+    result = keyline("import", "--check", str(EXAMPLE_INVENTORY), url=db.url)
+    assert result.returncode == 0, result.stderr
+    assert "Inventory valid" in result.stdout
+    with db.pool.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] == 0
+
+
+def test_broken_inventory_lists_problems_and_writes_nothing(db, tmp_path: Path):
+    from tests.test_inventory_import import snapshot
+
+    assert keyline("import", str(EXAMPLE_INVENTORY), url=db.url).returncode == 0
+    with db.pool.connection() as conn:
+        before = snapshot(conn)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "customers:\n"
+        "  - id: acme\n"
+        "    name: ACME\n"
+        "circuits:\n"
+        "  - id: C-1\n"
+        "    customer: nobody\n"
+    )
+    result = keyline("import", str(EXAMPLE_INVENTORY), str(broken), url=db.url)
+    last = assert_one_line_error(result, 2)
+    assert "nothing was written" in last
+    assert f"{broken}:6" in result.stderr  # the unknown customer, with its line
+    with db.pool.connection() as conn:
+        assert snapshot(conn) == before
+
+
+def test_db_status_and_migrate(db):
+    status = keyline("db", "status", url=db.url)
+    assert status.returncode == 0, status.stderr
+    assert "Pending: none" in status.stdout
+    migrate = keyline("db", "migrate", url=db.url)
+    assert migrate.returncode == 0, migrate.stderr
+    assert "nothing to apply" in migrate.stdout
+
+
+def test_newer_database_is_refused(db):
+    with db.pool.connection() as conn:
+        conn.execute(
+            "INSERT INTO schema_version (version, name, checksum) VALUES (9999, 'future', 'x')"
+        )
+    result = keyline("import", str(EXAMPLE_INVENTORY), url=db.url)
+    last = assert_one_line_error(result, 1)
+    assert "9999" in last
+    assert "upgrade" in last.lower()
+
+
+def test_unreachable_database_hides_password(tmp_path: Path):
+    url = f"postgresql://keyline:hunter2-very-secret@/keyline?host={tmp_path}/no-such-socket"
+    result = keyline("db", "status", url=url)
+    assert_one_line_error(result, 1)
+    assert "hunter2-very-secret" not in result.stderr + result.stdout
+
+
+def test_bad_settings_file_is_one_line(tmp_path: Path):
+    config = tmp_path / "keyline.toml"
+    config.write_text("listen_port = 'eighty'\n")
+    result = keyline("--config", str(config), "db", "status")
+    last = assert_one_line_error(result, 2)
+    assert "listen_port" in last
+
+
+def test_users_add_passwd_list(db):
+    assert keyline("import", str(EXAMPLE_INVENTORY), url=db.url).returncode == 0
+    added = keyline("user", "add", "ops.local", "--role", "noc", "--password-stdin",
+                    url=db.url, stdin="correct horse battery\n")
+    assert added.returncode == 0, added.stderr
+    short = keyline("user", "add", "ops.two", "--role", "noc", "--password-stdin",
+                    url=db.url, stdin="short\n")
+    assert "too short" in assert_one_line_error(short, 2)
+    unknown = keyline("user", "passwd", "nobody.here", "--password-stdin", url=db.url,
+                      stdin="another long password\n")
+    assert "does not exist" in assert_one_line_error(unknown, 2)
+    listing = keyline("user", "list", url=db.url)
+    assert "ops.local" in listing.stdout
+    for line in listing.stdout.splitlines():
+        if line.startswith("ops.local "):
+            assert " ok" in line
+    # the password never reaches any output
+    assert "correct horse battery" not in added.stdout + added.stderr + listing.stdout
+
+
+def test_serve_shows_customers_and_circuits(db):
+    import re
+    import signal
+    import time
+    import urllib.request
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYLINE_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keyline", "--database-url", db.url, "serve", "--port", "0",
+         "--inventory", str(EXAMPLE_INVENTORY)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        url = None
+        deadline = time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            match = re.search(r"Open (http://\S+)", line)
+            if match:
+                url = match.group(1)
+        assert url, process.stderr.read() if process.poll() is not None else "no URL printed"
+        page = urllib.request.urlopen(url, timeout=10).read().decode()
+        with db.pool.connection() as conn:
+            customers = [r[0] for r in conn.execute("SELECT name FROM customers")]
+            circuits = [r[0] for r in conn.execute("SELECT key FROM circuits")]
+        assert customers and circuits
+        for name in customers:
+            assert name in page
+        for key in circuits:
+            assert key in page
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    assert process.returncode == 0
+
+
+def test_unknown_command_is_usage_error():
+    result = keyline("frobnicate")
+    assert result.returncode == 2
+    assert "No such command" in result.stderr

@@ -1,0 +1,97 @@
+"""The embedded server and opening the database: start, reuse, stop; passwords never shown."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from store.database import StoreError, open_database, redact_url
+from store.embedded import start_embedded
+
+
+@pytest.fixture
+def data_dir(scratch_dir: Path) -> Path:
+    # Not pytest's tmp_path: as root that is under /root (see store.embedded).
+    return scratch_dir / "data"
+
+
+def server_running(data_dir: Path) -> bool:
+    return (data_dir / "postgres" / "postmaster.pid").exists()
+
+
+def test_embedded_start_reuse_and_stop(data_dir: Path, caplog):
+    caplog.set_level(logging.INFO, logger="store")
+    with open_database(None, data_dir) as database:
+        assert database.embedded
+        assert "embedded PostgreSQL" in caplog.text and str(data_dir) in caplog.text
+        assert (data_dir.stat().st_mode & 0o077) in (0, 0o055)  # 0700, or o+rx added as root
+        with database.pool.connection() as conn:
+            assert conn.execute("SELECT current_database()").fetchone()[0] == "keyline"
+            conn.execute("CREATE TABLE kept (n int); INSERT INTO kept VALUES (42)")
+        # a second user in the same process shares the server...
+        second = start_embedded(data_dir)
+        assert second.url == database.url
+    # ...and keeps it running after the first one closed
+    assert server_running(data_dir)
+    second.stop()
+    second.stop()  # idempotent
+    assert not server_running(data_dir)
+
+    with open_database(None, data_dir) as database, database.pool.connection() as conn:
+        assert conn.execute("SELECT n FROM kept").fetchone()[0] == 42
+    assert not server_running(data_dir)
+
+
+def test_server_failure_shows_its_log(data_dir: Path):
+    pgdata = data_dir / "postgres"
+    pgdata.mkdir(parents=True)
+    (pgdata / "PG_VERSION").write_text("18\n")  # looks initialised, is not: the start fails
+    with pytest.raises(StoreError) as error:
+        start_embedded(data_dir)
+    message = str(error.value)
+    assert message.startswith(f"embedded PostgreSQL failed to start in {pgdata}")
+    assert "\n" not in message
+    assert f"last lines of {pgdata / 'log'}" in message
+
+
+def test_data_dir_that_cannot_be_created(tmp_path: Path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match="cannot create data dir"):
+        open_database(None, blocker / "data")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root is kept out of home folders")
+def test_root_keeps_data_out_of_home_folders():
+    target = Path("/root/keyline-test-should-not-exist")
+    with pytest.raises(StoreError, match="inside a home folder"):
+        start_embedded(target)
+    assert not target.exists()
+
+
+def test_password_never_in_errors_or_logs(tmp_path: Path, caplog):
+    caplog.set_level(logging.DEBUG)
+    secret = "hunter2-very-secret"
+    url = f"postgresql://keyline:{secret}@/keyline?host={tmp_path}/no-such-socket"
+    with pytest.raises(StoreError) as error:
+        open_database(url, tmp_path)
+    message = str(error.value)
+    assert message.startswith("cannot connect to PostgreSQL at postgresql://keyline:********@")
+    assert secret not in message
+    assert secret not in caplog.text
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("postgresql://keyline:s3cret@db.example:5432/keyline",
+     "postgresql://keyline:********@db.example:5432/keyline"),
+    ("postgresql://keyline@db/keyline?password=s3cret&sslmode=require",
+     "postgresql://keyline@db/keyline?password=********&sslmode=require"),
+    ("host=db user=keyline password='s3 cret' dbname=keyline",
+     "host=db user=keyline password=******** dbname=keyline"),
+    ("postgresql://postgres:@/keyline?host=/tmp/x", "postgresql://postgres:@/keyline?host=/tmp/x"),
+])
+def test_redact_url(url: str, expected: str):
+    assert redact_url(url) == expected
