@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, jsonify, render_template
-from store.database import Database
 
 from config.settings import Settings, session_secret
 from keyline import __version__
+from store.database import Database
 from store.queries import inventory_counts, list_circuits, list_customers
 
 SERVICE_TYPE_LABELS = {
