@@ -1,0 +1,186 @@
+"""Deriving observations from polls, and the tracker that says each change once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from collectors.counters import InterfaceReading
+from collectors.model import Observation, PollResult, PollStatus, PollTarget, SnmpCredential
+from collectors.observations import (
+    StateTracker,
+    admin_status_name,
+    agent_restarted,
+    observe_poll,
+    observe_poll_counted,
+    oper_status_name,
+    reachability_change,
+    restart_observation,
+)
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+TARGET = PollTarget(
+    device_id=10, device_key="pe1", host="127.0.1.1", port=161,
+    credential=SnmpCredential(version="v2c"), poller_group="default",
+    ports_by_if_index={1: 101, 2: 102},
+)
+
+
+def reading(if_index: int, oper: int = 1, admin: int = 1, uptime_cs: int = 100_000):
+    return InterfaceReading(if_index=if_index, sys_uptime_cs=uptime_cs, read_at_s=0.0,
+                            if_oper_status=oper, if_admin_status=admin)
+
+
+def poll(at_s: float = 0, status: PollStatus = PollStatus.REACHABLE, uptime_cs: int = 100_000,
+         interfaces=None, reason=None) -> PollResult:
+    if interfaces is None and status is PollStatus.REACHABLE:
+        interfaces = {1: reading(1), 2: reading(2)}
+    return PollResult(target=TARGET, status=status, reason=reason,
+                      started_at=T0 + timedelta(seconds=at_s), duration_s=0.1,
+                      sys_uptime_cs=uptime_cs if status is PollStatus.REACHABLE else None,
+                      interfaces=interfaces or {})
+
+
+def kinds(observations):
+    return [(o.object_id, o.kind, o.old, o.new) for o in observations]
+
+
+def test_status_names_follow_if_mib():
+    assert [oper_status_name(n) for n in range(1, 8)] == [
+        "up", "down", "testing", "unknown", "dormant", "notPresent", "lowerLayerDown"]
+    assert admin_status_name(2) == "down"
+    assert oper_status_name(None) is None and oper_status_name(42) == "42"
+
+
+def test_first_poll_reports_every_state_with_old_unknown():
+    observations = observe_poll(None, poll(), T0)
+    assert kinds(observations) == [
+        (10, "reachability", None, "reachable"),
+        (101, "oper_status", None, "up"), (101, "admin_status", None, "up"),
+        (102, "oper_status", None, "up"), (102, "admin_status", None, "up"),
+    ]
+    assert all(o.source == "poll" and o.time == T0 for o in observations)
+    assert observations[1].detail == {"if_index": 1, "device_id": 10}
+
+
+def test_unchanged_poll_reports_nothing():
+    assert observe_poll(poll(0), poll(60, uptime_cs=106_000), T0) == []
+
+
+def test_port_going_down_is_one_oper_status_change():
+    current = poll(60, uptime_cs=106_000,
+                   interfaces={1: reading(1, oper=2), 2: reading(2, oper=7, admin=2)})
+    assert kinds(observe_poll(poll(0), current, T0)) == [
+        (101, "oper_status", "up", "down"),
+        (102, "oper_status", "up", "lowerLayerDown"),
+        (102, "admin_status", "up", "down"),
+    ]
+
+
+def test_ports_not_in_inventory_are_skipped_and_counted():
+    current = poll(interfaces={1: reading(1), 9: reading(9)})
+    observed = observe_poll_counted(None, current, T0)
+    assert observed.unmapped_if_indexes == [9]
+    assert {o.object_id for o in observed.observations} == {10, 101}
+
+
+@pytest.mark.parametrize("status", [PollStatus.UNREACHABLE, PollStatus.AUTH_FAILED,
+                                    PollStatus.ERROR])
+def test_device_losing_reachability_reports_only_the_device(status):
+    observations = observe_poll(poll(0), poll(60, status=status, reason="why"), T0)
+    assert kinds(observations) == [(10, "reachability", "reachable", status.value)]
+    assert observations[0].detail == {"reason": "why"}
+
+
+def test_device_coming_back_reports_reachable_and_ports_as_new():
+    back = observe_poll(poll(0, status=PollStatus.UNREACHABLE), poll(60, uptime_cs=106_000), T0)
+    assert kinds(back)[0] == (10, "reachability", "unreachable", "reachable")
+    assert (101, "oper_status", None, "up") in kinds(back)
+
+
+def test_reachability_change_none_when_same():
+    assert reachability_change(poll(0), poll(60), T0) is None
+
+
+@pytest.mark.parametrize(("previous_cs", "current_cs", "elapsed_s", "restarted"), [
+    (100_000, 106_000, 60, False),        # normal
+    (100_000, 105_000, 60, False),        # 10 s behind: within the slack
+    (100_000, 500, 60, True),             # went back
+    (100_000, 3_000, 60, True),           # went back, hidden in the interval
+    (2**32 - 1_000, 5_000, 60, False),    # TimeTicks wrap
+    (2**32 - 1_000, 100, 3600, True),     # went back across the top: not the wrap
+])
+def test_agent_restarted(previous_cs, current_cs, elapsed_s, restarted):
+    assert agent_restarted(previous_cs, current_cs, elapsed_s) is restarted
+
+
+def test_restart_observation_estimates_start_time():
+    observation = restart_observation(poll(0), poll(60, uptime_cs=2_000), T0)
+    assert observation is not None
+    assert (observation.object_id, observation.kind, observation.new) == (
+        10, "agent_restart", "restarted")
+    assert observation.detail["restarted_at"] == (T0 + timedelta(seconds=40)).isoformat()
+    assert restart_observation(None, poll(60), T0) is None
+
+
+def test_restart_comes_out_of_observe_poll():
+    observations = observe_poll(poll(0), poll(60, uptime_cs=2_000), T0)
+    assert kinds(observations) == [(10, "agent_restart", None, "restarted")]
+
+
+def obs(object_id, kind, old, new, source="poll", **detail):
+    return Observation(T0, object_id, kind, old, new, source, detail)
+
+
+def test_tracker_passes_first_and_drops_repeats():
+    tracker = StateTracker()
+    assert len(tracker.apply([obs(101, "oper_status", None, "up")])) == 1
+    assert tracker.apply([obs(101, "oper_status", None, "up")]) == []
+    assert tracker.duplicates == 1
+    assert tracker.state(101, "oper_status") == "up"
+
+
+def test_trap_then_poll_of_same_change_is_one_observation():
+    tracker = StateTracker()
+    tracker.apply([obs(101, "oper_status", None, "up")])
+    from_trap = tracker.apply([obs(101, "oper_status", None, "down", source="trap")])
+    from_poll = tracker.apply([obs(101, "oper_status", "up", "down")])
+    assert kinds(from_trap) == [(101, "oper_status", "up", "down")]  # old filled in
+    assert from_trap[0].source == "trap"
+    assert from_poll == []
+
+
+def test_tracker_rewrites_old_to_what_it_knew():
+    tracker = StateTracker()
+    tracker.apply([obs(101, "oper_status", None, "down")])
+    # a poll after the device's outage has no previous reading: old None
+    assert kinds(tracker.apply([obs(101, "oper_status", None, "up")])) == [
+        (101, "oper_status", "down", "up")]
+
+
+def test_tracker_matches_restarts_by_start_time():
+    tracker = StateTracker()
+    at = T0.isoformat()
+    later = (T0 + timedelta(seconds=20)).isoformat()
+    much_later = (T0 + timedelta(hours=1)).isoformat()
+    assert len(tracker.apply([obs(10, "agent_restart", None, "restarted", "trap",
+                                  restarted_at=at)])) == 1
+    assert tracker.apply([obs(10, "agent_restart", None, "restarted", restarted_at=later)]) == []
+    assert len(tracker.apply([obs(10, "agent_restart", None, "restarted",
+                                  restarted_at=much_later)])) == 1
+
+
+def test_tracker_forget():
+    tracker = StateTracker()
+    tracker.apply([obs(101, "oper_status", None, "up")])
+    tracker.forget(101)
+    assert tracker.state(101, "oper_status") is None
+
+
+def test_seeded_tracker_does_not_repeat_known_states():
+    tracker = StateTracker()
+    tracker.seed({(101, "oper_status"): "up", (10, "reachability"): "reachable"})
+    first_poll = observe_poll(None, poll(interfaces={1: reading(1, oper=2)}), T0)
+    assert kinds(tracker.apply(first_poll)) == [
+        (101, "oper_status", "up", "down"), (101, "admin_status", None, "up")]
