@@ -71,6 +71,22 @@ class PollSettings(BaseModel):
         return self.groups.get(poller_group, self.default_interval_s)
 
 
+class TrapSettings(BaseModel):
+    """Where the trap receiver listens. Accepted communities and v3 users come from the
+    inventory's SNMP credentials: a device sends traps with the credential it is polled with."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(1162, ge=1, le=65_535)
+
+
+class SpoolSettings(BaseModel):
+    """The disk spool that keeps samples and observations while the store refuses writes."""
+
+    max_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024)
+    directory: Path | None = None  # default: data_dir / "spool"
+
+
 class StoreSettings(BaseModel):
     pool_min_size: int = Field(1, ge=1, le=100)
     pool_max_size: int = Field(8, ge=1, le=200)
@@ -100,6 +116,12 @@ class Settings(BaseSettings):
     secret_key_file: Path | None = None
     poll: PollSettings = Field(default_factory=PollSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    traps: TrapSettings = Field(default_factory=TrapSettings)
+    spool: SpoolSettings = Field(default_factory=SpoolSettings)
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.spool.directory or self.data_dir / "spool"
 
     @field_validator("log_level")
     @classmethod

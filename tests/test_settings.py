@@ -130,3 +130,13 @@ def test_secrets_masked_in_logs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     assert "community-in-a-log-line" not in captured.err
     assert "polling with ******** failed" in captured.err
     assert mask_secrets("x community-in-a-log-line y") == "x ******** y"
+
+
+def test_trap_and_spool_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("KEYLINE_TRAPS__PORT", "11162")
+    settings = load_settings(None, overrides={"data_dir": tmp_path})
+    assert settings.traps.port == 11162
+    assert settings.spool_dir == tmp_path / "spool"
+    monkeypatch.setenv("KEYLINE_SPOOL__MAX_BYTES", "10")
+    with pytest.raises(SettingsError, match=r"spool\.max_bytes"):
+        load_settings(None)
