@@ -1,0 +1,628 @@
+"""The SNMP poller: one device's system group and interface counters, many devices at once.
+
+What one poll does. One GET of the system group (sysDescr, sysUpTime, sysName), then GETBULK
+walks of the IF-MIB columns a rate needs: the ifTable columns in one walk and the ifXTable
+columns in another, run side by side. A walk asks for all of its columns in every request
+(RFC 3416: the answer is row after row, column i of each row at position i), follows each
+column from where its last answer stopped, and drops a column once its answers leave the
+column (the agent has moved on to the next one) or say endOfMibView. The readings of every
+ifIndex become `InterfaceReading`s for `collectors.counters`. OIDs are numeric tuples
+resolved here once: there are no MIB lookups while polling.
+
+Two engines, one walker. SNMPv3 (USM authentication and privacy) goes through pysnmp, which
+does it well. SNMPv2c, by far the bulk of a network's polls, goes by default through
+`collectors.snmp_fast`, a lean codec over a plain asyncio UDP socket, because pysnmp costs
+about 0.19 CPU s per 1,000 varbinds (most of it pyasn1 decoding) and the fast path 0.017,
+level with Net-SNMP's snmpbulkwalk (bench/poll_engine.py measures all three; 10 snmpsim
+agents x 52 interfaces). pysnmp is driven under its hlapi (its command generators directly,
+numeric ObjectNames, no MIB resolution of requests or answers), which saves a quarter of its
+cost; one pysnmp engine per distinct credential, since an engine holds one key set per USM
+user name. Both engines hand the walker the same plain values
+(ints, bytes, OID tuples, the noSuchObject / noSuchInstance / endOfMibView sentinels), so a
+device gives the same PollResult whichever engine read it; `v2c_engine="pysnmp"` forces
+pysnmp for v2c too.
+
+Limits. Requests in flight are bounded overall (`max_in_flight`: a burst of large answers
+must fit the socket receive buffers) and per device (`max_in_flight_per_device`: the two
+table walks of one device, and no more, so a small agent is not flooded). `poll_many` polls
+at most `max_in_flight` devices at a time. Each request is tried 1 + `retries` times, the
+n-th try waiting `timeout_s * backoff_factor ** n`.
+
+What a poll can end in (`PollStatus`), per device and never at another device's expense:
+
+    reachable     every answer arrived and made sense;
+    unreachable   a request got no answer after every try (an SNMPv2c agent stays silent on a
+                  wrong community, so that case lands here too);
+    auth-failed   an SNMPv3 agent rejected the credential (unknown user, wrong digest, a
+                  decryption error, unsupported security level...);
+    error         an answer that cannot be used: an error-status, a malformed or truncated
+                  datagram, a walk that does not advance (an agent loop), a mandatory system
+                  object missing, a value of the wrong type.
+
+Readings are stamped with the wall clock (`time.time()`, seconds) taken when the system group
+answered, the same moment as their sysUpTime; counters are the agent's raw values.
+
+Every non-reachable result carries a reason in words. Reasons never contain a community or a
+key: secrets stay pydantic SecretStr until the engine needs them, and every reason is scrubbed
+of them before it leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from collectors import snmp_fast
+from collectors.counters import InterfaceReading
+from collectors.model import InterfaceLabel, PollResult, PollStatus, PollTarget, SnmpCredential
+from collectors.snmp_fast import END_OF_MIB_VIEW, SnmpException
+
+__all__ = ["IF_TABLE_COLUMNS", "IF_X_TABLE_COLUMNS", "SYSTEM_OIDS", "Column", "SnmpPoller"]
+
+Oid = tuple[int, ...]
+VarBind = tuple[Oid, Any]
+
+SYS_DESCR: Oid = (1, 3, 6, 1, 2, 1, 1, 1, 0)
+SYS_UPTIME: Oid = (1, 3, 6, 1, 2, 1, 1, 3, 0)
+SYS_NAME: Oid = (1, 3, 6, 1, 2, 1, 1, 5, 0)
+SYSTEM_OIDS: tuple[tuple[str, Oid], ...] = (
+    ("sysDescr.0", SYS_DESCR), ("sysUpTime.0", SYS_UPTIME), ("sysName.0", SYS_NAME))
+
+IF_ENTRY: Oid = (1, 3, 6, 1, 2, 1, 2, 2, 1)
+IF_X_ENTRY: Oid = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
+
+MAX_ROWS_PER_COLUMN = 100_000
+"""A column longer than this is an agent that never stops (increasing OIDs forever)."""
+
+ERROR_STATUS_NAMES = {
+    1: "tooBig", 2: "noSuchName", 3: "badValue", 4: "readOnly", 5: "genErr", 6: "noAccess",
+    7: "wrongType", 8: "wrongLength", 9: "wrongEncoding", 10: "wrongValue", 11: "noCreation",
+    12: "inconsistentValue", 13: "resourceUnavailable", 14: "commitFailed", 15: "undoFailed",
+    16: "authorizationError", 17: "notWritable", 18: "inconsistentName",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One IF-MIB column: its MIB name, numeric OID, and where its value goes.
+
+    `field` is an `InterfaceReading` field (a number) or, for the labels, "label:<name>"."""
+
+    name: str
+    oid: Oid
+    field: str
+
+
+IF_TABLE_COLUMNS: tuple[Column, ...] = (
+    Column("ifIndex", (*IF_ENTRY, 1), "label:if_index"),
+    Column("ifDescr", (*IF_ENTRY, 2), "label:if_descr"),
+    Column("ifType", (*IF_ENTRY, 3), "label:if_type"),
+    Column("ifSpeed", (*IF_ENTRY, 5), "if_speed_bps"),
+    Column("ifAdminStatus", (*IF_ENTRY, 7), "if_admin_status"),
+    Column("ifOperStatus", (*IF_ENTRY, 8), "if_oper_status"),
+    Column("ifInOctets", (*IF_ENTRY, 10), "if_in_octets"),
+    Column("ifInDiscards", (*IF_ENTRY, 13), "if_in_discards"),
+    Column("ifInErrors", (*IF_ENTRY, 14), "if_in_errors"),
+    Column("ifOutOctets", (*IF_ENTRY, 16), "if_out_octets"),
+    Column("ifOutDiscards", (*IF_ENTRY, 19), "if_out_discards"),
+    Column("ifOutErrors", (*IF_ENTRY, 20), "if_out_errors"),
+)
+IF_X_TABLE_COLUMNS: tuple[Column, ...] = (
+    Column("ifName", (*IF_X_ENTRY, 1), "label:if_name"),
+    Column("ifHCInOctets", (*IF_X_ENTRY, 6), "if_hc_in_octets"),
+    Column("ifHCOutOctets", (*IF_X_ENTRY, 10), "if_hc_out_octets"),
+    Column("ifHighSpeed", (*IF_X_ENTRY, 15), "if_high_speed_mbps"),
+    Column("ifCounterDiscontinuityTime", (*IF_X_ENTRY, 19), "if_counter_discontinuity_time_cs"),
+)
+
+
+# --- outcomes ------------------------------------------------------------------------------
+
+
+class _PollFailed(Exception):
+    status = PollStatus.ERROR
+
+
+class _Unreachable(_PollFailed):
+    status = PollStatus.UNREACHABLE
+
+
+class _AuthFailed(_PollFailed):
+    status = PollStatus.AUTH_FAILED
+
+
+class _BadAnswer(_PollFailed):
+    status = PollStatus.ERROR
+
+
+# --- engines -------------------------------------------------------------------------------
+# A session is one device poll's conversation. request() sends a GET (max_repetitions None)
+# or a GETBULK with all retries, and returns (error_status, error_index, varbinds) with plain
+# values; it raises snmp_fast.NoAnswer, _AuthFailed or _BadAnswer.
+
+
+class _FastSession:
+    def __init__(self, target: PollTarget, timeouts_s: Sequence[float]) -> None:
+        community = target.credential.community
+        if community is None:
+            raise _BadAnswer("the SNMPv2c credential has no community")
+        self._session = snmp_fast.V2cSession(target.host, target.port,
+                                             community.get_secret_value().encode())
+        self._timeouts_s = timeouts_s
+
+    async def open(self) -> _FastSession:
+        await self._session.open()
+        return self
+
+    @property
+    def note(self) -> str:
+        error = self._session.icmp_error
+        return f"; ICMP: {error.strerror or error}" if isinstance(error, OSError) else ""
+
+    async def request(self, oids: Sequence[Oid],
+                      max_repetitions: int | None) -> tuple[int, int, list[VarBind]]:
+        try:
+            response = await self._session.request(oids, self._timeouts_s,
+                                                   max_repetitions=max_repetitions)
+        except snmp_fast.BerError as error:
+            raise _BadAnswer(f"malformed answer: {error}") from None
+        return response.error_status, response.error_index, response.varbinds
+
+    def close(self) -> None:
+        self._session.close()
+
+
+_AUTH_PROTOCOLS = {
+    "MD5": "USM_AUTH_HMAC96_MD5", "SHA": "USM_AUTH_HMAC96_SHA", "SHA1": "USM_AUTH_HMAC96_SHA",
+    "SHA224": "USM_AUTH_HMAC128_SHA224", "SHA256": "USM_AUTH_HMAC192_SHA256",
+    "SHA384": "USM_AUTH_HMAC256_SHA384", "SHA512": "USM_AUTH_HMAC384_SHA512",
+}
+# AES192/AES256 follow pysnmp, snmpsim and Cisco (the "Reeder" key extension); Net-SNMP's
+# own AES192/AES256 use Blumenthal's and are reachable as AES192B/AES256B.
+_PRIV_PROTOCOLS = {
+    "DES": "USM_PRIV_CBC56_DES", "3DES": "USM_PRIV_CBC168_3DES",
+    "AES": "USM_PRIV_CFB128_AES", "AES128": "USM_PRIV_CFB128_AES",
+    "AES192": "USM_PRIV_CFB192_AES", "AES256": "USM_PRIV_CFB256_AES",
+    "AES192B": "USM_PRIV_CFB192_AES_BLUMENTHAL", "AES256B": "USM_PRIV_CFB256_AES_BLUMENTHAL",
+}
+# pysnmp error indications that mean "the agent does not accept this credential"
+_AUTH_INDICATIONS = frozenset({
+    "UnknownUserName", "WrongDigest", "DecryptionError", "UnsupportedSecurityLevel",
+    "AuthenticationFailure", "AuthenticationError", "UnknownSecurityName",
+    "UnsupportedAuthProtocol", "UnsupportedPrivProtocol", "UnknownCommunityName",
+    "NoAuthentication", "NoEncryption", "NotInTimeWindow",
+})
+
+
+def _lower_camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def pysnmp_auth_data(credential: SnmpCredential) -> Any:
+    """The pysnmp CommunityData / UsmUserData for a credential (the one place secrets are
+    revealed for pysnmp)."""
+    from pysnmp.hlapi.v3arch.asyncio import CommunityData, UsmUserData
+    from pysnmp.hlapi.v3arch.asyncio import auth as protocols
+
+    if credential.version == "v2c":
+        if credential.community is None:
+            raise _BadAnswer("the SNMPv2c credential has no community")
+        return CommunityData(credential.community.get_secret_value(), mpModel=1)
+    if credential.version != "v3":
+        raise _BadAnswer(f"unsupported SNMP version {credential.version!r}")
+    if not credential.username:
+        raise _BadAnswer("the SNMPv3 credential has no user name")
+    level = credential.security_level or (
+        "authPriv" if credential.priv_key else "authNoPriv" if credential.auth_key
+        else "noAuthNoPriv")
+    options: dict[str, Any] = {}
+    if level in ("authNoPriv", "authPriv"):
+        name = (credential.auth_protocol or "SHA").upper().replace("-", "")
+        if name not in _AUTH_PROTOCOLS or credential.auth_key is None:
+            raise _BadAnswer(f"unsupported or incomplete SNMPv3 auth protocol {name!r}")
+        options["authProtocol"] = getattr(protocols, _AUTH_PROTOCOLS[name])
+        options["authKey"] = credential.auth_key.get_secret_value()
+    if level == "authPriv":
+        name = (credential.priv_protocol or "AES").upper().replace("-", "")
+        if name not in _PRIV_PROTOCOLS or credential.priv_key is None:
+            raise _BadAnswer(f"unsupported or incomplete SNMPv3 privacy protocol {name!r}")
+        options["privProtocol"] = getattr(protocols, _PRIV_PROTOCOLS[name])
+        options["privKey"] = credential.priv_key.get_secret_value()
+    elif level not in ("noAuthNoPriv", "authNoPriv"):
+        raise _BadAnswer(f"unknown SNMPv3 security level {level!r}")
+    return UsmUserData(credential.username, **options)
+
+
+class _PysnmpValues:
+    """pyasn1 values -> the plain values of snmp_fast (cached by class)."""
+
+    def __init__(self) -> None:
+        from pyasn1.type import univ
+        from pysnmp.proto import rfc1902, rfc1905
+
+        self._exceptions = {rfc1905.NoSuchObject: snmp_fast.NO_SUCH_OBJECT,
+                            rfc1905.NoSuchInstance: snmp_fast.NO_SUCH_INSTANCE,
+                            rfc1905.EndOfMibView: snmp_fast.END_OF_MIB_VIEW}
+        self._univ = univ
+        self._rfc1902 = rfc1902
+        self._by_class: dict[type, Any] = {}
+
+    def plain(self, value: Any) -> Any:
+        convert = self._by_class.get(type(value))
+        if convert is None:
+            convert = self._by_class[type(value)] = self._converter(type(value))
+        return convert(value)
+
+    def _converter(self, cls: type) -> Any:
+        for exception_class, sentinel in self._exceptions.items():
+            if issubclass(cls, exception_class):
+                return lambda _value, sentinel=sentinel: sentinel
+        univ = self._univ
+        if issubclass(cls, univ.Null):
+            return lambda _value: None
+        if issubclass(cls, univ.OctetString):
+            return lambda value: bytes(value.asOctets())
+        if issubclass(cls, univ.ObjectIdentifier):
+            return tuple
+        if issubclass(cls, univ.Integer):
+            return int
+        return lambda value: value
+
+
+class _PysnmpSession:
+    def __init__(self, poller: SnmpPoller, target: PollTarget,
+                 timeouts_s: Sequence[float]) -> None:
+        self._poller = poller
+        self._target = target
+        self._timeouts_s = timeouts_s
+        self._auth = pysnmp_auth_data(target.credential)
+        self._transports: dict[float, Any] = {}
+        credential = target.credential
+        self.note = ("; a wrong SNMPv3 privacy key also looks like this: agents drop what they "
+                     "cannot decrypt" if credential.version == "v3" and credential.priv_key
+                     and credential.security_level in (None, "authPriv") else "")
+
+    async def open(self) -> _PysnmpSession:
+        from pysnmp.hlapi.v3arch.asyncio import UdpTransportTarget
+
+        for timeout_s in set(self._timeouts_s):
+            self._transports[timeout_s] = await UdpTransportTarget.create(
+                (self._target.host, self._target.port), timeout=timeout_s, retries=0)
+        return self
+
+    async def request(self, oids: Sequence[Oid],
+                      max_repetitions: int | None) -> tuple[int, int, list[VarBind]]:
+        # pysnmp's command generators directly, under its hlapi: the hlapi would resolve
+        # every request OID through the MIB tree; these OIDs are numeric already.
+        from pysnmp.entity.rfc3413 import cmdgen
+        from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD
+        from pysnmp.proto import errind
+        from pysnmp.proto.rfc1902 import Null, ObjectName
+
+        engine, values = self._poller._pysnmp(self._target.credential)
+        loop = asyncio.get_running_loop()
+        for timeout_s in self._timeouts_s:
+            target_name, _ = LCD.configure(engine, self._auth, self._transports[timeout_s], b"")
+            future: asyncio.Future[tuple[Any, Any, Any, Any]] = loop.create_future()
+
+            def done(_engine: Any, _handle: Any, indication: Any, error_status: Any,
+                     error_index: Any, varbinds: Any, _context: Any,
+                     future: asyncio.Future[tuple[Any, Any, Any, Any]] = future) -> None:
+                if not future.done():
+                    future.set_result((indication, error_status, error_index, varbinds))
+
+            request = [(ObjectName(oid), Null("")) for oid in oids]
+            if max_repetitions is None:
+                cmdgen.GetCommandGenerator().send_varbinds(
+                    engine, target_name, None, b"", request, done)
+            else:
+                cmdgen.BulkCommandGenerator().send_varbinds(
+                    engine, target_name, None, b"", 0, max_repetitions, request, done)
+            indication, error_status, error_index, varbinds = await future
+            if indication:
+                kind = type(indication).__name__
+                if isinstance(indication, errind.RequestTimedOut):
+                    continue
+                if kind in _AUTH_INDICATIONS:
+                    raise _AuthFailed(f"SNMPv3 agent rejected the credential: "
+                                      f"{_lower_camel(kind)} ({indication})")
+                raise _BadAnswer(f"{_lower_camel(kind)}: {indication}")
+            plain = values.plain
+            return (int(error_status), int(error_index),
+                    [(tuple(name), plain(value)) for name, value in varbinds])
+        raise snmp_fast.NoAnswer()
+
+    def close(self) -> None:
+        self._transports.clear()
+
+
+# --- the poller ----------------------------------------------------------------------------
+
+
+class SnmpPoller:
+    """Polls devices over SNMP v2c / v3 with bounded concurrency; see the module docstring.
+
+    Use it from one event loop; `close()` when done (it releases pysnmp's engine)."""
+
+    def __init__(self, *, timeout_s: float = 2.0, retries: int = 2, max_in_flight: int = 32,
+                 max_in_flight_per_device: int = 2, max_repetitions: int = 25,
+                 backoff_factor: float = 1.0,
+                 v2c_engine: Literal["fast", "pysnmp"] = "fast") -> None:
+        if timeout_s <= 0 or retries < 0 or max_in_flight < 1 or max_in_flight_per_device < 1:
+            raise ValueError("timeout_s > 0, retries >= 0 and in-flight limits >= 1, please")
+        if not 1 <= max_repetitions <= 1000 or backoff_factor < 1:
+            raise ValueError("max_repetitions must be 1..1000 and backoff_factor >= 1")
+        if v2c_engine not in ("fast", "pysnmp"):
+            raise ValueError(f"v2c_engine must be 'fast' or 'pysnmp', not {v2c_engine!r}")
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.max_in_flight = max_in_flight
+        self.max_in_flight_per_device = max_in_flight_per_device
+        self.max_repetitions = max_repetitions
+        self.backoff_factor = backoff_factor
+        self.v2c_engine = v2c_engine
+        self.timeouts_s = tuple(timeout_s * backoff_factor ** n for n in range(retries + 1))
+        self._in_flight: asyncio.Semaphore | None = None
+        self._device_slots: dict[tuple[str, int], tuple[asyncio.Semaphore, int]] = {}
+        self._engines: dict[str, Any] = {}
+        self._values: _PysnmpValues | None = None
+
+    # -- public -----------------------------------------------------------------------------
+
+    async def poll(self, target: PollTarget) -> PollResult:
+        """Poll one device. Never raises for anything the device does: see `PollResult`."""
+        started_at = datetime.now(UTC)
+        started_s = time.monotonic()
+        key = (target.host, target.port)
+        slot, users = self._device_slots.get(key) or (
+            asyncio.Semaphore(self.max_in_flight_per_device), 0)
+        self._device_slots[key] = (slot, users + 1)
+        session: Any = None
+        try:
+            session = await self._session(target)
+            fields = await self._poll(session, slot)
+            status, reason = PollStatus.REACHABLE, None
+        except _PollFailed as failure:
+            status, reason, fields = failure.status, str(failure), {}
+        except snmp_fast.NoAnswer:
+            tries = len(self.timeouts_s)
+            each = (f"{self.timeout_s} s each" if len(set(self.timeouts_s)) == 1
+                    else ", ".join(f"{t:g}" for t in self.timeouts_s) + " s")
+            note = session.note if session is not None else ""
+            status, fields = PollStatus.UNREACHABLE, {}
+            reason = (f"no answer from {target.host}:{target.port} after {tries} "
+                      f"{'try' if tries == 1 else 'tries'} ({each}{note})")
+        except Exception as error:  # a bug or an engine failure: this device only
+            status, reason, fields = PollStatus.ERROR, f"{type(error).__name__}: {error}", {}
+        finally:
+            if session is not None:
+                session.close()
+            slot, users = self._device_slots[key]
+            if users <= 1:
+                del self._device_slots[key]
+            else:
+                self._device_slots[key] = (slot, users - 1)
+        return PollResult(target=target, status=status,
+                          reason=_scrub(reason, target.credential), started_at=started_at,
+                          duration_s=time.monotonic() - started_s, **fields)
+
+    async def poll_many(self, targets: Iterable[PollTarget]) -> list[PollResult]:
+        """Poll every target concurrently (at most `max_in_flight` devices at a time); the
+        results are in the targets' order."""
+        devices = asyncio.Semaphore(self.max_in_flight)
+
+        async def one(target: PollTarget) -> PollResult:
+            async with devices:
+                return await self.poll(target)
+
+        return list(await asyncio.gather(*(one(target) for target in targets)))
+
+    def close(self) -> None:
+        """Release pysnmp's engines (their sockets and timers), if any was started."""
+        for engine in self._engines.values():
+            engine.close_dispatcher()
+        self._engines.clear()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _pysnmp(self, credential: SnmpCredential) -> tuple[Any, _PysnmpValues]:
+        """The pysnmp engine for `credential`: one per distinct credential, because an engine
+        keeps one key set per USM user name (two devices with the same user name and other
+        keys would overwrite each other's in a shared engine)."""
+        material = "\0".join(
+            "" if part is None else part.get_secret_value() if hasattr(part, "get_secret_value")
+            else str(part) for part in (
+                credential.version, credential.community, credential.username,
+                credential.security_level, credential.auth_protocol, credential.auth_key,
+                credential.priv_protocol, credential.priv_key))
+        fingerprint = hashlib.sha256(material.encode()).hexdigest()
+        engine = self._engines.get(fingerprint)
+        if engine is None:
+            from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
+
+            engine = self._engines[fingerprint] = SnmpEngine()
+        if self._values is None:
+            self._values = _PysnmpValues()
+        return engine, self._values
+
+    async def _session(self, target: PollTarget) -> Any:
+        if target.credential.version == "v2c" and self.v2c_engine == "fast":
+            return await _FastSession(target, self.timeouts_s).open()
+        return await _PysnmpSession(self, target, self.timeouts_s).open()
+
+    async def _request(self, session: Any, slot: asyncio.Semaphore, oids: Sequence[Oid],
+                       max_repetitions: int | None) -> tuple[int, int, list[VarBind]]:
+        if self._in_flight is None:
+            self._in_flight = asyncio.Semaphore(self.max_in_flight)
+        async with slot, self._in_flight:
+            return await session.request(oids, max_repetitions)
+
+    async def _poll(self, session: Any, slot: asyncio.Semaphore) -> dict[str, Any]:
+        system = await self._system(session, slot)
+        read_at_s = time.time()
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._walk(session, slot, columns))
+                         for columns in (IF_TABLE_COLUMNS, IF_X_TABLE_COLUMNS)]
+        except BaseExceptionGroup as failures:
+            raise _first(failures) from None
+        walked: dict[str, dict[int, Any]] = {}
+        for task in tasks:
+            walked.update(task.result())
+        interfaces, labels, count = _readings(walked, system["sysUpTime.0"], read_at_s)
+        return {"sys_uptime_cs": system["sysUpTime.0"], "sys_name": system["sysName.0"],
+                "sys_descr": system["sysDescr.0"], "interfaces": interfaces,
+                "interface_labels": labels, "varbind_count": count + len(system)}
+
+    async def _system(self, session: Any, slot: asyncio.Semaphore) -> dict[str, Any]:
+        oids = [oid for _, oid in SYSTEM_OIDS]
+        error_status, error_index, varbinds = await self._request(session, slot, oids, None)
+        _check_error_status(error_status, error_index, [name for name, _ in SYSTEM_OIDS])
+        if len(varbinds) != len(oids):
+            raise _BadAnswer(f"system group: {len(varbinds)} values for {len(oids)} names")
+        values: dict[str, Any] = {}
+        for (name, oid), (got_oid, value) in zip(SYSTEM_OIDS, varbinds, strict=True):
+            if got_oid != oid:
+                raise _BadAnswer(f"system group: asked for {name}, got {_dotted(got_oid)}")
+            if isinstance(value, SnmpException):
+                raise _BadAnswer(f"{name}: {value.name}")
+            if name == "sysUpTime.0":
+                if type(value) is not int:
+                    raise _BadAnswer(f"sysUpTime.0: not TimeTicks ({type(value).__name__})")
+            elif isinstance(value, bytes):
+                value = value.decode("utf-8", errors="replace")
+            else:
+                raise _BadAnswer(f"{name}: not an OCTET STRING ({type(value).__name__})")
+            values[name] = value
+        return values
+
+    async def _walk(self, session: Any, slot: asyncio.Semaphore,
+                    columns: Sequence[Column]) -> dict[str, dict[int, Any]]:
+        """GETBULK-walk `columns` together; {column name: {ifIndex: value}}."""
+        found: dict[str, dict[int, Any]] = {column.name: {} for column in columns}
+        pending: list[tuple[Column, Oid]] = [(column, column.oid) for column in columns]
+        max_repetitions = self.max_repetitions
+        while pending:
+            width = len(pending)
+            error_status, error_index, varbinds = await self._request(
+                session, slot, [last for _, last in pending], max_repetitions)
+            if error_status == 1 and max_repetitions > 1:  # tooBig: ask for fewer rows
+                max_repetitions = max(1, max_repetitions // 2)
+                continue
+            _check_error_status(error_status, error_index, [c.name for c, _ in pending])
+            if not varbinds:
+                raise _BadAnswer(f"empty GETBULK answer walking {pending[0][0].name}")
+            if len(varbinds) > width * max_repetitions:
+                raise _BadAnswer(f"GETBULK answer has {len(varbinds)} values, more than the "
+                                 f"{width} x {max_repetitions} asked for")
+            still: list[tuple[Column, Oid]] = []
+            for position, (column, last) in enumerate(pending):
+                prefix = column.oid
+                size = len(prefix)
+                rows = found[column.name]
+                ended = False
+                for oid, value in varbinds[position::width]:
+                    if value is END_OF_MIB_VIEW or oid[:size] != prefix:
+                        ended = True
+                        break
+                    if oid <= last:
+                        raise _BadAnswer(f"{column.name}: OID not increasing ({_dotted(last)} "
+                                         f"then {_dotted(oid)}): the agent loops")
+                    if len(oid) != size + 1:
+                        raise _BadAnswer(f"{column.name}: unexpected index {_dotted(oid)}")
+                    rows[oid[-1]] = value
+                    last = oid
+                if not ended:
+                    if len(rows) > MAX_ROWS_PER_COLUMN:
+                        raise _BadAnswer(f"{column.name}: more than {MAX_ROWS_PER_COLUMN} rows")
+                    still.append((column, last))
+            if still and [last for _, last in still] == [last for _, last in pending]:
+                raise _BadAnswer(f"GETBULK answer did not advance {still[0][0].name}")
+            pending = still
+        return found
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:
+    """The first exception of a (nested) group, preferring a poll outcome."""
+    leaves: list[BaseException] = []
+
+    def collect(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                collect(inner)
+        else:
+            leaves.append(error)
+
+    collect(group)
+    for leaf in leaves:
+        if isinstance(leaf, _PollFailed | snmp_fast.NoAnswer):
+            return leaf
+    return leaves[0]
+
+
+def _check_error_status(error_status: int, error_index: int, names: Sequence[str]) -> None:
+    if not error_status:
+        return
+    status = ERROR_STATUS_NAMES.get(error_status, "unknown")
+    where = (f" at {names[error_index - 1]}" if 1 <= error_index <= len(names)
+             else f" (error-index {error_index})" if error_index else "")
+    raise _BadAnswer(f"agent answered error-status {status} ({error_status}){where}")
+
+
+_COLUMNS = {column.name: column for column in IF_TABLE_COLUMNS + IF_X_TABLE_COLUMNS}
+
+
+def _readings(walked: dict[str, dict[int, Any]], sys_uptime_cs: int, read_at_s: float
+              ) -> tuple[dict[int, InterfaceReading], dict[int, InterfaceLabel], int]:
+    indexes: set[int] = set()
+    for name in ("ifIndex", "ifDescr", "ifOperStatus"):
+        indexes.update(walked.get(name, ()))
+    count = sum(len(rows) for rows in walked.values())
+    interfaces: dict[int, InterfaceReading] = {}
+    labels: dict[int, InterfaceLabel] = {}
+    for index in sorted(indexes):
+        numbers: dict[str, int] = {}
+        texts: dict[str, Any] = {}
+        for name, rows in walked.items():
+            value = rows.get(index)
+            if value is None or isinstance(value, SnmpException):
+                continue
+            column = _COLUMNS[name]
+            if column.field in ("label:if_name", "label:if_descr"):
+                if not isinstance(value, bytes):
+                    raise _BadAnswer(f"{name}.{index}: not an OCTET STRING")
+                texts[column.field[6:]] = value.decode("utf-8", errors="replace")
+            elif type(value) is not int:
+                raise _BadAnswer(f"{name}.{index}: not a number ({type(value).__name__})")
+            elif column.field == "label:if_type":
+                texts["if_type"] = value
+            elif not column.field.startswith("label:"):
+                numbers[column.field] = value
+        try:
+            interfaces[index] = InterfaceReading(if_index=index, sys_uptime_cs=sys_uptime_cs,
+                                                 read_at_s=read_at_s, **numbers)
+        except ValueError as error:
+            raise _BadAnswer(f"ifIndex {index}: {error}") from None
+        labels[index] = InterfaceLabel(**texts)
+    return interfaces, labels, count
+
+
+def _dotted(oid: Oid) -> str:
+    return ".".join(map(str, oid))
+
+
+def _scrub(reason: str | None, credential: SnmpCredential) -> str | None:
+    """The reason with any secret of `credential` masked (belt and braces)."""
+    if reason is None:
+        return None
+    for secret in (credential.community, credential.auth_key, credential.priv_key):
+        if secret is not None:
+            value = secret.get_secret_value()
+            if value and value in reason:
+                reason = reason.replace(value, "***")
+    return reason
