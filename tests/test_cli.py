@@ -132,29 +132,40 @@ def test_users_add_passwd_list(db):
     assert "correct horse battery" not in added.stdout + added.stderr + listing.stdout
 
 
-def test_serve_shows_customers_and_circuits(db):
+def start_portal(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start `keyline ARGS` and return the process and the URL it printed."""
     import re
-    import signal
     import time
-    import urllib.request
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYLINE_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "keyline", "--database-url", db.url, "serve", "--port", "0",
-         "--inventory", str(EXAMPLE_INVENTORY)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
+    process = subprocess.Popen([sys.executable, "-m", "keyline", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        match = re.search(r"Open (http://\S+)", line)
+        if match:
+            return process, match.group(1)
+    process.kill()
+    raise AssertionError(f"no URL printed: {process.stderr.read()}")
+
+
+def stop_portal(process: subprocess.Popen[str]) -> None:
+    import signal
+
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    assert process.returncode == 0, process.stderr.read()
+
+
+def test_serve_shows_customers_and_circuits(db):
+    import urllib.request
+
+    process, url = start_portal("--database-url", db.url, "serve", "--port", "0",
+                                "--inventory", str(EXAMPLE_INVENTORY))
     try:
-        url = None
-        deadline = time.monotonic() + 60
-        while url is None and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            match = re.search(r"Open (http://\S+)", line)
-            if match:
-                url = match.group(1)
-        assert url, process.stderr.read() if process.poll() is not None else "no URL printed"
         page = urllib.request.urlopen(url, timeout=10).read().decode()
         with db.pool.connection() as conn:
             customers = [r[0] for r in conn.execute("SELECT name FROM customers")]
@@ -165,9 +176,32 @@ def test_serve_shows_customers_and_circuits(db):
         for key in circuits:
             assert key in page
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=20)
-    assert process.returncode == 0
+        stop_portal(process)
+
+
+def test_demo_runs_on_embedded_postgres_and_stops_it(scratch_dir: Path):
+    """The README's run command: embedded PostgreSQL, example inventory, portal."""
+    import json
+    import urllib.request
+
+    from config.inventory.loader import load_inventory
+
+    data_dir = scratch_dir / "demo"
+    process, url = start_portal("--data-dir", str(data_dir), "demo", "--port", "0")
+    try:
+        page = urllib.request.urlopen(url, timeout=10).read().decode()
+        health = json.loads(urllib.request.urlopen(url + "healthz", timeout=10).read())
+    finally:
+        stop_portal(process)
+    assert health["status"] == "ok"
+    inventory = load_inventory([EXAMPLE_INVENTORY])
+    for customer in inventory.customers.values():
+        assert customer.name in page
+    for key in inventory.circuits:
+        assert key in page
+    assert (data_dir / "postgres" / "PG_VERSION").exists()
+    # the server it started is stopped with it
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
 
 
 def test_unknown_command_is_usage_error():
