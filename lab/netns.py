@@ -19,7 +19,8 @@ Shape of a lab (`NamespaceLab(nodes, links)`)::
 - Links between nodes are veth pairs numbered in order: link j gets 198.18.0.0/15 addresses
   198.18.(j // 128).(2 * (j % 128)) and the next one (a /31). The root namespace gets
   `unreachable 198.18.0.0/15` while a lab is up (see LAB-NOTES: a lab address learned by
-  discovery must never leave through the default route). 10.255.0.0/16 is never used.
+  discovery must never leave through the default route). The machine's DNS resolver's range
+  (see LAB-NOTES) is never used.
 - `extra_interfaces` ifb devices per node make IF-MIB tables of a realistic size (the machine
   has no `dummy` driver). Each node's ifTable is lo, mgmt0, its links, then its ifbs.
 - Per node: snmpd (`ip netns exec NS env SNMP_PERSISTENT_DIR=DIR snmpd -f -C -c CONF`) with a
