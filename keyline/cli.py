@@ -250,6 +250,22 @@ def user_list(state: _State) -> None:
         click.echo(f"{user.key:<20} {user.role:<16} {user.origin:<9} {status}{customer}")
 
 
+# --- collection -----------------------------------------------------------------------------
+
+
+@main.command("poll")
+@click.argument("devices", nargs=-1)
+@click.option("--once", is_flag=True, required=True,
+              help="Poll once and print what the devices answered.")
+@_command
+def poll(state: _State, devices: tuple[str, ...], once: bool) -> None:
+    """Poll DEVICES (default: every active device) over SNMP once and print what they said."""
+    from keyline.wiring import poll_once
+
+    for line in poll_once(state.settings, devices):
+        click.echo(line)
+
+
 # --- lab ------------------------------------------------------------------------------------
 
 

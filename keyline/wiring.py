@@ -74,6 +74,85 @@ def import_inventory(
                                progress=bar.update)
 
 
+def poll_once(settings: Settings, device_keys: Sequence[str]) -> list[str]:
+    """Poll the named devices once (all active devices when none are named) and describe
+    what each answered, one block per device, for `keyline poll --once`."""
+    import asyncio
+
+    from collectors.snmp import SnmpPoller
+    from collectors.targets import load_poll_targets
+
+    with open_store(settings) as database, database.pool.connection() as conn:
+        inventory_environ = _lab_environ(conn)
+        targets, problems = load_poll_targets(
+            conn, environ=inventory_environ, device_keys=device_keys or None)
+    lines = [f"{problem}: not polled" for problem in problems]
+    if not targets:
+        return lines
+
+    async def poll_all() -> list:
+        poller = SnmpPoller(timeout_s=settings.poll.timeout_s, retries=settings.poll.retries)
+        try:
+            return await poller.poll_many(targets)
+        finally:
+            poller.close()
+
+    for result in asyncio.run(poll_all()):
+        lines.extend(describe_poll(result))
+    return lines
+
+
+def _lab_environ(conn: object) -> dict[str, str]:
+    """The environment, plus the lab's default value for any unset KEYLINE_LAB_* secret the
+    inventory names, so that pollers and the simulated network agree without exports."""
+    import os
+
+    from lab.sim.access import LAB_SECRET_PREFIX, lab_secret_default
+
+    environ = dict(os.environ)
+    rows = conn.execute(  # type: ignore[attr-defined]
+        "SELECT DISTINCT ref->>'name' FROM credentials,"
+        " jsonb_each(params->'secrets') AS s(name, ref)"
+        " WHERE retired_at IS NULL AND ref->>'source' = 'env'"
+    ).fetchall()
+    for (name,) in rows:
+        if name.startswith(LAB_SECRET_PREFIX) and not environ.get(name):
+            environ[name] = lab_secret_default(name)
+    return environ
+
+
+def describe_poll(result: object) -> list[str]:
+    """A poll result as a person reads it: status, system group, one line per interface."""
+    from collectors.model import PollResult
+
+    assert isinstance(result, PollResult)
+    target = result.target
+    head = (f"{target.device_key} ({target.host}:{target.port}): {result.status.value}"
+            f" in {result.duration_s * 1000:.0f} ms")
+    if result.reason:
+        head += f" - {result.reason}"
+    lines = [head]
+    if result.sys_name is not None:
+        lines.append(f"  sysName {result.sys_name}, sysUpTime {result.sys_uptime_cs} cs,"
+                     f" {result.varbind_count} varbinds")
+    statuses = {1: "up", 2: "down", 3: "testing", 5: "dormant", 6: "notPresent",
+                7: "lowerLayerDown"}
+    for if_index, reading in sorted(result.interfaces.items()):
+        label = result.interface_labels.get(if_index)
+        name = label.if_name if label and label.if_name else f"ifIndex {if_index}"
+        known = "" if if_index in target.ports_by_if_index else " (not in the inventory)"
+        in_octets = _first_known(reading.if_hc_in_octets, reading.if_in_octets)
+        out_octets = _first_known(reading.if_hc_out_octets, reading.if_out_octets)
+        status = statuses.get(reading.if_oper_status or 0, "unknown")
+        lines.append(f"  {name:<28} oper {status:<6} in {in_octets} octets"
+                     f" out {out_octets} octets{known}")
+    return lines
+
+
+def _first_known(*values: int | None) -> int | str:
+    return next((value for value in values if value is not None), "-")
+
+
 def run_portal(
     settings: Settings,
     *,

@@ -433,3 +433,37 @@ def test_fault_command_reaches_the_running_network(network: SimulatedNetwork,
 def test_start_timing_is_recorded(network: SimulatedNetwork) -> None:
     assert network.started_in_s is not None and network.started_in_s < 15
     assert os.stat(network.args_file).st_mode & 0o077 == 0  # secrets are owner-only
+
+
+def test_keyline_poll_once_reads_the_simulated_network(network: SimulatedNetwork, inventory,
+                                                       tmp_path: Path, pg_server) -> None:
+    """`keyline poll --once DEVICE` against the running simulated network: the inventory in a
+    store, the secrets from the lab defaults, one block per device."""
+    import subprocess
+    import sys
+
+    import psycopg
+
+    from store.inventory import apply_inventory
+    from store.migrate import migrate
+
+    name = f"poll_once_{os.getpid()}"
+    with psycopg.connect(pg_server.url_for("postgres"), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = pg_server.url_for(name)
+    with psycopg.connect(url) as conn:
+        migrate(conn)
+        apply_inventory(conn, inventory)
+    device = sorted(inventory.devices)[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYLINE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "keyline", "--database-url", url, "poll", "--once", device,
+         "no-such-device"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "device no-such-device: no such active device in the inventory: not polled"
+    assert lines[1].startswith(f"{device} ({inventory.devices[device].management_address}:")
+    assert ": reachable in " in lines[1]
+    assert f"sysName {device}," in lines[2]
+    for port in inventory.devices[device].ports:
+        assert any(line.strip().startswith(port.name) and "oper up" in line for line in lines)

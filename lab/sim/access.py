@@ -139,6 +139,12 @@ def with_lab_defaults(inventory: Inventory,
         for ref in credential.secrets.values():
             if ref.source == "env" and ref.name.startswith(LAB_SECRET_PREFIX) \
                     and not merged.get(ref.name):
-                suffix = ref.name[len(LAB_SECRET_PREFIX):].lower().replace("_", "-")
-                merged[ref.name] = f"keyline-lab-{suffix}"
+                merged[ref.name] = lab_secret_default(ref.name)
     return merged
+
+
+def lab_secret_default(name: str) -> str:
+    """The lab's value of an unset KEYLINE_LAB_* secret: derived from its name
+    (KEYLINE_LAB_SNMP_COMMUNITY -> "keyline-lab-snmp-community")."""
+    suffix = name[len(LAB_SECRET_PREFIX):].lower().replace("_", "-")
+    return f"keyline-lab-{suffix}"
