@@ -123,6 +123,20 @@ def free_udp_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     return ports
 
 
+def free_udp_port_on(addresses: list[str]) -> int:
+    """A UDP port free on every one of `addresses` (the simulated devices' loopback
+    addresses share one port number)."""
+    for port in free_udp_ports(50, addresses[0]):
+        try:
+            for address in addresses:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                    probe.bind((address, port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no UDP port free on every simulated address")
+
+
 def _sysuptime_get(community: bytes) -> bytes:
     from collectors.snmp_fast import encode_request
 

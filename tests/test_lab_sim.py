@@ -30,6 +30,7 @@ from lab.sim.cli import main as sim_main
 from lab.sim.network import SimulatedNetwork, SimulatorError, snmpsim_available
 from lab.sim.traffic import CounterSpec
 from lab.sim.traps import IF_ADMIN_STATUS, IF_OPER_STATUS, LINK_DOWN, LINK_UP, decode_trap
+from tests.snmp_agents import free_udp_port_on
 
 NO_SNMPSIM = "snmpsim is not installed (pip install snmpsim==1.2.2 pysmi==2.0.0)"
 
@@ -49,26 +50,10 @@ FAULT_VISIBLE_WITHIN_S = 2.0
 # --- fixtures ----------------------------------------------------------------------------
 
 
-def _free_port_for(addresses: list[str]) -> int:
-    """A UDP port free on every one of `addresses`."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind((addresses[0], 0))
-            port = probe.getsockname()[1]
-        try:
-            for address in addresses:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                    probe.bind((address, port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no UDP port free on all simulated addresses")
-
-
 @pytest.fixture(scope="module")
 def inventory() -> Inventory:
     example = load_inventory([EXAMPLE_INVENTORY])
-    port = _free_port_for([str(d.management_address) for d in example.devices.values()])
+    port = free_udp_port_on([str(d.management_address) for d in example.devices.values()])
     devices = {key: replace(device, snmp_port=port) for key, device in example.devices.items()}
     return replace(example, devices=devices)
 

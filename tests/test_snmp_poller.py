@@ -38,6 +38,7 @@ from tests.snmp_agents import (
     Relay,
     SnmpsimAgents,
     expected_row,
+    free_udp_port_on,
     free_udp_ports,
     if_indexes,
     snmpsim_installed,
@@ -318,18 +319,6 @@ def test_poll_many_bounded_many_devices(agents: SnmpsimAgents) -> None:
 # --- the simulated network (lab.sim) ---------------------------------------------------------
 
 
-def _free_port_on(addresses: list[str]) -> int:
-    for port in free_udp_ports(20, addresses[0]):
-        try:
-            for address in addresses:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                    probe.bind((address, port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no UDP port free on every simulated address")
-
-
 def test_polls_every_device_of_the_simulated_network(tmp_path: Path) -> None:
     """The example inventory as `keyline lab sim` runs it: SNMPv2c edges, SNMPv3 core."""
     try:
@@ -340,7 +329,7 @@ def test_polls_every_device_of_the_simulated_network(tmp_path: Path) -> None:
     except ImportError as error:
         pytest.skip(f"lab.sim is not usable here: {error}")
     example = load_inventory([EXAMPLE_INVENTORY])
-    port = _free_port_on([str(d.management_address) for d in example.devices.values()])
+    port = free_udp_port_on([str(d.management_address) for d in example.devices.values()])
     inventory = replace(example, devices={key: replace(device, snmp_port=port)
                                           for key, device in example.devices.items()})
     with SimulatedNetwork(inventory, tmp_path / "sim",

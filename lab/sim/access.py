@@ -93,36 +93,21 @@ def device_access(inventory: Inventory, device: Device,
 
 def pysnmp_auth(access: AgentAccess) -> object:
     """The pysnmp (v3arch hlapi) authentication object that reads this agent:
-    CommunityData for SNMPv2c, UsmUserData for SNMPv3."""
-    from pysnmp.hlapi.v3arch.asyncio import CommunityData, UsmUserData
-    from pysnmp.hlapi.v3arch.asyncio import auth as pysnmp_auth_protocols
+    CommunityData for SNMPv2c, UsmUserData for SNMPv3 (through the poller's own mapping,
+    so the lab and the product can never disagree on a protocol name)."""
+    from collectors.model import SnmpCredential
+    from collectors.snmp import pysnmp_auth_data
 
     if access.version == "2c":
-        assert access.community is not None
-        return CommunityData(access.community.get_secret_value(), mpModel=1)
-    auth_protocols = {
-        NO_AUTH: pysnmp_auth_protocols.USM_AUTH_NONE,
-        "MD5": pysnmp_auth_protocols.USM_AUTH_HMAC96_MD5,
-        "SHA": pysnmp_auth_protocols.USM_AUTH_HMAC96_SHA,
-        "SHA224": pysnmp_auth_protocols.USM_AUTH_HMAC128_SHA224,
-        "SHA256": pysnmp_auth_protocols.USM_AUTH_HMAC192_SHA256,
-        "SHA384": pysnmp_auth_protocols.USM_AUTH_HMAC256_SHA384,
-        "SHA512": pysnmp_auth_protocols.USM_AUTH_HMAC384_SHA512,
-    }
-    priv_protocols = {
-        NO_PRIV: pysnmp_auth_protocols.USM_PRIV_NONE,
-        "DES": pysnmp_auth_protocols.USM_PRIV_CBC56_DES,
-        "AES": pysnmp_auth_protocols.USM_PRIV_CFB128_AES,
-        "AES192": pysnmp_auth_protocols.USM_PRIV_CFB192_AES,
-        "AES256": pysnmp_auth_protocols.USM_PRIV_CFB256_AES,
-    }
-    return UsmUserData(
-        access.user,
-        authKey=access.auth_key.get_secret_value() if access.auth_key else None,
-        privKey=access.priv_key.get_secret_value() if access.priv_key else None,
-        authProtocol=auth_protocols[access.auth_protocol],
-        privProtocol=priv_protocols[access.priv_protocol],
-    )
+        return pysnmp_auth_data(SnmpCredential(version="v2c", community=access.community))
+    has_auth = access.auth_protocol != NO_AUTH
+    has_priv = access.priv_protocol != NO_PRIV
+    level = "authPriv" if has_priv else "authNoPriv" if has_auth else "noAuthNoPriv"
+    return pysnmp_auth_data(SnmpCredential(
+        version="v3", username=access.user, security_level=level,
+        auth_protocol=access.auth_protocol if has_auth else None, auth_key=access.auth_key,
+        priv_protocol=access.priv_protocol if has_priv else None, priv_key=access.priv_key,
+    ))
 
 
 def with_lab_defaults(inventory: Inventory,
