@@ -39,6 +39,13 @@ What a poll can end in (`PollStatus`), per device and never at another device's 
                   datagram, a walk that does not advance (an agent loop), a mandatory system
                   object missing, a value of the wrong type.
 
+Walking any table. `walk(target, columns)` runs the same walker over arbitrary numeric
+columns (LLDP-MIB for topology discovery, for instance) and returns every row of each column
+keyed by its index suffix: the OID after the column, a tuple, since many tables have
+multi-part indexes (lldpRemTable: timeMark, localPortNum, index). A scalar is walked as the
+column of its parent (sysName 1.3.6.1.2.1.1.5 gives the row (0,)). Its `WalkResult` carries
+the same status and reason as a poll; it never raises for what a device does.
+
 Readings are stamped with the wall clock (`time.time()`, seconds) taken when the system group
 answered, the same moment as their sysUpTime; counters are the agent's raw values.
 
@@ -52,20 +59,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from collectors import snmp_fast
 from collectors.counters import InterfaceReading
 from collectors.model import InterfaceLabel, PollResult, PollStatus, PollTarget, SnmpCredential
 from collectors.snmp_fast import END_OF_MIB_VIEW, SnmpException
 
-__all__ = ["IF_TABLE_COLUMNS", "IF_X_TABLE_COLUMNS", "SYSTEM_OIDS", "Column", "SnmpPoller"]
+__all__ = ["IF_TABLE_COLUMNS", "IF_X_TABLE_COLUMNS", "SYSTEM_OIDS", "Column", "SnmpPoller",
+           "WalkResult"]
 
 Oid = tuple[int, ...]
 VarBind = tuple[Oid, Any]
+T = TypeVar("T")
 
 SYS_DESCR: Oid = (1, 3, 6, 1, 2, 1, 1, 1, 0)
 SYS_UPTIME: Oid = (1, 3, 6, 1, 2, 1, 1, 3, 0)
@@ -119,6 +128,22 @@ IF_X_TABLE_COLUMNS: tuple[Column, ...] = (
     Column("ifHighSpeed", (*IF_X_ENTRY, 15), "if_high_speed_mbps"),
     Column("ifCounterDiscontinuityTime", (*IF_X_ENTRY, 19), "if_counter_discontinuity_time_cs"),
 )
+
+
+@dataclass(frozen=True)
+class WalkResult:
+    """What `SnmpPoller.walk` found on one device: `rows[column][index suffix] = value` for
+    every column asked (a column the agent does not have is an empty dict), with values as
+    the engines give them (int, bytes, OID tuple, None). Like `PollResult`, a status and, for
+    every status but reachable, a reason in words (never a secret); `rows` is empty then."""
+
+    target: PollTarget
+    status: PollStatus
+    reason: str | None
+    started_at: datetime
+    duration_s: float
+    rows: dict[Oid, dict[Oid, Any]] = field(default_factory=dict)
+    varbind_count: int = 0
 
 
 # --- outcomes ------------------------------------------------------------------------------
@@ -378,38 +403,30 @@ class SnmpPoller:
         """Poll one device. Never raises for anything the device does: see `PollResult`."""
         started_at = datetime.now(UTC)
         started_s = time.monotonic()
-        key = (target.host, target.port)
-        slot, users = self._device_slots.get(key) or (
-            asyncio.Semaphore(self.max_in_flight_per_device), 0)
-        self._device_slots[key] = (slot, users + 1)
-        session: Any = None
-        try:
-            session = await self._session(target)
-            fields = await self._poll(session, slot)
-            status, reason = PollStatus.REACHABLE, None
-        except _PollFailed as failure:
-            status, reason, fields = failure.status, str(failure), {}
-        except snmp_fast.NoAnswer:
-            tries = len(self.timeouts_s)
-            each = (f"{self.timeout_s} s each" if len(set(self.timeouts_s)) == 1
-                    else ", ".join(f"{t:g}" for t in self.timeouts_s) + " s")
-            note = session.note if session is not None else ""
-            status, fields = PollStatus.UNREACHABLE, {}
-            reason = (f"no answer from {target.host}:{target.port} after {tries} "
-                      f"{'try' if tries == 1 else 'tries'} ({each}{note})")
-        except Exception as error:  # a bug or an engine failure: this device only
-            status, reason, fields = PollStatus.ERROR, f"{type(error).__name__}: {error}", {}
-        finally:
-            if session is not None:
-                session.close()
-            slot, users = self._device_slots[key]
-            if users <= 1:
-                del self._device_slots[key]
-            else:
-                self._device_slots[key] = (slot, users - 1)
-        return PollResult(target=target, status=status,
-                          reason=_scrub(reason, target.credential), started_at=started_at,
-                          duration_s=time.monotonic() - started_s, **fields)
+        status, reason, fields = await self._converse(target, self._poll)
+        return PollResult(target=target, status=status, reason=reason, started_at=started_at,
+                          duration_s=time.monotonic() - started_s, **(fields or {}))
+
+    async def walk(self, target: PollTarget, columns: Sequence[Oid]) -> WalkResult:
+        """GETBULK-walk the numeric OID `columns` of one device together (see the module
+        docstring): rows {column: {index suffix: value}}. Never raises for anything the
+        device does: a failure is a status and a reason, as for `poll`."""
+        wanted = tuple(dict.fromkeys(tuple(int(part) for part in column) for column in columns))
+        if not wanted or any(len(column) < 2 for column in wanted):
+            raise ValueError("walk needs at least one column OID of two or more parts")
+        started_at = datetime.now(UTC)
+        started_s = time.monotonic()
+
+        async def work(session: Any, slot: asyncio.Semaphore) -> dict[Oid, dict[Oid, Any]]:
+            named = [(_dotted(column), column) for column in wanted]
+            found = await self._walk_columns(session, slot, named, single_index=False)
+            return {column: found[_dotted(column)] for column in wanted}
+
+        status, reason, rows = await self._converse(target, work)
+        rows = rows or {}
+        return WalkResult(target=target, status=status, reason=reason, started_at=started_at,
+                          duration_s=time.monotonic() - started_s, rows=rows,
+                          varbind_count=sum(len(values) for values in rows.values()))
 
     async def poll_many(self, targets: Iterable[PollTarget]) -> list[PollResult]:
         """Poll every target concurrently (at most `max_in_flight` devices at a time); the
@@ -429,6 +446,45 @@ class SnmpPoller:
         self._engines.clear()
 
     # -- internals --------------------------------------------------------------------------
+
+    async def _converse(
+        self, target: PollTarget,
+        work: Callable[[Any, asyncio.Semaphore], Awaitable[T]],
+    ) -> tuple[PollStatus, str | None, T | None]:
+        """Open a session to `target`, run `work(session, slot)` in it and turn every way it
+        can fail into a status and a (scrubbed) reason: (status, reason, work's result or
+        None). The device's slot bounds its requests in flight across concurrent calls."""
+        key = (target.host, target.port)
+        slot, users = self._device_slots.get(key) or (
+            asyncio.Semaphore(self.max_in_flight_per_device), 0)
+        self._device_slots[key] = (slot, users + 1)
+        session: Any = None
+        result: T | None = None
+        try:
+            session = await self._session(target)
+            result = await work(session, slot)
+            status, reason = PollStatus.REACHABLE, None
+        except _PollFailed as failure:
+            status, reason = failure.status, str(failure)
+        except snmp_fast.NoAnswer:
+            tries = len(self.timeouts_s)
+            each = (f"{self.timeout_s} s each" if len(set(self.timeouts_s)) == 1
+                    else ", ".join(f"{t:g}" for t in self.timeouts_s) + " s")
+            note = session.note if session is not None else ""
+            status = PollStatus.UNREACHABLE
+            reason = (f"no answer from {target.host}:{target.port} after {tries} "
+                      f"{'try' if tries == 1 else 'tries'} ({each}{note})")
+        except Exception as error:  # a bug or an engine failure: this device only
+            status, reason = PollStatus.ERROR, f"{type(error).__name__}: {error}"
+        finally:
+            if session is not None:
+                session.close()
+            slot, users = self._device_slots[key]
+            if users <= 1:
+                del self._device_slots[key]
+            else:
+                self._device_slots[key] = (slot, users - 1)
+        return status, _scrub(reason, target.credential), result
 
     def _pysnmp(self, credential: SnmpCredential) -> tuple[Any, _PysnmpValues]:
         """The pysnmp engine for `credential`: one per distinct credential, because an engine
@@ -503,9 +559,19 @@ class SnmpPoller:
 
     async def _walk(self, session: Any, slot: asyncio.Semaphore,
                     columns: Sequence[Column]) -> dict[str, dict[int, Any]]:
-        """GETBULK-walk `columns` together; {column name: {ifIndex: value}}."""
-        found: dict[str, dict[int, Any]] = {column.name: {} for column in columns}
-        pending: list[tuple[Column, Oid]] = [(column, column.oid) for column in columns]
+        """GETBULK-walk IF-MIB `columns` together; {column name: {ifIndex: value}}."""
+        return await self._walk_columns(session, slot,
+                                        [(column.name, column.oid) for column in columns],
+                                        single_index=True)
+
+    async def _walk_columns(self, session: Any, slot: asyncio.Semaphore,
+                            columns: Sequence[tuple[str, Oid]], *,
+                            single_index: bool) -> dict[str, dict[Any, Any]]:
+        """GETBULK-walk `columns` (name, OID) together; {name: {index: value}}. With
+        `single_index` every row must have a one-part index, the key (an int); otherwise the
+        key is the whole index suffix (a tuple)."""
+        found: dict[str, dict[Any, Any]] = {name: {} for name, _ in columns}
+        pending: list[tuple[tuple[str, Oid], Oid]] = [(column, column[1]) for column in columns]
         max_repetitions = self.max_repetitions
         while pending:
             width = len(pending)
@@ -514,35 +580,38 @@ class SnmpPoller:
             if error_status == 1 and max_repetitions > 1:  # tooBig: ask for fewer rows
                 max_repetitions = max(1, max_repetitions // 2)
                 continue
-            _check_error_status(error_status, error_index, [c.name for c, _ in pending])
+            _check_error_status(error_status, error_index, [c[0] for c, _ in pending])
             if not varbinds:
-                raise _BadAnswer(f"empty GETBULK answer walking {pending[0][0].name}")
+                raise _BadAnswer(f"empty GETBULK answer walking {pending[0][0][0]}")
             if len(varbinds) > width * max_repetitions:
                 raise _BadAnswer(f"GETBULK answer has {len(varbinds)} values, more than the "
                                  f"{width} x {max_repetitions} asked for")
-            still: list[tuple[Column, Oid]] = []
+            still: list[tuple[tuple[str, Oid], Oid]] = []
             for position, (column, last) in enumerate(pending):
-                prefix = column.oid
+                name, prefix = column
                 size = len(prefix)
-                rows = found[column.name]
+                rows = found[name]
                 ended = False
                 for oid, value in varbinds[position::width]:
                     if value is END_OF_MIB_VIEW or oid[:size] != prefix:
                         ended = True
                         break
                     if oid <= last:
-                        raise _BadAnswer(f"{column.name}: OID not increasing ({_dotted(last)} "
+                        raise _BadAnswer(f"{name}: OID not increasing ({_dotted(last)} "
                                          f"then {_dotted(oid)}): the agent loops")
-                    if len(oid) != size + 1:
-                        raise _BadAnswer(f"{column.name}: unexpected index {_dotted(oid)}")
-                    rows[oid[-1]] = value
+                    if single_index:
+                        if len(oid) != size + 1:
+                            raise _BadAnswer(f"{name}: unexpected index {_dotted(oid)}")
+                        rows[oid[-1]] = value
+                    else:
+                        rows[oid[size:]] = value
                     last = oid
                 if not ended:
                     if len(rows) > MAX_ROWS_PER_COLUMN:
-                        raise _BadAnswer(f"{column.name}: more than {MAX_ROWS_PER_COLUMN} rows")
+                        raise _BadAnswer(f"{name}: more than {MAX_ROWS_PER_COLUMN} rows")
                     still.append((column, last))
             if still and [last for _, last in still] == [last for _, last in pending]:
-                raise _BadAnswer(f"GETBULK answer did not advance {still[0][0].name}")
+                raise _BadAnswer(f"GETBULK answer did not advance {still[0][0][0]}")
             pending = still
         return found
 
