@@ -23,6 +23,7 @@ from config.secrets import SecretError, mask_secrets
 from config.settings import Settings, SettingsError, load_settings
 from keyline import __version__
 from keyline.logs import setup_logging
+from keyline.topology_cli import topology
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -298,28 +299,47 @@ def lab_sim(arguments: tuple[str, ...]) -> None:
 @click.option("--inventory", "inventory_paths", multiple=True,
               type=click.Path(exists=True, path_type=Path),
               help="Import these inventory files before serving.")
+@click.option("--collect", is_flag=True,
+              help="Also poll the devices and receive traps in this process.")
 @_command
 def serve(state: _State, host: str | None, port: int | None,
-          inventory_paths: tuple[Path, ...]) -> None:
+          inventory_paths: tuple[Path, ...], collect: bool) -> None:
     """Start the store, apply migrations and serve the portal."""
     from keyline.wiring import run_portal
 
     settings = state.settings
     paths = inventory_paths or tuple(settings.inventory)
-    run_portal(settings, host=host or settings.listen_host, port=port or settings.listen_port,
-               inventory_paths=paths)
+    run_portal(settings, host=host or settings.listen_host,
+               port=settings.listen_port if port is None else port,
+               inventory_paths=paths, collect=collect)
+
+
+@main.command("collect")
+@_command
+def collect(state: _State) -> None:
+    """Poll every device on its group's interval and receive traps, into the store."""
+    from keyline.wiring import run_collector
+
+    run_collector(state.settings)
 
 
 @main.command("demo")
 @click.option("--port", type=int, help="Listen port (default: the settings' listen_port).")
+@click.option("--lab-snmp-port", type=click.IntRange(1, 65535),
+              help="UDP port of the simulated agents (default: the example inventory's, 1161).")
 @_command
-def demo(state: _State, port: int | None) -> None:
-    """Run Keyline on its embedded defaults with the example inventory."""
+def demo(state: _State, port: int | None, lab_snmp_port: int | None) -> None:
+    """Run Keyline on its embedded defaults: the example inventory as a simulated network,
+    polled live, and the portal."""
     from keyline.wiring import EXAMPLE_INVENTORY, run_portal
 
     settings = state.settings
-    run_portal(settings, host=settings.listen_host, port=port or settings.listen_port,
-               inventory_paths=(EXAMPLE_INVENTORY,), demo=True)
+    run_portal(settings, host=settings.listen_host,
+               port=settings.listen_port if port is None else port,
+               inventory_paths=(EXAMPLE_INVENTORY,), demo=True, lab_snmp_port=lab_snmp_port)
+
+
+main.add_command(topology)
 
 
 if __name__ == "__main__":

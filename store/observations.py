@@ -178,8 +178,18 @@ def record_poll_status(
     polled_at: datetime,
 ) -> None:
     """Set a device's latest poll status; `changed_at` moves only if `status` changed."""
-    conn.execute(_UPSERT_STATUS, {"device_id": device_id, "status": status,
-                                  "reason": reason, "polled_at": polled_at})
+    record_poll_statuses(conn, [(device_id, status, reason, polled_at)])
+
+
+def record_poll_statuses(
+    conn: psycopg.Connection,
+    statuses: Sequence[tuple[int, str, str | None, datetime]],
+) -> None:
+    """`record_poll_status` for many devices at once: (device_id, status, reason, polled_at)."""
+    with conn.cursor() as cursor:
+        cursor.executemany(_UPSERT_STATUS, [
+            {"device_id": device_id, "status": status, "reason": reason, "polled_at": at}
+            for device_id, status, reason, at in statuses])
 
 
 def poll_statuses(conn: psycopg.Connection) -> dict[int, DevicePollStatus]:

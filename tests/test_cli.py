@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from keyline import __version__
@@ -132,32 +133,64 @@ def test_users_add_passwd_list(db):
     assert "correct horse battery" not in added.stdout + added.stderr + listing.stdout
 
 
-def start_portal(*args: str) -> tuple[subprocess.Popen[str], str]:
+class Portal:
+    """A `keyline` process serving the portal, its output read as it comes (an unread pipe
+    that fills up would block the process)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._reader: threading.Thread | None = None
+
+    def read_until_url(self, timeout_s: float) -> str:
+        import re
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            match = re.search(r"Open (http://\S+)", line)
+            if match:
+                self._reader = threading.Thread(target=self._read_rest, daemon=True)
+                self._reader.start()
+                return match.group(1)
+        self.process.kill()
+        raise AssertionError("no URL printed:\n" + "".join(self.lines))
+
+    def _read_rest(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self) -> None:
+        import signal
+
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+        if self._reader is not None:
+            self._reader.join(5)
+        assert self.process.returncode == 0, self.output
+
+
+def start_portal(*args: str, env_extra: dict[str, str] | None = None) -> tuple[Portal, str]:
     """Start `keyline ARGS` and return the process and the URL it printed."""
-    import re
-    import time
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYLINE_")}
+    env.update(env_extra or {})
     process = subprocess.Popen([sys.executable, "-m", "keyline", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        match = re.search(r"Open (http://\S+)", line)
-        if match:
-            return process, match.group(1)
-    process.kill()
-    raise AssertionError(f"no URL printed: {process.stderr.read()}")
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=env)
+    portal = Portal(process)
+    return portal, portal.read_until_url(90)
 
 
-def stop_portal(process: subprocess.Popen[str]) -> None:
-    import signal
-
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
-    assert process.returncode == 0, process.stderr.read()
+def stop_portal(portal: Portal) -> None:
+    portal.stop()
 
 
 def test_serve_shows_customers_and_circuits(db):
@@ -180,28 +213,60 @@ def test_serve_shows_customers_and_circuits(db):
 
 
 def test_demo_runs_on_embedded_postgres_and_stops_it(scratch_dir: Path):
-    """The README's run command: embedded PostgreSQL, example inventory, portal."""
+    """The README's run command: embedded PostgreSQL, the example inventory as a simulated
+    network polled live, the portal showing traffic within a minute; all stopped with it."""
     import json
+    import re
+    import time
     import urllib.request
 
     from config.inventory.loader import load_inventory
+    from tests.snmp_agents import free_udp_port_on, free_udp_ports
 
+    inventory = load_inventory([EXAMPLE_INVENTORY])
+    lab_port = free_udp_port_on([str(d.management_address) for d in inventory.devices.values()])
     data_dir = scratch_dir / "demo"
-    process, url = start_portal("--data-dir", str(data_dir), "demo", "--port", "0")
+    process, url = start_portal(
+        "--data-dir", str(data_dir), "demo", "--port", "0", "--lab-snmp-port", str(lab_port),
+        env_extra={"KEYLINE_TRAPS__PORT": str(free_udp_ports(1)[0])})
     try:
-        page = urllib.request.urlopen(url, timeout=10).read().decode()
         health = json.loads(urllib.request.urlopen(url + "healthz", timeout=10).read())
+        deadline = time.monotonic() + 60
+        while True:
+            page = urllib.request.urlopen(url, timeout=10).read().decode()
+            measured = re.findall(r'<td class="num traffic">([^<]+ / [^<]+)</td>', page)
+            if (len(measured) == len(inventory.circuits)
+                    and f"{len(inventory.devices)} reachable" in page):
+                break
+            assert time.monotonic() < deadline, "no live traffic on the page within a minute"
+            time.sleep(1)
     finally:
         stop_portal(process)
+    output = process.output
     assert health["status"] == "ok"
-    inventory = load_inventory([EXAMPLE_INVENTORY])
+    assert f"Polling {len(inventory.devices)} devices" in output
+    assert all("bit/s" in figures for figures in measured)
     for customer in inventory.customers.values():
         assert customer.name in page
     for key in inventory.circuits:
         assert key in page
     assert (data_dir / "postgres" / "PG_VERSION").exists()
-    # the server it started is stopped with it
+    # the server and the simulated network it started are stopped with it
     assert not (data_dir / "postgres" / "postmaster.pid").exists()
+    assert not (data_dir / "lab-sim" / "snmpsim.pid").exists()
+    assert not _processes_mentioning(str(data_dir))
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
 
 
 def test_unknown_command_is_usage_error():

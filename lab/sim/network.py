@@ -84,7 +84,9 @@ PROBES_IN_FLIGHT = 16
 STOP_TIMEOUT_S = 5.0
 PORT_STATUSES = ("up", "down")
 WORK_DIR_MARKER = ".keyline-lab-sim"
-V2C_TRAP_FALLBACK_COMMUNITY = "public"  # for traps of v3 devices, when none is configured
+# For traps of v3 devices (the simulator sends v2c traps only) when the network has no v2c
+# device whose community they could use.
+V2C_TRAP_FALLBACK_COMMUNITY = "public"
 
 
 class SimulatorError(Exception):
@@ -205,7 +207,9 @@ class SimulatedNetwork:
 
     `environ` resolves the credentials' `env:` secrets (default: the process environment).
     Traps go to `trap_receiver` with `trap_community` (default: the device's own SNMPv2c
-    community; "public" for SNMPv3 devices). Use as a context manager, or start()/stop().
+    community; for SNMPv3 devices, which the simulator lets send v2c traps, the community of
+    the network's first v2c device by key, so that a receiver configured from the inventory
+    accepts them). Use as a context manager, or start()/stop().
     """
 
     def __init__(self, inventory: Inventory, work_dir: Path | str, *,
@@ -498,7 +502,7 @@ class SimulatedNetwork:
         community = self.trap_community
         if community is None:
             community = (access.community.get_secret_value() if access.community
-                         else V2C_TRAP_FALLBACK_COMMUNITY)
+                         else self._shared_v2c_community())
         payload = encode_link_trap(
             community=community, up=up,
             uptime_ticks=ticks_since(device.boot_epoch_s, now_epoch_s),
@@ -509,6 +513,13 @@ class SimulatedNetwork:
             send_datagram(payload, source_host=str(device.address), receiver=self.trap_receiver)
         except OSError as error:  # no receiver is not a failure of the network
             log.warning("trap from %s not sent: %s", device_key, error)
+
+    def _shared_v2c_community(self) -> str:
+        for key in sorted(self._access):
+            community = self._access[key].community
+            if community is not None:
+                return community.get_secret_value()
+        return V2C_TRAP_FALLBACK_COMMUNITY
 
     def _on_control(self, request: dict[str, Any]) -> dict[str, Any]:
         command = request.get("command")

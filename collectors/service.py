@@ -1,0 +1,596 @@
+"""The collection service: polls on schedule, traps as they come, everything into the store.
+
+This is the collectors' running process. It joins the pieces that each do one thing:
+
+    schedule (collectors.schedule) -> poll (collectors.snmp) -> rates (collectors.counters)
+        -> samples -> SpoolingSink (collectors.spool) -> store
+    poll -> observe_poll (collectors.observations) -> StateTracker -> observations -> sink
+    trap (collectors.traps) -----------------------> StateTracker -> observations -> sink
+    poll -> device poll status (store.observations.record_poll_status)
+
+One `StateTracker` sits between both sources and the store, so a link seen down by a trap
+and then by the next poll is reported once; it is seeded from the store's last states, so a
+restarted collector does not announce every port again. Observations are written as soon as
+they are seen (an alarm is waiting for them); samples and poll statuses are buffered and
+written once a second in one transaction, which is what keeps 2,000 devices' samples cheap.
+All writes go through one writer thread, in the order they were made, so "port down" is
+never stored after the "port up" that followed it; the sink spools them to disk while the
+store is away and replays them in that order when it returns.
+
+Everything asynchronous runs on one asyncio event loop on the service's own thread (the
+caller, typically the portal or a CLI command, keeps its own): APScheduler's AsyncIOScheduler
+fires each device's poll job; the trap receiver's socket lives on the same loop. Jobs that
+are not polls keep the store in shape: spool replay, 5-minute rollups, retention, pruning old
+events, and reloading the targets when an inventory import changed them.
+
+    service = CollectionService.from_settings(settings, database)
+    service.start()          # returns once the trap receiver listens and jobs are scheduled
+    ...
+    service.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from collectors.counters import InterfaceRates, compute_rates
+from collectors.model import Observation, PollResult, PollStatus, PollTarget, Sample
+from collectors.observations import StateTracker, observe_poll_counted
+from collectors.schedule import PollPlan, plan_poll
+from collectors.snmp import SnmpPoller
+from collectors.spool import DEFAULT_MAX_BYTES, SpoolingSink
+from collectors.targets import TargetProblem, load_poll_targets
+from collectors.traps import TrapReceiver
+from store.observations import latest_states, record_poll_statuses
+
+log = logging.getLogger(__name__)
+
+# InterfaceRates attribute -> metric name of the samples it becomes.
+RATE_METRICS = {
+    "in_bps": "if_in_bps",
+    "out_bps": "if_out_bps",
+    "in_utilization_pct": "if_in_utilization_pct",
+    "out_utilization_pct": "if_out_utilization_pct",
+    "in_errors_per_s": "if_in_errors_per_s",
+    "out_errors_per_s": "if_out_errors_per_s",
+    "in_discards_per_s": "if_in_discards_per_s",
+    "out_discards_per_s": "if_out_discards_per_s",
+}
+OPER_STATUS_METRIC = "if_oper_status"  # IF-MIB value: 1 up, 2 down, ...
+ADMIN_STATUS_METRIC = "if_admin_status"
+RESPONSE_TIME_METRIC = "snmp_response_ms"  # device: how long one full poll took
+
+def rate_samples(rates: InterfaceRates, port_id: int, time: datetime) -> list[Sample]:
+    """The samples one interface's interval gives: each rate that could be computed, and the
+    oper/admin status (which a withheld interval still reports: it is a reading, not a rate)."""
+    samples = [Sample(time, port_id, metric, value)
+               for attribute, metric in RATE_METRICS.items()
+               if (value := getattr(rates, attribute)) is not None]
+    if rates.oper_status is not None:
+        samples.append(Sample(time, port_id, OPER_STATUS_METRIC, float(rates.oper_status)))
+    if rates.admin_status is not None:
+        samples.append(Sample(time, port_id, ADMIN_STATUS_METRIC, float(rates.admin_status)))
+    return samples
+
+
+@dataclass
+class CollectorStats:
+    """What the service has done since it started; read it with `CollectionService.stats()`."""
+
+    polls: Counter[str] = field(default_factory=Counter)  # by PollStatus value
+    device_polls: Counter[str] = field(default_factory=Counter)  # by device key
+    skipped_polls: Counter[str] = field(default_factory=Counter)  # by device key
+    withheld_intervals: int = 0  # interface intervals judged untrustworthy (no rates)
+    unmapped_interfaces: int = 0  # interfaces polled that the inventory does not know
+    samples: int = 0  # handed to the sink
+    observations: int = 0  # changes handed to the sink (poll and trap)
+    trap_observations: int = 0
+    write_errors: int = 0
+    target_problems: list[str] = field(default_factory=list)
+    reloads: int = 0
+
+
+@dataclass
+class _DeviceState:
+    target: PollTarget
+    plan: PollPlan
+    last_result: PollResult | None = None
+    last_readings: dict = field(default_factory=dict)  # ifIndex -> InterfaceReading
+    busy: bool = False
+
+
+class CollectionService:
+    """Polls every active device of the store on its group's interval and receives traps;
+    see the module docstring. Thread-safe start/stop; everything else runs on its loop."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        *,
+        spool_dir: Path,
+        interval_s_for: Callable[[str], float],
+        environ: Mapping[str, str] | None = None,
+        timeout_s: float = 2.0,
+        retries: int = 2,
+        max_in_flight: int = 64,
+        traps_enabled: bool = True,
+        trap_host: str = "127.0.0.1",
+        trap_port: int = 1162,
+        spool_max_bytes: int = DEFAULT_MAX_BYTES,
+        startup_spread_s: float = 10.0,
+        flush_interval_s: float = 1.0,
+        reload_interval_s: float = 30.0,
+        replay_interval_s: float = 2.0,
+        raw_retention_days: int = 90,
+        event_retention_days: int = 7,
+    ) -> None:
+        self._pool = pool
+        self._environ = environ
+        self._interval_s_for = interval_s_for
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.max_in_flight = max_in_flight
+        self.traps_enabled = traps_enabled
+        self.trap_host = trap_host
+        self.trap_port = trap_port
+        self.startup_spread_s = startup_spread_s
+        self.flush_interval_s = flush_interval_s
+        self.reload_interval_s = reload_interval_s
+        self.replay_interval_s = replay_interval_s
+        self.raw_retention_days = raw_retention_days
+        self.event_retention_days = event_retention_days
+        self._sink = SpoolingSink(pool, spool_dir, max_bytes=spool_max_bytes)
+        self._tracker = StateTracker()
+        self._devices: dict[int, _DeviceState] = {}
+        self._stats = CollectorStats()
+        self._stats_lock = threading.Lock()
+        self._pending_samples: list[Sample] = []
+        self._pending_statuses: dict[int, tuple[str, str | None, datetime]] = {}
+        # One writer thread: writes reach the store in the order they were made.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyline-writer")
+        self._last_import_id: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self._poller: SnmpPoller | None = None
+        self._in_flight: asyncio.Semaphore | None = None
+        self.trap_receiver: TrapReceiver | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any, pool: ConnectionPool,
+                      environ: Mapping[str, str] | None = None) -> CollectionService:
+        """A service configured by `settings` (config.settings.Settings)."""
+        return cls(
+            pool,
+            spool_dir=settings.spool_dir,
+            interval_s_for=settings.poll.interval_s_for,
+            environ=environ,
+            timeout_s=settings.poll.timeout_s,
+            retries=settings.poll.retries,
+            traps_enabled=settings.traps.enabled,
+            trap_host=settings.traps.host,
+            trap_port=settings.traps.port,
+            spool_max_bytes=settings.spool.max_bytes,
+            raw_retention_days=settings.store.raw_retention_days,
+        )
+
+    # --- lifetime (any thread) -----------------------------------------------------------------
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        """Start the service's thread; return once it polls and listens for traps, or raise
+        what stopped it from starting (the trap port taken, the store away...)."""
+        if self._thread is not None:
+            raise RuntimeError("collection service already started")
+        self._thread = threading.Thread(target=self._run, name="keyline-collector",
+                                        daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise TimeoutError(f"collection service did not start within {timeout_s} s")
+        if self._start_error is not None:
+            self._thread.join()
+            raise self._start_error
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop polling and receiving, write what is buffered, and wait for the writer.
+        Idempotent."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        if thread.is_alive():
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout_s)
+        self._thread = None
+        self._writer.shutdown(wait=True)
+
+    def __enter__(self) -> CollectionService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stats(self) -> CollectorStats:
+        """A copy of the counters (safe to read from any thread)."""
+        with self._stats_lock:
+            return CollectorStats(
+                polls=Counter(self._stats.polls),
+                device_polls=Counter(self._stats.device_polls),
+                skipped_polls=Counter(self._stats.skipped_polls),
+                withheld_intervals=self._stats.withheld_intervals,
+                unmapped_interfaces=self._stats.unmapped_interfaces,
+                samples=self._stats.samples, observations=self._stats.observations,
+                trap_observations=self._stats.trap_observations,
+                write_errors=self._stats.write_errors,
+                target_problems=list(self._stats.target_problems),
+                reloads=self._stats.reloads,
+            )
+
+    def plans(self) -> list[PollPlan]:
+        """Every scheduled device's plan (group, interval, phase), by device key."""
+        return sorted((state.plan for state in list(self._devices.values())),
+                      key=lambda plan: plan.device_key)
+
+    def flush(self, timeout_s: float = 10.0) -> None:
+        """Write what is buffered now and wait until the writer has done it (for tests and
+        for a clean stop)."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return
+        done = asyncio.run_coroutine_threadsafe(self._flush_and_wait(), loop)
+        done.result(timeout_s)
+
+    # --- the loop thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._start_async())
+        except BaseException as error:  # handed to start()'s caller
+            self._start_error = error
+            loop.run_until_complete(self._stop_async())
+            loop.close()
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._stop_async())
+            loop.close()
+
+    async def _start_async(self) -> None:
+        self._in_flight = asyncio.Semaphore(self.max_in_flight)
+        self._poller = SnmpPoller(timeout_s=self.timeout_s, retries=self.retries)
+        targets, problems, import_id = await self._in_writer(self._read_targets)
+        states = await self._in_writer(self._read_latest_states)
+        self._tracker.seed(states)
+        self._last_import_id = import_id
+        if self.traps_enabled:
+            self.trap_receiver = TrapReceiver(
+                _by_address(targets), host=self.trap_host, port=self.trap_port,
+                communities=_communities(targets),
+                on_observations=self._on_trap_observations)
+            try:
+                await self.trap_receiver.start()
+            except OSError as error:
+                self.trap_receiver = None
+                raise OSError(error.errno, f"trap receiver cannot listen on {self.trap_host}:"
+                              f"{self.trap_port} ({error.strerror}); set [traps] port, or"
+                              " enabled = false") from None
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC,
+                                     job_defaults={"misfire_grace_time": None})
+        scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
+        self._scheduler = scheduler
+        self._apply_targets(targets, problems)
+        every = {"replace_existing": True, "max_instances": 1, "coalesce": True}
+        scheduler.add_job(self._flush, IntervalTrigger(seconds=self.flush_interval_s),
+                          id="flush", **every)
+        scheduler.add_job(self._replay, IntervalTrigger(seconds=self.replay_interval_s),
+                          id="spool-replay", **every)
+        scheduler.add_job(self._reload_if_changed, IntervalTrigger(seconds=self.reload_interval_s),
+                          id="reload-targets", **every)
+        scheduler.add_job(self._maintain_rollups, IntervalTrigger(minutes=5),
+                          id="rollup-5min", **every)
+        scheduler.add_job(self._maintain_retention, IntervalTrigger(hours=6),
+                          next_run_time=datetime.now(UTC) + timedelta(minutes=1),
+                          id="retention", **every)
+        scheduler.start()
+        log.info("collecting from %d devices%s", len(self._devices),
+                 f"; traps on {self.trap_host}:{self.trap_receiver.port}"
+                 if self.trap_receiver else "; traps disabled")
+
+    async def _stop_async(self) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        if self.trap_receiver is not None:
+            await self.trap_receiver.stop()
+        running = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        with contextlib.suppress(RuntimeError):  # the writer is already shut down
+            await self._flush_and_wait()
+        if self._poller is not None:
+            self._poller.close()
+
+    # --- targets and jobs --------------------------------------------------------------------
+
+    def _read_targets(self) -> tuple[list[PollTarget], list[TargetProblem], int | None]:
+        with self._pool.connection() as conn:
+            targets, problems = load_poll_targets(conn, environ=self._environ)
+            import_id = conn.execute("SELECT max(id) FROM import_runs").fetchone()[0]
+        return targets, problems, import_id
+
+    def _read_latest_states(self) -> dict[tuple[int, str], str]:
+        with self._pool.connection() as conn:
+            return latest_states(conn)
+
+    def _apply_targets(self, targets: Sequence[PollTarget],
+                       problems: Sequence[TargetProblem]) -> None:
+        """Schedule new devices, reschedule changed ones, drop retired ones."""
+        assert self._scheduler is not None
+        for problem in problems:
+            log.warning("%s: not polled", problem)
+        with self._stats_lock:
+            self._stats.target_problems = [str(problem) for problem in problems]
+        wanted = {target.device_id: target for target in targets}
+        for device_id in [d for d in self._devices if d not in wanted]:
+            self._drop_device(device_id)
+        now = datetime.now(UTC)
+        for device_id, target in wanted.items():
+            interval_s = float(self._interval_s_for(target.poller_group))
+            state = self._devices.get(device_id)
+            if state is not None and state.plan.interval_s == interval_s:
+                state.target = target  # new credential or ports: next poll uses them
+                continue
+            plan = plan_poll(device_id, target.device_key, target.poller_group, interval_s,
+                             self.startup_spread_s)
+            if state is None:
+                self._devices[device_id] = _DeviceState(target, plan)
+            else:
+                state.target, state.plan = target, plan
+            self._scheduler.add_job(
+                self._poll_job, IntervalTrigger(
+                    seconds=interval_s, start_date=now + timedelta(seconds=plan.first_delay_s)),
+                args=(device_id,), id=f"poll:{device_id}", name=f"poll {target.device_key}",
+                replace_existing=True, max_instances=1, coalesce=True)
+            for number, delay_s in enumerate(plan.warmup_delays_s):
+                self._scheduler.add_job(
+                    self._poll_job, DateTrigger(now + timedelta(seconds=delay_s)),
+                    args=(device_id,), id=f"warmup:{device_id}:{number}",
+                    name=f"warm-up poll {target.device_key}", replace_existing=True)
+        if self.trap_receiver is not None:
+            self.trap_receiver.targets_by_address = _by_address(targets)
+
+    def _drop_device(self, device_id: int) -> None:
+        assert self._scheduler is not None
+        state = self._devices.pop(device_id)
+        for job in self._scheduler.get_jobs():
+            if _device_of_job(job.id) == device_id:
+                job.remove()
+        self._tracker.forget(device_id)
+        for port_id in state.target.ports_by_if_index.values():
+            self._tracker.forget(port_id)
+        log.info("%s is no longer in the inventory: not polled any more",
+                 state.target.device_key)
+
+    async def _reload_if_changed(self) -> None:
+        """Re-read the targets when an inventory import happened since the last read."""
+        def latest_import() -> int | None:
+            with self._pool.connection(timeout=5) as conn:
+                return conn.execute("SELECT max(id) FROM import_runs").fetchone()[0]
+
+        try:
+            import_id = await self._in_writer(latest_import)
+            if import_id == self._last_import_id:
+                return
+            targets, problems, import_id = await self._in_writer(self._read_targets)
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            log.debug("targets not reloaded, store unavailable: %s", error)
+            return
+        old_communities = (_communities(t.target for t in self._devices.values())
+                           if self.trap_receiver else None)
+        self._last_import_id = import_id
+        self._apply_targets(targets, problems)
+        with self._stats_lock:
+            self._stats.reloads += 1
+        if self.trap_receiver is not None and _communities(targets) != old_communities:
+            await self._restart_trap_receiver(targets)
+        log.info("inventory changed: now collecting from %d devices", len(self._devices))
+
+    async def _restart_trap_receiver(self, targets: Sequence[PollTarget]) -> None:
+        assert self.trap_receiver is not None
+        stats = self.trap_receiver.stats
+        await self.trap_receiver.stop()
+        self.trap_receiver = TrapReceiver(
+            _by_address(targets), host=self.trap_host, port=self.trap_receiver.port,
+            communities=_communities(targets), on_observations=self._on_trap_observations)
+        self.trap_receiver.stats = stats
+        await self.trap_receiver.start()
+
+    # --- polls and traps ---------------------------------------------------------------------
+
+    async def _poll_job(self, device_id: int) -> None:
+        state = self._devices.get(device_id)
+        if state is None:
+            return
+        if state.busy:  # a warm-up poll and a regular one met: the later one waits a turn
+            self._count_skip(state.target.device_key)
+            return
+        assert self._poller is not None and self._in_flight is not None
+        state.busy = True
+        try:
+            async with self._in_flight:
+                result = await self._poller.poll(state.target)
+            if self._devices.get(device_id) is state:  # not dropped by a reload meanwhile
+                self._take(state, result)
+        except asyncio.CancelledError:  # the service stops: the poll is abandoned, not failed
+            return
+        finally:
+            state.busy = False
+
+    def _take(self, state: _DeviceState, result: PollResult) -> None:
+        """Turn one poll result into samples, a poll status and observations."""
+        target, now = result.target, result.started_at
+        observed = observe_poll_counted(state.last_result, result, now)
+        changes = self._tracker.apply(observed.observations)
+        samples: list[Sample] = []
+        withheld = 0
+        if result.status is PollStatus.REACHABLE:
+            for if_index, reading in result.interfaces.items():
+                port_id = target.ports_by_if_index.get(if_index)
+                if port_id is None:
+                    continue
+                rates = compute_rates(state.last_readings.get(if_index), reading)
+                if rates.withheld:
+                    withheld += 1
+                    log.debug("%s ifIndex %d: %s", target.device_key, if_index,
+                              rates.skipped_reason)
+                samples.extend(rate_samples(rates, port_id, now))
+            samples.append(Sample(now, target.device_id, RESPONSE_TIME_METRIC,
+                                  result.duration_s * 1000.0))
+            state.last_readings = dict(result.interfaces)
+        state.last_result = result
+        self._pending_samples.extend(samples)
+        self._pending_statuses[target.device_id] = (result.status.value, result.reason, now)
+        with self._stats_lock:
+            self._stats.polls[result.status.value] += 1
+            self._stats.device_polls[target.device_key] += 1
+            self._stats.withheld_intervals += withheld
+            self._stats.unmapped_interfaces += len(observed.unmapped_if_indexes)
+        if changes:
+            self._write_observations(changes)
+
+    def _on_trap_observations(self, observations: list[Observation]) -> None:
+        changes = self._tracker.apply(observations)
+        if changes:
+            with self._stats_lock:
+                self._stats.trap_observations += len(changes)
+            self._write_observations(changes)
+
+    def _on_skipped(self, event: JobSubmissionEvent) -> None:
+        device_id = _device_of_job(event.job_id)
+        state = self._devices.get(device_id) if device_id is not None else None
+        if state is not None:
+            self._count_skip(state.target.device_key)
+
+    def _count_skip(self, device_key: str) -> None:
+        with self._stats_lock:
+            self._stats.skipped_polls[device_key] += 1
+            skipped = self._stats.skipped_polls[device_key]
+        # A power of two: the log says it without repeating itself every interval.
+        if skipped & (skipped - 1) == 0:
+            log.warning("poll of %s skipped: the previous one still runs (%d skipped so far)",
+                        device_key, skipped)
+
+    # --- writes (the writer thread) ----------------------------------------------------------
+
+    def _write_observations(self, observations: list[Observation]) -> None:
+        with self._stats_lock:
+            self._stats.observations += len(observations)
+        self._submit(self._sink.write_observations, observations)
+
+    async def _flush(self) -> None:
+        samples, self._pending_samples = self._pending_samples, []
+        statuses, self._pending_statuses = self._pending_statuses, {}
+        if samples:
+            with self._stats_lock:
+                self._stats.samples += len(samples)
+            self._submit(self._sink.write_samples, samples)
+        if statuses:
+            self._submit(self._write_poll_statuses, statuses)
+
+    async def _flush_and_wait(self) -> None:
+        await self._flush()
+        await self._in_writer(lambda: None)
+
+    def _write_poll_statuses(self, statuses: dict[int, tuple[str, str | None, datetime]]) -> None:
+        # The latest status of each device, not history: lost while the store is away, the
+        # next poll says it again.
+        rows = [(device_id, status, reason, at)
+                for device_id, (status, reason, at) in statuses.items()]
+        try:
+            with self._pool.connection(timeout=2) as conn:
+                record_poll_statuses(conn, rows)
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            log.debug("poll statuses not written, store unavailable: %s", error)
+
+    async def _replay(self) -> None:
+        if self._sink.spooling:
+            await self._in_writer(self._sink.replay)
+
+    async def _maintain_rollups(self) -> None:
+        from store.timeseries import refresh_samples_5min
+
+        end = datetime.now(UTC)
+        await self._in_writer_quietly(refresh_samples_5min, self._pool,
+                                      end - timedelta(minutes=15), end)
+
+    async def _maintain_retention(self) -> None:
+        from store.events import prune_events
+        from store.timeseries import apply_retention
+
+        def prune() -> int:
+            with self._pool.connection() as conn:
+                return prune_events(conn, self.event_retention_days)
+
+        await self._in_writer_quietly(apply_retention, self._pool, self.raw_retention_days)
+        await self._in_writer_quietly(prune)
+
+    def _submit(self, function: Callable[..., Any], *args: Any) -> Future:
+        future = self._writer.submit(function, *args)
+        future.add_done_callback(self._check_write)
+        return future
+
+    def _check_write(self, future: Future) -> None:
+        error = future.exception()
+        if error is not None:
+            with self._stats_lock:
+                self._stats.write_errors += 1
+            log.error("write failed: %s: %s", type(error).__name__, error)
+
+    async def _in_writer(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.wrap_future(self._writer.submit(function, *args))
+
+    async def _in_writer_quietly(self, function: Callable[..., Any], *args: Any) -> None:
+        try:
+            await self._in_writer(function, *args)
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            log.info("%s postponed, store unavailable: %s", function.__name__, error)
+
+
+def _by_address(targets: Sequence[PollTarget]) -> dict[str, PollTarget]:
+    return {target.host: target for target in targets}
+
+
+def _communities(targets: Any) -> set[str]:
+    """The v2c communities of the targets: a device sends traps with the one it is polled
+    with."""
+    return {target.credential.community.get_secret_value() for target in targets
+            if target.credential.version == "v2c" and target.credential.community is not None}
+
+
+def _device_of_job(job_id: str) -> int | None:
+    kind, _, rest = job_id.partition(":")
+    device_id = rest.partition(":")[0]
+    return int(device_id) if kind in ("poll", "warmup") and device_id.isdigit() else None

@@ -1,0 +1,382 @@
+"""The collection service end to end: the simulated network polled on schedule into a real
+store, traps turned into observations, and misbehaving devices that hold back only themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from collectors.counters import InterfaceRates
+from collectors.model import Sample
+from collectors.schedule import phase_fraction, plan_poll
+from collectors.service import CollectionService, rate_samples
+from config.inventory.loader import load_inventory
+from config.inventory.model import Inventory
+from keyline.wiring import EXAMPLE_INVENTORY
+from lab.sim.access import with_lab_defaults
+from lab.sim.network import SimulatedNetwork, snmpsim_available
+from store.database import Database, open_database
+from store.inventory import apply_inventory
+from tests.snmp_agents import Relay, free_udp_port_on, free_udp_ports
+
+T = TypeVar("T")
+
+TRAP_OBSERVATION_WITHIN_S = 2.0
+
+
+# --- schedule and samples (no network) ---------------------------------------------------------
+
+
+def test_phases_spread_a_large_group_evenly_over_its_interval() -> None:
+    interval_s = 60
+    per_second = [0] * interval_s
+    for device_id in range(1000, 3000):  # ids as an import hands them out: consecutive
+        per_second[int(phase_fraction(device_id) * interval_s)] += 1
+    # 2,000 devices over 60 s is 33.3 a second; an even spread stays close to that
+    assert max(per_second) <= 40
+    assert min(per_second) >= 27
+
+
+def test_phase_is_stable_and_in_the_interval() -> None:
+    for device_id in (1, 2, 77, 10**9):
+        assert 0 <= phase_fraction(device_id) < 1
+        assert phase_fraction(device_id) == phase_fraction(device_id)
+
+
+def test_warm_up_polls_give_every_device_a_rate_soon_after_the_start() -> None:
+    spread_s = 10.0
+    for interval_s in (10.0, 30.0, 60.0, 300.0):
+        for device_id in range(1, 400):
+            plan = plan_poll(device_id, "pe1", "core", interval_s, startup_spread_s=spread_s)
+            polls = sorted([*plan.warmup_delays_s,
+                            *(plan.first_delay_s + n * interval_s for n in range(3))])
+            # the second poll, which gives the first rate, comes within two and a half
+            # spreads (a warm-up poll too close to a regular one gives way to it)
+            assert polls[1] <= 2.5 * spread_s, (interval_s, device_id, polls)
+            # and no two polls are closer than half a spread: every rate covers real time
+            assert all(b - a >= spread_s / 2 for a, b in itertools.pairwise(polls)), polls
+    late = next(d for d in range(1, 100) if phase_fraction(d) > 0.9)
+    assert len(plan_poll(late, "pe1", "core", 60.0, spread_s).warmup_delays_s) == 2
+    # a short interval needs no warm-up: the first regular polls come soon anyway
+    assert plan_poll(late, "ce1", "key-accounts", 10.0, spread_s).warmup_delays_s == ()
+
+
+def test_rate_samples_carry_every_computed_rate_and_the_statuses() -> None:
+    now = datetime.now(UTC)
+    rates = InterfaceRates(if_index=3, interval_s=10.0, in_bps=8000.0, out_bps=None,
+                           in_utilization_pct=0.8, oper_status=1, admin_status=1)
+    samples = rate_samples(rates, 42, now)
+    assert Sample(now, 42, "if_in_bps", 8000.0) in samples
+    assert Sample(now, 42, "if_in_utilization_pct", 0.8) in samples
+    assert Sample(now, 42, "if_oper_status", 1.0) in samples
+    assert not any(sample.metric == "if_out_bps" for sample in samples)
+    withheld = InterfaceRates(if_index=3, interval_s=None, oper_status=2,
+                              skipped_reason="sysUpTime went backwards")
+    assert [s.metric for s in rate_samples(withheld, 42, now)] == ["if_oper_status"]
+
+
+# --- against the simulated network -------------------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], T], timeout_s: float, interval_s: float = 0.05) -> T:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout_s} s")
+        time.sleep(interval_s)
+
+
+@pytest.fixture(scope="module")
+def inventory() -> Inventory:
+    example = load_inventory([EXAMPLE_INVENTORY])
+    port = free_udp_port_on([str(d.management_address) for d in example.devices.values()])
+    devices = {key: replace(device, snmp_port=port) for key, device in example.devices.items()}
+    return replace(example, devices=devices)
+
+
+@pytest.fixture(scope="module")
+def environ(inventory: Inventory) -> dict[str, str]:
+    return with_lab_defaults(inventory, {})
+
+
+@pytest.fixture(scope="module")
+def trap_port() -> int:
+    return free_udp_ports(1)[0]
+
+
+@pytest.fixture(scope="module")
+def network(inventory: Inventory, environ: dict[str, str], trap_port: int,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatedNetwork]:
+    if not snmpsim_available():
+        pytest.skip("snmpsim is not importable: run python3 dev.py test, which installs it")
+    # The v3 core routers send v2c traps with the lab's v2c community (the simulator's
+    # default), which the receiver accepts because the inventory polls with it.
+    simulated = SimulatedNetwork(
+        inventory, tmp_path_factory.mktemp("sim"), environ=environ,
+        trap_receiver=("127.0.0.1", trap_port),
+        control_socket=False)
+    simulated.start()
+    yield simulated
+    simulated.stop()
+
+
+@pytest.fixture
+def store(pg_server: Any, template_db: str, inventory: Inventory,
+          tmp_path: Path) -> Iterator[Database]:
+    """A new database holding the example inventory (with the simulated agents' port)."""
+    name = f"collect_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.url_for("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template_db)))
+    database = open_database(pg_server.url_for(name), tmp_path, min_size=1, max_size=6)
+    with database.pool.connection() as conn:
+        apply_inventory(conn, inventory)
+    try:
+        yield database
+    finally:
+        database.close()
+        with psycopg.connect(pg_server.url_for("postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+
+
+def make_service(store: Database, environ: dict[str, str], tmp_path: Path, *,
+                 interval_s: float, traps_port: int | None, timeout_s: float = 1.0,
+                 retries: int = 1) -> CollectionService:
+    return CollectionService(
+        store.pool, spool_dir=tmp_path / "spool", interval_s_for=lambda group: interval_s,
+        environ=environ, timeout_s=timeout_s, retries=retries,
+        traps_enabled=traps_port is not None, trap_port=traps_port or 0,
+        startup_spread_s=min(interval_s, 2.0), flush_interval_s=0.2)
+
+
+def port_id(store: Database, device: str, port: str) -> int:
+    with store.pool.connection() as conn:
+        return conn.execute(
+            "SELECT p.id FROM ports p JOIN devices d ON d.id = p.device_id"
+            " WHERE d.key = %s AND p.name = %s", (device, port)).fetchone()[0]
+
+
+def observations_of(store: Database, object_id: int, kind: str = "oper_status"
+                    ) -> list[tuple[str | None, str, str, datetime]]:
+    with store.pool.connection() as conn:
+        return conn.execute(
+            "SELECT old, new, source, time FROM observations WHERE object_id = %s AND kind = %s"
+            " ORDER BY id", (object_id, kind)).fetchall()
+
+
+def a_linked_port(inventory: Inventory, role: str) -> tuple[str, str]:
+    """(device, port) of a port at one end of a declared link, on a device of `role`."""
+    for link in sorted(inventory.links.values(), key=lambda link: link.key):
+        for end in (link.a, link.z):
+            if inventory.devices[end.device].role == role:
+                return end.device, end.port
+    raise AssertionError(f"no linked port on a {role} device")
+
+
+def test_polls_every_device_into_samples_and_poll_statuses(
+        network: SimulatedNetwork, store: Database, environ: dict[str, str],
+        tmp_path: Path) -> None:
+    with make_service(store, environ, tmp_path, interval_s=1.5, traps_port=None) as service:
+        device_keys = {plan.device_key for plan in service.plans()}
+        assert device_keys == set(network.inventory.devices)
+        # two polls of every device give every linked port a rate
+        wait_for(lambda: min(service.stats().device_polls.get(k, 0) for k in device_keys) >= 2,
+                 timeout_s=15)
+        service.flush()
+        stats = service.stats()
+    assert stats.polls["reachable"] == sum(stats.device_polls.values())
+    assert stats.write_errors == 0 and stats.target_problems == []
+    with store.pool.connection() as conn:
+        statuses = conn.execute(
+            "SELECT d.key, s.status FROM device_poll_status s JOIN devices d ON d.id = s.device_id"
+        ).fetchall()
+        rates = conn.execute(
+            """SELECT count(DISTINCT s.object_id), min(s.value), max(s.value)
+                 FROM samples s JOIN metrics m ON m.id = s.metric_id
+                 JOIN ports p ON p.id = s.object_id
+                WHERE m.name = 'if_in_bps'""").fetchone()
+        port_count = conn.execute(
+            "SELECT count(*) FROM ports WHERE if_index IS NOT NULL").fetchone()[0]
+        response_times = conn.execute(
+            """SELECT count(DISTINCT s.object_id) FROM samples s
+                 JOIN metrics m ON m.id = s.metric_id WHERE m.name = 'snmp_response_ms'"""
+        ).fetchone()[0]
+    assert dict(statuses) == dict.fromkeys(device_keys, "reachable")
+    ports_with_rate, lowest_bps, highest_bps = rates
+    assert ports_with_rate == port_count
+    assert lowest_bps >= 0 and highest_bps > 0  # the simulated counters grow
+    assert response_times == len(device_keys)
+
+
+def test_a_link_down_trap_is_an_observation_within_two_seconds(
+        network: SimulatedNetwork, store: Database, environ: dict[str, str], trap_port: int,
+        inventory: Inventory, tmp_path: Path) -> None:
+    # A long interval: only the trap can be this quick.
+    with make_service(store, environ, tmp_path, interval_s=300, traps_port=trap_port) as service:
+        for role in ("P", "CE"):  # a v3 core router and a v2c customer edge
+            device, port = a_linked_port(inventory, role)
+            object_id = port_id(store, device, port)
+            try:
+                assert network.set_port_status(device, port, "down")
+                changed_at = time.monotonic()
+                seen = wait_for(lambda port=object_id: [
+                    row for row in observations_of(store, port) if row[1] == "down"],
+                    TRAP_OBSERVATION_WITHIN_S)
+                assert time.monotonic() - changed_at <= TRAP_OBSERVATION_WITHIN_S
+                assert seen[0][2] == "trap"
+            finally:
+                network.set_port_status(device, port, "up")
+            wait_for(lambda port=object_id: observations_of(store, port)[-1][1] == "up", 2.0)
+        assert service.trap_receiver is not None
+        assert not service.trap_receiver.stats.unknown_source
+        assert not service.trap_receiver.stats.wrong_community
+
+
+def test_with_traps_disabled_the_next_poll_sees_the_link_down_within_one_interval(
+        network: SimulatedNetwork, store: Database, environ: dict[str, str],
+        inventory: Inventory, tmp_path: Path) -> None:
+    interval_s = 2.0
+    device, port = a_linked_port(inventory, "PE")
+    object_id = port_id(store, device, port)
+    with make_service(store, environ, tmp_path, interval_s=interval_s,
+                      traps_port=None) as service:
+        assert service.trap_receiver is None
+        wait_for(lambda: observations_of(store, object_id), 10)  # the starting picture: up
+        assert observations_of(store, object_id)[-1][:3] == (None, "up", "poll")
+        try:
+            assert network.set_port_status(device, port, "down")
+            changed_at = time.monotonic()
+            # one interval, plus the time one poll of one device may take
+            seen = wait_for(lambda: [row for row in observations_of(store, object_id)
+                                     if row[1] == "down"], interval_s + 1.0)
+            assert time.monotonic() - changed_at <= interval_s + 1.0
+            assert seen[0][:3] == ("up", "down", "poll")
+        finally:
+            network.set_port_status(device, port, "up")
+
+
+class RelayThread:
+    """Relays (tests.snmp_agents.Relay) on an event loop of their own thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.relays: list[Relay] = []
+
+    def relay(self, agent: tuple[str, int], **options: Any) -> tuple[str, int]:
+        relay = asyncio.run_coroutine_threadsafe(Relay(agent, **options).start(),
+                                                 self.loop).result(5)
+        self.relays.append(relay)
+        return relay.address
+
+    def close(self) -> None:
+        for relay in self.relays:
+            self.loop.call_soon_threadsafe(relay.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def test_unreachable_slow_and_malformed_devices_hold_back_only_themselves(
+        network: SimulatedNetwork, store: Database, environ: dict[str, str],
+        inventory: Inventory, tmp_path: Path) -> None:
+    interval_s, timeout_s, retries = 1.0, 0.7, 1  # a failing poll takes 1.4 s: > interval
+    v2c = sorted(k for k, d in inventory.devices.items()
+                 if inventory.credentials[d.snmp_credential].kind == "snmp_v2c")
+    dead, slow, malformed = v2c[:3]
+    relays = RelayThread()
+    try:
+        slow_at = relays.relay(network.endpoint(slow), delay_s=5.0)
+        malformed_at = relays.relay(network.endpoint(malformed),
+                                    mangle=lambda answer: answer[: len(answer) // 2])
+        with store.pool.connection() as conn:
+            # nothing listens on this loopback address: requests go unanswered
+            conn.execute("UPDATE devices SET management_address = '127.0.1.250' WHERE key = %s",
+                         (dead,))
+            for key, (host, port) in ((slow, slow_at), (malformed, malformed_at)):
+                conn.execute("UPDATE devices SET management_address = %s, snmp_port = %s"
+                             " WHERE key = %s", (host, port, key))
+        with make_service(store, environ, tmp_path, interval_s=interval_s, traps_port=None,
+                          timeout_s=timeout_s, retries=retries) as service:
+            started = time.monotonic()
+            time.sleep(6.0)
+            elapsed_s = time.monotonic() - started
+            service.flush()
+            stats = service.stats()
+    finally:
+        relays.close()
+    healthy = set(inventory.devices) - {dead, slow, malformed}
+    # Every healthy device kept its interval: about one poll a second (the first one comes
+    # at its phase, within the first interval).
+    expected_polls = int(elapsed_s / interval_s) - 1
+    for key in healthy:
+        assert stats.device_polls[key] >= expected_polls, (key, stats.device_polls)
+        assert key not in stats.skipped_polls
+    # The two that take longer than an interval to fail skipped cycles instead of overlapping.
+    for key in (dead, slow):
+        assert stats.skipped_polls[key] >= 1
+        assert stats.device_polls[key] < expected_polls
+    with store.pool.connection() as conn:
+        statuses = dict(conn.execute(
+            "SELECT d.key, s.status || ': ' || coalesce(s.reason, '') FROM device_poll_status s"
+            " JOIN devices d ON d.id = s.device_id").fetchall())
+        reachability = conn.execute(
+            "SELECT d.key, o.new FROM observations o JOIN devices d ON d.id = o.object_id"
+            " WHERE o.kind = 'reachability'").fetchall()
+    assert statuses[dead].startswith("unreachable: no answer")
+    assert statuses[slow].startswith("unreachable: no answer")
+    assert statuses[malformed].startswith("error: ")
+    assert all(statuses[key] == "reachable: " for key in healthy)
+    assert (dead, "unreachable") in reachability and (malformed, "error") in reachability
+    secret = environ["KEYLINE_LAB_SNMP_COMMUNITY"]
+    assert not any(secret in text for text in statuses.values())
+
+
+def test_a_restarted_service_does_not_announce_known_states_again(
+        network: SimulatedNetwork, store: Database, environ: dict[str, str],
+        tmp_path: Path) -> None:
+    def count() -> int:
+        with store.pool.connection() as conn:
+            return conn.execute("SELECT count(*) FROM observations").fetchone()[0]
+
+    with make_service(store, environ, tmp_path, interval_s=1.0, traps_port=None) as service:
+        wait_for(lambda: min(service.stats().device_polls.values(), default=0) >= 1
+                 and len(service.stats().device_polls) == len(network.inventory.devices), 10)
+        service.flush()
+    first = count()
+    assert first > 0  # the starting picture: every device and port, once
+    with make_service(store, environ, tmp_path, interval_s=1.0, traps_port=None) as service:
+        wait_for(lambda: min(service.stats().device_polls.values(), default=0) >= 2
+                 and len(service.stats().device_polls) == len(network.inventory.devices), 10)
+        service.flush()
+    assert count() == first
+
+
+def test_the_trap_port_taken_is_a_clear_error(store: Database, environ: dict[str, str],
+                                              tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        service = make_service(store, environ, tmp_path, interval_s=60,
+                               traps_port=taken.getsockname()[1])
+        with pytest.raises(OSError, match=r"trap receiver cannot listen on 127\.0\.0\.1:"):
+            service.start()
+        service.stop()
