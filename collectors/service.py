@@ -249,6 +249,32 @@ class CollectionService:
         return sorted((state.plan for state in list(self._devices.values())),
                       key=lambda plan: plan.device_key)
 
+    def schedule_blocking(self, name: str, interval_s: float, function: Callable[[], Any], *,
+                          first_delay_s: float = 0.0) -> None:
+        """Run `function` every `interval_s` on a thread of its own, never two at once (a run
+        still going when the next is due skips it): periodic work of the engines above the
+        collectors (topology discovery, say) that the wiring schedules on this service's
+        clock. Call after start()."""
+        loop, scheduler = self._loop, self._scheduler
+        if loop is None or scheduler is None:
+            raise RuntimeError("start the collection service before scheduling on it")
+
+        async def run() -> None:
+            try:
+                await asyncio.to_thread(function)
+            except Exception:
+                log.exception("%s failed", name)
+
+        def add() -> None:
+            assert self._scheduler is not None
+            self._scheduler.add_job(
+                run, IntervalTrigger(seconds=interval_s, start_date=datetime.now(UTC)
+                                     + timedelta(seconds=first_delay_s)),
+                id=f"blocking:{name}", name=name, replace_existing=True, max_instances=1,
+                coalesce=True)
+
+        loop.call_soon_threadsafe(add)
+
     def flush(self, timeout_s: float = 10.0) -> None:
         """Write what is buffered now and wait until the writer has done it (for tests and
         for a clean stop)."""

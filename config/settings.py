@@ -54,7 +54,6 @@ class PollSettings(BaseModel):
     """How often devices are polled; `groups` maps a device's poller group to its interval."""
 
     default_interval_s: int = Field(60, ge=1, le=86_400)
-    fast_interval_s: int = Field(10, ge=1, le=86_400)
     timeout_s: float = Field(2.0, gt=0, le=60)
     retries: int = Field(2, ge=0, le=10)
     groups: dict[str, int] = Field(default_factory=lambda: {"key-accounts": 10})
@@ -78,6 +77,13 @@ class TrapSettings(BaseModel):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(1162, ge=1, le=65_535)
+
+
+class TopologySettings(BaseModel):
+    """How often the collector walks every device's LLDP tables (0: only on demand, with
+    `keyline topology discover`)."""
+
+    discovery_interval_s: int = Field(3600, ge=0, le=7 * 86_400)
 
 
 class SpoolSettings(BaseModel):
@@ -118,6 +124,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     traps: TrapSettings = Field(default_factory=TrapSettings)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
+    topology: TopologySettings = Field(default_factory=TopologySettings)
 
     @property
     def spool_dir(self) -> Path:

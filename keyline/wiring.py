@@ -250,6 +250,18 @@ def _collection_service(settings: Settings, database: Database) -> Iterator[obje
         service.start()
     except OSError as error:
         raise StoreError(str(error)) from None
+    if settings.topology.discovery_interval_s:
+        from topology.discovery import run_discovery
+
+        def discover() -> None:
+            discovery = run_discovery(database, environ=environ,
+                                      timeout_s=settings.poll.timeout_s,
+                                      retries=settings.poll.retries)
+            log.info("%s", discovery.summary()[0])
+
+        # The first round soon after the start, once the first polls have gone out.
+        service.schedule_blocking("topology discovery", settings.topology.discovery_interval_s,
+                                  discover, first_delay_s=30.0)
     try:
         plans = service.plans()
         groups: dict[str, list[float]] = {}

@@ -380,3 +380,24 @@ def test_the_trap_port_taken_is_a_clear_error(store: Database, environ: dict[str
         with pytest.raises(OSError, match=r"trap receiver cannot listen on 127\.0\.0\.1:"):
             service.start()
         service.stop()
+
+
+def test_scheduled_blocking_work_runs_on_the_interval_and_never_twice_at_once(
+        store: Database, environ: dict[str, str], tmp_path: Path) -> None:
+    runs: list[float] = []
+    running = threading.Event()
+    overlapped = threading.Event()
+
+    def slow_work() -> None:
+        if running.is_set():
+            overlapped.set()
+        running.set()
+        runs.append(time.monotonic())
+        time.sleep(0.5)  # longer than the interval: the next run is due while this one runs
+        running.clear()
+
+    with make_service(store, environ, tmp_path, interval_s=300, traps_port=None) as service:
+        service.schedule_blocking("slow work", 0.2, slow_work)
+        wait_for(lambda: len(runs) >= 3, 5)
+    assert not overlapped.is_set()
+    assert all(b - a >= 0.5 for a, b in itertools.pairwise(runs))

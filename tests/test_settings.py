@@ -36,12 +36,12 @@ default_interval_s = 30
 groups = { gold = 5 }
 """)
     monkeypatch.setenv("KEYLINE_LISTEN_PORT", "9100")
-    monkeypatch.setenv("KEYLINE_POLL__FAST_INTERVAL_S", "7")
+    monkeypatch.setenv("KEYLINE_POLL__TIMEOUT_S", "7")
     settings = load_settings(config)
     assert settings.data_dir == Path("/srv/keyline")
     assert settings.listen_port == 9100  # the environment wins over the file
     assert settings.poll.default_interval_s == 30
-    assert settings.poll.fast_interval_s == 7
+    assert settings.poll.timeout_s == 7
     assert settings.poll.interval_s_for("gold") == 5
     assert settings.poll.interval_s_for("anything-else") == 30
 
