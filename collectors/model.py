@@ -77,6 +77,9 @@ class PollResult:
     interfaces: dict[int, InterfaceReading] = field(default_factory=dict)  # by ifIndex
     varbind_count: int = 0
     interface_labels: dict[int, InterfaceLabel] = field(default_factory=dict)  # by ifIndex
+    # SNMPv3 only: the agent's snmpEngineID as USM discovery found it (the authoritative
+    # engine id of its answers, the one it sends traps with); None for v2c
+    engine_id: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ from collectors.schedule import PollPlan, plan_poll
 from collectors.snmp import SnmpPoller
 from collectors.spool import DEFAULT_MAX_BYTES, SpoolingSink
 from collectors.targets import TargetProblem, load_poll_targets
-from collectors.traps import TrapReceiver
+from collectors.traps import TrapReceiver, V3TrapUser
 from store.observations import latest_states, record_poll_statuses
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,8 @@ class CollectionService:
         # One writer thread: writes reach the store in the order they were made.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyline-writer")
         self._last_import_id: int | None = None
+        # v3 agents' trap users, by device: registered once a poll has told the engine id
+        self._v3_trap_users: dict[int, V3TrapUser] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -411,6 +413,7 @@ class CollectionService:
     def _drop_device(self, device_id: int) -> None:
         assert self._scheduler is not None
         state = self._devices.pop(device_id)
+        self._v3_trap_users.pop(device_id, None)
         for job in self._scheduler.get_jobs():
             if _device_of_job(job.id) == device_id:
                 job.remove()
@@ -450,7 +453,8 @@ class CollectionService:
         await self.trap_receiver.stop()
         self.trap_receiver = TrapReceiver(
             _by_address(targets), host=self.trap_host, port=self.trap_receiver.port,
-            communities=_communities(targets), on_observations=self._on_trap_observations)
+            communities=_communities(targets), v3_users=list(self._v3_trap_users.values()),
+            on_observations=self._on_trap_observations)
         self.trap_receiver.stats = stats
         await self.trap_receiver.start()
 
@@ -497,6 +501,8 @@ class CollectionService:
                                   result.duration_s * 1000.0))
             state.last_readings = dict(result.interfaces)
         state.last_result = result
+        if result.engine_id is not None:
+            self._learn_v3_trap_user(target, result.engine_id)
         self._pending_samples.extend(samples)
         self._pending_statuses[target.device_id] = (result.status.value, result.reason, now)
         with self._stats_lock:
@@ -506,6 +512,21 @@ class CollectionService:
             self._stats.unmapped_interfaces += len(observed.unmapped_if_indexes)
         if changes:
             self._write_observations(changes)
+
+    def _learn_v3_trap_user(self, target: PollTarget, engine_id: bytes) -> None:
+        """Accept v3 traps from the agent the poll just reached: a v3 trap is signed with the
+        agent's own engine id, which only a poll (or the inventory) can tell."""
+        credential = target.credential
+        user = V3TrapUser(credential.username or "", engine_id,
+                          credential.auth_protocol, credential.auth_key,
+                          credential.priv_protocol, credential.priv_key)
+        if self._v3_trap_users.get(target.device_id) == user:
+            return
+        self._v3_trap_users[target.device_id] = user
+        if self.trap_receiver is not None:
+            self.trap_receiver.add_v3_user(user)
+            log.debug("accepting v3 traps from %s (engine id %s)", target.device_key,
+                      engine_id.hex())
 
     def _on_trap_observations(self, observations: list[Observation]) -> None:
         changes = self._tracker.apply(observations)

@@ -46,6 +46,16 @@ multi-part indexes (lldpRemTable: timeMark, localPortNum, index). A scalar is wa
 column of its parent (sysName 1.3.6.1.2.1.1.5 gives the row (0,)). Its `WalkResult` carries
 the same status and reason as a poll; it never raises for what a device does.
 
+The SNMPv3 engine id. A v3 trap is signed with keys localized to the sending agent's
+snmpEngineID, so the trap receiver needs each agent's (collectors.traps). The poller learns
+it for free: pysnmp discovers it (RFC 3414 section 4) before the first request to an agent,
+and every authenticated answer carries it as msgAuthoritativeEngineID. An observer on each
+pysnmp engine ("rfc3412.prepareDataElements:response", called for every answer that passed
+the USM checks and matched its request) records it by agent address; a v3 poll's result
+carries it as `PollResult.engine_id`. No snmpEngineID.0 GET: not every agent serves it
+(snmpsim does not), and the discovered id is the one the agent signs with. v2c polls leave
+it None and pay nothing for it.
+
 Readings are stamped with the wall clock (`time.time()`, seconds) taken when the system group
 answered, the same moment as their sysUpTime; counters are the agent's raw values.
 
@@ -84,6 +94,9 @@ SYSTEM_OIDS: tuple[tuple[str, Oid], ...] = (
 
 IF_ENTRY: Oid = (1, 3, 6, 1, 2, 1, 2, 2, 1)
 IF_X_ENTRY: Oid = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
+
+_RESPONSE_POINT = "rfc3412.prepareDataElements:response"
+"""pysnmp's observer point for an SNMPv3 answer that passed the security checks."""
 
 MAX_ROWS_PER_COLUMN = 100_000
 """A column longer than this is an agent that never stops (increasing OIDs forever)."""
@@ -172,6 +185,8 @@ class _BadAnswer(_PollFailed):
 
 
 class _FastSession:
+    engine_id: bytes | None = None  # SNMPv2c has none
+
     def __init__(self, target: PollTarget, timeouts_s: Sequence[float]) -> None:
         community = target.credential.community
         if community is None:
@@ -307,6 +322,7 @@ class _PysnmpSession:
         self._timeouts_s = timeouts_s
         self._auth = pysnmp_auth_data(target.credential)
         self._transports: dict[float, Any] = {}
+        self.engine_id: bytes | None = None  # v3: the agent's, once it has answered
         credential = target.credential
         self.note = ("; a wrong SNMPv3 privacy key also looks like this: agents drop what they "
                      "cannot decrypt" if credential.version == "v3" and credential.priv_key
@@ -357,6 +373,10 @@ class _PysnmpSession:
                     raise _AuthFailed(f"SNMPv3 agent rejected the credential: "
                                       f"{_lower_camel(kind)} ({indication})")
                 raise _BadAnswer(f"{_lower_camel(kind)}: {indication}")
+            if self._target.credential.version == "v3":
+                address = self._transports[timeout_s].transport_address
+                self.engine_id = self._poller._peer_engine_ids.get(
+                    (address[0], address[1]), self.engine_id)
             plain = values.plain
             return (int(error_status), int(error_index),
                     [(tuple(name), plain(value)) for name, value in varbinds])
@@ -396,6 +416,8 @@ class SnmpPoller:
         self._device_slots: dict[tuple[str, int], tuple[asyncio.Semaphore, int]] = {}
         self._engines: dict[str, Any] = {}
         self._values: _PysnmpValues | None = None
+        # (address, port) -> the SNMPv3 agent's authoritative engine id, from its answers
+        self._peer_engine_ids: dict[tuple[str, int], bytes] = {}
 
     # -- public -----------------------------------------------------------------------------
 
@@ -442,6 +464,7 @@ class SnmpPoller:
     def close(self) -> None:
         """Release pysnmp's engines (their sockets and timers), if any was started."""
         for engine in self._engines.values():
+            engine.observer.unregister_observer(self._on_response)
             engine.close_dispatcher()
         self._engines.clear()
 
@@ -502,9 +525,22 @@ class SnmpPoller:
             from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
             engine = self._engines[fingerprint] = SnmpEngine()
+            engine.observer.register_observer(self._on_response, _RESPONSE_POINT)
         if self._values is None:
             self._values = _PysnmpValues()
         return engine, self._values
+
+    def _on_response(self, _engine: Any, _point: str, variables: dict[str, Any],
+                     _context: Any) -> None:
+        """pysnmp observer: an SNMPv3 answer passed the USM checks; note its sender's
+        authoritative engine id (msgAuthoritativeEngineID) by the sender's address."""
+        address = variables.get("transportAddress")
+        engine_id = variables.get("securityEngineId")
+        if address is not None and engine_id is not None and variables.get(
+                "securityModel") == 3:
+            engine_id = bytes(engine_id.asOctets())
+            if engine_id:
+                self._peer_engine_ids[(str(address[0]), int(address[1]))] = engine_id
 
     async def _session(self, target: PollTarget) -> Any:
         if target.credential.version == "v2c" and self.v2c_engine == "fast":
@@ -533,7 +569,8 @@ class SnmpPoller:
         interfaces, labels, count = _readings(walked, system["sysUpTime.0"], read_at_s)
         return {"sys_uptime_cs": system["sysUpTime.0"], "sys_name": system["sysName.0"],
                 "sys_descr": system["sysDescr.0"], "interfaces": interfaces,
-                "interface_labels": labels, "varbind_count": count + len(system)}
+                "interface_labels": labels, "varbind_count": count + len(system),
+                "engine_id": session.engine_id}
 
     async def _system(self, session: Any, slot: asyncio.Semaphore) -> dict[str, Any]:
         oids = [oid for _, oid in SYSTEM_OIDS]

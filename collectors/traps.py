@@ -31,7 +31,8 @@ Security. A v2c trap is accepted only with one of `communities`; a v3 trap only 
 configured user (`V3TrapUser`) with the right keys. For v3 the *sender* is authoritative (a
 trap is not answered, so there is no discovery): the receiver must know each agent's
 snmpEngineID to localize the user's keys, hence ``engine_id`` per user and agent, given at
-construction or later with `add_v3_user` (the poller reads snmpEngineID.0 of each v3 agent).
+construction or later with `add_v3_user` (the poller learns each v3 agent's engine id from
+its answers: `PollResult.engine_id`, and the collection service adds the user then).
 A v3 trap from an engine id not configured is counted in ``v3_rejected`` with the reason.
 
 Nothing is dropped silently: traps from unknown sources, with a wrong community, failing v3

@@ -401,3 +401,62 @@ def test_scheduled_blocking_work_runs_on_the_interval_and_never_twice_at_once(
         wait_for(lambda: len(runs) >= 3, 5)
     assert not overlapped.is_set()
     assert all(b - a >= 0.5 for a, b in itertools.pairwise(runs))
+
+
+def send_v3_link_down(receiver: tuple[str, int], source: str, engine_id: bytes,
+                      user: str, auth_key: str, priv_key: str, if_index: int) -> None:
+    """A v3 linkDown as an agent sends it: signed with the agent's own engine id."""
+    from pysnmp.hlapi.v3arch.asyncio import (
+        ContextData,
+        SnmpEngine,
+        UdpTransportTarget,
+        UsmUserData,
+        send_notification,
+        usmAesCfb128Protocol,
+        usmHMACSHAAuthProtocol,
+    )
+    from pysnmp.proto.rfc1902 import Integer32, ObjectIdentifier, ObjectName, OctetString, TimeTicks
+
+    async def send() -> None:
+        engine = SnmpEngine(OctetString(engine_id))
+        try:
+            target = await UdpTransportTarget.create(receiver, timeout=1, retries=0)
+            target.set_local_address((source, 0))
+            error, *_ = await send_notification(
+                engine, UsmUserData(user, auth_key, priv_key,
+                                    authProtocol=usmHMACSHAAuthProtocol,
+                                    privProtocol=usmAesCfb128Protocol),
+                target, ContextData(), "trap",
+                (ObjectName("1.3.6.1.2.1.1.3.0"), TimeTicks(4200)),
+                (ObjectName("1.3.6.1.6.3.1.1.4.1.0"), ObjectIdentifier("1.3.6.1.6.3.1.1.5.3")),
+                (ObjectName(f"1.3.6.1.2.1.2.2.1.1.{if_index}"), Integer32(if_index)),
+                (ObjectName(f"1.3.6.1.2.1.2.2.1.8.{if_index}"), Integer32(2)))
+            assert error is None, error
+        finally:
+            engine.close_dispatcher()
+
+    asyncio.run(send())
+
+
+def test_v3_traps_are_accepted_once_a_poll_has_learned_the_agents_engine_id(
+        network: SimulatedNetwork, store: Database, environ: dict[str, str], trap_port: int,
+        inventory: Inventory, tmp_path: Path) -> None:
+    from lab.sim.network import engine_id_hex
+
+    device, port = a_linked_port(inventory, "P")
+    credential = inventory.credentials[inventory.devices[device].snmp_credential]
+    assert credential.kind == "snmp_v3"
+    if_index = next(p.if_index for p in inventory.devices[device].ports if p.name == port)
+    object_id = port_id(store, device, port)
+    address = str(inventory.devices[device].management_address)
+    with make_service(store, environ, tmp_path, interval_s=1.0, traps_port=trap_port) as service:
+        wait_for(lambda: service.stats().device_polls[device] >= 1, 10)
+        send_v3_link_down(("127.0.0.1", trap_port), address, bytes.fromhex(engine_id_hex(device)),
+                          credential.params["username"], environ["KEYLINE_LAB_SNMP_AUTH_KEY"],
+                          environ["KEYLINE_LAB_SNMP_PRIV_KEY"], if_index)
+        seen = wait_for(lambda: [row for row in observations_of(store, object_id)
+                                 if row[1] == "down"], TRAP_OBSERVATION_WITHIN_S)
+        assert service.trap_receiver is not None
+        rejected = dict(service.trap_receiver.stats.v3_rejected)
+    assert seen[0][2] == "trap"
+    assert rejected == {}

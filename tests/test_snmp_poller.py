@@ -52,6 +52,8 @@ V2C = SnmpCredential(version="v2c", community=SecretStr(COMMUNITY))
 V3 = SnmpCredential(version="v3", username=V3_USER, security_level="authPriv",
                     auth_protocol="SHA", auth_key=SecretStr(V3_AUTH_KEY),
                     priv_protocol="AES", priv_key=SecretStr(V3_PRIV_KEY))
+SNMPSIM_V3_ENGINE_ID = bytes.fromhex("80001f8805aa00000000000002")  # tests/snmp_agents.py
+SNMP_ENGINE_ID_COLUMN = (1, 3, 6, 1, 6, 3, 10, 2, 1, 1)  # snmpEngineID (.0 is the scalar)
 COLUMN_OIDS = {column.oid for column in IF_TABLE_COLUMNS + IF_X_TABLE_COLUMNS}
 SECRETS = (COMMUNITY, V3_AUTH_KEY, V3_PRIV_KEY, "wrong-community-xyz", "wrong-auth-key-99")
 
@@ -105,6 +107,7 @@ def test_v2c_poll_returns_every_interface_with_its_counters(agents: SnmpsimAgent
     result = asyncio.run(run())
     assert result.status is PollStatus.REACHABLE, result.reason
     assert result.reason is None
+    assert result.engine_id is None  # v2c: no engine id to learn
     assert (result.sys_name, result.sys_descr, result.sys_uptime_cs) == (
         SYS_NAME, SYS_DESCR, SYS_UPTIME_CS)
     assert sorted(result.interfaces) == if_indexes(INTERFACES)
@@ -152,6 +155,10 @@ def test_v3_auth_priv_poll_and_rejected_credentials(agents: SnmpsimAgents) -> No
     assert good.status is PollStatus.REACHABLE, good.reason
     assert sorted(good.interfaces) == if_indexes(INTERFACES)
     assert good.interfaces[3].if_hc_in_octets == expected_row(3)["if_hc_in_octets"]
+    # the engine id USM discovery found: the one snmpsim's v3 engine is configured with
+    # (snmpsim does not serve snmpEngineID.0 itself)
+    assert good.engine_id == SNMPSIM_V3_ENGINE_ID
+    assert wrong.engine_id is None and unknown.engine_id is None
     assert wrong.status is PollStatus.AUTH_FAILED and "wrongDigest" in wrong.reason
     assert unknown.status is PollStatus.AUTH_FAILED and "unknownUserName" in unknown.reason
     for result in (wrong, unknown):
@@ -325,7 +332,7 @@ def test_polls_every_device_of_the_simulated_network(tmp_path: Path) -> None:
         from config.inventory.loader import load_inventory
         from keyline.wiring import EXAMPLE_INVENTORY
         from lab.sim.access import with_lab_defaults
-        from lab.sim.network import SimulatedNetwork
+        from lab.sim.network import SimulatedNetwork, engine_id_hex
     except ImportError as error:
         pytest.skip(f"lab.sim is not usable here: {error}")
     example = load_inventory([EXAMPLE_INVENTORY])
@@ -360,6 +367,10 @@ def test_polls_every_device_of_the_simulated_network(tmp_path: Path) -> None:
     assert {r.target.credential.version for r in results} == {"v2c", "v3"}
     for result in results:
         assert result.status is PollStatus.REACHABLE, (result.target.device_key, result.reason)
+        if result.target.credential.version == "v3":  # lab.sim's engine id per device
+            assert result.engine_id == bytes.fromhex(engine_id_hex(result.target.device_key))
+        else:
+            assert result.engine_id is None
         assert result.interfaces, result.target.device_key
         assert all(r.if_hc_in_octets is not None for r in result.interfaces.values())
 
@@ -403,6 +414,28 @@ def test_netsnmp_v2c_and_v3_auth_priv(netsnmp: NetSnmpAgent) -> None:
         and "wrong SNMPv3 privacy key" in wrong_priv_result.reason)
     for result in (wrong, wrong_priv_result):
         assert_no_secret(result)
+
+
+def test_netsnmp_v3_poll_learns_the_engine_id_the_agent_reports(netsnmp: NetSnmpAgent) -> None:
+    """snmpd generates its snmpEngineID at start; a v3 poll's engine_id (from USM discovery)
+    is what the agent itself serves as snmpEngineID.0, over v2c and over v3."""
+    async def run() -> tuple[PollResult, PollResult, list]:
+        poller = SnmpPoller(timeout_s=0.5, retries=1)
+        try:
+            v3, v2c = await poller.poll_many([target(netsnmp.port, V3), target(netsnmp.port)])
+            reported = [await poller.walk(target(netsnmp.port, credential),
+                                          [SNMP_ENGINE_ID_COLUMN]) for credential in (V2C, V3)]
+            return v3, v2c, reported
+        finally:
+            poller.close()
+
+    v3, v2c, reported = asyncio.run(run())
+    assert v3.status is PollStatus.REACHABLE, v3.reason
+    assert v2c.status is PollStatus.REACHABLE and v2c.engine_id is None
+    for walked in reported:
+        assert walked.status is PollStatus.REACHABLE, walked.reason
+        assert walked.rows[SNMP_ENGINE_ID_COLUMN] == {(0,): v3.engine_id}
+    assert v3.engine_id is not None and 5 <= len(v3.engine_id) <= 32
 
 
 # --- the codec -------------------------------------------------------------------------------

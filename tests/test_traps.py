@@ -37,8 +37,9 @@ from pysnmp.proto.rfc1902 import (
     TimeTicks,
 )
 
-from collectors.model import Observation, PollTarget, SnmpCredential
+from collectors.model import Observation, PollStatus, PollTarget, SnmpCredential
 from collectors.observations import StateTracker
+from collectors.snmp import SnmpPoller
 from collectors.spool import SpoolingSink
 from collectors.traps import (
     COLD_START,
@@ -53,6 +54,7 @@ from collectors.traps import (
     trap_observations,
 )
 from store.observations import recent_observations
+from tests import snmp_agents
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 PE1 = PollTarget(device_id=10, device_key="pe1", host="127.0.1.5", port=161,
@@ -323,6 +325,56 @@ def test_v3_user_added_while_running(receiver, senders):
                  engine_id=engine_id)
     _, observations = receiver.arrived.get(timeout=2)
     assert observations[0].kind == "agent_restart"
+
+
+@pytest.mark.skipif(not snmp_agents.snmpsim_installed(), reason="snmpsim is not installed")
+def test_v3_trap_accepted_with_the_engine_id_the_poller_learned(loop, senders):
+    """Poll a v3 agent (snmpsim on 127.0.1.7), make its trap user from the poll's engine_id
+    and the poll credential, then a linkDown that agent sends with its engine id passes."""
+    credential = SnmpCredential(
+        version="v3", username=snmp_agents.V3_USER, security_level="authPriv",
+        auth_protocol="SHA", auth_key=SecretStr(snmp_agents.V3_AUTH_KEY),
+        priv_protocol="AES", priv_key=SecretStr(snmp_agents.V3_PRIV_KEY))
+    with snmp_agents.SnmpsimAgents(interfaces=3, host="127.0.1.7") as agent:
+        device = PollTarget(device_id=30, device_key="pe3", host="127.0.1.7",
+                            port=agent.v3_port, credential=credential,
+                            poller_group="default", ports_by_if_index={2: 302})
+
+        async def poll():
+            poller = SnmpPoller(timeout_s=1.0, retries=1)
+            try:
+                return await poller.poll(device)
+            finally:
+                poller.close()
+
+        result = run(loop, poll())
+    assert result.status is PollStatus.REACHABLE, result.reason
+    assert result.engine_id == bytes.fromhex("80001f8805aa00000000000002")
+
+    arrived: queue.Queue = queue.Queue()
+    trap_receiver = TrapReceiver({device.host: device}, host="127.0.0.1", port=0,
+                                 on_observations=arrived.put)
+    run(loop, trap_receiver.start())
+    try:
+        user = UsmUserData(snmp_agents.V3_USER, snmp_agents.V3_AUTH_KEY,
+                           snmp_agents.V3_PRIV_KEY, authProtocol=usmHMACSHAAuthProtocol,
+                           privProtocol=usmAesCfb128Protocol)
+        # before the poll's engine id is configured, the agent's traps are rejected
+        senders.send(trap_receiver, device.host, LINK_DOWN, if_index_varbind(2), user=user,
+                     engine_id=result.engine_id)
+        assert wait_for(lambda: trap_receiver.stats.v3_rejected[device.host] == 1)
+        trap_receiver.add_v3_user(V3TrapUser(
+            credential.username, result.engine_id, credential.auth_protocol,
+            credential.auth_key, credential.priv_protocol, credential.priv_key))
+        senders.send(trap_receiver, device.host, LINK_DOWN, if_index_varbind(2), user=user,
+                     engine_id=result.engine_id)
+        observations = arrived.get(timeout=5)
+    finally:
+        run(loop, trap_receiver.stop())
+    assert [(o.object_id, o.kind, o.new, o.source) for o in observations] == [
+        (302, "oper_status", "down", "trap")]
+    assert trap_receiver.stats.received == 1 and trap_receiver.stats.v3_rejected[
+        device.host] == 1
 
 
 def test_trap_then_poll_through_tracker_and_sink_store_one_observation(
