@@ -206,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{', '.join(sorted(str(c) for c in causes.causes))})")
     print(f"a core link down:       {t_down * 1000:9.1f} ms  (status + {redone_down} paths "
           "recomputed)")
-    print(f"...down and up again:   {t_flap * 1000:9.1f} ms  (coming up recomputes all "
-          f"{redone_up} computed paths)")
+    computed = sum(not c.hops for c in snap.circuits.values())
+    print(f"...down and up again:   {t_flap * 1000:9.1f} ms  (coming up recomputes "
+          f"{redone_up} of {computed} computed paths)")
 
     tracemalloc.start()
     graph = build()

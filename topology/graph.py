@@ -15,6 +15,15 @@ port in "testing" or "dormant" makes it "degraded", anything else is "unknown".
 The graph is built from a `TopologySnapshot`: plain frozen dataclasses of the active
 inventory objects, read either from the store (`load_snapshot`) or from an `Inventory` object
 (`snapshot_from_inventory`, with synthetic ids, for tests and benches without a database).
+
+*Declared* means what people stated: the inventory's links, and also the links an operator
+accepted from discovery (store.topology's `accepted_links`, which inventory imports never
+touch). `load_snapshot(conn, accepted=True)` adds the accepted links to the snapshot's
+`links` (`with_declared_links`), so paths, impact and views treat them like inventory links;
+each `SnapLink` says which it is in `origin` ("inventory" or "accepted"), and so does each
+edge (attribute "origin"; None for a link only discovery knows). A link the inventory declares
+is never added twice, whatever else accepted it. topology.current.load_topology builds the
+graph of the network as it is now this way.
 Node ids are device object ids; every id of the store comes from one sequence, so a device,
 a port, a link and a circuit never share an id, and the synthetic ids keep that property.
 """
@@ -23,8 +32,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple, Protocol
 
 import networkx as nx
 import psycopg
@@ -37,6 +46,11 @@ STATUSES = (UP, DOWN, DEGRADED, UNKNOWN)
 
 # Cost of a link that only discovery knows (the inventory's default link cost is 10).
 DEFAULT_DISCOVERED_COST = 10
+# Cost of a link accepted from discovery (accepted_links has no cost column): the same.
+DEFAULT_ACCEPTED_COST = 10
+
+# SnapLink.origin values: declared in the inventory files, or accepted from discovery.
+INVENTORY, ACCEPTED = "inventory", "accepted"
 
 # IF-MIB ifOperStatus names (collectors.observations) and device poll statuses, as edge status.
 _PORT_STATUS = {
@@ -98,11 +112,16 @@ class SnapPort:
 
 @dataclass(frozen=True)
 class SnapLink:
+    """A declared link. `origin` is INVENTORY, or ACCEPTED for a link accepted from
+    discovery (its `id` is then the accepted_links row's, from the same id sequence, and its
+    `key` is "device:port--device:port" like an inventory link's)."""
+
     id: int
     key: str
     a_port_id: int
     z_port_id: int
     cost: int
+    origin: str = INVENTORY
 
 
 @dataclass(frozen=True)
@@ -163,9 +182,11 @@ class TopologySnapshot:
 
 # --- loading -------------------------------------------------------------------------------
 
-def load_snapshot(conn: psycopg.Connection) -> TopologySnapshot:
+def load_snapshot(conn: psycopg.Connection, *, accepted: bool = False) -> TopologySnapshot:
     """The active (not retired) topology objects of the store. A port, link, hop or VPN
-    member that refers to a retired object is left out with it."""
+    member that refers to a retired object is left out with it. With `accepted`, the links
+    accepted from discovery join the inventory's (store.topology.declared_links,
+    `with_declared_links`)."""
     customers = {r[0]: SnapCustomer(*r) for r in conn.execute(
         "SELECT id, key, name FROM customers WHERE retired_at IS NULL")}
     sites = {r[0]: SnapSite(*r) for r in conn.execute(
@@ -202,7 +223,51 @@ def load_snapshot(conn: psycopg.Connection) -> TopologySnapshot:
         site_ids, circuit_ids = members.get(vpn_id, ([], []))
         vpns[vpn_id] = SnapVpn(vpn_id, key, customer_id, name, tuple(site_ids),
                                tuple(circuit_ids))
-    return TopologySnapshot(customers, sites, devices, ports, links, circuits, vpns)
+    snapshot = TopologySnapshot(customers, sites, devices, ports, links, circuits, vpns)
+    if accepted:
+        from store.topology import declared_links
+
+        snapshot = with_declared_links(snapshot, declared_links(conn))
+    return snapshot
+
+
+class DeclaredLink(Protocol):
+    """What `with_declared_links` needs of a link: store.topology.StoredLink has it."""
+
+    @property
+    def port_ids(self) -> tuple[int, int]: ...
+
+    id: int | None
+    origin: str
+
+
+def with_declared_links(snapshot: TopologySnapshot, links: Iterable[DeclaredLink], *,
+                        cost: int = DEFAULT_ACCEPTED_COST) -> TopologySnapshot:
+    """The snapshot with these declared links added to its `links` (typically
+    store.topology.declared_links(conn): inventory links, then accepted ones).
+
+    A link is skipped when the snapshot already has a link between the same two ports (so
+    an inventory link is never duplicated, whichever end it is named from), when it has no
+    id or its id is taken, or when one of its ports is not in the snapshot (retired). The
+    added links get `cost` and keep their `origin` ("accepted"). The snapshot given is not
+    changed; if nothing is added it is returned as it is."""
+    pairs = {frozenset((link.a_port_id, link.z_port_id)) for link in snapshot.links.values()}
+    added: dict[int, SnapLink] = {}
+    for link in links:
+        a_port, z_port = sorted(link.port_ids)
+        pair = frozenset((a_port, z_port))
+        if (link.id is None or link.id in snapshot.links or link.id in added or pair in pairs
+                or a_port == z_port or a_port not in snapshot.ports
+                or z_port not in snapshot.ports):
+            continue
+        pairs.add(pair)
+        names = sorted(f"{snapshot.devices[snapshot.ports[p].device_id].key}:"
+                       f"{snapshot.ports[p].name}" for p in (a_port, z_port))
+        added[link.id] = SnapLink(link.id, "--".join(names), a_port, z_port, cost,
+                                  link.origin or ACCEPTED)
+    if not added:
+        return snapshot
+    return replace(snapshot, links={**snapshot.links, **added})
 
 
 def snapshot_from_inventory(inventory: Inventory, *, first_id: int = 1) -> TopologySnapshot:
@@ -319,7 +384,7 @@ def _capacity(snapshot: TopologySnapshot, a_port: int, z_port: int) -> int | Non
 
 
 def _edge_attributes(snapshot: TopologySnapshot, key: LinkKey, a_port: int, z_port: int,
-                     cost: int, source: str) -> dict:
+                     cost: int, source: str, origin: str | None = None) -> dict:
     a, z = snapshot.ports[a_port], snapshot.ports[z_port]
     return {
         "link_id": key if isinstance(key, int) else None,
@@ -327,7 +392,7 @@ def _edge_attributes(snapshot: TopologySnapshot, key: LinkKey, a_port: int, z_po
         "a_port_id": a_port, "z_port_id": z_port,
         "a_port_name": a.name, "z_port_name": z.name,
         "capacity_bps": _capacity(snapshot, a_port, z_port),
-        "cost": cost, "source": source, "status": UNKNOWN,
+        "cost": cost, "source": source, "origin": origin, "status": UNKNOWN,
     }
 
 
@@ -346,7 +411,8 @@ def build_graph(
     "discovered", keyed by its sorted port pair, with cost `discovered_cost`. A pair naming a
     port the snapshot lacks is ignored. `port_status` maps port id -> ifOperStatus name and
     `reachability` maps device id -> poll status ("reachable", "unreachable", ...); see
-    `status_inputs`.
+    `status_inputs`. Accepted links are declared links: add them to the snapshot
+    (`with_declared_links`, or `load_snapshot(conn, accepted=True)`) before building.
 
     Three indexes ride along in `graph.graph` (build a new graph rather than adding edges by
     hand, or they go stale): "port_links" (port id -> its link keys), "edge_ends" (link key
@@ -363,7 +429,8 @@ def build_graph(
     for link in snapshot.links.values():
         a, z = snapshot.ports[link.a_port_id], snapshot.ports[link.z_port_id]
         graph.add_edge(a.device_id, z.device_id, key=link.id, **_edge_attributes(
-            snapshot, link.id, link.a_port_id, link.z_port_id, link.cost, "declared"))
+            snapshot, link.id, link.a_port_id, link.z_port_id, link.cost, "declared",
+            link.origin))
         by_ports[frozenset((link.a_port_id, link.z_port_id))] = link.id
         port_links.setdefault(link.a_port_id, []).append(link.id)
         port_links.setdefault(link.z_port_id, []).append(link.id)

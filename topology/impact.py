@@ -5,7 +5,8 @@ best explains what is seen.
 inverts that, from each element to the circuits using it, and knows each circuit's customer.
 A failed P router then names its circuits and customers at once: `impacted(index, failed)`.
 It answers "which circuits run over this element now", from the paths it was built with; a
-computed path may reroute afterwards (paths.update_paths, then a new index).
+computed path may reroute afterwards (paths.update_paths, then `reindex` with the circuits
+that moved, which touches only their entries).
 
 *Root cause* looks backward. When a P router dies, the NOC does not see one event: it sees
 the router stop answering, every neighbour's port facing it go down, and every circuit
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import networkx as nx
 
@@ -175,3 +176,31 @@ def root_causes(index: ImpactIndex, symptoms: Iterable[Element]) -> RootCauses:
         uncovered -= took
         del covers[best]
     return RootCauses(frozenset(chosen), chosen)
+
+
+def reindex(index: ImpactIndex, paths: Mapping[int, CircuitPath],
+            circuit_ids: Iterable[int]) -> ImpactIndex:
+    """The index after the paths of `circuit_ids` changed (to their entries in `paths`; a
+    circuit missing there leaves the index): what `build_index` would give for `paths`, at
+    the cost of the changed circuits only. The index given is not changed."""
+    users = dict(index.users)
+    circuit_elements = dict(index.circuit_elements)
+    removed: dict[Element, set[int]] = defaultdict(set)
+    added: dict[Element, set[int]] = defaultdict(set)
+    for circuit_id in set(circuit_ids):
+        old = circuit_elements.pop(circuit_id, frozenset())
+        new = paths[circuit_id].elements() if circuit_id in paths else frozenset()
+        if circuit_id in paths:
+            circuit_elements[circuit_id] = new
+        for element in old - new:
+            removed[element].add(circuit_id)
+        for element in new - old:
+            added[element].add(circuit_id)
+    for element in removed.keys() | added.keys():
+        circuits = (users.get(element, frozenset()) - removed.get(element, set())) | added.get(
+            element, set())
+        if circuits:
+            users[element] = frozenset(circuits)
+        else:
+            users.pop(element, None)
+    return replace(index, users=users, circuit_elements=circuit_elements)

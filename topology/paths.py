@@ -15,11 +15,31 @@ never quietly replaced by a computed one, which would hide an inventory error. A
 path is as good as the topology: it follows the status of links, so `update_paths`
 recomputes it when links change status.
 
-Recomputation is cheap: when an edge stops being usable, only circuits whose computed path
-uses it can change (a shortest path that avoids a removed edge is still shortest), so only
-those are recomputed. When an edge becomes usable again, any computed path might now prefer
-it, so every computed path is recomputed (grouped by A end device: one Dijkstra per source
-device, not per circuit). Declared paths do not depend on status and are kept.
+Recomputation after status changes (`update_paths`) is incremental, and gives exactly what
+`compute_paths` would, equal-cost ties included:
+
+- When an edge stops being usable, only circuits whose computed path uses it can change: a
+  shortest path that avoids a removed edge is still shortest, and Dijkstra still breaks the
+  ties the same way (the removed edge only ever offered its nodes costlier or later offers).
+- When an edge (u, v) of cost c becomes usable again, a circuit from s to t of cost C can
+  only change if the edge offers a path at least as cheap: d(s,u) + c + d(v,t) <= C, or
+  the same the other way round (d(s,v) + c + d(u,t)). "At least as cheap" and not
+  "cheaper": an equal-cost path through the edge may win Dijkstra's tie-break, so it is
+  recomputed too. If no restored edge passes this test, no path of cost <= C uses a restored
+  edge, so the nodes on every shortest s-t path keep their distances, their order of
+  settling and their predecessors: the path is the same. The distances are taken in the
+  graph as it is now, restored edges included: when a device comes back, the cheaper path
+  may cross two of its edges, which distances without them would miss. One full Dijkstra
+  from u and one from v (the graph is undirected: d(s,u) = d(u,s)) give these distances for
+  every circuit at once; a circuit with no route is recomputed when a restored edge joins
+  its A end's side to its Z end's. When many edges come back at once, more Dijkstras than
+  circuit sources would be needed, and every computed path is recomputed instead.
+- Both at once (one change set with losses and gains): a circuit is recomputed if either
+  rule names it.
+
+Recomputation is grouped by A end device: one Dijkstra per source device, not per circuit,
+stopping once its circuits' Z end devices are settled. Declared paths do not depend on status
+and are kept.
 """
 
 from __future__ import annotations
@@ -208,6 +228,28 @@ def _shortest(adjacency: Mapping[int, list[tuple[int, int, LinkKey]]], source: i
     return settled
 
 
+def _adjacency(simple: nx.Graph) -> dict[int, list[tuple[int, int, LinkKey]]]:
+    """node -> [(neighbour, cost, link key)] of a routing graph, in its adjacency order."""
+    return {u: [(v, d["cost"], d["key"]) for v, d in neighbours.items()]
+            for u, neighbours in simple.adjacency()}
+
+
+def _distances(adjacency: Mapping[int, list[tuple[int, int, LinkKey]]],
+               source: int) -> dict[int, int]:
+    """Dijkstra from `source` without early exit: node -> distance, reachable nodes only."""
+    distances: dict[int, int] = {}
+    heap = [(0, source)]
+    while heap:
+        distance, node = heapq.heappop(heap)
+        if node in distances:
+            continue
+        distances[node] = distance
+        for neighbour, cost, _key in adjacency.get(node, ()):
+            if neighbour not in distances:
+                heapq.heappush(heap, (distance + cost, neighbour))
+    return distances
+
+
 def _compute(graph: nx.MultiGraph, simple: nx.Graph, snapshot: TopologySnapshot,
              circuits: Iterable[SnapCircuit]) -> dict[int, CircuitPath]:
     """Computed paths of `circuits`: one Dijkstra per A end device, over `simple`."""
@@ -220,8 +262,7 @@ def _compute(graph: nx.MultiGraph, simple: nx.Graph, snapshot: TopologySnapshot,
                                              ("an end port is not in the topology",))
             continue
         by_source[a.device_id].append((circuit, z.device_id))
-    adjacency = {u: [(v, d["cost"], d["key"]) for v, d in neighbours.items()]
-                 for u, neighbours in simple.adjacency()}
+    adjacency = _adjacency(simple)
     for source, wanted in by_source.items():
         settled = _shortest(adjacency, source, {target for _, target in wanted})
         for circuit, target in wanted:
@@ -261,21 +302,81 @@ def update_paths(
 ) -> tuple[dict[int, CircuitPath], set[int]]:
     """Paths after status changes (graph.apply_status's result), reusing `previous`:
     returns (all paths, ids of circuits whose path was recomputed). See the module docstring
-    for which circuits that is. The graph's structure must be the one `previous` was
-    computed on; after a new snapshot or new discovered links, call `compute_paths`."""
+    for which circuits that is; the paths are those `compute_paths` would give. The graph's
+    structure must be the one `previous` was computed on, and `previous` must be what
+    `compute_paths` (or `update_paths`) gave for the graph before these changes; after a new
+    snapshot or new discovered links, call `compute_paths`."""
     paths = dict(previous)
     if ignore_status:
         return paths, set()
-    gained = [e for e, (old, new) in changes.items()
-              if e.kind == LINK and new != DOWN and old == DOWN]
-    lost = {e for e, (old, new) in changes.items() if e.kind == LINK and new == DOWN}
-    computed = [c for c in snapshot.circuits.values() if not c.hops]
-    if gained:
-        redo = computed
-    else:
-        redo = [c for c in computed
-                if not paths[c.id].valid or not lost.isdisjoint(paths[c.id].elements())]
+    current = routing_graph(graph)
+    redo = _to_recompute(graph, current, snapshot, paths, changes)
     if not redo:
         return paths, set()
-    paths.update(_compute(graph, routing_graph(graph), snapshot, redo))
+    paths.update(_compute(graph, current, snapshot, redo))
     return paths, {c.id for c in redo}
+
+
+def _to_recompute(
+    graph: nx.MultiGraph,
+    current: nx.Graph,
+    snapshot: TopologySnapshot,
+    previous: Mapping[int, CircuitPath],
+    changes: Mapping[Element, tuple[str | None, str]],
+) -> list[SnapCircuit]:
+    """The circuits with a computed path that these status changes may move (the module
+    docstring says which, and why the others cannot move), in snapshot order. `current` is
+    the routing graph of `graph` as it is now."""
+    lost = {e for e, (old, new) in changes.items() if e.kind == LINK and new == DOWN}
+    gained = [e.id for e, (old, new) in changes.items()
+              if e.kind == LINK and new != DOWN and old == DOWN]
+    computed = [c for c in snapshot.circuits.values() if not c.hops]
+    if not lost and not gained:
+        return []
+    lost_keys = {e.id for e in lost}
+    edge_ends = graph.graph["edge_ends"]
+    if any(key not in edge_ends for key in gained):
+        return computed  # not this graph's links: trust nothing
+    # The gained links that the routing graph now uses (one may be a parallel link more
+    # expensive than one already up: then nothing routes over it).
+    effective: list[tuple[int, int, int]] = []
+    for key in gained:
+        u, v = edge_ends[key]
+        data = current.get_edge_data(u, v)
+        if u != v and data is not None and data["key"] == key:
+            effective.append((u, v, data["cost"]))
+    distances: dict[int, dict[int, int]] = {}
+    if effective:
+        ends = {node for u, v, _ in effective for node in (u, v)}
+        sources = {snapshot.ports[c.a_port_id].device_id for c in computed
+                   if c.a_port_id in snapshot.ports}
+        if len(ends) > max(8, len(sources) // 4):
+            return computed  # as many Dijkstras as a full recomputation, or more
+        adjacency = _adjacency(current)
+        distances = {node: _distances(adjacency, node) for node in ends}
+    infinity = float("inf")
+    redo = []
+    for circuit in computed:
+        path = previous.get(circuit.id)
+        if path is None:
+            redo.append(circuit)
+            continue
+        if path.valid:
+            if lost_keys and any(hop.link_id in lost_keys for hop in path.hops):
+                redo.append(circuit)
+                continue
+            source, target = path.hops[0].device_id, path.hops[-1].device_id
+            cost: float = path.cost_total if path.cost_total is not None else infinity
+        else:
+            a, z = snapshot.ports.get(circuit.a_port_id), snapshot.ports.get(circuit.z_port_id)
+            if a is None or z is None:
+                continue  # its end is not in the topology: no status change helps
+            source, target, cost = a.device_id, z.device_id, infinity
+        for u, v, edge_cost in effective:
+            from_u, from_v = distances[u], distances[v]
+            through = min(from_u.get(source, infinity) + from_v.get(target, infinity),
+                          from_v.get(source, infinity) + from_u.get(target, infinity))
+            if through + edge_cost <= cost and through < infinity:
+                redo.append(circuit)
+                break
+    return redo
