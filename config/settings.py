@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     inventory: list[Path] = Field(default_factory=list)
     secret_key: SecretStr | None = None
     secret_key_file: Path | None = None
+    # Send the portal's session cookie over HTTPS only: set it whenever the portal is served
+    # through TLS (a reverse proxy); off by default so http://127.0.0.1 logins work.
+    secure_cookies: bool = False
     poll: PollSettings = Field(default_factory=PollSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     traps: TrapSettings = Field(default_factory=TrapSettings)

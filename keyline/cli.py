@@ -23,6 +23,7 @@ from config.secrets import SecretError, mask_secrets
 from config.settings import Settings, SettingsError, load_settings
 from keyline import __version__
 from keyline.logs import setup_logging
+from keyline.portal_cli import USER_COMMANDS
 from keyline.topology_cli import topology
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -340,6 +341,8 @@ def demo(state: _State, port: int | None, lab_snmp_port: int | None) -> None:
 
 
 main.add_command(topology)
+for _command in USER_COMMANDS:
+    user_group.add_command(_command)
 
 
 if __name__ == "__main__":

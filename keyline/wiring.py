@@ -192,6 +192,16 @@ def run_portal(
             print(summary.report(), flush=True)
         if demo and inventory is not None:
             started.enter_context(_simulated_network(settings, inventory))
+        if demo:
+            # A new random password at each start, printed here once and kept nowhere else
+            # (registered as a secret: a log line that would contain it is masked).
+            from config.secrets import register_secret
+            from store.users import reset_demo_user
+
+            with database.pool.connection() as conn:
+                login_name, password = reset_demo_user(conn)
+            register_secret(password)
+            print(f"Log in as {login_name} with password {password}", flush=True)
         if collect or demo:
             started.enter_context(_collection_service(settings, database))
         app = create_app(settings, database)

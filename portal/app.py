@@ -1,35 +1,65 @@
 """The portal's Flask application factory.
 
-The portal reads the store through the shared queries (store.queries) and writes only through
-the domain packages' own functions. This first slice shows the inventory: customers and
-their circuits, served from whatever PostgreSQL the store runs on. Accounts, the NOC
-topology, the alarm console, the customer pages and the REST API grow here as the engines
-land (see the navigation: the entries not built yet are shown as such, not as dead links).
+The portal reads the store through the shared, viewer-scoped queries (store.queries) and
+writes only through the domain packages' own functions. `create_app(settings, database)`
+assembles it:
+
+- accounts (portal/security.py, portal/auth.py): login with the store's Argon2 users, a
+  signed session cookie (HttpOnly, SameSite=Lax, Secure when the `secure_cookies` setting
+  is on, KEYLINE_SECURE_COOKIES=1: set it whenever the portal is served over HTTPS), CSRF
+  tokens on every form (Flask-WTF's CSRFProtect: every POST, PUT, PATCH and DELETE without a
+  valid token is refused with 400), login throttling, roles;
+- one blueprint per audience: portal/noc.py (the operator's inventory overview),
+  portal/customer.py (a customer's circuits), portal/api.py (REST, /api/v1, with its OpenAPI
+  document), portal/vendor.py (front-end packages from node_modules);
+- languages (portal/i18n.py): English and Simplified Chinese, switched in the top bar.
+
+The navigation lists what comes next (topology, alarms, tickets, SLA reports) as "coming",
+not as dead links, until those blueprints land.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, g, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import Babel, lazy_gettext
+from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from config.settings import Settings, session_secret
 from keyline import __version__
+from portal.i18n import LANGUAGES, compile_catalogs, html_lang, select_locale
+from portal.security import LoginThrottle, load_viewer
 from store.database import Database
-from store.queries import (
-    device_reachability,
-    inventory_counts,
-    latest_port_traffic,
-    list_circuits,
-    list_customers,
-)
 
 SERVICE_TYPE_LABELS = {
-    "leased_line": "Leased line",
-    "mpls_l3vpn": "MPLS L3VPN",
-    "e_line": "E-Line",
-    "internet_access": "Internet access",
+    "leased_line": lazy_gettext("Leased line"),
+    "mpls_l3vpn": lazy_gettext("MPLS L3VPN"),
+    "e_line": lazy_gettext("E-Line"),
+    "internet_access": lazy_gettext("Internet access"),
 }
+
+STATUS_LABELS = {
+    "reachable": lazy_gettext("reachable"),
+    "unreachable": lazy_gettext("unreachable"),
+    "not polled": lazy_gettext("not polled"),
+    "up": lazy_gettext("up"),
+    "down": lazy_gettext("down"),
+    "unknown": lazy_gettext("unknown"),
+}
+
+# What the top bar will link to once built; shown greyed out until then.
+COMING = (
+    (lazy_gettext("Topology"), lazy_gettext("arrives with the topology views")),
+    (lazy_gettext("Alarms"), lazy_gettext("arrives with the alarm pipeline")),
+    (lazy_gettext("Tickets"), lazy_gettext("arrives with the SLA engine")),
+    (lazy_gettext("SLA reports"), lazy_gettext("arrives with the SLA engine")),
+)
+
+SESSION_LIFETIME = timedelta(hours=12)
 
 
 def format_bps(rate_bps: int | float | None) -> str:
@@ -47,28 +77,75 @@ def create_app(settings: Settings, database: Database) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=session_secret(settings).get_secret_value(),
+        SESSION_COOKIE_NAME="keyline_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        # The CSRF token is bound to the session, not to a clock: a login page left open
+        # over lunch still works.
+        WTF_CSRF_TIME_LIMIT=None,
         JSON_SORT_KEYS=False,
+        BABEL_DEFAULT_LOCALE="en",
+        BABEL_TRANSLATION_DIRECTORIES=str(compile_catalogs(Path(settings.data_dir) / "cache")),
+        KEYLINE_LOGIN_LIMIT_PER_USER=5,
+        KEYLINE_LOGIN_LIMIT_PER_ADDRESS=20,
+        KEYLINE_LOGIN_WINDOW_S=900,
     )
+    app.extensions["keyline.database"] = database
+    app.extensions["keyline.login_throttle"] = LoginThrottle(
+        per_user=app.config["KEYLINE_LOGIN_LIMIT_PER_USER"],
+        per_address=app.config["KEYLINE_LOGIN_LIMIT_PER_ADDRESS"],
+        window_s=app.config["KEYLINE_LOGIN_WINDOW_S"],
+    )
+    CSRFProtect(app)
+    Babel(app, locale_selector=select_locale)
+
     app.jinja_env.filters["bps"] = format_bps
-    app.jinja_env.globals.update(version=__version__, service_labels=SERVICE_TYPE_LABELS)
+    app.jinja_env.globals.update(
+        version=__version__, service_labels=SERVICE_TYPE_LABELS, status_labels=STATUS_LABELS,
+        coming=COMING, languages=LANGUAGES,
+    )
+
+    @app.context_processor
+    def page_context() -> dict[str, Any]:
+        locale = select_locale()  # our code ("zh_CN"), not Babel's parse of it ("zh_Hans_CN")
+        return {"viewer": g.get("viewer"), "locale": locale, "html_lang": html_lang(locale)}
+
+    app.before_request(load_viewer)
+
+    @app.after_request
+    def security_headers(response: Any) -> Any:
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        )
+        if g.get("viewer") is not None:
+            headers["Cache-Control"] = "no-store"  # a customer's data stays out of caches
+        headers.add("Vary", "Cookie")
+        return response
+
+    from portal import api, auth, customer, noc, vendor
+
+    app.register_blueprint(auth.blueprint)
+    app.register_blueprint(noc.blueprint)
+    app.register_blueprint(customer.blueprint)
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(vendor.blueprint)
 
     @app.get("/")
-    def index() -> str:
-        with database.pool.connection() as conn:
-            customers = list_customers(conn)
-            circuits = list_circuits(conn)
-            counts = inventory_counts(conn)
-            traffic = latest_port_traffic(conn, [circuit.a_port_id for circuit in circuits])
-            reachability = device_reachability(conn)
-        by_customer: dict[str, list[Any]] = {}
-        for circuit in circuits:
-            by_customer.setdefault(circuit.customer_key, []).append(circuit)
-        return render_template(
-            "index.html", customers=customers, circuits_by_customer=by_customer, counts=counts,
-            traffic=traffic, reachability=reachability,
-        )
+    def index() -> ResponseReturnValue:
+        """Each audience's home: the NOC overview for staff, the circuits for a customer."""
+        viewer = g.get("viewer")
+        if viewer is None:
+            return redirect(url_for("auth.login"))
+        if viewer.is_staff:
+            return redirect(url_for("noc.inventory"))
+        return redirect(url_for("customer.home"))
 
     @app.get("/healthz")
     def healthz() -> Any:
@@ -76,12 +153,34 @@ def create_app(settings: Settings, database: Database) -> Flask:
             conn.execute("SELECT 1")
         return jsonify(status="ok", version=__version__)
 
+    def error_page(code: int, message: str) -> tuple[Any, int]:
+        if request.path.startswith("/api/"):
+            return jsonify(error=message, field=None), code
+        return render_template("error.html", code=code, message=message), code
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error: CSRFError) -> tuple[Any, int]:
+        return error_page(400, str(lazy_gettext(
+            "The form expired or did not come from this site. Reload the page and try again.")))
+
+    @app.errorhandler(400)
+    def bad_request(error: Exception) -> tuple[Any, int]:
+        return error_page(400, str(lazy_gettext("Bad request")))
+
+    @app.errorhandler(401)
+    def unauthorized(error: Exception) -> tuple[Any, int]:
+        return error_page(401, str(lazy_gettext("Authentication required")))
+
     @app.errorhandler(404)
-    def not_found(error: Exception) -> tuple[str, int]:
-        return render_template("error.html", code=404, message="Not found"), 404
+    def not_found(error: Exception) -> tuple[Any, int]:
+        return error_page(404, str(lazy_gettext("Not found")))
+
+    @app.errorhandler(405)
+    def not_allowed(error: Exception) -> tuple[Any, int]:
+        return error_page(405, str(lazy_gettext("Method not allowed")))
 
     @app.errorhandler(500)
-    def server_error(error: Exception) -> tuple[str, int]:
-        return render_template("error.html", code=500, message="Internal error"), 500
+    def server_error(error: Exception) -> tuple[Any, int]:
+        return error_page(500, str(lazy_gettext("Internal error")))
 
     return app

@@ -37,6 +37,7 @@ class CircuitRow:
     hop_count: int
     description: str | None
     a_port_id: int
+    z_port_id: int
 
 
 def list_customers(
@@ -58,7 +59,7 @@ def list_circuits(conn: psycopg.Connection, *, customer_id: int | None = None) -
         """SELECT ci.id, ci.key, cu.key, cu.name, ci.service_type, ci.bandwidth_bps,
                   ad.key || ':' || ap.name, zd.key || ':' || zp.name, sc.name,
                   (SELECT count(*) FROM circuit_hops h WHERE h.circuit_id = ci.id),
-                  ci.description, ci.a_port_id
+                  ci.description, ci.a_port_id, ci.z_port_id
              FROM circuits ci
              JOIN customers cu ON cu.id = ci.customer_id
              JOIN ports ap ON ap.id = ci.a_port_id JOIN devices ad ON ad.id = ap.device_id
@@ -125,3 +126,223 @@ def device_reachability(conn: psycopg.Connection) -> dict[str, int]:
             WHERE d.retired_at IS NULL GROUP BY 1 ORDER BY 1"""
     ).fetchall()
     return dict(rows)
+
+
+# --- the portal's viewer-scoped reads ------------------------------------------------------
+#
+# Everything below takes a `Viewer`: who is asking. Staff (noc, engineer, account_manager,
+# admin) have `customer_id` None and see every customer; a customer user is bound to one
+# customer and every query filters on it in SQL, so another tenant's object is simply "not
+# found" (the portal answers 404, never "forbidden", so ids cannot be probed). The filters live
+# here, next to the SQL, not in the views: a new page cannot forget them by accident.
+
+STAFF_ROLES = ("noc", "engineer", "account_manager", "admin")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The person (or API client) a request is served for: the user's login name and role,
+    and for a customer user the customer it is bound to."""
+
+    user_key: str
+    role: str
+    customer_id: int | None = None
+    customer_key: str | None = None
+    full_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.role == "customer") != (self.customer_id is not None):
+            raise ValueError("a customer viewer needs its customer; staff must have none")
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+    @property
+    def scope(self) -> int | None:
+        """The customer id to filter on, None for staff (every customer)."""
+        return self.customer_id
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    id: int
+    key: str
+    role: str
+    platform: str
+    site_key: str | None
+    customer_key: str | None
+    management_address: str
+    poll_status: str
+
+
+@dataclass(frozen=True)
+class PortRow:
+    id: int
+    key: str
+    device_key: str
+    name: str
+    if_index: int | None
+    speed_bps: int | None
+    description: str | None
+
+
+def customers_for(conn: psycopg.Connection, viewer: Viewer) -> list[CustomerRow]:
+    return list_customers(conn, customer_id=viewer.scope)
+
+
+def get_customer(conn: psycopg.Connection, viewer: Viewer, customer_id: int) -> CustomerRow | None:
+    for row in list_customers(conn, customer_id=customer_id):
+        if viewer.scope is None or row.id == viewer.scope:
+            return row
+    return None
+
+
+def circuits_for(
+    conn: psycopg.Connection, viewer: Viewer, *, customer_id: int | None = None
+) -> list[CircuitRow]:
+    """The viewer's circuits; staff may narrow to one customer with `customer_id`."""
+    if viewer.scope is not None:
+        if customer_id is not None and customer_id != viewer.scope:
+            return []
+        customer_id = viewer.scope
+    return list_circuits(conn, customer_id=customer_id)
+
+
+def get_circuit(conn: psycopg.Connection, viewer: Viewer, circuit_id: int) -> CircuitRow | None:
+    for row in circuits_for(conn, viewer):
+        if row.id == circuit_id:
+            return row
+    return None
+
+
+# A customer sees the devices at its own sites (its CPEs), never the operator's shared PEs:
+# their port lists would name other tenants' circuits.
+_DEVICES = """
+    SELECT d.id, d.key, d.role, d.platform, s.key, c.key, host(d.management_address),
+           coalesce(ps.status, 'not polled')
+      FROM devices d
+      LEFT JOIN sites s ON s.id = d.site_id
+      LEFT JOIN customers c ON c.id = s.customer_id
+      LEFT JOIN device_poll_status ps ON ps.device_id = d.id
+     WHERE d.retired_at IS NULL
+       AND (%(customer)s::bigint IS NULL OR s.customer_id = %(customer)s)
+"""
+
+
+def devices_for(conn: psycopg.Connection, viewer: Viewer) -> list[DeviceRow]:
+    rows = conn.execute(_DEVICES + " ORDER BY d.key", {"customer": viewer.scope})
+    return [DeviceRow(*row) for row in rows]
+
+
+def get_device(conn: psycopg.Connection, viewer: Viewer, device_id: int) -> DeviceRow | None:
+    row = conn.execute(_DEVICES + " AND d.id = %(device)s",
+                       {"customer": viewer.scope, "device": device_id}).fetchone()
+    return DeviceRow(*row) if row else None
+
+
+def ports_for_device(
+    conn: psycopg.Connection, viewer: Viewer, device_id: int
+) -> list[PortRow] | None:
+    """The active ports of a device the viewer may see; None when it may not (or none such)."""
+    device = get_device(conn, viewer, device_id)
+    if device is None:
+        return None
+    rows = conn.execute(
+        """SELECT p.id, p.key, d.key, p.name, p.if_index, p.speed_bps, p.description
+             FROM ports p JOIN devices d ON d.id = p.device_id
+            WHERE p.device_id = %s AND p.retired_at IS NULL ORDER BY p.if_index, p.name""",
+        [device_id],
+    )
+    return [PortRow(*row) for row in rows]
+
+
+def object_visible(conn: psycopg.Connection, viewer: Viewer, object_id: int) -> bool:
+    """Whether the viewer may read samples of `object_id` (ids come from one sequence, so the
+    id alone says which object): staff any active inventory object; a customer its circuits,
+    its circuits' end ports, its devices and their ports."""
+    return bool(conn.execute(
+        """SELECT EXISTS (
+             SELECT 1 FROM circuits ci WHERE ci.id = %(obj)s AND ci.retired_at IS NULL
+                AND (%(customer)s::bigint IS NULL OR ci.customer_id = %(customer)s)
+             UNION ALL
+             SELECT 1 FROM circuits ci WHERE ci.retired_at IS NULL
+                AND %(obj)s IN (ci.a_port_id, ci.z_port_id)
+                AND (%(customer)s::bigint IS NULL OR ci.customer_id = %(customer)s)
+             UNION ALL
+             SELECT 1 FROM devices d LEFT JOIN sites s ON s.id = d.site_id
+              WHERE d.id = %(obj)s AND d.retired_at IS NULL
+                AND (%(customer)s::bigint IS NULL OR s.customer_id = %(customer)s)
+             UNION ALL
+             SELECT 1 FROM ports p JOIN devices d ON d.id = p.device_id
+                  LEFT JOIN sites s ON s.id = d.site_id
+              WHERE p.id = %(obj)s AND p.retired_at IS NULL
+                AND (%(customer)s::bigint IS NULL OR s.customer_id = %(customer)s))""",
+        {"obj": object_id, "customer": viewer.scope},
+    ).fetchone()[0])
+
+
+def metric_names(conn: psycopg.Connection) -> list[str]:
+    return [row[0] for row in conn.execute("SELECT name FROM metrics ORDER BY name")]
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    time: datetime
+    value: float
+    min_value: float
+    max_value: float
+
+
+def sample_series(
+    conn: psycopg.Connection,
+    viewer: Viewer,
+    object_id: int,
+    metric: str,
+    start: datetime,
+    end: datetime,
+    points: int,
+) -> list[SeriesPoint] | None:
+    """One object's metric over [start, end), averaged into at most `points` equal time
+    buckets (each point: the bucket's start, mean, min and max), oldest first. None when the
+    viewer may not see the object."""
+    if not object_visible(conn, viewer, object_id):
+        return None
+    rows = conn.execute(
+        """SELECT to_timestamp(%(t0)s + (b - 1) * (%(t1)s - %(t0)s) / %(n)s), avg(v), min(v), max(v)
+             FROM (SELECT width_bucket(extract(epoch FROM s.time)::double precision,
+                                       %(t0)s, %(t1)s, %(n)s) AS b, s.value AS v
+                     FROM samples s JOIN metrics m ON m.id = s.metric_id
+                    WHERE s.object_id = %(obj)s AND m.name = %(metric)s
+                      AND s.time >= %(start)s AND s.time < %(end)s) AS bucketed
+            GROUP BY b ORDER BY b""",
+        {"t0": start.timestamp(), "t1": end.timestamp(), "n": points, "obj": object_id,
+         "metric": metric, "start": start, "end": end},
+    ).fetchall()
+    return [SeriesPoint(*row) for row in rows]
+
+
+def latest_port_oper(conn: psycopg.Connection, port_ids: Sequence[int], *,
+                     max_age_s: int = 600) -> dict[int, bool]:
+    """Whether each port was operationally up at its latest poll within `max_age_s` (ports
+    without a recent figure are absent). Callers scope `port_ids`."""
+    rows = conn.execute(
+        """SELECT DISTINCT ON (s.object_id) s.object_id, s.value
+             FROM samples s JOIN metrics m ON m.id = s.metric_id
+            WHERE s.object_id = ANY(%(ports)s) AND m.name = 'if_oper_up'
+              AND s.time > now() - make_interval(secs => %(age)s)
+            ORDER BY s.object_id, s.time DESC""",
+        {"ports": list(port_ids), "age": max_age_s},
+    ).fetchall()
+    return {port_id: value >= 1 for port_id, value in rows}
+
+
+def circuit_status(circuit: CircuitRow, oper: dict[int, bool]) -> str:
+    """'up' when both ends were up at their latest poll, 'down' when either was down,
+    'unknown' when an end has no recent figure (see `latest_port_oper`)."""
+    ends = [oper.get(circuit.a_port_id), oper.get(circuit.z_port_id)]
+    if any(end is False for end in ends):
+        return "down"
+    if all(end is True for end in ends):
+        return "up"
+    return "unknown"

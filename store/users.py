@@ -5,11 +5,18 @@ account that no import will retire). A password is never in a file: it is set fr
 command line and stored only as an Argon2id hash (argon2-cffi's defaults, which follow the
 RFC 9106 recommendation). A retired user cannot log in, but stays in the history of the
 alarms and tickets it touched.
+
+API clients authenticate with tokens (`create_api_token`): random strings shown once, of
+which only a SHA-256 hash is stored (migration 0007). The demo's login (`reset_demo_user`)
+is a local admin whose random password is printed once when the demo starts.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 from argon2 import PasswordHasher
@@ -149,3 +156,102 @@ def authenticate(conn: psycopg.Connection, key: str, password: str) -> UserRecor
 
 
 _DUMMY_HASH = hash_password("not a real password, only for timing")
+
+
+# --- API tokens ----------------------------------------------------------------------------
+
+TOKEN_PREFIX = "kl_"
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    id: int
+    user_key: str
+    label: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_token(conn: psycopg.Connection, user_key: str, label: str) -> str:
+    """Create an API token acting as `user_key`; return it (the only time it is known: the
+    store keeps its hash)."""
+    label = label.strip()
+    if not label:
+        raise UserError("a token needs a label (what will use it)")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT id FROM users WHERE key = %s AND retired_at IS NULL", [user_key]
+        ).fetchone()
+        if row is None:
+            raise UserError(f"user {user_key!r} does not exist or is retired")
+        conn.execute(
+            "INSERT INTO api_tokens (user_id, label, prefix, token_hash) VALUES (%s, %s, %s, %s)",
+            [row[0], label, token[:len(TOKEN_PREFIX) + 6], _token_hash(token)],
+        )
+    return token
+
+
+def list_api_tokens(conn: psycopg.Connection, user_key: str | None = None) -> list[ApiToken]:
+    rows = conn.execute(
+        """SELECT t.id, u.key, t.label, t.prefix, t.created_at, t.last_used_at,
+                  t.revoked_at IS NOT NULL
+             FROM api_tokens t JOIN users u ON u.id = t.user_id
+            WHERE %(user)s::text IS NULL OR u.key = %(user)s ORDER BY u.key, t.id""",
+        {"user": user_key},
+    )
+    return [ApiToken(*row) for row in rows]
+
+
+def revoke_api_token(conn: psycopg.Connection, token_id: int) -> None:
+    with conn.transaction():
+        done = conn.execute(
+            "UPDATE api_tokens SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL",
+            [token_id],
+        ).rowcount
+    if not done:
+        raise UserError(f"no active token with id {token_id}")
+
+
+def authenticate_api_token(conn: psycopg.Connection, token: str) -> UserRecord | None:
+    """The user a presented token acts as, or None (unknown, revoked, user retired)."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    with conn.transaction():
+        row = conn.execute(
+            """UPDATE api_tokens t SET last_used_at = now()
+                 FROM users u
+                WHERE t.token_hash = %s AND t.revoked_at IS NULL
+                  AND u.id = t.user_id AND u.retired_at IS NULL
+            RETURNING u.key""",
+            [_token_hash(token)],
+        ).fetchone()
+    return get_user(conn, row[0]) if row else None
+
+
+# --- the demo's login ----------------------------------------------------------------------
+
+DEMO_USER = "demo"
+
+
+def reset_demo_user(conn: psycopg.Connection) -> tuple[str, str]:
+    """Create (or reset) the local admin `demo` with a new random password; return the login
+    name and the password, which the demo prints once at start and nothing else keeps."""
+    password = secrets.token_urlsafe(12)
+    existing = get_user(conn, DEMO_USER)
+    if existing is None:
+        add_local_user(conn, DEMO_USER, "admin", password, full_name="Keyline demo")
+    elif existing.origin != "local":
+        raise UserError(f"the inventory declares a user {DEMO_USER!r}: the demo will not reset it")
+    else:
+        with conn.transaction():
+            conn.execute("UPDATE users SET retired_at = NULL, role = 'admin', customer_id = NULL"
+                         " WHERE key = %s", [DEMO_USER])
+        set_password(conn, DEMO_USER, password)
+    return DEMO_USER, password

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 from keyline import __version__
@@ -193,13 +194,34 @@ def stop_portal(portal: Portal) -> None:
     portal.stop()
 
 
-def test_serve_shows_customers_and_circuits(db):
-    import urllib.request
+def portal_login(url: str, name: str, password: str) -> urllib.request.OpenerDirector:
+    """Log in to the portal at `url` as a browser does (cookie jar, CSRF token from the login
+    form); return the opener, which carries the session."""
+    import http.cookiejar
+    import re
+    import urllib.parse
 
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    form = opener.open(url + "login", timeout=10).read().decode()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    data = urllib.parse.urlencode({"name": name, "password": password, "csrf_token": token})
+    landed = opener.open(url + "login", data=data.encode(), timeout=10)
+    assert not landed.url.endswith("/login"), "login refused"
+    return opener
+
+
+def test_serve_shows_customers_and_circuits(db):
+    added = keyline("user", "add", "ops.serve", "--role", "noc", "--password-stdin",
+                    url=db.url, stdin="serve test password\n")
+    assert added.returncode == 0, added.stderr
     process, url = start_portal("--database-url", db.url, "serve", "--port", "0",
                                 "--inventory", str(EXAMPLE_INVENTORY))
     try:
-        page = urllib.request.urlopen(url, timeout=10).read().decode()
+        anonymous = urllib.request.urlopen(url, timeout=10)
+        assert anonymous.url.endswith("/login")
+        opener = portal_login(url, "ops.serve", "serve test password")
+        page = opener.open(url, timeout=10).read().decode()
         with db.pool.connection() as conn:
             customers = [r[0] for r in conn.execute("SELECT name FROM customers")]
             circuits = [r[0] for r in conn.execute("SELECT key FROM circuits")]
@@ -218,7 +240,6 @@ def test_demo_runs_on_embedded_postgres_and_stops_it(scratch_dir: Path):
     import json
     import re
     import time
-    import urllib.request
 
     from config.inventory.loader import load_inventory
     from tests.snmp_agents import free_udp_port_on, free_udp_ports
@@ -231,9 +252,12 @@ def test_demo_runs_on_embedded_postgres_and_stops_it(scratch_dir: Path):
         env_extra={"KEYLINE_TRAPS__PORT": str(free_udp_ports(1)[0])})
     try:
         health = json.loads(urllib.request.urlopen(url + "healthz", timeout=10).read())
+        printed = re.findall(r"Log in as (\S+) with password (\S+)", process.output)
+        assert len(printed) == 1, process.output
+        opener = portal_login(url, *printed[0])
         deadline = time.monotonic() + 60
         while True:
-            page = urllib.request.urlopen(url, timeout=10).read().decode()
+            page = opener.open(url, timeout=10).read().decode()
             measured = re.findall(r'<td class="num traffic">([^<]+ / [^<]+)</td>', page)
             if (len(measured) == len(inventory.circuits)
                     and f"{len(inventory.devices)} reachable" in page):
@@ -243,6 +267,7 @@ def test_demo_runs_on_embedded_postgres_and_stops_it(scratch_dir: Path):
     finally:
         stop_portal(process)
     output = process.output
+    assert output.count(printed[0][1]) == 1  # the password is printed once, logged never
     assert health["status"] == "ok"
     assert f"Polling {len(inventory.devices)} devices" in output
     assert all("bit/s" in figures for figures in measured)

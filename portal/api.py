@@ -1,0 +1,196 @@
+"""The REST API, version 1: the inventory and its measurements as JSON, under /api/v1.
+
+Clients authenticate with an API token (`keyline user token NAME` prints one) sent as
+`Authorization: Bearer kl_...`; a browser that is logged in may call it with its session
+too. A token acts as its user: a customer's token sees that customer's objects only, with
+the same scoped queries as the pages (store.queries), and an object of another customer is
+404 like one that does not exist.
+
+Errors are JSON: `{"error": "what is wrong", "field": "the parameter at fault or null"}`
+with status 400 (bad parameter), 401 (no or bad token), 404 (no such object for you).
+The document at /api/v1/openapi.json (portal/openapi.py) describes every endpoint; it needs
+no authentication.
+
+The API only reads for now, so CSRF does not come into it; when it grows writes, a
+session-authenticated caller must send the CSRF token (`X-CSRFToken`), a token-authenticated
+one need not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+
+from flask import Blueprint, abort, current_app, jsonify, make_response, request
+from flask.typing import ResponseReturnValue
+
+from portal.openapi import openapi_document
+from portal.security import current_viewer, login_required
+from store.queries import (
+    CircuitRow,
+    circuits_for,
+    customers_for,
+    devices_for,
+    get_circuit,
+    get_device,
+    metric_names,
+    ports_for_device,
+    sample_series,
+)
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+DEFAULT_POINTS = 300
+MAX_POINTS = 5000
+DEFAULT_RANGE = timedelta(hours=1)
+MAX_RANGE = timedelta(days=400)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def _fail(status: int, message: str, field: str | None = None) -> NoReturn:
+    raise ApiError(status, message, field)
+
+
+@blueprint.errorhandler(ApiError)
+def _api_error(error: ApiError) -> ResponseReturnValue:
+    return jsonify(error=error.message, field=error.field), error.status
+
+
+def _database() -> Any:
+    return current_app.extensions["keyline.database"]
+
+
+def _circuit_json(row: CircuitRow) -> dict[str, Any]:
+    return {
+        "id": row.id, "key": row.key, "customer_key": row.customer_key,
+        "customer_name": row.customer_name, "service_type": row.service_type,
+        "bandwidth_bps": row.bandwidth_bps, "a_end": row.a_end, "z_end": row.z_end,
+        "a_port_id": row.a_port_id, "z_port_id": row.z_port_id,
+        "sla_contract": row.sla_contract, "hop_count": row.hop_count,
+        "description": row.description,
+    }
+
+
+@blueprint.get("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    return jsonify(openapi_document())
+
+
+@blueprint.get("/customers")
+@login_required
+def customers() -> ResponseReturnValue:
+    with _database().pool.connection() as conn:
+        rows = customers_for(conn, current_viewer())
+    return jsonify(customers=[asdict(row) for row in rows])
+
+
+@blueprint.get("/circuits")
+@login_required
+def circuits() -> ResponseReturnValue:
+    customer_id = _int_arg("customer_id", required=False)
+    with _database().pool.connection() as conn:
+        rows = circuits_for(conn, current_viewer(), customer_id=customer_id)
+    return jsonify(circuits=[_circuit_json(row) for row in rows])
+
+
+@blueprint.get("/circuits/<int:circuit_id>")
+@login_required
+def circuit(circuit_id: int) -> ResponseReturnValue:
+    with _database().pool.connection() as conn:
+        row = get_circuit(conn, current_viewer(), circuit_id)
+    if row is None:
+        _fail(404, "no such circuit", "circuit_id")
+    return jsonify(_circuit_json(row))
+
+
+@blueprint.get("/devices")
+@login_required
+def devices() -> ResponseReturnValue:
+    with _database().pool.connection() as conn:
+        rows = devices_for(conn, current_viewer())
+    return jsonify(devices=[asdict(row) for row in rows])
+
+
+@blueprint.get("/devices/<int:device_id>/ports")
+@login_required
+def device_ports(device_id: int) -> ResponseReturnValue:
+    viewer = current_viewer()
+    with _database().pool.connection() as conn:
+        device = get_device(conn, viewer, device_id)
+        ports = ports_for_device(conn, viewer, device_id) if device is not None else None
+    if device is None or ports is None:
+        _fail(404, "no such device", "device_id")
+    return jsonify(device=asdict(device), ports=[asdict(port) for port in ports])
+
+
+@blueprint.get("/samples")
+@login_required
+def samples() -> ResponseReturnValue:
+    object_id = _int_arg("object_id", required=True)
+    assert object_id is not None
+    metric = request.args.get("metric", "").strip()
+    if not metric:
+        _fail(400, "metric is required", "metric")
+    end = _time_arg("end") or datetime.now(UTC)
+    start = _time_arg("start") or end - DEFAULT_RANGE
+    if start >= end:
+        _fail(400, "start must be before end", "start")
+    if end - start > MAX_RANGE:
+        _fail(400, f"the range may span at most {MAX_RANGE.days} days", "start")
+    points = _int_arg("points", required=False)
+    points = DEFAULT_POINTS if points is None else points
+    if not 1 <= points <= MAX_POINTS:
+        _fail(400, f"points must be between 1 and {MAX_POINTS}", "points")
+    with _database().pool.connection() as conn:
+        if metric not in metric_names(conn):
+            _fail(400, f"unknown metric {metric!r}", "metric")
+        series = sample_series(conn, current_viewer(), object_id, metric, start, end, points)
+    if series is None:
+        _fail(404, "no such object", "object_id")
+    return jsonify(
+        object_id=object_id, metric=metric, start=start.isoformat(), end=end.isoformat(),
+        points=[{"time": p.time.isoformat(), "value": p.value, "min": p.min_value,
+                 "max": p.max_value} for p in series],
+    )
+
+
+@blueprint.route("/<path:anything>")
+def unknown(anything: str) -> ResponseReturnValue:
+    abort(make_response(jsonify(error="no such endpoint", field=None), 404))
+
+
+def _int_arg(name: str, *, required: bool) -> int | None:
+    text = request.args.get(name, "").strip()
+    if not text:
+        if required:
+            _fail(400, f"{name} is required", name)
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        _fail(400, f"{name} must be an integer", name)
+    if not 0 <= value < 2**63:
+        _fail(400, f"{name} is out of range", name)
+    return value
+
+
+def _time_arg(name: str) -> datetime | None:
+    """An ISO 8601 time (`2026-01-31T12:00:00Z`); a time without offset is taken as UTC."""
+    text = request.args.get(name, "").strip()
+    if not text:
+        return None
+    # An unescaped "+08:00" in a query string arrives as " 08:00".
+    text = text.replace(" ", "+").replace("z", "Z").replace("Z", "+00:00")
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(400, f"{name} must be an ISO 8601 time such as 2026-01-31T12:00:00Z", name)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

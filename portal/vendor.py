@@ -1,0 +1,40 @@
+"""Front-end packages, served from node_modules: /vendor/<package>/<file>.
+
+The portal's browser code uses a few npm packages (package.json at the repository root:
+socket.io-client for live pages, cytoscape for topology, chart.js for traffic charts),
+installed by `python3 dev.py` with `npm ci`. No third-party JavaScript is committed to this
+repository; this route serves the packages' built files from node_modules, and only the files
+named in `ALLOWED` (so node_modules' other contents, package sources and metadata, stay
+private). A missing file (npm not run) is 404.
+
+Where node_modules is: KEYLINE_NODE_MODULES in the app config, else the checkout's root.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, send_from_directory
+from flask.typing import ResponseReturnValue
+
+blueprint = Blueprint("vendor", __name__, url_prefix="/vendor")
+
+NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
+
+ALLOWED: dict[str, frozenset[str]] = {
+    "socket.io-client": frozenset({"dist/socket.io.min.js", "dist/socket.io.min.js.map"}),
+    "cytoscape": frozenset({"dist/cytoscape.min.js"}),
+    "chart.js": frozenset({"dist/chart.umd.min.js", "dist/chart.umd.min.js.map"}),
+}
+
+CACHE_SECONDS = 3600
+
+
+@blueprint.get("/<package>/<path:path>")
+def vendor_file(package: str, path: str) -> ResponseReturnValue:
+    if path not in ALLOWED.get(package, ()):
+        abort(404)
+    root = Path(current_app.config.get("KEYLINE_NODE_MODULES") or NODE_MODULES)
+    if not (root / package / path).is_file():
+        abort(404)
+    return send_from_directory(root / package, path, max_age=CACHE_SECONDS)
