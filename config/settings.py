@@ -28,6 +28,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from alarms.rules import AlarmSettings
 from config.secrets import SecretError, read_secret_file, register_secret
 
 DEFAULT_CONFIG_FILE = Path("keyline.toml")
@@ -128,6 +129,7 @@ class Settings(BaseSettings):
     traps: TrapSettings = Field(default_factory=TrapSettings)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
     topology: TopologySettings = Field(default_factory=TopologySettings)
+    alarms: AlarmSettings = Field(default_factory=AlarmSettings)
 
     @property
     def spool_dir(self) -> Path:

@@ -22,6 +22,7 @@ from config.inventory.model import USER_ROLES, InventoryError
 from config.secrets import SecretError, mask_secrets
 from config.settings import Settings, SettingsError, load_settings
 from keyline import __version__
+from keyline.alarms_cli import alarm, maintenance
 from keyline.logs import setup_logging
 from keyline.portal_cli import USER_COMMANDS
 from keyline.topology_cli import topology
@@ -341,6 +342,8 @@ def demo(state: _State, port: int | None, lab_snmp_port: int | None) -> None:
 
 
 main.add_command(topology)
+main.add_command(alarm)
+main.add_command(maintenance)
 for _command in USER_COMMANDS:
     user_group.add_command(_command)
 

@@ -204,6 +204,7 @@ def run_portal(
             print(f"Log in as {login_name} with password {password}", flush=True)
         if collect or demo:
             started.enter_context(_collection_service(settings, database))
+            started.enter_context(_alarm_service(settings, database))
         app = create_app(settings, database)
         try:
             server = make_server(host, port, app, threaded=True)
@@ -235,7 +236,8 @@ def run_portal(
 
 def run_collector(settings: Settings) -> None:
     """Run the collection service alone (no portal) until Ctrl-C or SIGTERM."""
-    with open_store(settings) as database, _collection_service(settings, database):
+    with (open_store(settings) as database, _collection_service(settings, database),
+          _alarm_service(settings, database)):
         stop = threading.Event()
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
         print("Keyline collector is running (Ctrl-C stops it).", flush=True)
@@ -282,6 +284,20 @@ def _collection_service(settings: Settings, database: Database) -> Iterator[obje
         traps = (f"; traps on {settings.traps.host}:{service.trap_receiver.port}"
                  if service.trap_receiver else "; traps off")
         print(f"Polling {len(plans)} devices ({described or 'none'}){traps}.", flush=True)
+        yield service
+    finally:
+        service.stop()
+
+
+@contextmanager
+def _alarm_service(settings: Settings, database: Database) -> Iterator[object]:
+    """The alarm pipeline, fed by the observations the collectors record (store events)."""
+    from alarms.service import AlarmService
+
+    service = AlarmService(database.pool, database.url, settings.alarms)
+    service.start()
+    print("Alarm pipeline running: keyline alarm list shows what is active.", flush=True)
+    try:
         yield service
     finally:
         service.stop()

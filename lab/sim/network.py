@@ -23,10 +23,12 @@ The engine options, secrets included, go to snmpsim in an owner-only file
 (`--args-from-file`), not on its command line; snmpsim logs at level "error" only, since at
 "info" it prints the keys and every request.
 
-Fault injection (`set_port_status`) rewrites the affected devices' data files (atomically,
-with the mtime moved forward: snmpsim re-indexes a file whose mtime changed before its next
-answer, so the change is visible on the very next request, a few milliseconds) and sends the
-linkDown/linkUp trap from the device's management address. No restart, no variation module
+Fault injection (`set_port_status`; `set_device_status` for a whole router) rewrites the
+affected devices' data files (atomically, with the mtime moved forward: snmpsim re-indexes a
+file whose mtime changed before its next answer, so the change is visible on the very next
+request, a few milliseconds) and sends the linkDown/linkUp trap from the device's management
+address. A device set down has its data file moved aside: snmpsim has nothing to serve it
+from, so its agent is silent, as a dead router is. No restart, no variation module
 state.
 
 Work directory layout (0700; start() refuses a non-empty directory it did not make):
@@ -233,6 +235,7 @@ class SimulatedNetwork:
         self._state: NetworkState | None = None
         self._access: dict[str, AgentAccess] = {}
         self._files: dict[str, AgentFiles] = {}
+        self._down_devices: set[str] = set()
         self._close_control: Any = None
         self.started_in_s: float | None = None  # wall time start() took, for the curious
 
@@ -272,6 +275,7 @@ class SimulatedNetwork:
                             for key, device in self.inventory.devices.items()}
             self._plan = build_plan(self.inventory, time.time())
             self._state = NetworkState.initial(self._plan)
+            self._down_devices = set()
             _check_endpoints_free({key: self.endpoint(key) for key in self.inventory.devices})
             self._write_all()
             self._spawn()
@@ -362,6 +366,49 @@ class SimulatedNetwork:
             log.info("%s:%s is now %s", device_key, port_name, status)
         return bool(changed)
 
+    def set_device_status(self, device_key: str, status: str) -> bool:
+        """Fail a whole device ("down") or bring it back ("up"), as a real router failure
+        looks from outside: while down its agent answers nothing (its data file is moved
+        aside, so snmpsim has nothing to serve and requests time out), its own ports are down
+        without a trap (a dead router sends none), and each neighbour's port facing it goes
+        down with a linkDown trap from the neighbour. Back up, its ports come up again with
+        linkUp traps from the device and from its neighbours. Returns False if the device
+        already had that status."""
+        if status not in PORT_STATUSES:
+            raise ValueError(f"device status must be one of {', '.join(PORT_STATUSES)}")
+        up = status == "up"
+        with self._lock:
+            if not self.running:
+                raise SimulatorError("the simulated network is not running")
+            state = self._require_state()
+            plan = self._plan
+            assert plan is not None
+            device = self._device(device_key)
+            if (device_key not in self._down_devices) == up:
+                return False
+            now = time.time()
+            own = [f"{device_key}:{port.name}" for port in device.ports]
+            far = [plan.peer_of[key] for key in own if key in plan.peer_of]
+            changed: set[str] = set()
+            if not up:
+                self._down_devices.add(device_key)
+            else:
+                self._down_devices.discard(device_key)
+            for key in own + far:
+                changed |= state.set_port(plan, key, up, now)
+            for key in sorted(changed | {device_key}):
+                self._write_device(key)
+            traps = far if not up else own + far
+            for key in traps:
+                owner, _, name = key.partition(":")
+                self._send_link_trap(owner, name, up, now)
+        log.info("%s is now %s", device_key, status)
+        return True
+
+    def down_devices(self) -> list[str]:
+        """Keys of the devices set down, sorted."""
+        return sorted(self._down_devices)
+
     # --- internals ---------------------------------------------------------------------
 
     def _device(self, device_key: str) -> Any:
@@ -400,8 +447,14 @@ class SimulatedNetwork:
 
     def _write_device(self, device_key: str) -> None:
         assert self._plan is not None and self._state is not None
-        write_snmprec(self._files[device_key].data_file,
-                      device_records(self._plan, self._state, device_key))
+        data_file = self._files[device_key].data_file
+        aside = data_file.with_name(data_file.name + ".down")  # not served: no .snmprec
+        if device_key in self._down_devices:
+            write_snmprec(aside, device_records(self._plan, self._state, device_key))
+            data_file.unlink(missing_ok=True)
+            return
+        write_snmprec(data_file, device_records(self._plan, self._state, device_key))
+        aside.unlink(missing_ok=True)
 
     def _spawn(self) -> None:
         options: list[str] = []
@@ -527,6 +580,10 @@ class SimulatedNetwork:
             changed = self.set_port_status(str(request.get("device")), str(request.get("port")),
                                            str(request.get("status")))
             return {"ok": True, "changed": changed}
+        if command == "device":
+            changed = self.set_device_status(str(request.get("device")),
+                                             str(request.get("status")))
+            return {"ok": True, "changed": changed}
         if command == "status":
             down = self.down_ports()
             devices = {}
@@ -538,4 +595,4 @@ class SimulatedNetwork:
                     "down": [p.partition(":")[2] for p in down if p.startswith(key + ":")],
                 }
             return {"ok": True, "devices": devices, "pid": self.pid}
-        raise SimulatorError(f"unknown command {command!r} (port, status)")
+        raise SimulatorError(f"unknown command {command!r} (port, device, status)")

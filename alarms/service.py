@@ -1,0 +1,240 @@
+"""AlarmService: the alarm pipeline as a running service, fed by the store's events.
+
+The collectors record observations and announce them as "observation" events
+(store.observations); the service listens for them (store.events.Subscriber), runs each
+batch through the pipeline and saves the result together with the id of the last event it
+processed. It also ticks the pipeline on a timer (debounce delays, maintenance windows that
+begin or end) and evaluates the threshold rules against the newest samples every
+`threshold_interval_s`.
+
+One worker thread owns the pipeline; the subscriber's thread only queues events for it.
+Besides observations the worker hears "alarm." events that people caused (a manual clear:
+the pipeline forgets that alarm), "maintenance.changed" (reload the windows) and
+"inventory.changed" (reload the topology and its impact index).
+
+*Recovery.* On start, and after any failure, the service rebuilds the pipeline from the
+store: the topology, the maintenance windows, the active alarms, and the last observed state
+of every object (AlarmPipeline.restore); then it reads the observation events recorded after
+its saved position. Since the position is saved in the same transaction as the alarms it
+led to, a service killed at any moment restarts with exactly the alarms it had, raises no
+duplicate, and clears nothing that is still true.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from alarms.pipeline import AlarmPipeline, scope_index, store_publisher
+from alarms.rules import AlarmSettings, metrics_of
+from collectors.model import Observation
+from store import alarms as alarm_store
+from store.events import Event, Subscriber, last_event_id
+from topology.graph import build_graph, load_snapshot
+from topology.impact import build_index
+from topology.paths import compute_paths
+
+log = logging.getLogger(__name__)
+
+OBSERVATION_TOPIC = "observation"
+BATCH_EVENTS = 200  # events taken from the queue per pipeline step
+RECOVER_DELAY_S = 1.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def observations_of(event: Event) -> list[Observation]:
+    """The observations an "observation" event carries (store.observations payload)."""
+    return [Observation(datetime.fromisoformat(o["time"]), o["object_id"], o["kind"], o["old"],
+                        o["new"], o["source"], {**(o.get("detail") or {}),
+                                                "observation_id": o["id"]})
+            for o in event.payload.get("observations", ())]
+
+
+@dataclass
+class AlarmServiceStats:
+    observations: int = 0
+    events: int = 0
+    steps: int = 0
+    recoveries: int = 0
+    errors: int = 0
+    last_error: str | None = None
+
+
+class AlarmService:
+    """See the module docstring. `start()` returns once the pipeline is restored and the
+    subscriber listens; `stop()` ends both threads."""
+
+    def __init__(self, pool: ConnectionPool, url: str, settings: AlarmSettings | None = None,
+                 *, name: str = alarm_store.DEFAULT_PIPELINE,
+                 clock: Callable[[], datetime] = utc_now):
+        self.pool = pool
+        self.url = url
+        self.settings = settings or AlarmSettings()
+        self.name = name
+        self.clock = clock
+        self.pipeline = AlarmPipeline(self.settings, publisher=store_publisher(pool, name))
+        self.stats = AlarmServiceStats()
+        self._queue: queue.Queue[Event] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._subscriber: Subscriber | None = None
+        self._ready = threading.Event()
+        self._next_threshold = 0.0
+        self.on_step: Callable[[list[Any]], None] | None = None  # for benches and tests
+
+    # --- lifetime ----------------------------------------------------------------------------
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        if self._thread is not None:
+            raise RuntimeError("alarm service already started")
+        after = self._recover()
+        self._subscriber = Subscriber(self.url, after_id=after)
+        for prefix in (OBSERVATION_TOPIC, "alarm.", "maintenance.", "inventory."):
+            self._subscriber.subscribe(prefix, self._queue.put)
+        self._subscriber.start(timeout_s=timeout_s)
+        self._thread = threading.Thread(target=self._run, name="keyline-alarms", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._subscriber is not None:
+            self._subscriber.stop()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def __enter__(self) -> AlarmService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def idle(self) -> bool:
+        """Whether every event received so far has been processed."""
+        return self._queue.unfinished_tasks == 0
+
+    # --- recovery ----------------------------------------------------------------------------
+
+    def _recover(self) -> int:
+        """Rebuild the pipeline from the store; return the event id to read on from."""
+        with self.pool.connection() as conn:
+            self._load_topology(conn)
+            self.pipeline.set_windows(alarm_store.list_windows(
+                conn, not_ended_before=self.clock() - timedelta(seconds=1)))
+            latest = [Observation(s.time, s.object_id, s.kind, None, s.new, "poll",
+                                  {"observation_id": s.observation_id})
+                      for s in alarm_store.latest_states_at(conn)]
+            self.pipeline.restore(alarm_store.active_alarms(conn), latest, self.clock())
+            after = alarm_store.position(conn, self.name)
+            if after is None:  # first run: the latest states are the starting picture
+                after = last_event_id(conn)
+        self.stats.recoveries += 1
+        self.pipeline.tick(self.clock())
+        return after
+
+    def _load_topology(self, conn: Any) -> None:
+        snapshot = load_snapshot(conn)
+        graph = build_graph(snapshot)
+        paths = compute_paths(graph, snapshot)
+        index = build_index(graph, snapshot, paths)
+        self.pipeline.set_topology(index, scope_index(snapshot, index))
+        tiers: dict[int, str] = {}
+        for circuit_id, a_port, z_port, tier in conn.execute(
+                """SELECT c.id, c.a_port_id, c.z_port_id, s.key FROM circuits c
+                     JOIN sla_contracts s ON s.id = c.sla_contract_id
+                    WHERE c.retired_at IS NULL"""):
+            tiers[circuit_id] = tiers[a_port] = tiers[z_port] = tier
+        self.pipeline.tier_of = tiers
+
+    # --- the worker --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                timeout = max(0.0, next_tick - time.monotonic())
+                events = self._take(timeout)
+                if events:
+                    self._handle(events)
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + self.settings.tick_interval_s
+                    self._emit(self.pipeline.tick(self.clock()))
+                    self._thresholds()
+            except Exception as error:  # the store went away, or a bug: start again clean
+                self.stats.errors += 1
+                self.stats.last_error = f"{type(error).__name__}: {error}"
+                log.exception("alarm pipeline step failed; rebuilding from the store")
+                self._stop.wait(RECOVER_DELAY_S)
+                self._recover_quietly()
+
+    def _recover_quietly(self) -> None:
+        try:
+            self._recover()
+        except Exception:
+            log.exception("alarm pipeline recovery failed; retrying")
+
+    def _take(self, timeout_s: float) -> list[Event]:
+        try:
+            events = [self._queue.get(timeout=timeout_s)]
+        except queue.Empty:
+            return []
+        while len(events) < BATCH_EVENTS:
+            try:
+                events.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return events
+
+    def _handle(self, events: list[Event]) -> None:
+        try:
+            observations: list[Observation] = []
+            last_id: int | None = None
+            for event in events:
+                self.stats.events += 1
+                if event.topic == OBSERVATION_TOPIC:
+                    observations += observations_of(event)
+                    last_id = event.id if last_id is None else max(last_id, event.id)
+                elif event.topic.startswith("alarm.") and event.payload.get("manual"):
+                    if event.payload.get("action") == "cleared":
+                        self.pipeline.forget_id(int(event.payload["id"]), self.clock())
+                elif event.topic.startswith("maintenance."):
+                    with self.pool.connection() as conn:
+                        self.pipeline.set_windows(alarm_store.list_windows(
+                            conn, not_ended_before=self.clock() - timedelta(seconds=1)))
+                elif event.topic.startswith("inventory."):
+                    with self.pool.connection() as conn:
+                        self._load_topology(conn)
+            if observations or last_id is not None:
+                self.stats.observations += len(observations)
+                self._emit(self.pipeline.process(observations, self.clock(),
+                                                 last_event_id=last_id))
+        finally:
+            for _ in events:
+                self._queue.task_done()
+
+    def _thresholds(self) -> None:
+        now = time.monotonic()
+        if now < self._next_threshold or not self.settings.thresholds:
+            return
+        self._next_threshold = now + self.settings.threshold_interval_s
+        since = self.clock() - timedelta(seconds=self.settings.threshold_lookback_s)
+        with self.pool.connection() as conn:
+            samples = alarm_store.latest_samples(conn, metrics_of(self.settings.thresholds),
+                                                 since)
+        self._emit(self.pipeline.evaluate_thresholds(samples, self.clock()))
+
+    def _emit(self, changes: list[Any]) -> None:
+        self.stats.steps += 1
+        if changes and self.on_step is not None:
+            self.on_step(changes)

@@ -1,0 +1,254 @@
+"""The alarm pipeline end to end on the simulated network: polls and traps into observations
+(CollectionService), observations into alarms (AlarmService), against a real store.
+
+A P router taken down yields one device alarm as root cause, its neighbours' link alarms as
+symptoms and one service alarm per circuit through it with the right customers; bringing it
+back clears them all, symptoms before the cause. A flapping port yields one flapping alarm;
+an alarm inside a maintenance window is suppressed; a service killed mid-incident restarts
+with exactly the same active alarms.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from alarms.model import AlarmType, ObjectKind
+from alarms.rules import AlarmSettings
+from alarms.service import AlarmService
+from collectors.service import CollectionService
+from config.inventory.model import Inventory
+from lab.sim.network import SimulatedNetwork
+from store import alarms as alarm_store
+from store.database import Database
+from store.events import events_since
+from tests import test_collection_service as collection_fixtures
+from tests.test_collection_service import a_linked_port, make_service, port_id, wait_for
+from topology.graph import Element, build_graph, load_snapshot
+from topology.impact import build_index, impacted
+from topology.paths import compute_paths
+
+# An unreachable device is known after up to an interval and two timeouts (4 s), its
+# neighbours' traps at once: the inference that it is isolated waits longer than that.
+# the simulated network and a store holding its inventory, as the collection tests make them
+inventory = collection_fixtures.inventory
+environ = collection_fixtures.environ
+trap_port = collection_fixtures.trap_port
+network = collection_fixtures.network
+store = collection_fixtures.store
+
+SETTINGS = AlarmSettings(raise_after_s=1.0, clear_after_s=2.0, infer_after_s=6.0,
+                         flap_max_changes=4,
+                         flap_window_s=30, tick_interval_s=0.1, thresholds=[])
+P_ROUTER = "p-sh1"
+
+
+@pytest.fixture
+def collection(network: SimulatedNetwork, store: Database, environ: dict[str, str],
+               trap_port: int, tmp_path: Path) -> Iterator[CollectionService]:
+    service = make_service(store, environ, tmp_path, interval_s=2.0, traps_port=trap_port,
+                           timeout_s=1.0, retries=1)
+    with service:
+        # the starting picture: every device reachable, recorded
+        wait_for(lambda: _count(store, "SELECT count(*) FROM device_poll_status"
+                                " WHERE status = 'reachable'") == len(network.inventory.devices),
+                 timeout_s=20)
+        yield service
+
+
+def _count(store: Database, query: str) -> int:
+    with store.pool.connection() as conn:
+        return conn.execute(query).fetchone()[0]
+
+
+def active(store: Database) -> list:
+    with store.pool.connection() as conn:
+        return alarm_store.active_alarms(conn)
+
+
+def by_type(alarms: list) -> dict[AlarmType, list]:
+    found: dict[AlarmType, list] = {}
+    for alarm in alarms:
+        found.setdefault(alarm.key.type, []).append(alarm)
+    return found
+
+
+def expected_incident(store: Database, device_key: str) -> tuple[int, set[int], set[int], dict]:
+    """(device id, far ports, circuits through it, circuit -> customer), from the topology."""
+    with store.pool.connection() as conn:
+        snapshot = load_snapshot(conn)
+    graph = build_graph(snapshot)
+    index = build_index(graph, snapshot, compute_paths(graph, snapshot))
+    device = snapshot.ids("devices")[device_key]
+    far = {d["a_port_id"] if d["z_device_id"] == device else d["z_port_id"]
+           for _, _, d in graph.edges(device, data=True)}
+    circuits = set(impacted(index, [Element("device", device)]).circuits)
+    customers = {c: snapshot.circuits[c].customer_id for c in circuits}
+    return device, far, circuits, customers
+
+
+def incident_settled(store: Database, device: int, far: set[int], circuits: set[int]):
+    alarms = active(store)
+    found = by_type(alarms)
+    ok = (
+        [a.key.object_id for a in found.get(AlarmType.DEVICE_UNREACHABLE, [])] == [device]
+        and {a.key.object_id for a in found.get(AlarmType.LINK_DOWN, [])} == far
+        and {a.key.object_id for a in found.get(AlarmType.SERVICE_DOWN, [])} == circuits
+        and set(found) == {AlarmType.DEVICE_UNREACHABLE, AlarmType.LINK_DOWN,
+                           AlarmType.SERVICE_DOWN}
+        and all(a.root_cause_id is not None for a in alarms if a.key.object_id != device))
+    return alarms if ok else None
+
+
+def test_a_p_router_down_is_one_root_cause_and_coming_back_clears_all(
+        network: SimulatedNetwork, store: Database, collection: CollectionService) -> None:
+    device, far, circuits, customers = expected_incident(store, P_ROUTER)
+    assert len(far) >= 3 and circuits
+    with AlarmService(store.pool, store.url, SETTINGS) as service:
+        assert active(store) == []
+        try:
+            assert network.set_device_status(P_ROUTER, "down")
+            assert not network.set_device_status(P_ROUTER, "down")
+            # the simulator's device fault: silent agent, its ports and the facing ones down
+            assert network.down_devices() == [P_ROUTER]
+            router_ports = [f"{P_ROUTER}:{p.name}" for p in
+                            network.inventory.devices[P_ROUTER].ports]
+            assert set(router_ports) <= set(network.down_ports())
+            alarms = wait_for(lambda: incident_settled(store, device, far, circuits), 15)
+            (root,) = [a for a in alarms if a.key.object_id == device]
+            assert root.key.kind is ObjectKind.DEVICE and root.root_cause_id is None
+            assert root.impacted_circuits == circuits
+            assert root.impacted_customers == set(customers.values())
+            for alarm in alarms:
+                if alarm is not root:
+                    assert alarm.root_cause_id == root.id, alarm
+                if alarm.key.type is AlarmType.SERVICE_DOWN:
+                    assert alarm.impacted_customers == {customers[alarm.key.object_id]}
+            # stable: nothing more is raised while the router stays down
+            time.sleep(1.5)
+            assert {str(a.key) for a in active(store)} == {str(a.key) for a in alarms}
+        finally:
+            network.set_device_status(P_ROUTER, "up")
+        wait_for(lambda: active(store) == [], 15)
+        assert service.stats.errors == 0
+        assert network.down_devices() == [] and network.down_ports() == []
+    with store.pool.connection() as conn:
+        ids = [a.id for a in alarms]
+        cleared = dict(conn.execute("SELECT id, cleared_at FROM alarms WHERE id = ANY(%s)",
+                                    [ids]).fetchall())
+        # every raise was one of these: no transient inferred cause, no duplicate
+        others = conn.execute("SELECT type, object_id FROM alarms WHERE NOT id = ANY(%s)",
+                              [ids]).fetchall()
+    assert others == []
+    symptoms_cleared = max(cleared[a.id] for a in alarms if a is not root)
+    assert cleared[root.id] >= symptoms_cleared
+
+
+def test_a_flapping_port_yields_one_flapping_alarm(
+        network: SimulatedNetwork, store: Database, collection: CollectionService,
+        inventory: Inventory) -> None:
+    device, port = a_linked_port(inventory, "PE")
+    object_id = port_id(store, device, port)
+    with AlarmService(store.pool, store.url, SETTINGS):
+        try:
+            for n in range(8):  # quicker than the raise delay: only flap detection sees it
+                network.set_port_status(device, port, "down" if n % 2 == 0 else "up")
+                time.sleep(0.15)
+        finally:
+            network.set_port_status(device, port, "up")
+        alarms = wait_for(lambda: by_type(active(store)).get(AlarmType.FLAPPING), 5)
+        time.sleep(SETTINGS.raise_after_s + 0.5)
+        with store.pool.connection() as conn:
+            raised = conn.execute("SELECT type, object_id FROM alarms WHERE object_id = %s",
+                                  [object_id]).fetchall()
+    assert [a.key.object_id for a in alarms] == [object_id]
+    assert raised == [("flapping", object_id)]
+
+
+def test_an_alarm_inside_a_maintenance_window_is_suppressed(
+        network: SimulatedNetwork, store: Database, collection: CollectionService,
+        inventory: Inventory) -> None:
+    device, port = a_linked_port(inventory, "PE")
+    with store.pool.connection() as conn:
+        t = conn.execute("SELECT now()").fetchone()[0]
+        window = alarm_store.add_window(
+            conn, alarm_store.resolve_scope(conn, [f"device:{device}"]),
+            t - timedelta(minutes=5), t + timedelta(hours=1), "optics swap", "alice")
+    with AlarmService(store.pool, store.url, SETTINGS):
+        try:
+            network.set_port_status(device, port, "down")
+            alarms = wait_for(lambda: by_type(active(store)).get(AlarmType.LINK_DOWN), 5)
+        finally:
+            network.set_port_status(device, port, "up")
+    (alarm,) = [a for a in alarms if a.key.object_id == port_id(store, device, port)]
+    assert alarm.suppressed and alarm.suppressed_by == {window.id}
+
+
+# An alarm service in a process of its own, to be killed with SIGKILL.
+SERVICE_PROCESS = """
+import sys, time
+from pathlib import Path
+from alarms.rules import AlarmSettings
+from alarms.service import AlarmService
+from store.database import open_database
+url, settings, scratch = sys.argv[1], AlarmSettings.model_validate_json(sys.argv[2]), sys.argv[3]
+database = open_database(url, Path(scratch), min_size=1, max_size=3)
+AlarmService(database.pool, database.url, settings).start()
+print("ready", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def start_service_process(store: Database, tmp_path: Path) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVICE_PROCESS, store.url, SETTINGS.model_dump_json(),
+         str(tmp_path)], stdout=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parent.parent)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+def test_killed_mid_incident_the_restarted_service_keeps_the_same_active_alarms(
+        network: SimulatedNetwork, store: Database, collection: CollectionService,
+        tmp_path: Path) -> None:
+    device, far, circuits, _ = expected_incident(store, P_ROUTER)
+    processes = [start_service_process(store, tmp_path)]
+    try:
+        network.set_device_status(P_ROUTER, "down")
+        before = wait_for(lambda: incident_settled(store, device, far, circuits), 15)
+        processes[0].send_signal(signal.SIGKILL)  # mid-incident, no chance to clean up
+        processes[0].wait(5)
+        with store.pool.connection() as conn:
+            mark = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+        time.sleep(1.5)  # polls and traps go on meanwhile
+        processes.append(start_service_process(store, tmp_path))
+        time.sleep(SETTINGS.clear_after_s + 2.0)  # longer than any debounce delay
+        after = active(store)
+        with store.pool.connection() as conn:
+            alarm_events = [e for e in events_since(conn, mark, 10_000)
+                            if e.topic.startswith("alarm.")]
+        assert {a.id for a in after} == {a.id for a in before}
+        assert [e.topic for e in alarm_events if e.topic != "alarm.updated"] == []
+        processes[1].send_signal(signal.SIGKILL)
+        processes[1].wait(5)
+        # the router comes back while no alarm service runs: the next one clears everything
+        network.set_device_status(P_ROUTER, "up")
+        time.sleep(2.5)  # the collector records the recovery
+        with AlarmService(store.pool, store.url, SETTINGS) as third:
+            wait_for(lambda: active(store) == [], 10)
+            assert third.stats.errors == 0
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(5)
+        network.set_device_status(P_ROUTER, "up")

@@ -1,0 +1,304 @@
+"""The alarm pipeline's stages, alone and chained, without a database: observe, debounce
+(with flapping), dedupe, correlate (root cause and service alarms on the example network),
+suppress (maintenance), and recovery from stored state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alarms.model import (
+    Alarm,
+    AlarmKey,
+    AlarmState,
+    AlarmType,
+    MaintenanceWindow,
+    ObjectKind,
+    ScopeItem,
+    Severity,
+)
+from alarms.pipeline import AlarmPipeline, scope_index
+from alarms.rules import AlarmSettings, ThresholdRule, rule_for
+from alarms.stages import (
+    DebounceState,
+    Signal,
+    debounce,
+    debounce_due,
+    dedupe,
+    observe,
+    observe_threshold,
+)
+from collectors.model import Observation
+from config.inventory.loader import load_inventory
+from keyline.wiring import EXAMPLE_INVENTORY
+from topology.graph import build_graph, snapshot_from_inventory
+from topology.impact import build_index
+from topology.paths import compute_paths
+
+T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def port_obs(port: int, new: str, seconds: float, old: str | None = "up") -> Observation:
+    return Observation(at(seconds), port, "oper_status", old, new, "trap")
+
+
+def device_obs(device: int, new: str, seconds: float) -> Observation:
+    return Observation(at(seconds), device, "reachability", "reachable", new, "poll")
+
+
+SETTINGS = AlarmSettings(raise_after_s=2, clear_after_s=5, flap_max_changes=4,
+                         flap_window_s=60, event_hold_s=30)
+
+
+# --- observe, rules ------------------------------------------------------------------------
+
+
+def test_observe_turns_observations_into_signals() -> None:
+    (down,) = observe(port_obs(7, "lowerLayerDown", 0))
+    assert down.key == AlarmKey(ObjectKind.PORT, 7, AlarmType.LINK_DOWN) and down.active
+    (up,) = observe(port_obs(7, "up", 1, old="down"))
+    assert not up.active
+    assert observe(port_obs(7, "testing", 1)) == []
+    signals = observe(device_obs(3, "unreachable", 0))
+    assert [(s.key.type, s.active) for s in signals] == [
+        (AlarmType.POLL_FAILED, False), (AlarmType.DEVICE_UNREACHABLE, True)]
+    assert signals[1].severity is Severity.CRITICAL
+    (event,) = observe(Observation(at(0), 3, "agent_restart", None, "restarted", "trap"))
+    assert event.event and event.key.qualifier == "agent_restart"
+
+
+def test_threshold_hysteresis_raises_at_90_and_clears_below_80() -> None:
+    rule = ThresholdRule(metric="if_in_utilization_pct", raise_at=90, clear_below=80)
+    values = [85, 91, 85, 81, 79, 85]
+    active, seen = False, []
+    for value in values:
+        signal = observe_threshold(rule, ObjectKind.PORT, 5, value, active, T0)
+        if signal is not None:
+            active = signal.active
+        seen.append(active)
+    assert seen == [False, True, True, True, False, False]
+
+
+def test_threshold_rules_per_class_and_tier() -> None:
+    rules = [ThresholdRule(metric="m", raise_at=90, clear_below=80),
+             ThresholdRule(metric="m", raise_at=70, clear_below=60, sla_tier="gold"),
+             ThresholdRule(metric="m", raise_at=50, clear_below=40, object_class="circuit")]
+    assert rule_for(rules, "m", "port", "gold").raise_at == 70
+    assert rule_for(rules, "m", "port", "bronze").raise_at == 90
+    assert rule_for(rules, "m", "port", None).raise_at == 90
+    assert rule_for(rules, "m", "circuit", None).raise_at == 50
+    assert rule_for(rules, "other", "port", None) is None
+    with pytest.raises(ValueError, match="clear_below"):
+        ThresholdRule(metric="m", raise_at=80, clear_below=90)
+    with pytest.raises(ValueError, match="severity"):
+        ThresholdRule(metric="m", raise_at=80, clear_below=70, severity="fatal")
+
+
+# --- debounce and dedupe -------------------------------------------------------------------
+
+
+def signal(active: bool, seconds: float, port: int = 7) -> Signal:
+    return Signal(AlarmKey(ObjectKind.PORT, port, AlarmType.LINK_DOWN), active, at(seconds))
+
+
+def test_debounce_raises_only_after_the_condition_held() -> None:
+    state = DebounceState()
+    assert debounce(state, signal(True, 0), SETTINGS, at(0)) == []
+    assert debounce_due(state, SETTINGS, at(1.9)) == []
+    (raised,) = debounce_due(state, SETTINGS, at(2.0))
+    assert raised.active and raised.time == at(0)  # the condition's start, not the delay's end
+    # a clear that does not last is forgotten
+    assert debounce(state, signal(False, 10), SETTINGS, at(10)) == []
+    (repeat,) = debounce(state, signal(True, 12), SETTINGS, at(12))
+    assert repeat.active  # back before the clear delay: the same alarm, seen again
+    assert debounce_due(state, SETTINGS, at(20)) == []
+    assert debounce(state, signal(False, 30), SETTINGS, at(30)) == []
+    assert debounce_due(state, SETTINGS, at(34.9)) == []
+    (cleared,) = debounce_due(state, SETTINGS, at(35))
+    assert not cleared.active and cleared.time == at(30)
+
+
+def test_a_blip_shorter_than_the_raise_delay_raises_nothing() -> None:
+    state = DebounceState()
+    debounce(state, signal(True, 0), SETTINGS, at(0))
+    debounce(state, signal(False, 1), SETTINGS, at(1))
+    assert debounce_due(state, SETTINGS, at(100)) == []
+
+
+def test_a_flapping_port_raises_one_flapping_alarm_instead_of_many() -> None:
+    pipeline = AlarmPipeline(SETTINGS)
+    changes = []
+    for n in range(12):  # down/up every 3 s: each state outlasts the raise delay
+        changes += pipeline.process([port_obs(7, "down" if n % 2 == 0 else "up", 3 * n)],
+                                    at(3 * n))
+        changes += pipeline.tick(at(3 * n + 2.5))
+    raised = [c.alarm.key.type for c in changes if c.event == "raised"]
+    assert raised.count(AlarmType.FLAPPING) == 1
+    assert raised.count(AlarmType.LINK_DOWN) <= 3  # before the fifth change, at most
+    assert {k.type for k in pipeline.active} == {AlarmType.FLAPPING}
+    # quiet for a window (the port stayed up): flapping clears, nothing else is left
+    pipeline.tick(at(33 + 61))
+    assert pipeline.active == {}
+
+
+def test_dedupe_one_active_alarm_per_key_and_repeats_count() -> None:
+    from alarms.stages import Transition
+    active: dict = {}
+    key = AlarmKey(ObjectKind.PORT, 7, AlarmType.LINK_DOWN)
+    first = dedupe(active, Transition(key, True, at(0)))
+    again = dedupe(active, Transition(key, True, at(5)))
+    assert first.event == "raised" and again.event == "updated"
+    assert first.alarm is again.alarm and again.alarm.count == 2
+    assert again.alarm.last_seen == at(5) and again.alarm.first_seen == at(0)
+    gone = dedupe(active, Transition(key, False, at(9)))
+    assert gone.event == "cleared" and gone.alarm.state is AlarmState.CLEARED
+    assert dedupe(active, Transition(key, False, at(10))) is None
+    new = dedupe(active, Transition(key, True, at(11)))
+    assert new.event == "raised" and new.alarm is not first.alarm  # a new occurrence
+
+
+def test_trap_events_raise_at_once_and_clear_after_the_hold() -> None:
+    pipeline = AlarmPipeline(SETTINGS)
+    (change,) = pipeline.process(
+        [Observation(at(0), 3, "agent_restart", None, "restarted", "trap")], at(0))
+    assert change.event == "raised" and change.alarm.severity is Severity.WARNING
+    assert pipeline.tick(at(29)) == []
+    (cleared,) = pipeline.tick(at(30))
+    assert cleared.event == "cleared"
+
+
+# --- correlate on the example network ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def example():
+    snapshot = snapshot_from_inventory(load_inventory([EXAMPLE_INVENTORY]))
+    graph = build_graph(snapshot)
+    paths = compute_paths(graph, snapshot)
+    index = build_index(graph, snapshot, paths)
+    return snapshot, graph, index
+
+
+def facing_ports(graph, device_id: int) -> list[int]:
+    return sorted(d["a_port_id"] if d["z_device_id"] == device_id else d["z_port_id"]
+                  for _, _, d in graph.edges(device_id, data=True))
+
+
+def test_a_p_router_down_is_one_root_cause_with_symptoms_and_service_alarms(example) -> None:
+    snapshot, graph, index = example
+    p_sh1 = snapshot.ids("devices")["p-sh1"]
+    far = facing_ports(graph, p_sh1)
+    pipeline = AlarmPipeline(SETTINGS, index=index, scope=scope_index(snapshot, index))
+    pipeline.process([port_obs(p, "down", 0) for p in far], at(0))
+    pipeline.process([device_obs(p_sh1, "unreachable", 1)], at(1))
+    pipeline.tick(at(5))
+    root = pipeline.active[AlarmKey(ObjectKind.DEVICE, p_sh1, AlarmType.DEVICE_UNREACHABLE)]
+    by_type: dict = {}
+    for alarm in pipeline.active.values():
+        by_type.setdefault(alarm.key.type, []).append(alarm)
+    assert set(by_type) == {AlarmType.DEVICE_UNREACHABLE, AlarmType.LINK_DOWN,
+                            AlarmType.SERVICE_DOWN}
+    assert root.root_cause is None
+    assert sorted(a.key.object_id for a in by_type[AlarmType.LINK_DOWN]) == far
+    assert all(a.root_cause == root.key for a in by_type[AlarmType.LINK_DOWN])
+    through = {c.id for c in snapshot.circuits.values()
+               if any(h.device_id == p_sh1 for h in c.hops)}
+    services = {a.key.object_id: a for a in by_type[AlarmType.SERVICE_DOWN]}
+    assert through <= set(services) == set(root.impacted_circuits)
+    for circuit_id, alarm in services.items():
+        assert alarm.root_cause == root.key
+        assert alarm.impacted_customers == {snapshot.circuits[circuit_id].customer_id}
+    assert root.impacted_customers == {snapshot.circuits[c].customer_id for c in services}
+    # while only the neighbours had seen it, the device was inferred; now it is the real one
+    assert AlarmKey(ObjectKind.DEVICE, p_sh1, AlarmType.DEVICE_ISOLATED) not in pipeline.active
+    # it comes back: everything clears, the service alarms before the root cause
+    cleared = pipeline.process([device_obs(p_sh1, "reachable", 60)]
+                               + [port_obs(p, "up", 60, old="down") for p in far], at(60))
+    cleared += pipeline.tick(at(66))
+    assert pipeline.active == {}
+    order = [c.alarm.key.type for c in cleared if c.event == "cleared"]
+    assert order.index(AlarmType.DEVICE_UNREACHABLE) > max(
+        i for i, t in enumerate(order) if t is AlarmType.SERVICE_DOWN)
+
+
+def test_both_ends_of_a_link_down_is_one_inferred_link_alarm(example) -> None:
+    snapshot, _graph, index = example
+    ports, links = snapshot.ids("ports"), snapshot.ids("links")
+    a, z = ports["p-bj1:Eth-Trunk2"], ports["p-sh1:Eth-Trunk2"]
+    pipeline = AlarmPipeline(SETTINGS, index=index, scope=scope_index(snapshot, index))
+    pipeline.process([port_obs(a, "down", 0), port_obs(z, "down", 0)], at(0))
+    pipeline.tick(at(2))
+    link_key = AlarmKey(ObjectKind.LINK, links["p-bj1:Eth-Trunk2--p-sh1:Eth-Trunk2"],
+                        AlarmType.LINK_DOWN)
+    assert link_key not in pipeline.active  # an inference waits infer_after_s (2 s)
+    pipeline.tick(at(3.9))
+    assert link_key not in pipeline.active
+    pipeline.tick(at(4))
+    link = pipeline.active[link_key]
+    assert {snapshot.circuits[c].key for c in link.impacted_circuits} == {
+        "HSB-L3VPN-0001", "XH-L3VPN-0001"}
+    for port in (a, z):
+        assert pipeline.active[AlarmKey(ObjectKind.PORT, port, AlarmType.LINK_DOWN)
+                               ].root_cause == link_key
+
+
+# --- suppress --------------------------------------------------------------------------------
+
+
+def test_alarms_inside_a_maintenance_window_are_suppressed_with_their_symptoms(example) -> None:
+    snapshot, graph, index = example
+    p_sh1 = snapshot.ids("devices")["p-sh1"]
+    pipeline = AlarmPipeline(SETTINGS, index=index, scope=scope_index(snapshot, index))
+    window = MaintenanceWindow(1, (ScopeItem("device", p_sh1, "p-sh1"),), at(10), at(100),
+                               "line card swap", "alice")
+    pipeline.set_windows([window])
+    pipeline.process([device_obs(p_sh1, "unreachable", 0)], at(0))
+    pipeline.process([port_obs(p, "down", 0) for p in facing_ports(graph, p_sh1)], at(0))
+    pipeline.tick(at(5))
+    assert not any(a.suppressed for a in pipeline.active.values())  # not begun yet
+    changes = pipeline.tick(at(10))
+    assert all(a.suppressed_by == {1} for a in pipeline.active.values())
+    assert any(e.action == "suppressed" for c in changes for e in c.entries)
+    pipeline.tick(at(100))
+    assert not any(a.suppressed for a in pipeline.active.values())
+
+
+# --- recovery --------------------------------------------------------------------------------
+
+
+def test_restore_keeps_true_alarms_and_clears_those_gone_meanwhile() -> None:
+    still = AlarmKey(ObjectKind.PORT, 7, AlarmType.LINK_DOWN)
+    gone = AlarmKey(ObjectKind.PORT, 8, AlarmType.LINK_DOWN)
+    alarms = [Alarm(still, Severity.MAJOR, at(0), at(0), id=1),
+              Alarm(gone, Severity.MAJOR, at(0), at(0), id=2)]
+    latest = [port_obs(7, "down", 0), port_obs(8, "up", 50, old="down"),
+              port_obs(9, "down", 59)]  # 9 went down just before the restart
+    pipeline = AlarmPipeline(SETTINGS)
+    pipeline.restore(alarms, latest, at(60))
+    changes = pipeline.tick(at(60))
+    assert [(c.alarm.key.object_id, c.event) for c in changes] == [(8, "cleared")]
+    changes = pipeline.tick(at(61))
+    assert [(c.alarm.key.object_id, c.event) for c in changes] == [(9, "raised")]
+    assert set(pipeline.active) == {still, AlarmKey(ObjectKind.PORT, 9, AlarmType.LINK_DOWN)}
+    assert pipeline.active[still].count == 1
+
+
+def test_an_alarm_cleared_by_hand_whose_condition_holds_comes_back_as_a_new_one() -> None:
+    pipeline = AlarmPipeline(SETTINGS)
+    pipeline.process([port_obs(7, "down", 0)], at(0))
+    (raised,) = pipeline.tick(at(2))
+    raised.alarm.id = 41  # as stored
+    assert pipeline.forget_id(41, at(10))
+    assert pipeline.active == {} and pipeline.tick(at(11)) == []
+    (again,) = pipeline.tick(at(12))
+    assert again.event == "raised" and again.alarm is not raised.alarm
+    # one whose condition had gone (its clear pending) is simply dropped
+    pipeline.process([port_obs(7, "up", 20, old="down")], at(20))
+    again.alarm.id = 42
+    assert pipeline.forget_id(42, at(21))
+    assert pipeline.tick(at(40)) == [] and pipeline.debounce.conditions == {}
