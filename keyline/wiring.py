@@ -182,6 +182,7 @@ def run_portal(
     from werkzeug.serving import make_server
 
     from portal.app import create_app
+    from portal.live import start_live
 
     inventory = load_inventory_files(inventory_paths) if inventory_paths else None
     if inventory is not None and lab_snmp_port is not None:
@@ -206,6 +207,9 @@ def run_portal(
             started.enter_context(_collection_service(settings, database))
             started.enter_context(_alarm_service(settings, database))
         app = create_app(settings, database)
+        # Socket.IO (portal/live.py) is part of the app: this threaded Werkzeug server serves
+        # its WebSocket transport through simple-websocket. The bridge pushes store events.
+        started.callback(start_live(app).stop)
         try:
             server = make_server(host, port, app, threaded=True)
         except OSError as error:

@@ -11,9 +11,9 @@ with status 400 (bad parameter), 401 (no or bad token), 404 (no such object for 
 The document at /api/v1/openapi.json (portal/openapi.py) describes every endpoint; it needs
 no authentication.
 
-The API only reads for now, so CSRF does not come into it; when it grows writes, a
-session-authenticated caller must send the CSRF token (`X-CSRFToken`), a token-authenticated
-one need not.
+The alarm and maintenance endpoints (portal/alarms_api.py, nested in this blueprint) also
+write: a session-authenticated caller must send the CSRF token (`X-CSRFToken`), a
+token-authenticated one need not; a role that may not act gets 403.
 """
 
 from __future__ import annotations
@@ -194,3 +194,10 @@ def _time_arg(name: str) -> datetime | None:
     except ValueError:
         _fail(400, f"{name} must be an ISO 8601 time such as 2026-01-31T12:00:00Z", name)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# Alarms and maintenance windows (portal/alarms_api.py): nested here so that they share this
+# blueprint's /api/v1 prefix and the OpenAPI completeness test ("api." endpoints).
+from portal import alarms_api  # noqa: E402
+
+blueprint.register_blueprint(alarms_api.blueprint)

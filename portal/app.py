@@ -10,11 +10,15 @@ assembles it:
   tokens on every form (Flask-WTF's CSRFProtect: every POST, PUT, PATCH and DELETE without a
   valid token is refused with 400), login throttling, roles;
 - one blueprint per audience: portal/noc.py (the operator's inventory overview),
-  portal/customer.py (a customer's circuits), portal/api.py (REST, /api/v1, with its OpenAPI
-  document), portal/vendor.py (front-end packages from node_modules);
+  portal/customer.py (a customer's circuits), the live topology (portal/noc.py, with
+  Socket.IO rooms per audience fed by the store's events: portal/live.py),
+  portal/api.py (REST, /api/v1, with its OpenAPI document), portal/vendor.py (front-end
+  packages from node_modules), portal/admin.py (the admin's inventory import, users and
+  topology reconciliation), portal/alarms_views.py (the alarm console, engineers' actions,
+  maintenance windows; their REST API is portal/alarms_api.py, nested in the API's);
 - languages (portal/i18n.py): English and Simplified Chinese, switched in the top bar.
 
-The navigation lists what comes next (topology, alarms, tickets, SLA reports) as "coming",
+The navigation lists what comes next (tickets, SLA reports) as "coming",
 not as dead links, until those blueprints land.
 """
 
@@ -53,8 +57,6 @@ STATUS_LABELS = {
 
 # What the top bar will link to once built; shown greyed out until then.
 COMING = (
-    (lazy_gettext("Topology"), lazy_gettext("arrives with the topology views")),
-    (lazy_gettext("Alarms"), lazy_gettext("arrives with the alarm pipeline")),
     (lazy_gettext("Tickets"), lazy_gettext("arrives with the SLA engine")),
     (lazy_gettext("SLA reports"), lazy_gettext("arrives with the SLA engine")),
 )
@@ -136,6 +138,16 @@ def create_app(settings: Settings, database: Database) -> Flask:
     app.register_blueprint(customer.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(vendor.blueprint)
+    from portal import admin
+
+    app.register_blueprint(admin.blueprint)
+    from portal import alarms_views
+
+    app.register_blueprint(alarms_views.blueprint)  # /alarms, /maintenance
+
+    from portal.live import init_live
+
+    init_live(app, database)  # Socket.IO on the app; `start_live(app)` follows the events
 
     @app.get("/")
     def index() -> ResponseReturnValue:

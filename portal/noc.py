@@ -1,26 +1,68 @@
-"""The operator's pages: the inventory overview NOC staff start from.
+"""The operator's pages: the inventory overview NOC staff start from, and the live topology.
 
 Staff only (noc, engineer, account_manager, admin; see store.queries.STAFF_ROLES): a customer
 user asking for these pages gets 404. The overview shows every customer with its circuits,
 each circuit's latest traffic at its A end (store.queries.latest_port_traffic) and how many
 devices the collectors last found reachable (store.queries.device_reachability). Until the
 live Socket.IO pages arrive, the figures refresh with the page.
+
+The topology page (/noc/topology) draws the network with Cytoscape.js
+(portal/static/topology.js): the whole network, or one customer's, one VPN's or one
+circuit's route, from the JSON views under /api/v1/topology/ (topology.views: elements with
+status, utilization and alarms). It then joins the Socket.IO room "noc" (portal/live.py) and
+recolours nodes and edges as status messages arrive, without a reload.
+
+The JSON views are API routes (a blueprint nested in portal/api.py's, so they share its
+errors and its OpenAPI check): /global for staff only, /customers/<id>, /vpns/<id> and
+/circuits/<id> for staff and for the customer that owns the object (anything else is 404).
+Each answer carries `event_id`, the last event its statuses include: a client joins its
+room with it as "after" and so misses nothing between the fetch and the join.
+
+**Where nodes stand.** Positions are computed, not stored: `device_positions` is a
+deterministic layout from the inventory alone (no randomness, no browser layout), so a
+device is where it was at the last visit, in every view (a customer's or a circuit's view
+uses the same coordinates as the whole network), and for every user. Sites are laid out as
+units on rings: the sites holding P routers on the inner ring, in key order; every other
+site on the next ring out from the sites it links to, at the mean angle of its neighbours
+(sorted and spread to keep a minimum gap); devices of a site stand in a small grid around
+the site's place, so Cytoscape's compound site boxes stay tight. Adding devices or links
+moves their neighbours on the same ring a little; nothing else moves. Dragging a node is
+allowed but not saved (a table of saved positions, per user or global, would be a
+migration away if the NOC asks for it).
 """
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
 from typing import Any
 
-from flask import Blueprint, current_app, render_template
+import networkx as nx
+from flask import Blueprint, current_app, jsonify, render_template
+from flask.typing import ResponseReturnValue
 
-from portal.security import current_viewer, staff_required
+from portal import api
+from portal.api import ApiError
+from portal.live import LiveBridge, latest_port_utilization
+from portal.security import (
+    OPERATOR_ROLES,
+    current_viewer,
+    login_required,
+    roles_required,
+    staff_required,
+)
+from store.events import last_event_id
 from store.queries import (
     circuits_for,
     customers_for,
     device_reachability,
+    get_customer,
     inventory_counts,
     latest_port_traffic,
 )
+from topology.current import Topology, load_topology
+from topology.graph import TopologySnapshot
+from topology.views import circuit_view, customer_view, global_view, vpn_view
 
 blueprint = Blueprint("noc", __name__, url_prefix="/noc")
 
@@ -43,3 +85,204 @@ def inventory() -> str:
         "noc/inventory.html", customers=customers, circuits_by_customer=by_customer,
         counts=counts, traffic=traffic, reachability=reachability,
     )
+
+
+# --- the live topology ---------------------------------------------------------------------
+
+topology_api = Blueprint("topology", __name__, url_prefix="/topology")
+
+Utilization = dict[int, tuple[float | None, float | None]]
+
+
+def _current() -> tuple[Topology, Utilization, int]:
+    """The network now: the live bridge's when it runs (statuses as of its last event),
+    else read from the store."""
+    bridge: LiveBridge | None = current_app.extensions.get("keyline.live")
+    if bridge is not None and bridge.started and bridge.topology is not None:
+        with bridge.lock:
+            return bridge.topology, bridge.utilization, bridge.last_id
+    database = current_app.extensions["keyline.database"]
+    with database.pool.connection() as conn:
+        event_id = last_event_id(conn)  # first: what follows is replayed on join
+        return load_topology(conn), latest_port_utilization(conn), event_id
+
+
+@blueprint.get("/topology")
+@roles_required(*OPERATOR_ROLES)
+def topology() -> str:
+    current, _, _ = _current()
+    snapshot = current.snapshot
+    customers = sorted(snapshot.customers.values(), key=lambda c: c.name)
+    vpns = sorted(snapshot.vpns.values(), key=lambda v: v.key)
+    circuits = sorted(snapshot.circuits.values(), key=lambda c: c.key)
+    return render_template("noc/topology.html", customers=customers, vpns=vpns,
+                           circuits=circuits)
+
+
+RING_GAP = 260.0  # px between rings of sites
+UNIT_GAP = 170.0  # px between neighbouring sites on a ring
+DEVICE_GAP = 70.0  # px between devices of one site
+
+
+def device_positions(snapshot: TopologySnapshot, graph: nx.MultiGraph) -> dict[int, tuple[float,
+                                                                                         float]]:
+    """Device id -> (x, y): the deterministic layout of the module docstring."""
+    signature = (
+        tuple(sorted((d.id, d.key, d.role, d.site_id or 0) for d in snapshot.devices.values())),
+        tuple(sorted((min(a, b), max(a, b)) for a, b in graph.edges())),
+    )
+    return dict(_layout(signature))
+
+
+@lru_cache(maxsize=8)
+def _layout(signature: tuple[tuple[tuple[int, str, str, int], ...], tuple[tuple[int, int], ...]]
+            ) -> tuple[tuple[int, tuple[float, float]], ...]:
+    devices, edges = signature
+    unit_of = {device_id: (f"s{site}" if site else f"d{device_id}")
+               for device_id, _, _, site in devices}
+    members: dict[str, list[tuple[int, str, str]]] = {}
+    for device_id, key, role, _ in devices:
+        members.setdefault(unit_of[device_id], []).append((device_id, key, role))
+    name = {unit: min(key for _, key, _ in found) for unit, found in members.items()}
+    neighbours: dict[str, set[str]] = {unit: set() for unit in members}
+    for a, b in edges:
+        if a in unit_of and b in unit_of and unit_of[a] != unit_of[b]:
+            neighbours[unit_of[a]].add(unit_of[b])
+            neighbours[unit_of[b]].add(unit_of[a])
+    core = sorted((u for u, found in members.items() if any(r == "P" for _, _, r in found)),
+                  key=name.__getitem__)
+    if not core and members:
+        core = [max(sorted(members, key=name.__getitem__), key=lambda u: len(neighbours[u]))]
+    angle: dict[str, float] = {}
+    radius: dict[str, float] = {}
+    ring = core
+    level = 0
+    placed: set[str] = set()
+    while ring:
+        if level == 0:
+            wanted = {u: 2 * math.pi * i / len(ring) for i, u in enumerate(ring)}
+        else:
+            wanted = {u: _mean_angle([angle[n] for n in neighbours[u] if n in placed])
+                      for u in ring}
+        order = sorted(ring, key=lambda u: (wanted[u], name[u]))
+        r = max(RING_GAP * (level + (0.6 if level == 0 else 0.4)),
+                len(order) * UNIT_GAP / (2 * math.pi))
+        gap = UNIT_GAP / r
+        spread = _spread([wanted[u] for u in order], gap)
+        for unit, value in zip(order, spread, strict=True):
+            angle[unit], radius[unit] = value, r
+        placed.update(ring)
+        level += 1
+        following = {n for u in ring for n in neighbours[u] if n not in placed}
+        if not following:  # units linked to nothing placed yet: the next ring out
+            following = set(sorted((u for u in members if u not in placed),
+                                   key=name.__getitem__)[:1]) if len(placed) < len(members) \
+                else set()
+        ring = sorted(following, key=name.__getitem__)
+    positions: list[tuple[int, tuple[float, float]]] = []
+    for unit, found in members.items():
+        cx = radius[unit] * math.cos(angle[unit])
+        cy = radius[unit] * math.sin(angle[unit])
+        found = sorted(found, key=lambda d: ({"P": 0, "PE": 1}.get(d[2], 2), d[1]))
+        columns = max(1, math.ceil(math.sqrt(len(found))))
+        rows = math.ceil(len(found) / columns)
+        for i, (device_id, _, _) in enumerate(found):
+            x = cx + (i % columns - (columns - 1) / 2) * DEVICE_GAP
+            y = cy + (i // columns - (rows - 1) / 2) * DEVICE_GAP
+            positions.append((device_id, (round(x, 1), round(y, 1))))
+    return tuple(sorted(positions))
+
+
+def _mean_angle(angles: list[float]) -> float:
+    if not angles:
+        return 0.0
+    value = math.atan2(sum(map(math.sin, angles)), sum(map(math.cos, angles)))
+    return value % (2 * math.pi)
+
+
+def _spread(wanted: list[float], gap: float) -> list[float]:
+    """Angles (sorted ascending) pushed apart to at least `gap` radians, in order."""
+    found: list[float] = []
+    for value in wanted:
+        if found and value < found[-1] + gap:
+            value = found[-1] + gap
+        found.append(value)
+    return found
+
+
+def _view_json(view: dict[str, Any], topology: Topology, event_id: int) -> ResponseReturnValue:
+    positions = device_positions(topology.snapshot, topology.graph)
+    for node in view["elements"]["nodes"]:
+        data = node["data"]
+        if data["kind"] == "device" and data["object_id"] in positions:
+            x, y = positions[data["object_id"]]
+            node["position"] = {"x": x, "y": y}
+    view["event_id"] = event_id
+    return jsonify(view)
+
+
+def _check_owner(customer_id: int | None, what: str, field: str) -> None:
+    """404 unless the viewer may see `customer_id`'s objects: operators see every customer,
+    an account manager the customers it manages, a customer user itself."""
+    viewer = current_viewer()
+    if customer_id is None:
+        raise ApiError(404, f"no such {what}", field)
+    if viewer.role in OPERATOR_ROLES:
+        return
+    if viewer.manager is not None:
+        database = current_app.extensions["keyline.database"]
+        with database.pool.connection() as conn:
+            if get_customer(conn, viewer, customer_id) is not None:
+                return
+    elif viewer.customer_id == customer_id:
+        return
+    raise ApiError(404, f"no such {what}", field)
+
+
+@topology_api.get("/global")
+@login_required
+def global_topology() -> ResponseReturnValue:
+    if current_viewer().role not in OPERATOR_ROLES:  # it names every customer's circuits
+        raise ApiError(404, "no such endpoint")
+    topology, utilization, event_id = _current()
+    view = global_view(topology.graph, topology.snapshot, topology.paths,
+                       utilization=utilization)
+    return _view_json(view, topology, event_id)
+
+
+@topology_api.get("/customers/<int:customer_id>")
+@login_required
+def customer_topology(customer_id: int) -> ResponseReturnValue:
+    topology, utilization, event_id = _current()
+    customer = topology.snapshot.customers.get(customer_id)
+    _check_owner(customer.id if customer else None, "customer", "customer_id")
+    view = customer_view(topology.graph, topology.snapshot, topology.paths, customer_id,
+                         utilization=utilization)
+    return _view_json(view, topology, event_id)
+
+
+@topology_api.get("/vpns/<int:vpn_id>")
+@login_required
+def vpn_topology(vpn_id: int) -> ResponseReturnValue:
+    topology, utilization, event_id = _current()
+    vpn = topology.snapshot.vpns.get(vpn_id)
+    _check_owner(vpn.customer_id if vpn else None, "VPN", "vpn_id")
+    view = vpn_view(topology.graph, topology.snapshot, topology.paths, vpn_id,
+                    utilization=utilization)
+    return _view_json(view, topology, event_id)
+
+
+@topology_api.get("/circuits/<int:circuit_id>")
+@login_required
+def circuit_topology(circuit_id: int) -> ResponseReturnValue:
+    topology, utilization, event_id = _current()
+    circuit = topology.snapshot.circuits.get(circuit_id)
+    _check_owner(circuit.customer_id if circuit else None, "circuit", "circuit_id")
+    view = circuit_view(topology.graph, topology.snapshot, topology.paths, circuit_id,
+                        utilization=utilization)
+    return _view_json(view, topology, event_id)
+
+
+# Nested in the API's blueprint: /api/v1/topology/..., endpoints "api.topology.*", the API's
+# JSON errors. Done once, at import, before create_app registers the API blueprint.
+api.blueprint.register_blueprint(topology_api)

@@ -37,6 +37,218 @@ def _list_of(key: str, item: str) -> dict[str, Any]:
             "properties": {key: {"type": "array", "items": _ref(item)}}}
 
 
+# A topology view (topology.views): Cytoscape.js elements plus the circuits drawn.
+_TOPOLOGY_VIEW: dict[str, Any] = {
+    "type": "object", "required": ["view", "title", "elements", "circuits", "event_id"],
+    "properties": {
+        "view": {"type": "string", "enum": ["global", "customer", "vpn", "circuit"]},
+        "title": {"type": "string"},
+        "event_id": {"type": "integer", "description": (
+            "the last event the statuses include: join the Socket.IO room with it as "
+            "\"after\" to receive what changed since")},
+        "elements": {"type": "object", "properties": {
+            "nodes": {"type": "array", "items": {"type": "object", "properties": {
+                "data": {"type": "object", "description": (
+                    "id (\"device:12\", \"site:3\"), kind, object_id, label, role, "
+                    "customer, parent (the site), status (up, down, degraded, unknown), "
+                    "utilization_pct, alarms")},
+                "position": {"type": "object", "description": (
+                    "x, y in px: a deterministic layout, the same in every view")}}}},
+            "edges": {"type": "array", "items": {"type": "object", "properties": {
+                "data": {"type": "object", "description": (
+                    "id (\"link:40\"), source, target, link_id, a_port, z_port, "
+                    "capacity_bps, cost, known_from, status, utilization_pct, alarms, "
+                    "circuit_count")}}}}}},
+        "circuits": {"type": "array", "items": {"type": "object", "description": (
+            "id, object_id, key, customer, service_type, bandwidth_bps, status, alarms, "
+            "declared, valid, problems, hops")}},
+    },
+}
+
+
+def _topology_paths() -> dict[str, Any]:
+    def view(summary: str, operation: str, param: tuple[str, str] | None) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "summary": summary, "operationId": operation,
+            "responses": {"200": _ok(_ref("TopologyView"), "the view"), "404": _NOT_FOUND,
+                          **_ERRORS}}
+        if param is not None:
+            spec["parameters"] = [_id_param(*param)]
+        return {"get": spec}
+
+    return {
+        "/topology/global": view("The whole network (staff only; others get 404)",
+                                 "getGlobalTopology", None),
+        "/topology/customers/{customer_id}": view(
+            "One customer's sites, CE routers and circuits' paths", "getCustomerTopology",
+            ("customer_id", "the customer's id")),
+        "/topology/vpns/{vpn_id}": view("One VPN's sites and circuits' paths",
+                                        "getVpnTopology", ("vpn_id", "the VPN's id")),
+        "/topology/circuits/{circuit_id}": view("One circuit's route, hop by hop",
+                                                "getCircuitTopology",
+                                                ("circuit_id", "the circuit's id")),
+    }
+
+
+# --- alarms and maintenance windows (portal/alarms_api.py) ---------------------------------
+
+_FORBIDDEN = {"$ref": "#/components/responses/Forbidden"}
+_CONFLICT = {"$ref": "#/components/responses/Conflict"}
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}
+
+
+def _json_body(schema: dict[str, Any], *, required: bool) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def _alarm_action(summary: str, operation: str, body: dict[str, Any],
+                  required: bool) -> dict[str, Any]:
+    return {"post": {
+        "summary": summary, "operationId": operation,
+        "parameters": [_id_param("alarm_id", "the alarm's id")],
+        "requestBody": _json_body(body, required=required),
+        "responses": {"200": _ok(_ref("AlarmDetail"), "the alarm, changed"), "400": _BAD,
+                      "403": _FORBIDDEN, "404": _NOT_FOUND, "409": _CONFLICT, **_ERRORS},
+    }}
+
+
+def _alarm_paths() -> dict[str, Any]:
+    comment = {"type": "object", "properties": {"comment": {
+        "type": "string", "maxLength": 2000, "description": "why (optional)"}}}
+    reason = {"type": "object", "required": ["reason"], "properties": {"reason": {
+        "type": "string", "minLength": 1, "maxLength": 2000,
+        "description": "why it is cleared by hand"}}}
+    return {
+        "/alarms": {"get": {
+            "summary": "Alarms the caller may see (a customer: those hitting it), newest first",
+            "operationId": "listAlarms",
+            "parameters": [
+                _query("state", "active (default), cleared or all",
+                       {"type": "string", "enum": ["active", "cleared", "all"]}),
+                _query("severity", "only this severity", {"type": "string", "enum": [
+                    "critical", "major", "minor", "warning"]}),
+                _query("customer_id", "only alarms hitting this customer",
+                       {"type": "integer", "format": "int64", "minimum": 0}),
+                _query("acknowledged", "only acknowledged (true) or unacknowledged (false)",
+                       {"type": "boolean"}),
+                _query("limit", "at most this many (1-1000, default 200)",
+                       {"type": "integer", "minimum": 1, "maximum": 1000}),
+            ],
+            "responses": {"200": _ok(_list_of("alarms", "Alarm"), "alarms"), "400": _BAD,
+                          **_ERRORS},
+        }},
+        "/alarms/{alarm_id}": {"get": {
+            "summary": "One alarm with its timeline and its symptoms' ids",
+            "operationId": "getAlarm",
+            "parameters": [_id_param("alarm_id", "the alarm's id")],
+            "responses": {"200": _ok(_ref("AlarmDetail"), "the alarm"), "404": _NOT_FOUND,
+                          **_ERRORS},
+        }},
+        "/alarms/{alarm_id}/acknowledge": _alarm_action(
+            "Acknowledge an active alarm (roles engineer, noc, admin)", "acknowledgeAlarm",
+            comment, False),
+        "/alarms/{alarm_id}/unacknowledge": _alarm_action(
+            "Take an acknowledgement back (roles engineer, noc, admin)", "unacknowledgeAlarm",
+            comment, False),
+        "/alarms/{alarm_id}/clear": _alarm_action(
+            "Clear an active alarm by hand, with a reason (roles engineer, noc, admin)",
+            "clearAlarm", reason, True),
+        "/maintenance-windows": {
+            "get": {
+                "summary": "Maintenance windows the caller may see (a customer: those "
+                           "covering its objects, narrowed to them)",
+                "operationId": "listMaintenanceWindows",
+                "parameters": [_query("status", "only active, future or past windows",
+                                      {"type": "string",
+                                       "enum": ["active", "future", "past"]})],
+                "responses": {"200": _ok(_list_of("windows", "MaintenanceWindow"),
+                                         "windows"), "400": _BAD, **_ERRORS},
+            },
+            "post": {
+                "summary": "Declare a maintenance window (roles engineer, noc, admin)",
+                "operationId": "createMaintenanceWindow",
+                "requestBody": _json_body({
+                    "type": "object", "required": ["scope", "starts_at", "ends_at", "reason"],
+                    "properties": {
+                        "scope": {"type": "array", "minItems": 1, "maxItems": 50,
+                                  "items": {"type": "string"}, "description": (
+                                      "device:KEY, port:DEVICE:PORT, circuit:KEY or "
+                                      "customer:KEY")},
+                        "starts_at": {"type": "string", "format": "date-time",
+                                      "description": "not in the past"},
+                        "ends_at": {"type": "string", "format": "date-time",
+                                    "description": "after starts_at"},
+                        "reason": {"type": "string", "minLength": 1, "maxLength": 2000}}},
+                    required=True),
+                "responses": {"201": _ok(_ref("MaintenanceWindow"), "the window declared"),
+                              "400": _BAD, "403": _FORBIDDEN, **_ERRORS},
+            },
+        },
+        "/maintenance-windows/{window_id}/end": {"post": {
+            "summary": "End a running window now, or cancel one not yet begun (past windows "
+                       "are immutable: 409)",
+            "operationId": "endMaintenanceWindow",
+            "parameters": [_id_param("window_id", "the window's id")],
+            "responses": {"200": _ok(_ref("MaintenanceWindow"),
+                                     "the window as ended (status cancelled if it had not "
+                                     "begun)"),
+                          "403": _FORBIDDEN, "404": _NOT_FOUND, "409": _CONFLICT, **_ERRORS},
+        }},
+    }
+
+
+def _alarm_schemas() -> dict[str, Any]:
+    nullable_text = {"type": ["string", "null"]}
+    nullable_time = {"type": ["string", "null"], "format": "date-time"}
+    ids = {"type": "array", "items": {"type": "integer"}}
+    alarm = {"type": "object", "required": ["id", "severity", "state", "type"], "properties": {
+        "id": {"type": "integer"},
+        "object_kind": {"type": "string", "enum": ["device", "port", "link", "circuit"]},
+        "object_id": {"type": "integer"}, "type": {"type": "string", "description": (
+            "device_unreachable, device_isolated, poll_failed, link_down, flapping, "
+            "threshold, trap_event, service_down")},
+        "qualifier": {"type": "string"},
+        "severity": {"type": "string", "enum": ["critical", "major", "minor", "warning"]},
+        "state": {"type": "string", "enum": ["active", "cleared"]},
+        "summary": {"type": "string"},
+        "first_seen": {"type": "string", "format": "date-time"},
+        "last_seen": {"type": "string", "format": "date-time"},
+        "count": {"type": "integer"}, "cleared_at": nullable_time,
+        "root_cause_id": {"type": ["integer", "null"],
+                          "description": "the alarm this one is a symptom of"},
+        "impacted_circuits": {**ids, "description": "circuit ids (the caller's only)"},
+        "impacted_customers": {**ids, "description": "customer ids (the caller's only)"},
+        "suppressed": {"type": "boolean", "description": "inside a maintenance window"},
+        "acknowledged_by": nullable_text, "acknowledged_at": nullable_time,
+        "ack_comment": nullable_text}}
+    return {
+        "Alarm": alarm,
+        "AlarmDetail": {"allOf": [alarm, {"type": "object", "properties": {
+            "symptoms": {**ids, "description": "ids of the alarms this one causes"},
+            "timeline": {"type": "array", "items": {"type": "object", "properties": {
+                "time": {"type": "string", "format": "date-time"},
+                "action": {"type": "string", "description": (
+                    "raised, repeated, rooted, unrooted, impact, suppressed, unsuppressed, "
+                    "acknowledged, unacknowledged, cleared")},
+                "actor": {"type": "string", "description": "a user, or \"pipeline\""},
+                "comment": nullable_text}}}}}]},
+        "MaintenanceWindow": {"type": "object", "properties": {
+            "id": {"type": "integer"},
+            "scope": {"type": "array", "items": {"type": "object", "properties": {
+                "kind": {"type": "string", "enum": ["device", "port", "circuit", "customer"]},
+                "key": {"type": "string"}, "object_id": {"type": "integer"}}}},
+            "starts_at": {"type": "string", "format": "date-time"},
+            "ends_at": {"type": "string", "format": "date-time"},
+            "reason": {"type": "string"}, "declared_by": {"type": "string"},
+            "declared_at": nullable_time, "ended_by": nullable_text,
+            "status": {"type": "string", "enum": ["active", "future", "past", "cancelled"]}}},
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     nullable_text = {"type": ["string", "null"]}
     return {
@@ -115,6 +327,8 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": _ok(_ref("Series"), "the series"), "400": _BAD,
                               "404": _NOT_FOUND, **_ERRORS},
             }},
+            **_topology_paths(),
+            **_alarm_paths(),
         },
         "components": {
             "securitySchemes": {
@@ -126,6 +340,8 @@ def openapi_document() -> dict[str, Any]:
                 "BadRequest": _ok(_ref("Error"), "a parameter is missing or wrong"),
                 "Unauthorized": _ok(_ref("Error"), "no valid token or session"),
                 "NotFound": _ok(_ref("Error"), "no such object, or not the caller's"),
+                "Forbidden": _ok(_ref("Error"), "the caller's role may not do this"),
+                "Conflict": _ok(_ref("Error"), "the object's state forbids this change"),
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["error", "field"], "properties": {
@@ -157,6 +373,8 @@ def openapi_document() -> dict[str, Any]:
                     "if_index": {"type": ["integer", "null"]},
                     "speed_bps": {"type": ["integer", "null"]},
                     "description": nullable_text}},
+                "TopologyView": _TOPOLOGY_VIEW,
+                **_alarm_schemas(),
                 "Series": {"type": "object", "properties": {
                     "object_id": {"type": "integer"}, "metric": {"type": "string"},
                     "start": {"type": "string", "format": "date-time"},

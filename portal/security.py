@@ -151,6 +151,10 @@ def roles_required(*roles: str) -> Callable[[F], F]:
 
 staff_required = roles_required(*STAFF_ROLES)
 
+# The operator's own staff, who see every customer: account managers are staff too, but see
+# only the customers they manage.
+OPERATOR_ROLES = ("noc", "engineer", "admin")
+
 
 def safe_next(target: str | None) -> str | None:
     """A path to go to after login, only if it stays on this site (no open redirect)."""

@@ -23,6 +23,7 @@ and resolved to object ids by `resolve_scope`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from alarms.model import (
     TimelineEntry,
 )
 from store.events import _PUBLISH, publish
+from store.queries import Viewer
 
 TOPIC_PREFIX = "alarm."
 MAINTENANCE_TOPIC = "maintenance.changed"
@@ -479,3 +481,138 @@ def latest_samples(conn: psycopg.Connection, metrics: Iterable[str],
             WHERE m.name = ANY(%s) AND s.time >= %s
             ORDER BY s.object_id, m.name, s.time DESC""",
         [sorted(set(metrics)), since]).fetchall()
+
+
+# --- what a viewer may see (the portal) ---------------------------------------------------
+#
+# The portal's alarm and maintenance pages read through these, never through the unscoped
+# functions above. An alarm belongs to the customers in its `impacted_customers`: a customer
+# user sees the alarms that hit its own customer, an account manager those that hit one of
+# their customers (store.queries.Viewer.manager), the other staff every alarm. The filters
+# are in SQL, like store.queries', so another tenant's alarm is "not found", never
+# "forbidden". The impact lists inside an alarm still name every circuit and customer it
+# hits: the portal narrows them to the viewer's own (circuits_for, customers_for) before
+# showing them.
+
+_VISIBLE = """
+    (%(scope)s::bigint IS NULL OR %(scope)s = ANY(a.impacted_customers))
+    AND (%(manager)s::text IS NULL OR EXISTS (
+        SELECT 1 FROM customers vc WHERE vc.id = ANY(a.impacted_customers)
+           AND vc.retired_at IS NULL AND vc.account_manager = %(manager)s))"""
+
+
+def _viewer_params(viewer: Viewer) -> dict[str, Any]:
+    return {"scope": viewer.scope, "manager": viewer.manager}
+
+
+def alarms_for(conn: psycopg.Connection, viewer: Viewer, *, state: str | None = "active",
+               severity: str | None = None, customer_id: int | None = None,
+               acknowledged: bool | None = None, root_cause_id: int | None = None,
+               limit: int = 500) -> list[Alarm]:
+    """The viewer's alarms, newest first, filtered: `state` "active", "cleared" or None
+    (both); `severity` a Severity name; `customer_id` only those hitting this customer;
+    `acknowledged` True/False; `root_cause_id` only the symptoms of that alarm. Asking for
+    a customer the viewer may not see gives nothing (not that customer's share of an alarm
+    the viewer sees: that would tell which other customers it hits)."""
+    if viewer.scope is not None and customer_id not in (None, viewer.scope):
+        return []
+    rows = conn.execute(
+        f"""{_SELECT}
+             WHERE {_VISIBLE}
+               AND (%(state)s::text IS NULL OR a.state = %(state)s)
+               AND (%(severity)s::text IS NULL OR a.severity = %(severity)s)
+               AND (%(customer)s::bigint IS NULL OR %(customer)s = ANY(a.impacted_customers))
+               AND (%(customer)s::bigint IS NULL OR %(manager)s::text IS NULL OR EXISTS (
+                    SELECT 1 FROM customers mc WHERE mc.id = %(customer)s
+                       AND mc.account_manager = %(manager)s))
+               AND (%(ack)s::boolean IS NULL OR (a.acknowledged_by IS NOT NULL) = %(ack)s)
+               AND (%(root)s::bigint IS NULL OR a.root_cause_id = %(root)s)
+             ORDER BY a.id DESC LIMIT %(limit)s""",
+        {**_viewer_params(viewer), "state": state, "severity": severity,
+         "customer": customer_id, "ack": acknowledged, "root": root_cause_id,
+         "limit": limit}).fetchall()
+    return [_alarm(r) for r in rows]
+
+
+def get_alarm_for(conn: psycopg.Connection, viewer: Viewer, alarm_id: int,
+                  *, timeline: bool = True) -> Alarm | None:
+    """One alarm the viewer may see, with its timeline; None if none such (or not theirs)."""
+    row = conn.execute(f"{_SELECT} WHERE a.id = %(id)s AND {_VISIBLE}",
+                       {**_viewer_params(viewer), "id": alarm_id}).fetchone()
+    if row is None:
+        return None
+    alarm = _alarm(row)
+    if timeline:
+        alarm.timeline = alarm_timeline(conn, alarm_id)
+    return alarm
+
+
+def _owned_objects(conn: psycopg.Connection, viewer: Viewer) -> set[int]:
+    """Ids of the objects of the viewer's customers: the customers, their circuits and the
+    circuits' end ports, the devices at their sites and those devices' ports."""
+    rows = conn.execute(
+        """WITH mine AS (SELECT id FROM customers
+                          WHERE retired_at IS NULL
+                            AND (%(scope)s::bigint IS NULL OR id = %(scope)s)
+                            AND (%(manager)s::text IS NULL OR account_manager = %(manager)s))
+           SELECT id FROM mine
+           UNION SELECT ci.id FROM circuits ci WHERE ci.customer_id IN (SELECT id FROM mine)
+           UNION SELECT unnest(ARRAY[ci.a_port_id, ci.z_port_id]) FROM circuits ci
+                  WHERE ci.customer_id IN (SELECT id FROM mine)
+           UNION SELECT d.id FROM devices d JOIN sites s ON s.id = d.site_id
+                  WHERE s.customer_id IN (SELECT id FROM mine)
+           UNION SELECT p.id FROM ports p JOIN devices d ON d.id = p.device_id
+                  JOIN sites s ON s.id = d.site_id WHERE s.customer_id IN (SELECT id FROM mine)""",
+        _viewer_params(viewer)).fetchall()
+    return {row[0] for row in rows}
+
+
+def windows_for(conn: psycopg.Connection, viewer: Viewer) -> list[MaintenanceWindow]:
+    """The maintenance windows the viewer may see, by start. Staff other than account
+    managers see them all; a customer (an account manager) only the windows whose scope
+    names one of its (their customers') objects, with the scope narrowed to those objects,
+    so the names of other tenants' objects never reach them."""
+    windows = list_windows(conn)
+    if viewer.scope is None and viewer.manager is None:
+        return windows
+    owned = _owned_objects(conn, viewer)
+    visible = []
+    for window in windows:
+        scope = tuple(item for item in window.scope if item.object_id in owned)
+        if scope:
+            visible.append(dataclasses.replace(window, scope=scope))
+    return visible
+
+
+def get_window_for(conn: psycopg.Connection, viewer: Viewer,
+                   window_id: int) -> MaintenanceWindow | None:
+    for window in windows_for(conn, viewer):
+        if window.id == window_id:
+            return window
+    return None
+
+
+def object_labels(conn: psycopg.Connection,
+                  object_ids: Iterable[int]) -> dict[int, tuple[str, int | None]]:
+    """What to call the objects alarms are on: id -> (label, the customer owning it, None
+    for the operator's own). A device is its key, a port "DEVICE:PORT", a circuit its key, a
+    link its key; a link is a customer's when either end is at one of its sites. The portal
+    shows a label only to a viewer who may see that customer."""
+    rows = conn.execute(
+        """SELECT d.id, d.key, s.customer_id FROM devices d
+             LEFT JOIN sites s ON s.id = d.site_id WHERE d.id = ANY(%(ids)s)
+           UNION ALL
+           SELECT p.id, d.key || ':' || p.name, s.customer_id FROM ports p
+             JOIN devices d ON d.id = p.device_id LEFT JOIN sites s ON s.id = d.site_id
+            WHERE p.id = ANY(%(ids)s)
+           UNION ALL
+           SELECT ci.id, ci.key, ci.customer_id FROM circuits ci WHERE ci.id = ANY(%(ids)s)
+           UNION ALL
+           SELECT l.id, l.key, coalesce(sa.customer_id, sz.customer_id) FROM links l
+             JOIN ports pa ON pa.id = l.a_port_id JOIN devices da ON da.id = pa.device_id
+             LEFT JOIN sites sa ON sa.id = da.site_id
+             JOIN ports pz ON pz.id = l.z_port_id JOIN devices dz ON dz.id = pz.device_id
+             LEFT JOIN sites sz ON sz.id = dz.site_id
+            WHERE l.id = ANY(%(ids)s)""",
+        {"ids": sorted(set(object_ids))}).fetchall()
+    return {row[0]: (row[1], row[2]) for row in rows}

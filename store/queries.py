@@ -1,8 +1,9 @@
 """Queries that several packages share: the inventory as the portal and the engines read it.
 
 Every function that returns customer-owned objects takes the customer to scope to; `None`
-means the caller is operator staff and sees every customer. Retired objects are left out
-unless asked for.
+means the caller is operator staff and sees every customer. An account manager is staff
+narrowed to the customers whose `account_manager` is them (`manager=` their login name).
+Retired objects are left out unless asked for.
 """
 
 from __future__ import annotations
@@ -41,20 +42,23 @@ class CircuitRow:
 
 
 def list_customers(
-    conn: psycopg.Connection, *, customer_id: int | None = None
+    conn: psycopg.Connection, *, customer_id: int | None = None, manager: str | None = None
 ) -> list[CustomerRow]:
     rows = conn.execute(
         """SELECT c.id, c.key, c.name, c.account_manager,
                   count(ci.id) FILTER (WHERE ci.retired_at IS NULL)
              FROM customers c LEFT JOIN circuits ci ON ci.customer_id = c.id
             WHERE c.retired_at IS NULL AND (%(customer)s::bigint IS NULL OR c.id = %(customer)s)
+              AND (%(manager)s::text IS NULL OR c.account_manager = %(manager)s)
             GROUP BY c.id ORDER BY c.name""",
-        {"customer": customer_id},
+        {"customer": customer_id, "manager": manager},
     )
     return [CustomerRow(*row) for row in rows]
 
 
-def list_circuits(conn: psycopg.Connection, *, customer_id: int | None = None) -> list[CircuitRow]:
+def list_circuits(
+    conn: psycopg.Connection, *, customer_id: int | None = None, manager: str | None = None
+) -> list[CircuitRow]:
     rows = conn.execute(
         """SELECT ci.id, ci.key, cu.key, cu.name, ci.service_type, ci.bandwidth_bps,
                   ad.key || ':' || ap.name, zd.key || ':' || zp.name, sc.name,
@@ -67,8 +71,9 @@ def list_circuits(conn: psycopg.Connection, *, customer_id: int | None = None) -
              LEFT JOIN sla_contracts sc ON sc.id = ci.sla_contract_id
             WHERE ci.retired_at IS NULL
               AND (%(customer)s::bigint IS NULL OR ci.customer_id = %(customer)s)
+              AND (%(manager)s::text IS NULL OR cu.account_manager = %(manager)s)
             ORDER BY cu.name, ci.key""",
-        {"customer": customer_id},
+        {"customer": customer_id, "manager": manager},
     )
     return [CircuitRow(*row) for row in rows]
 
@@ -131,10 +136,11 @@ def device_reachability(conn: psycopg.Connection) -> dict[str, int]:
 # --- the portal's viewer-scoped reads ------------------------------------------------------
 #
 # Everything below takes a `Viewer`: who is asking. Staff (noc, engineer, account_manager,
-# admin) have `customer_id` None and see every customer; a customer user is bound to one
-# customer and every query filters on it in SQL, so another tenant's object is simply "not
-# found" (the portal answers 404, never "forbidden", so ids cannot be probed). The filters live
-# here, next to the SQL, not in the views: a new page cannot forget them by accident.
+# admin) have `customer_id` None and see every customer, except that an account manager sees
+# only the customers whose `account_manager` names them (`Viewer.manager`); a customer user is
+# bound to one customer and every query filters on both in SQL, so another tenant's object is
+# simply "not found" (the portal answers 404, never "forbidden", so ids cannot be probed). The
+# filters live here, next to the SQL, not in the views: a new page cannot forget them.
 
 STAFF_ROLES = ("noc", "engineer", "account_manager", "admin")
 
@@ -163,6 +169,12 @@ class Viewer:
         """The customer id to filter on, None for staff (every customer)."""
         return self.customer_id
 
+    @property
+    def manager(self) -> str | None:
+        """For an account manager, the login name that `customers.account_manager` must
+        equal (they see only their own accounts); None for every other role."""
+        return self.user_key if self.role == "account_manager" else None
+
 
 @dataclass(frozen=True)
 class DeviceRow:
@@ -188,11 +200,11 @@ class PortRow:
 
 
 def customers_for(conn: psycopg.Connection, viewer: Viewer) -> list[CustomerRow]:
-    return list_customers(conn, customer_id=viewer.scope)
+    return list_customers(conn, customer_id=viewer.scope, manager=viewer.manager)
 
 
 def get_customer(conn: psycopg.Connection, viewer: Viewer, customer_id: int) -> CustomerRow | None:
-    for row in list_customers(conn, customer_id=customer_id):
+    for row in list_customers(conn, customer_id=customer_id, manager=viewer.manager):
         if viewer.scope is None or row.id == viewer.scope:
             return row
     return None
@@ -206,7 +218,7 @@ def circuits_for(
         if customer_id is not None and customer_id != viewer.scope:
             return []
         customer_id = viewer.scope
-    return list_circuits(conn, customer_id=customer_id)
+    return list_circuits(conn, customer_id=customer_id, manager=viewer.manager)
 
 
 def get_circuit(conn: psycopg.Connection, viewer: Viewer, circuit_id: int) -> CircuitRow | None:
@@ -217,7 +229,8 @@ def get_circuit(conn: psycopg.Connection, viewer: Viewer, circuit_id: int) -> Ci
 
 
 # A customer sees the devices at its own sites (its CPEs), never the operator's shared PEs:
-# their port lists would name other tenants' circuits.
+# their port lists would name other tenants' circuits. An account manager, likewise, the
+# devices at their customers' sites.
 _DEVICES = """
     SELECT d.id, d.key, d.role, d.platform, s.key, c.key, host(d.management_address),
            coalesce(ps.status, 'not polled')
@@ -227,17 +240,20 @@ _DEVICES = """
       LEFT JOIN device_poll_status ps ON ps.device_id = d.id
      WHERE d.retired_at IS NULL
        AND (%(customer)s::bigint IS NULL OR s.customer_id = %(customer)s)
+       AND (%(manager)s::text IS NULL OR c.account_manager = %(manager)s)
 """
 
 
 def devices_for(conn: psycopg.Connection, viewer: Viewer) -> list[DeviceRow]:
-    rows = conn.execute(_DEVICES + " ORDER BY d.key", {"customer": viewer.scope})
+    rows = conn.execute(_DEVICES + " ORDER BY d.key",
+                        {"customer": viewer.scope, "manager": viewer.manager})
     return [DeviceRow(*row) for row in rows]
 
 
 def get_device(conn: psycopg.Connection, viewer: Viewer, device_id: int) -> DeviceRow | None:
     row = conn.execute(_DEVICES + " AND d.id = %(device)s",
-                       {"customer": viewer.scope, "device": device_id}).fetchone()
+                       {"customer": viewer.scope, "manager": viewer.manager,
+                        "device": device_id}).fetchone()
     return DeviceRow(*row) if row else None
 
 
@@ -260,25 +276,34 @@ def ports_for_device(
 def object_visible(conn: psycopg.Connection, viewer: Viewer, object_id: int) -> bool:
     """Whether the viewer may read samples of `object_id` (ids come from one sequence, so the
     id alone says which object): staff any active inventory object; a customer its circuits,
-    its circuits' end ports, its devices and their ports."""
+    its circuits' end ports, its devices and their ports; an account manager the same for
+    each of their customers."""
     return bool(conn.execute(
         """SELECT EXISTS (
-             SELECT 1 FROM circuits ci WHERE ci.id = %(obj)s AND ci.retired_at IS NULL
+             SELECT 1 FROM circuits ci JOIN customers cu ON cu.id = ci.customer_id
+              WHERE ci.id = %(obj)s AND ci.retired_at IS NULL
                 AND (%(customer)s::bigint IS NULL OR ci.customer_id = %(customer)s)
+                AND (%(manager)s::text IS NULL OR cu.account_manager = %(manager)s)
              UNION ALL
-             SELECT 1 FROM circuits ci WHERE ci.retired_at IS NULL
+             SELECT 1 FROM circuits ci JOIN customers cu ON cu.id = ci.customer_id
+              WHERE ci.retired_at IS NULL
                 AND %(obj)s IN (ci.a_port_id, ci.z_port_id)
                 AND (%(customer)s::bigint IS NULL OR ci.customer_id = %(customer)s)
+                AND (%(manager)s::text IS NULL OR cu.account_manager = %(manager)s)
              UNION ALL
              SELECT 1 FROM devices d LEFT JOIN sites s ON s.id = d.site_id
+                  LEFT JOIN customers cu ON cu.id = s.customer_id
               WHERE d.id = %(obj)s AND d.retired_at IS NULL
                 AND (%(customer)s::bigint IS NULL OR s.customer_id = %(customer)s)
+                AND (%(manager)s::text IS NULL OR cu.account_manager = %(manager)s)
              UNION ALL
              SELECT 1 FROM ports p JOIN devices d ON d.id = p.device_id
                   LEFT JOIN sites s ON s.id = d.site_id
+                  LEFT JOIN customers cu ON cu.id = s.customer_id
               WHERE p.id = %(obj)s AND p.retired_at IS NULL
-                AND (%(customer)s::bigint IS NULL OR s.customer_id = %(customer)s))""",
-        {"obj": object_id, "customer": viewer.scope},
+                AND (%(customer)s::bigint IS NULL OR s.customer_id = %(customer)s)
+                AND (%(manager)s::text IS NULL OR cu.account_manager = %(manager)s))""",
+        {"obj": object_id, "customer": viewer.scope, "manager": viewer.manager},
     ).fetchone()[0])
 
 
@@ -325,16 +350,20 @@ def sample_series(
 def latest_port_oper(conn: psycopg.Connection, port_ids: Sequence[int], *,
                      max_age_s: int = 600) -> dict[int, bool]:
     """Whether each port was operationally up at its latest poll within `max_age_s` (ports
-    without a recent figure are absent). Callers scope `port_ids`."""
+    without a recent figure are absent). Callers scope `port_ids`.
+
+    Two metrics say it: `if_oper_up` (1 up, 0 not) and `if_oper_status`, the IF-MIB value
+    the collection service writes (1 up; 2 down, 5 dormant, 7 lowerLayerDown... not up)."""
     rows = conn.execute(
-        """SELECT DISTINCT ON (s.object_id) s.object_id, s.value
+        """SELECT DISTINCT ON (s.object_id) s.object_id, m.name, s.value
              FROM samples s JOIN metrics m ON m.id = s.metric_id
-            WHERE s.object_id = ANY(%(ports)s) AND m.name = 'if_oper_up'
+            WHERE s.object_id = ANY(%(ports)s) AND m.name IN ('if_oper_up', 'if_oper_status')
               AND s.time > now() - make_interval(secs => %(age)s)
             ORDER BY s.object_id, s.time DESC""",
         {"ports": list(port_ids), "age": max_age_s},
     ).fetchall()
-    return {port_id: value >= 1 for port_id, value in rows}
+    return {port_id: (value >= 1 if name == "if_oper_up" else value == 1)
+            for port_id, name, value in rows}
 
 
 def circuit_status(circuit: CircuitRow, oper: dict[int, bool]) -> str:

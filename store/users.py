@@ -141,6 +141,28 @@ def set_password(conn: psycopg.Connection, key: str, password: str) -> None:
         )
 
 
+def set_local_user_retired(conn: psycopg.Connection, key: str, retired: bool) -> UserRecord:
+    """Retire (disable) or restore a local user. A retired user cannot log in, its sessions
+    end at their next request and its API tokens stop working; its row stays, for the
+    history it is part of. Only local users: the inventory's users are retired and restored
+    by the inventory files (an import would undo a change made here)."""
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT origin, retired_at IS NOT NULL FROM users WHERE key = %s FOR UPDATE", [key]
+        ).fetchone()
+        if row is None:
+            raise UserError(f"user {key!r} does not exist")
+        if row[0] != "local":
+            raise UserError(f"user {key!r} comes from the inventory: retire it there")
+        if row[1] != retired:
+            conn.execute(
+                "UPDATE users SET retired_at = CASE WHEN %s THEN now() END, updated_at = now()"
+                " WHERE key = %s", [retired, key])
+    record = get_user(conn, key)
+    assert record is not None
+    return record
+
+
 def authenticate(conn: psycopg.Connection, key: str, password: str) -> UserRecord | None:
     """The user if the password is right and the user is active; None otherwise."""
     row = conn.execute(

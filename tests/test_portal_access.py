@@ -289,6 +289,8 @@ NO_ID_ARGUMENTS = {
 QUERY_IDS = {
     "api.samples": ("object_id", {"metric": "if_in_bps"}),
     "api.circuits": ("customer_id", {}),
+    "api.alarm_api.list_alarms": ("customer_id", {"state": "all"}),
+    "alarms.console": ("selected", {"state": "all"}),
 }
 
 
@@ -299,8 +301,14 @@ def _routes(app: Flask):
 
 
 def test_customer_never_sees_another_customers_objects(portal: Portal):
+    from tests.test_portal_alarms import seed_alarms
+
+    seeded = seed_alarms(portal)  # B's alarms and maintenance window exist too
     client = logged_in(portal.app, USER_A)
     foreign = all_ids(portal.b) | portal.shared_device_ids
+    # arguments that are not inventory ids: the ids of B's that must stay unseen
+    foreign_for = {"alarm_id": seeded.services_b | seeded.only_b,
+                   "selected": seeded.services_b | seeded.only_b}
     checked_with_ids = 0
     for rule in _routes(portal.app):
         arguments = set(rule.arguments)
@@ -319,16 +327,22 @@ def test_customer_never_sees_another_customers_objects(portal: Portal):
             _assert_no_words(response, portal.b.words, path)
             if rule.endpoint in QUERY_IDS:
                 name, extra = QUERY_IDS[rule.endpoint]
-                for object_id in foreign:
+                for object_id in foreign_for.get(name, foreign):
                     response = client.get(path, query_string={name: object_id, **extra})
                     _assert_no_words(response, portal.b.words, f"{path}?{name}={object_id}")
                     if rule.endpoint == "api.samples":
                         assert response.status_code == 404, (path, object_id)
                         assert response.get_json()["field"] == "object_id"
-                    else:
+                    elif rule.endpoint == "api.circuits":
                         assert response.get_json() == {"circuits": []}
+                    elif rule.endpoint == "api.alarm_api.list_alarms":
+                        assert response.get_json() == {"alarms": []}
+                    else:
+                        assert f'data-alarm="{object_id}"' not in response.get_data(
+                            as_text=True)
             continue
-        for object_id in foreign:
+        (argument,) = arguments if len(arguments) == 1 else (None,)
+        for object_id in foreign_for.get(argument, foreign):  # type: ignore[arg-type]
             path = rule.build(dict.fromkeys(arguments, object_id))[1]
             response = client.get(path, follow_redirects=True)
             assert response.status_code == 404, (path, response.status_code)
@@ -357,3 +371,52 @@ def _assert_no_words(response, words: set[str], where: str) -> None:
     body = response.get_data(as_text=True)
     leaked = sorted(word for word in words if word in body)
     assert not leaked, f"{where} shows another customer's {leaked}"
+
+
+def test_account_manager_never_sees_other_managers_customers(portal: Portal):
+    """An account manager is staff narrowed to the customers whose `account_manager` names
+    them (store.queries.Viewer.manager): am.zhao manages xinhe only, so every route that
+    takes an id answers 404 for hsbank's and jinlu's objects, and the pages and API lists
+    without ids name neither of them."""
+    with portal.database.pool.connection() as conn:
+        set_password(conn, "am.zhao", PASSWORD)
+    client = logged_in(portal.app, "am.zhao")
+    foreign = all_ids(portal.a) | all_ids(portal.b)
+    words = {w for w in portal.a.words | portal.b.words if not w.startswith("ce-")}
+    checked = 0
+    for rule in _routes(portal.app):
+        arguments = set(rule.arguments)
+        if rule.endpoint in NO_ID_ARGUMENTS:
+            continue
+        if not arguments:
+            path = rule.build({})[1]
+            _assert_no_words(client.get(path, follow_redirects=True), words, path)
+            continue
+        for object_id in foreign:
+            path = rule.build(dict.fromkeys(arguments, object_id))[1]
+            response = client.get(path, follow_redirects=True)
+            assert response.status_code == 404, (path, response.status_code)
+            checked += 1
+    assert checked >= 3 * len(foreign)
+
+
+# --- live rooms (portal/live.py) -----------------------------------------------------------
+
+
+def test_socket_rooms_follow_the_same_scopes(portal: Portal):
+    """Socket.IO rooms are the live counterpart of the routes above: a customer user may join
+    only its own customer's room, staff the NOC's and any customer's. (What each room is sent
+    is tested with real sockets in tests/test_portal_live.py.)"""
+    from portal.live import room_allowed
+    from store.queries import Viewer
+
+    customers = [portal.a.customer_id, portal.b.customer_id]
+    a = Viewer(USER_A, "customer", customer_id=portal.a.customer_id, customer_key=CUSTOMER_A)
+    staff = Viewer("noc.wang", "noc")
+    assert room_allowed(a, f"customer:{portal.a.customer_id}", customers)
+    for room in ("noc", f"customer:{portal.b.customer_id}", "customer:", "customer:999",
+                 f"customer:{portal.a.customer_id} ", ""):
+        assert not room_allowed(a, room, customers), room
+    assert room_allowed(staff, "noc", customers)
+    assert room_allowed(staff, f"customer:{portal.b.customer_id}", customers)
+    assert not room_allowed(staff, "customer:999", customers)

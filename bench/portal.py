@@ -1,0 +1,320 @@
+"""Portal benchmark: concurrent Socket.IO clients of one portal process, event-to-client
+latency, and REST latency at a steady request rate.
+
+One portal process (a child process: `create_app` + the live bridge + Werkzeug's threaded
+server, as `keyline serve` runs it) on a scratch database holding the example inventory.
+This process then opens asyncio python-socketio clients (WebSocket transport, a NOC user's
+session cookie, each joining the "noc" room) in steps (default 200, 500, 1000, 2000). At each
+step it records status changes in the store as a collector does (store.observations
+.record_observations: one port flipping up/down, which publishes an "observation" event), and
+measures, per event, the time from just before the commit to the moment each client got the
+"status" message carrying that event's id. It prints, per step: clients connected (and
+refused or failed), p50/p99 of every single delivery, p50/p99 of "all clients have it" (the
+slowest client per event), and the portal's threads and resident memory.
+
+Then REST: GET /api/v1/circuits at a fixed rate (default 200 requests/s, open loop: requests
+are started on schedule whatever the answers do) for a few seconds, with the last step's
+sockets still connected; it prints p50/p99/max latency and errors.
+
+The clients all run on one event loop in this process, on the same machine as the portal:
+their own decoding is part of the figures (a conservative measure). File descriptor limits
+are raised to the hard limit in both processes. Only loopback is used.
+
+    python bench/portal.py                          # 200, 500, 1000, 2000 clients
+    python bench/portal.py --steps 100,300 --events 20 --rest-seconds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import re
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+PASSWORD = "bench portal password 1"
+USER = "noc.wang"
+
+
+def raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def serve_portal(url: str, data_dir: str, ports: Any) -> None:
+    """The portal process: what `keyline serve` runs, on a free loopback port."""
+    raise_fd_limit()
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from werkzeug.serving import make_server
+
+    from config.settings import load_settings
+    from portal.app import create_app
+    from portal.live import start_live
+    from store.database import open_database
+
+    database = open_database(url, Path(data_dir), min_size=2, max_size=16)
+    settings = load_settings(None, overrides={"data_dir": Path(data_dir),
+                                              "database_url": url})
+    app = create_app(settings, database)
+    start_live(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server.daemon_threads = True
+    ports.put(server.server_port)
+    server.serve_forever()
+
+
+def process_figures(pid: int) -> str:
+    status = Path(f"/proc/{pid}/status").read_text()
+    threads = re.search(r"Threads:\s+(\d+)", status)
+    rss = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return (f"{threads.group(1) if threads else '?'} threads, "
+            f"{int(rss.group(1)) / 1024:.0f} MiB resident" if rss else "?")
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def login_cookie(base: str) -> str:
+    import aiohttp
+    from yarl import URL
+
+    # unsafe=True: keep cookies of an IP address (127.0.0.1), which aiohttp drops by default
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(base + "/login") as answer:
+            page = await answer.text()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token
+        async with http.post(base + "/login", allow_redirects=False, data={
+                "name": USER, "password": PASSWORD, "csrf_token": token.group(1)}) as answer:
+            assert answer.status == 302, answer.status
+        cookie = http.cookie_jar.filter_cookies(URL(base)).get("keyline_session")
+        assert cookie is not None
+        return f"keyline_session={cookie.value}"
+
+
+class Clients:
+    """Many asyncio Socket.IO clients; `received[event id]` = arrival times."""
+
+    def __init__(self, base: str, cookie: str) -> None:
+        self.base = base
+        self.cookie = cookie
+        self.clients: list[Any] = []
+        self.received: dict[int, list[float]] = {}
+        self.failed = 0
+
+    async def _one(self) -> None:
+        import socketio
+
+        client = socketio.AsyncClient(reconnection=False)
+
+        async def on_status(message: dict[str, Any]) -> None:
+            self.received.setdefault(message["id"], []).append(time.time())
+
+        client.on("status", on_status)
+        try:
+            await client.connect(self.base, headers={"Cookie": self.cookie},
+                                 transports=["websocket"], wait_timeout=30)
+            answer = await client.call("join", {"room": "noc"}, timeout=30)
+            if not answer.get("ok"):
+                raise RuntimeError(answer)
+            self.clients.append(client)
+        except Exception:
+            self.failed += 1
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+
+    async def grow(self, total: int, batch: int = 50) -> float:
+        started = time.monotonic()
+        while len(self.clients) < total:
+            need = min(batch, total - len(self.clients))
+            failed_before = self.failed
+            await asyncio.gather(*(self._one() for _ in range(need)))
+            if self.failed - failed_before == need:
+                break  # every one of a batch failed: the server holds no more
+        return time.monotonic() - started
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.disconnect() for c in self.clients), return_exceptions=True)
+
+
+async def measure_events(clients: Clients, url: str, port_id: int, events: int,
+                         timeout_s: float = 15.0) -> tuple[list[float], list[float], int]:
+    from collectors.model import Observation
+    from store.events import last_event_id
+    from store.observations import record_observations
+
+    single: list[float] = []
+    slowest: list[float] = []
+    missing = 0
+    states = ["down", "up"]
+    with psycopg.connect(url) as conn:
+        for n in range(events):
+            new, old = states[n % 2], states[(n + 1) % 2]
+            sent_at = time.time()
+            record_observations(conn, [Observation(datetime.now(UTC), port_id, "oper_status",
+                                                   old, new, "trap")])
+            conn.commit()
+            event_id = last_event_id(conn)
+            conn.commit()
+            deadline = time.monotonic() + timeout_s
+            while (len(clients.received.get(event_id, ())) < len(clients.clients)
+                   and time.monotonic() < deadline):
+                await asyncio.sleep(0.005)
+            arrivals = clients.received.pop(event_id, [])
+            missing += len(clients.clients) - len(arrivals)
+            single.extend(t - sent_at for t in arrivals)
+            if arrivals:
+                slowest.append(max(arrivals) - sent_at)
+            await asyncio.sleep(0.2)
+    return single, slowest, missing
+
+
+async def rest_load(base: str, cookie: str, rate: float, seconds: float) -> tuple[
+        list[float], int]:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    connector = aiohttp.TCPConnector(limit=400)
+    async with aiohttp.ClientSession(connector=connector,
+                                     headers={"Cookie": cookie}) as http:
+        async def one() -> None:
+            nonlocal errors
+            started = time.perf_counter()
+            try:
+                async with http.get(base + "/api/v1/circuits",
+                                    timeout=aiohttp.ClientTimeout(total=30)) as answer:
+                    await answer.read()
+                    if answer.status != 200:
+                        errors += 1
+                        return
+            except Exception:
+                errors += 1
+                return
+            latencies.append(time.perf_counter() - started)
+
+        tasks = []
+        start = time.perf_counter()
+        for n in range(int(rate * seconds)):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return latencies, errors
+
+
+async def run(args: argparse.Namespace, base: str, url: str, portal_pid: int,
+              port_id: int) -> None:
+    cookie = await login_cookie(base)
+    latencies, errors = await rest_load(base, cookie, args.rest_rate, args.rest_seconds)
+    print(f"REST /api/v1/circuits at {args.rest_rate:g}/s for {args.rest_seconds:g} s, "
+          f"no sockets: p50 {pct(latencies, 50) * 1000:.1f} ms, "
+          f"p99 {pct(latencies, 99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms, "
+          f"{errors} errors of {int(args.rest_rate * args.rest_seconds)}")
+    print()
+    print(f"{'clients':>8} {'failed':>6} {'connect s':>9} {'events':>6} {'lost':>5} "
+          f"{'each p50 ms':>11} {'each p99 ms':>11} {'all p50 ms':>10} {'all p99 ms':>10}"
+          f"  portal process")
+    clients = Clients(base, cookie)
+    try:
+        for step in args.steps:
+            took = await clients.grow(step)
+            await asyncio.sleep(1.0)
+            single, slowest, missing = await measure_events(clients, url, port_id,
+                                                            args.events)
+            print(f"{len(clients.clients):>8} {clients.failed:>6} {took:>9.1f} "
+                  f"{args.events:>6} {missing:>5} {pct(single, 50) * 1000:>11.1f} "
+                  f"{pct(single, 99) * 1000:>11.1f} {pct(slowest, 50) * 1000:>10.1f} "
+                  f"{pct(slowest, 99) * 1000:>10.1f}  {process_figures(portal_pid)}",
+                  flush=True)
+            if len(clients.clients) < step:
+                print(f"stopped: only {len(clients.clients)} of {step} clients connected")
+                break
+        print()
+        latencies, errors = await rest_load(base, cookie, args.rest_rate, args.rest_seconds)
+        print(f"REST /api/v1/circuits at {args.rest_rate:g}/s for {args.rest_seconds:g} s, "
+              f"{len(clients.clients)} sockets connected: "
+              f"p50 {pct(latencies, 50) * 1000:.1f} ms, p99 {pct(latencies, 99) * 1000:.1f} ms,"
+              f" max {max(latencies or [0]) * 1000:.1f} ms, "
+              f"{errors} errors of {int(args.rest_rate * args.rest_seconds)}")
+    finally:
+        await clients.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", default="200,500,1000,2000",
+                        type=lambda text: [int(n) for n in text.split(",")])
+    parser.add_argument("--events", type=int, default=30, help="events measured per step")
+    parser.add_argument("--rest-rate", type=float, default=200.0)
+    parser.add_argument("--rest-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    limit = raise_fd_limit()
+
+    from keyline.wiring import EXAMPLE_INVENTORY, import_inventory, load_inventory_files
+    from store.database import open_database
+    from store.embedded import start_embedded
+    from store.migrate import migrate
+    from store.users import set_password
+
+    scratch = Path(tempfile.mkdtemp(prefix="keyline-bench-portal-", dir="/tmp"))
+    server = start_embedded(scratch / "data")
+    bench_db = f"keyline_bench_{os.getpid()}"
+    portal = None
+    try:
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(bench_db)))
+        url = psycopg.conninfo.make_conninfo(server.url, dbname=bench_db)
+        with psycopg.connect(url) as conn:
+            migrate(conn)
+        with open_database(url, scratch, max_size=2) as database:
+            import_inventory(database, load_inventory_files([EXAMPLE_INVENTORY]),
+                             [EXAMPLE_INVENTORY])
+            with database.pool.connection() as conn:
+                set_password(conn, USER, PASSWORD)
+                port_id = conn.execute(
+                    "SELECT a_port_id FROM links WHERE retired_at IS NULL ORDER BY id LIMIT 1"
+                ).fetchone()[0]
+        ports: Any = multiprocessing.get_context("spawn").Queue()
+        portal = multiprocessing.get_context("spawn").Process(
+            target=serve_portal, args=(url, str(scratch / "portal"), ports), daemon=True)
+        portal.start()
+        base = f"http://127.0.0.1:{ports.get(timeout=60)}"
+        print(f"portal pid {portal.pid} at {base}; open files limit {limit}; "
+              f"{os.cpu_count()} CPUs; example inventory")
+        asyncio.run(run(args, base, url, portal.pid or 0, port_id))
+    finally:
+        if portal is not None:
+            portal.terminate()
+            portal.join(10)
+        server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,362 @@
+"""The alarm console, one alarm's page, the engineers' actions, and maintenance windows.
+
+What the pages show (issues 5 and 6):
+
+- */alarms*, the console: the alarms the viewer may see, filtered by severity, customer,
+  state (active, cleared, or both) and acknowledgement. Alarms explain each other (see
+  alarms/model.py): a root cause is listed with its symptoms folded under it (a `<details>`
+  element: expand or collapse, no script needed under the Content-Security-Policy); a
+  symptom whose root cause is not in the list stands alone and says whose symptom it is.
+  Selecting an alarm (`?selected=ID`) shows its impact beside the list: the circuits and
+  customers it hits.
+- */alarms/ID*: the alarm's facts, its root cause and symptoms, its impact and its timeline,
+  every change with when, who or what ("pipeline") and the comment.
+- The engineers' actions, for the roles in `ACTOR_ROLES` (engineer, noc, admin): acknowledge
+  ("I am on it") or take it back, with a comment; clear by hand, with a reason. They are
+  forms with a CSRF token, posting to /alarms/ID/acknowledge, /unacknowledge, /clear, and
+  change the alarm only through store.alarms' functions, which write the timeline.
+- */maintenance*: windows that are active, future and past; declaring one (a device, port,
+  circuit or customer, a start and an end in UTC, a reason) and ending one early (a window
+  not yet begun is cancelled). Past windows are read-only: the SLA figures depend on them.
+
+Who sees what: an alarm belongs to the customers it hits (`impacted_customers`). A customer
+user sees only the alarms that hit its customer, and another alarm's id is 404 like one
+that does not exist; inside an alarm it sees only its own circuits and customer, and the
+names of objects that belong to another customer are not shown. It sees the maintenance
+windows that cover its own objects (narrowed to them) and cannot act. An account manager
+reads, scoped to their customers as store.queries scopes them. Every read goes through the
+viewer-scoped functions of store.alarms; the REST API (portal/alarms_api.py) shares them and
+the checks of a new window.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_babel import lazy_gettext
+
+from alarms.model import SCOPE_KINDS, Alarm, MaintenanceWindow
+from portal.alarms_api import (
+    ACTOR_ROLES,
+    AlarmApiError,
+    alarm_filters,
+    clean_text,
+    declare_window,
+    end_window_for,
+    window_status,
+)
+from portal.security import current_viewer, login_required, safe_next
+from store import alarms as alarm_store
+from store.queries import Viewer, circuits_for, customers_for
+
+blueprint = Blueprint("alarms", __name__)
+
+SEVERITY_LABELS = {
+    "critical": lazy_gettext("critical"),
+    "major": lazy_gettext("major"),
+    "minor": lazy_gettext("minor"),
+    "warning": lazy_gettext("warning"),
+}
+
+STATE_LABELS = {
+    "active": lazy_gettext("active"),
+    "cleared": lazy_gettext("cleared"),
+}
+
+TYPE_LABELS = {
+    "device_unreachable": lazy_gettext("device unreachable"),
+    "device_isolated": lazy_gettext("device isolated"),
+    "poll_failed": lazy_gettext("poll failed"),
+    "link_down": lazy_gettext("link down"),
+    "flapping": lazy_gettext("flapping"),
+    "threshold": lazy_gettext("threshold crossed"),
+    "trap_event": lazy_gettext("trap event"),
+    "service_down": lazy_gettext("service down"),
+}
+
+# The timeline's actions (alarms.model.TimelineEntry).
+ACTION_LABELS = {
+    "raised": lazy_gettext("raised"),
+    "repeated": lazy_gettext("repeated"),
+    "rooted": lazy_gettext("linked to a root cause"),
+    "unrooted": lazy_gettext("unlinked from its root cause"),
+    "impact": lazy_gettext("impact changed"),
+    "suppressed": lazy_gettext("suppressed (maintenance)"),
+    "unsuppressed": lazy_gettext("no longer suppressed"),
+    "acknowledged": lazy_gettext("acknowledged"),
+    "unacknowledged": lazy_gettext("acknowledgement taken back"),
+    "cleared": lazy_gettext("cleared"),
+}
+
+KIND_LABELS = {
+    "device": lazy_gettext("device"),
+    "port": lazy_gettext("port"),
+    "link": lazy_gettext("link"),
+    "circuit": lazy_gettext("circuit"),
+    "customer": lazy_gettext("customer"),
+}
+
+WINDOW_SECTIONS = (
+    ("active", lazy_gettext("Active windows")),
+    ("future", lazy_gettext("Future windows")),
+    ("past", lazy_gettext("Past windows")),
+)
+
+# A new window's field at fault -> what the form says (the API's own messages are English).
+WINDOW_FIELD_ERRORS = {
+    "scope": lazy_gettext("Check the scope: the key of an existing device, port "
+                          "(DEVICE:PORT), circuit or customer."),
+    "starts_at": lazy_gettext("Check the start: a date and time (UTC), not in the past."),
+    "ends_at": lazy_gettext("Check the end: a date and time (UTC) after the start."),
+    "reason": lazy_gettext("Give a reason (at most 2000 characters)."),
+}
+
+CONSOLE_LIMIT = 500
+
+
+def _database() -> Any:
+    return current_app.extensions["keyline.database"]
+
+
+@blueprint.app_template_filter("alarm_time")
+def alarm_time(value: datetime | None) -> str:
+    """A time as the NOC reads it, in UTC: 2026-01-31 12:00:05 UTC."""
+    if value is None:
+        return "-"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@blueprint.app_context_processor
+def alarm_labels() -> dict[str, Any]:
+    return {"severity_labels": SEVERITY_LABELS, "alarm_state_labels": STATE_LABELS,
+            "alarm_type_labels": TYPE_LABELS, "alarm_action_labels": ACTION_LABELS,
+            "object_kind_labels": KIND_LABELS}
+
+
+def may_act(viewer: Viewer) -> bool:
+    return viewer.role in ACTOR_ROLES
+
+
+class Scope:
+    """What of the inventory one viewer may see, for narrowing alarms' impact and labels:
+    None for staff who see everything."""
+
+    def __init__(self, conn: Any, viewer: Viewer) -> None:
+        self.all = viewer.scope is None and viewer.manager is None
+        self.circuits = {c.id: c for c in circuits_for(conn, viewer)}
+        self.customers = {c.id: c for c in customers_for(conn, viewer)}
+
+    def impact(self, alarm: Alarm) -> dict[str, list[Any]]:
+        return {"circuits": [self.circuits[i] for i in sorted(alarm.impacted_circuits)
+                             if i in self.circuits],
+                "customers": [self.customers[i] for i in sorted(alarm.impacted_customers)
+                              if i in self.customers]}
+
+    def labels(self, conn: Any, alarms: list[Alarm]) -> dict[int, str]:
+        """Object id -> its name, leaving out objects of customers the viewer may not see."""
+        found = alarm_store.object_labels(conn, [a.key.object_id for a in alarms])
+        return {object_id: label for object_id, (label, owner) in found.items()
+                if self.all or owner is None or owner in self.customers}
+
+
+def _groups(alarms: list[Alarm]) -> list[tuple[Alarm, list[Alarm]]]:
+    """Root causes (and lone alarms) in list order, each with its symptoms in the list."""
+    listed = {a.id for a in alarms}
+    symptoms: dict[int, list[Alarm]] = {}
+    for alarm in alarms:
+        if alarm.root_cause_id is not None and alarm.root_cause_id in listed:
+            symptoms.setdefault(alarm.root_cause_id, []).append(alarm)
+    return [(a, symptoms.get(a.id, []) if a.id is not None else []) for a in alarms
+            if a.root_cause_id is None or a.root_cause_id not in listed]
+
+
+# --- the console and one alarm -------------------------------------------------------------
+
+
+@blueprint.get("/alarms")
+@login_required
+def console() -> ResponseReturnValue:
+    viewer = current_viewer()
+    try:
+        filters = alarm_filters(request.args)
+    except AlarmApiError:
+        abort(400)
+    selected_id = _selected(request.args.get("selected"))
+    with _database().pool.connection() as conn:
+        scope = Scope(conn, viewer)
+        if filters["customer_id"] is not None and filters["customer_id"] not in scope.customers:
+            alarms: list[Alarm] = []
+        else:
+            alarms = alarm_store.alarms_for(conn, viewer, limit=CONSOLE_LIMIT, **filters)
+        selected = (alarm_store.get_alarm_for(conn, viewer, selected_id, timeline=False)
+                    if selected_id is not None else None)
+        labels = scope.labels(conn, alarms + ([selected] if selected else []))
+    return render_template(
+        "alarms/console.html", groups=_groups(alarms), count=len(alarms), filters=filters,
+        listed_ids={a.id for a in alarms},
+        state_filter=request.args.get("state") or "active",
+        acknowledged_filter=(request.args.get("acknowledged") or "").lower(),
+        customers=list(scope.customers.values()), show_customers=viewer.scope is None,
+        selected=selected, impact=scope.impact(selected) if selected else None,
+        labels=labels, may_act=may_act(viewer), limit=CONSOLE_LIMIT,
+        query={k: v for k, v in request.args.items() if k != "selected"})
+
+
+def _selected(text: str | None) -> int | None:
+    try:
+        value = int(text or "")
+    except ValueError:
+        return None
+    return value if 0 <= value < 2**63 else None
+
+
+def _alarm_page(alarm_id: int, *, error: str | None = None, status: int = 200
+                ) -> ResponseReturnValue:
+    viewer = current_viewer()
+    with _database().pool.connection() as conn:
+        alarm = alarm_store.get_alarm_for(conn, viewer, alarm_id)
+        if alarm is None:
+            abort(404)
+        scope = Scope(conn, viewer)
+        root = (alarm_store.get_alarm_for(conn, viewer, alarm.root_cause_id, timeline=False)
+                if alarm.root_cause_id is not None else None)
+        symptoms = alarm_store.alarms_for(conn, viewer, state=None, root_cause_id=alarm_id)
+        labels = scope.labels(conn, [alarm, *symptoms, *([root] if root else [])])
+    return render_template("alarms/alarm.html", alarm=alarm, root=root, symptoms=symptoms,
+                           impact=scope.impact(alarm), labels=labels,
+                           may_act=may_act(viewer), error=error), status
+
+
+@blueprint.get("/alarms/<int:alarm_id>")
+@login_required
+def alarm(alarm_id: int) -> ResponseReturnValue:
+    return _alarm_page(alarm_id)
+
+
+def _act(alarm_id: int, action: str) -> ResponseReturnValue:
+    viewer = current_viewer()
+    with _database().pool.connection() as conn:
+        if alarm_store.get_alarm_for(conn, viewer, alarm_id, timeline=False) is None:
+            abort(404)
+        if not may_act(viewer):
+            return render_template("error.html", code=403, message=lazy_gettext(
+                "Your role may not change alarms.")), 403
+        try:
+            text = clean_text(request.form.get("reason" if action == "clear" else "comment"),
+                              "reason" if action == "clear" else "comment",
+                              required=action == "clear", max_length=2000)
+        except AlarmApiError:
+            message = (lazy_gettext("Give a reason (at most 2000 characters).")
+                       if action == "clear" else
+                       lazy_gettext("The comment may have at most 2000 characters."))
+            return _alarm_page(alarm_id, error=str(message), status=400)
+        try:
+            if action == "acknowledge":
+                alarm_store.acknowledge(conn, alarm_id, viewer.user_key, text)
+            elif action == "unacknowledge":
+                alarm_store.unacknowledge(conn, alarm_id, viewer.user_key, text)
+            else:
+                assert text is not None
+                alarm_store.clear_alarm(conn, alarm_id, viewer.user_key, text)
+        except alarm_store.AlarmStoreError:
+            conflict = str(lazy_gettext(
+                "The alarm changed meanwhile (cleared, or acknowledged by someone else): "
+                "reload and look again."))
+            return _alarm_page(alarm_id, error=conflict, status=409)
+    target = safe_next(request.form.get("next"))
+    return redirect(target or url_for("alarms.alarm", alarm_id=alarm_id))
+
+
+@blueprint.post("/alarms/<int:alarm_id>/acknowledge")
+@login_required
+def acknowledge(alarm_id: int) -> ResponseReturnValue:
+    return _act(alarm_id, "acknowledge")
+
+
+@blueprint.post("/alarms/<int:alarm_id>/unacknowledge")
+@login_required
+def unacknowledge(alarm_id: int) -> ResponseReturnValue:
+    return _act(alarm_id, "unacknowledge")
+
+
+@blueprint.post("/alarms/<int:alarm_id>/clear")
+@login_required
+def clear(alarm_id: int) -> ResponseReturnValue:
+    return _act(alarm_id, "clear")
+
+
+# --- maintenance windows -------------------------------------------------------------------
+
+
+def _maintenance_page(*, form: dict[str, str] | None = None, error_field: str | None = None,
+                      error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    viewer = current_viewer()
+    with _database().pool.connection() as conn:
+        now = conn.execute("SELECT now()").fetchone()[0]
+        windows = alarm_store.windows_for(conn, viewer)
+    sections: dict[str, list[MaintenanceWindow]] = {"active": [], "future": [], "past": []}
+    for window in windows:
+        sections[window_status(window, now)].append(window)
+    sections["past"].reverse()  # the latest first
+    return render_template("maintenance/windows.html", sections=sections,
+                           section_titles=WINDOW_SECTIONS, may_act=may_act(viewer),
+                           scope_kinds=SCOPE_KINDS, form=form or {}, error_field=error_field,
+                           error=error), status
+
+
+@blueprint.get("/maintenance")
+@login_required
+def maintenance() -> ResponseReturnValue:
+    return _maintenance_page()
+
+
+@blueprint.post("/maintenance")
+@login_required
+def declare() -> ResponseReturnValue:
+    viewer = current_viewer()
+    if not may_act(viewer):
+        return render_template("error.html", code=403, message=lazy_gettext(
+            "Your role may not declare maintenance.")), 403
+    form = {name: request.form.get(name, "") for name in
+            ("kind", "key", "starts_at", "ends_at", "reason")}
+    kind = form["kind"] if form["kind"] in SCOPE_KINDS else ""
+    scope = [f"{kind}:{form['key'].strip()}"] if kind and form["key"].strip() else []
+    try:
+        with _database().pool.connection() as conn:
+            declare_window(conn, viewer, scope, form["starts_at"], form["ends_at"],
+                           form["reason"])
+    except AlarmApiError as failure:
+        field = failure.field or "scope"
+        return _maintenance_page(form=form, error_field=field,
+                                 error=str(WINDOW_FIELD_ERRORS.get(field, lazy_gettext(
+                                     "The window could not be declared."))), status=400)
+    return redirect(url_for("alarms.maintenance"))
+
+
+@blueprint.post("/maintenance/<int:window_id>/end")
+@login_required
+def end(window_id: int) -> ResponseReturnValue:
+    viewer = current_viewer()
+    try:
+        with _database().pool.connection() as conn:
+            end_window_for(conn, viewer, window_id)
+    except AlarmApiError as failure:
+        if failure.status == 404:
+            abort(404)
+        if failure.status == 403:
+            return render_template("error.html", code=403, message=lazy_gettext(
+                "Your role may not end maintenance.")), 403
+        return _maintenance_page(error=str(lazy_gettext(
+            "That window is over: past windows cannot change.")), status=409)
+    return redirect(url_for("alarms.maintenance"))

@@ -1,0 +1,588 @@
+"""Live push: Socket.IO rooms per audience, fed by the store's events.
+
+The portal's live pages (the NOC topology, later a customer's circuits) keep a Socket.IO
+connection open; this module is its server side. Flask-SocketIO runs on the app
+(`init_live` in create_app; threading mode: Werkzeug's threaded server with simple-websocket
+serves the WebSocket transport, so `keyline serve` needs no other server).
+
+**Who may listen.** A socket is authenticated at connect time from the same signed session
+cookie as the pages (portal.security.load_viewer): no session, no socket. There are two kinds
+of rooms:
+
+- ``"noc"``: every status change of every device, link and circuit, and every alarm; for
+  staff (store.queries.STAFF_ROLES);
+- ``"customer:<id>"``: the changes of that customer's circuits and of the devices and links
+  its route view draws (its CE routers and the operator's PE/P routers and links its
+  circuits run over: topology.views.customer_view), and the alarms that hit its circuits,
+  cut down to its own circuits. A customer user may join only its own; staff may join any.
+
+A client asks with ``emit("join", {"room": "noc", "after": 123})`` and gets an
+acknowledgement: ``{"ok": true, "room": ..., "last_id": ...}`` or ``{"ok": false, "error":
+"no such room"}`` (and nothing else) for a room it may not join.
+
+**The bridge.** One `LiveBridge` per app holds the network as it is now
+(topology.current.Topology) and a store.events.Subscriber on the topics "observation",
+"alarm.", "topology." and "inventory.". For each event it works out what changed for whom:
+
+- an observation batch updates the latest states and calls `refresh_status`; the devices and
+  links whose status changed, the circuits over them (the impact index, before and after a
+  reroute) and the devices next to a changed link (an up device with a down link is shown
+  "degraded", as topology.views does) are the candidates; each room's statuses are compared
+  with what that room was last sent and only the differences go out;
+- an alarm event goes whole to "noc"; to each customer it impacts goes a copy naming only
+  that customer's circuits (and the alarmed object only when it is in that customer's view);
+- a topology or inventory event reloads the topology; every room gets ``"resync": true``
+  (fetch the view again: elements may have come or gone) plus its status differences.
+
+Every message is a ``"status"`` event: ``{"id": <event id>, "topic", "time", "devices":
+[{"id": "device:12", "status"}], "links": [{"id": "link:40", "status", "utilization_pct"}],
+"circuits": [{"id": "circuit:7", "status"}], "alarms": [...], "resync": bool}``; element ids
+are the Cytoscape ids of topology.views. Utilization is not an event (samples are written
+in bulk, without notifications): the bridge reads the ports' latest utilization every
+`utilization_interval_s` and sends the links whose figure moved by at least
+`UTILIZATION_STEP_PCT`, with the id of the last event it processed.
+
+**Catching up.** A client remembers the highest id it saw and sends it as "after" when it
+joins again (socket.io-client rejoins on every reconnect). The bridge then reads the events
+after that id from the events table, collects the elements they touched, and sends the
+*current* status of those in the room's scope as one message (a status page needs the state
+now, not every flap in between), with the alarms among them, scoped. When too many events
+were missed (`CATCH_UP_MAX_EVENTS`), some were pruned, or the topology changed, it sends
+``"resync": true`` instead. The catch-up and the room entry happen under the bridge's lock,
+so no live message falls between them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, g, request
+from flask_socketio import SocketIO, join_room
+
+from portal.security import OPERATOR_ROLES, load_viewer
+from store.database import Database
+from store.events import Event, Subscriber, last_event_id
+from store.queries import Viewer, customers_for
+from topology.current import Topology, load_topology, refresh_status
+from topology.graph import DEGRADED, DOWN, UP, LinkKey, edge_data
+from topology.views import circuit_status, customer_view
+
+log = logging.getLogger(__name__)
+
+NOC_ROOM = "noc"
+CUSTOMER_ROOM = "customer:{}"
+TOPICS = ("observation", "alarm.", "topology.", "inventory.")
+CATCH_UP_MAX_EVENTS = 5000
+UTILIZATION_STEP_PCT = 1.0
+UTILIZATION_MAX_AGE_S = 600
+UTILIZATION_METRICS = ("if_in_utilization_pct", "if_out_utilization_pct")
+
+# Element id (Cytoscape's, as topology.views writes it) -> status.
+Statuses = dict[str, str]
+
+
+def element_id(kind: str, object_id: Any) -> str:
+    """topology.views' ids: "device:12", "link:40", "link:301-302" (a discovered link)."""
+    if isinstance(object_id, tuple):
+        object_id = "-".join(str(part) for part in object_id)
+    return f"{kind}:{object_id}"
+
+
+@dataclass
+class Scope:
+    """What one room draws: device ids, link keys, circuit ids (None: everything)."""
+
+    devices: set[int] | None = None
+    links: set[LinkKey] | None = None
+    circuits: set[int] | None = None
+    sent: Statuses = field(default_factory=dict)
+    utilization: dict[str, float | None] = field(default_factory=dict)
+
+    def has_device(self, device_id: int) -> bool:
+        return self.devices is None or device_id in self.devices
+
+    def has_link(self, key: LinkKey) -> bool:
+        return self.links is None or key in self.links
+
+    def has_circuit(self, circuit_id: int) -> bool:
+        return self.circuits is None or circuit_id in self.circuits
+
+
+@dataclass
+class Candidates:
+    """Elements whose status may have changed."""
+
+    devices: set[int] = field(default_factory=set)
+    links: set[LinkKey] = field(default_factory=set)
+    circuits: set[int] = field(default_factory=set)
+
+
+def latest_port_utilization(conn: Any) -> dict[int, tuple[float | None, float | None]]:
+    """Port id -> (in %, out %) of its latest utilization samples within
+    UTILIZATION_MAX_AGE_S: the `utilization` argument of topology.views."""
+    rows = conn.execute(
+        """SELECT DISTINCT ON (s.object_id, s.metric_id) s.object_id, m.name, s.value
+             FROM samples s JOIN metrics m ON m.id = s.metric_id
+            WHERE m.name = ANY(%(metrics)s)
+              AND s.time > now() - make_interval(secs => %(age)s)
+            ORDER BY s.object_id, s.metric_id, s.time DESC""",
+        {"metrics": list(UTILIZATION_METRICS), "age": UTILIZATION_MAX_AGE_S},
+    ).fetchall()
+    found: dict[int, list[float | None]] = {}
+    for port_id, metric, value in rows:
+        entry = found.setdefault(port_id, [None, None])
+        entry[UTILIZATION_METRICS.index(metric)] = value
+    return {port_id: (entry[0], entry[1]) for port_id, entry in found.items()}
+
+
+class LiveBridge:
+    """The events-to-rooms bridge (see the module docstring). `emit(event, data, room)` sends
+    one message; in the app it is Flask-SocketIO's emit."""
+
+    def __init__(self, database: Database, emit: Callable[[str, Any, str], None], *,
+                 utilization_interval_s: float = 10.0) -> None:
+        self.database = database
+        self._emit = emit
+        self.utilization_interval_s = utilization_interval_s
+        self.lock = threading.RLock()
+        self.topology: Topology | None = None
+        self.utilization: dict[int, tuple[float | None, float | None]] = {}
+        self.last_id = 0
+        self.noc = Scope()
+        self.customers: dict[int, Scope] = {}
+        self._latest: dict[tuple[int, str], str] = {}
+        self._subscriber: Subscriber | None = None
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self.sent_messages = 0
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._subscriber is not None
+
+    def start(self) -> None:
+        """Load the network and its statuses, then follow the events from that moment."""
+        with self.lock:
+            if self._subscriber is not None:
+                return
+            with self.database.pool.connection() as conn:
+                self.last_id = last_event_id(conn)  # first: a later event is replayed
+                self._load(conn)
+            subscriber = Subscriber(self.database.url, after_id=self.last_id)
+            for topic in TOPICS:
+                subscriber.subscribe(topic, self.on_event)
+            self._subscriber = subscriber
+        subscriber.start()
+        if self.utilization_interval_s > 0:
+            self._ticker = threading.Thread(target=self._tick, name="keyline-live-util",
+                                            daemon=True)
+            self._ticker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._subscriber is not None:
+            self._subscriber.stop()
+        if self._ticker is not None:
+            self._ticker.join(5)
+
+    def _load(self, conn: Any) -> None:
+        self.topology = load_topology(conn)
+        self._latest = dict(self.topology.latest)
+        self.utilization = latest_port_utilization(conn)
+        self.customers = {}
+        for customer_id in self.topology.snapshot.customers:
+            self._rescope(customer_id)
+        self.noc.sent = self.statuses(self.noc, self._everything())
+        self.noc.utilization = self._link_utilization(self.noc)
+
+    def _rescope(self, customer_id: int) -> Scope:
+        """The elements of the customer's route view (topology.views.customer_view)."""
+        topology = self.topology
+        assert topology is not None
+        view = customer_view(topology.graph, topology.snapshot, topology.paths, customer_id)
+        devices = {n["data"]["object_id"] for n in view["elements"]["nodes"]
+                   if n["data"]["kind"] == "device"}
+        links = {_link_key(e["data"]["id"]) for e in view["elements"]["edges"]}
+        circuits = {c["object_id"] for c in view["circuits"]}
+        old = self.customers.get(customer_id)
+        scope = Scope(devices, links, circuits, sent=old.sent if old else {},
+                      utilization=old.utilization if old else {})
+        if old is None:
+            scope.sent = self.statuses(scope, self._everything())
+            scope.utilization = self._link_utilization(scope)
+        self.customers[customer_id] = scope
+        return scope
+
+    def _everything(self) -> Candidates:
+        topology = self.topology
+        assert topology is not None
+        return Candidates(set(topology.graph.nodes),
+                          {k for _, _, k in topology.graph.edges(keys=True)},
+                          set(topology.snapshot.circuits))
+
+    # --- statuses --------------------------------------------------------------------------
+
+    def device_status(self, scope: Scope, device_id: int) -> str:
+        """As topology.views shows it: an up device with a down or degraded link in the
+        view is degraded."""
+        graph = self.topology.graph  # type: ignore[union-attr]
+        status = graph.nodes[device_id]["status"]
+        if status == UP:
+            for _, _, key, data in graph.edges(device_id, keys=True, data=True):
+                if scope.has_link(key) and data["status"] in (DOWN, DEGRADED):
+                    return DEGRADED
+        return status
+
+    def statuses(self, scope: Scope, candidates: Candidates) -> Statuses:
+        """The current status of the candidates in `scope`."""
+        topology = self.topology
+        assert topology is not None
+        graph = topology.graph
+        found: Statuses = {}
+        for device_id in candidates.devices:
+            if device_id in graph and scope.has_device(device_id):
+                found[element_id("device", device_id)] = self.device_status(scope, device_id)
+        for key in candidates.links:
+            data = edge_data(graph, key)
+            if data is not None and scope.has_link(key):
+                found[element_id("link", key)] = data["status"]
+        for circuit_id in candidates.circuits:
+            if circuit_id in topology.snapshot.circuits and scope.has_circuit(circuit_id):
+                found[element_id("circuit", circuit_id)] = circuit_status(
+                    graph, topology.paths.get(circuit_id))
+        return found
+
+    def _link_utilization(self, scope: Scope) -> dict[str, float | None]:
+        graph = self.topology.graph  # type: ignore[union-attr]
+        found: dict[str, float | None] = {}
+        for _, _, key, data in graph.edges(keys=True, data=True):
+            if scope.has_link(key):
+                values = [v for port in (data["a_port_id"], data["z_port_id"])
+                          for v in self.utilization.get(port, (None, None)) if v is not None]
+                found[element_id("link", key)] = round(max(values), 2) if values else None
+        return found
+
+    # --- events ----------------------------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        """The subscriber's callback: one event in, scoped messages out."""
+        with self.lock:
+            if self.topology is None:
+                return
+            if event.topic == "observation":
+                self._on_observations(event)
+            elif event.topic.startswith("alarm."):
+                self._on_alarm(event)
+            else:
+                self._on_reload(event)
+            self.last_id = max(self.last_id, event.id)
+
+    def _on_observations(self, event: Event) -> None:
+        topology = self.topology
+        assert topology is not None
+        for item in event.payload.get("observations", ()):
+            if item.get("kind") == "agent_restart":
+                continue
+            self._latest[(int(item["object_id"]), str(item["kind"]))] = str(item["new"])
+        new, changes = refresh_status(topology, self._latest)
+        if not changes:
+            return
+        self.topology = new
+        candidates = Candidates()
+        for element in changes:
+            if element.kind == "device":
+                candidates.devices.add(element.id)  # type: ignore[arg-type]
+            elif element.kind == "link":
+                candidates.links.add(element.id)
+        self._widen(candidates, (topology, new))
+        for circuit_id in new.rerouted:
+            customer_id = new.snapshot.circuits[circuit_id].customer_id
+            self._rescope(customer_id)
+        self._send_changes(event, candidates, resync_customers={
+            new.snapshot.circuits[c].customer_id for c in new.rerouted})
+
+    def _widen(self, candidates: Candidates, topologies: Iterable[Topology]) -> None:
+        """Add the circuits over the candidates (in any of `topologies`' paths), the
+        rerouted circuits, and the devices at either end of a candidate link."""
+        for topology in topologies:
+            graph = topology.graph
+            for key in list(candidates.links):
+                data = edge_data(graph, key)
+                if data is not None:
+                    candidates.devices.update((data["a_device_id"], data["z_device_id"]))
+            for device_id in candidates.devices:
+                candidates.circuits.update(topology.index.users.get(("device", device_id), ()))
+            for key in candidates.links:
+                candidates.circuits.update(topology.index.users.get(("link", key), ()))
+            candidates.circuits.update(topology.rerouted)
+
+    def _scopes_touching(self, candidates: Candidates) -> list[tuple[str, Scope]]:
+        rooms: list[tuple[str, Scope]] = [(NOC_ROOM, self.noc)]
+        for customer_id, scope in self.customers.items():
+            assert scope.devices is not None and scope.links is not None
+            assert scope.circuits is not None
+            if (candidates.devices & scope.devices or candidates.links & scope.links
+                    or candidates.circuits & scope.circuits):
+                rooms.append((CUSTOMER_ROOM.format(customer_id), scope))
+        return rooms
+
+    def _send_changes(self, event: Event, candidates: Candidates, *,
+                      resync_customers: set[int] | frozenset[int] = frozenset(),
+                      resync_all: bool = False) -> None:
+        rooms = (self._all_rooms() if resync_all else self._scopes_touching(candidates))
+        for customer_id in resync_customers:
+            room = CUSTOMER_ROOM.format(customer_id)
+            if customer_id in self.customers and all(r != room for r, _ in rooms):
+                rooms.append((room, self.customers[customer_id]))
+        for room, scope in rooms:
+            now = self.statuses(scope, candidates)
+            changed = {k: v for k, v in now.items() if scope.sent.get(k) != v}
+            scope.sent.update(now)
+            resync = resync_all or (room != NOC_ROOM and int(room.split(":")[1])
+                                    in resync_customers)
+            if changed or resync:
+                self.emit(room, self.message(event.id, event.topic, changed, resync=resync))
+
+    def _all_rooms(self) -> list[tuple[str, Scope]]:
+        return [(NOC_ROOM, self.noc)] + [(CUSTOMER_ROOM.format(c), s)
+                                         for c, s in self.customers.items()]
+
+    def _on_reload(self, event: Event) -> None:
+        with self.database.pool.connection() as conn:
+            topology = load_topology(conn)
+        self.topology = topology
+        self._latest = dict(topology.latest)
+        for customer_id in list(self.customers):
+            if customer_id not in topology.snapshot.customers:
+                del self.customers[customer_id]
+        for customer_id in topology.snapshot.customers:
+            self._rescope(customer_id)
+        self._send_changes(event, self._everything(), resync_all=True)
+
+    def _on_alarm(self, event: Event) -> None:
+        alarm = dict(event.payload)
+        self.emit(NOC_ROOM, self.message(event.id, event.topic, {}, alarms=[alarm]))
+        for customer_id in alarm.get("impacted_customers") or ():
+            scope = self.customers.get(int(customer_id))
+            if scope is None:
+                continue
+            scoped = scoped_alarm(alarm, scope)
+            if scoped is not None:
+                self.emit(CUSTOMER_ROOM.format(customer_id),
+                          self.message(event.id, event.topic, {}, alarms=[scoped]))
+
+    # --- messages ----------------------------------------------------------------------------
+
+    def message(self, event_id: int, topic: str, statuses: Statuses, *,
+                alarms: list[dict[str, Any]] | None = None, resync: bool = False,
+                utilization: dict[str, float | None] | None = None) -> dict[str, Any]:
+        devices, links, circuits = [], [], []
+        for key, status in sorted(statuses.items()):
+            kind = key.split(":", 1)[0]
+            entry: dict[str, Any] = {"id": key, "status": status}
+            {"device": devices, "link": links, "circuit": circuits}[kind].append(entry)
+        for key, value in sorted((utilization or {}).items()):
+            found = next((entry for entry in links if entry["id"] == key), None)
+            if found is None:
+                found = {"id": key}
+                links.append(found)
+            found["utilization_pct"] = value
+        return {"id": event_id, "topic": topic, "time": time.time(), "devices": devices,
+                "links": links, "circuits": circuits, "alarms": alarms or [],
+                "resync": resync}
+
+    def emit(self, room: str, message: dict[str, Any]) -> None:
+        self.sent_messages += 1
+        self._emit("status", message, room)
+
+    # --- utilization -----------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.utilization_interval_s):
+            try:
+                self.refresh_utilization()
+            except Exception:
+                log.exception("live utilization refresh failed")
+
+    def refresh_utilization(self) -> None:
+        """Read the latest utilization and send each room the links that moved."""
+        with self.database.pool.connection() as conn:
+            utilization = latest_port_utilization(conn)
+        with self.lock:
+            if self.topology is None:
+                return
+            self.utilization = utilization
+            for room, scope in self._all_rooms():
+                now = self._link_utilization(scope)
+                moved = {k: v for k, v in now.items() if _moved(scope.utilization.get(k), v)}
+                scope.utilization.update(moved)
+                if moved:
+                    self.emit(room, self.message(self.last_id, "utilization", {},
+                                                 utilization=moved))
+
+    # --- joining and catching up -------------------------------------------------------------
+
+    def scope_for(self, room: str) -> Scope | None:
+        if room == NOC_ROOM:
+            return self.noc
+        if room.startswith("customer:") and room[9:].isdigit():
+            return self.customers.get(int(room[9:]))
+        return None
+
+    def join(self, room: str, after: int | None, send: Callable[[dict[str, Any]], None],
+             enter: Callable[[], None]) -> dict[str, Any]:
+        """Send what the room missed since event `after` (if given) to this socket only,
+        then enter the room, with no live message in between."""
+        with self.lock:
+            scope = self.scope_for(room)
+            if scope is None:
+                return {"ok": False, "error": "no such room"}
+            if after is not None and 0 <= after < self.last_id:
+                send(self.catch_up(scope, after))
+            enter()
+            return {"ok": True, "room": room, "last_id": self.last_id}
+
+    def catch_up(self, scope: Scope, after: int) -> dict[str, Any]:
+        """One message with the current status of what the events after `after` touched."""
+        topology = self.topology
+        assert topology is not None
+        with self.database.pool.connection() as conn:
+            oldest = conn.execute("SELECT min(id) FROM events").fetchone()[0]
+            rows = conn.execute(
+                """SELECT id, topic, payload FROM events
+                    WHERE id > %s AND id <= %s
+                      AND (topic = 'observation' OR topic LIKE 'alarm.%%'
+                           OR topic LIKE 'topology.%%' OR topic LIKE 'inventory.%%')
+                    ORDER BY id LIMIT %s""",
+                [after, self.last_id, CATCH_UP_MAX_EVENTS + 1]).fetchall()
+        if (len(rows) > CATCH_UP_MAX_EVENTS or (oldest is not None and after + 1 < oldest)
+                or any(not topic.startswith(("observation", "alarm.")) for _, topic, _ in rows)):
+            return self.message(self.last_id, "catch-up", {}, resync=True)
+        candidates = Candidates()
+        alarms: list[dict[str, Any]] = []
+        graph = topology.graph
+        port_links = graph.graph.get("port_links", {})
+        ports = topology.index.port_device
+        for _event_id, topic, payload in rows:
+            if topic.startswith("alarm."):
+                scoped = payload if scope.circuits is None else scoped_alarm(payload, scope)
+                if scoped is not None:
+                    alarms.append(scoped)
+                continue
+            for item in payload.get("observations", ()):
+                object_id = int(item["object_id"])
+                if object_id in graph:
+                    candidates.devices.add(object_id)
+                if object_id in ports:
+                    candidates.devices.add(ports[object_id])
+                    candidates.links.update(port_links.get(object_id, ()))
+        self._widen(candidates, (topology,))
+        statuses = self.statuses(scope, candidates)
+        return self.message(self.last_id, "catch-up", statuses, alarms=alarms)
+
+
+def scoped_alarm(alarm: dict[str, Any], scope: Scope) -> dict[str, Any] | None:
+    """An alarm as one customer may see it: its own impacted circuits only, and the alarmed
+    object only when it is in the customer's view; None when none of its circuits is hit."""
+    assert scope.circuits is not None
+    circuits = sorted(set(alarm.get("impacted_circuits") or ()) & scope.circuits)
+    kind, object_id = alarm.get("object_kind"), alarm.get("object_id")
+    visible = ((kind == "circuit" and object_id in scope.circuits)
+               or (kind == "device" and scope.has_device(object_id))
+               or (kind == "link" and scope.has_link(object_id)))
+    if not circuits and not visible:
+        return None
+    return {
+        "id": alarm.get("id"), "severity": alarm.get("severity"), "state": alarm.get("state"),
+        "type": alarm.get("type"), "first_seen": alarm.get("first_seen"),
+        "cleared_at": alarm.get("cleared_at"),
+        "object": element_id(str(kind), object_id) if visible else None,
+        "summary": alarm.get("summary") if visible else None,
+        "circuits": [element_id("circuit", c) for c in circuits],
+    }
+
+
+def _link_key(cytoscape_id: str) -> LinkKey:
+    text = cytoscape_id.split(":", 1)[1]
+    if "-" in text:
+        low, high = text.split("-", 1)
+        return (int(low), int(high))
+    return int(text)
+
+
+def _moved(old: float | None, new: float | None) -> bool:
+    if old is None or new is None:
+        return old is not new
+    return abs(old - new) >= UTILIZATION_STEP_PCT
+
+
+# --- Flask-SocketIO ------------------------------------------------------------------------
+
+
+def room_allowed(viewer: Viewer, room: str, customer_ids: Iterable[int],
+                 managed_ids: Iterable[int] = ()) -> bool:
+    """May `viewer` join `room`? Operators (noc, engineer, admin): "noc" and any customer's
+    room; an account manager: the rooms of the customers it manages (`managed_ids`); a
+    customer user: only "customer:<its id>"."""
+    if viewer.role in OPERATOR_ROLES:
+        return room == NOC_ROOM or room in {CUSTOMER_ROOM.format(c) for c in customer_ids}
+    if viewer.manager is not None:
+        return room in {CUSTOMER_ROOM.format(c) for c in managed_ids}
+    return viewer.customer_id is not None and room == CUSTOMER_ROOM.format(viewer.customer_id)
+
+
+def init_live(app: Flask, database: Database) -> SocketIO:
+    """Put Flask-SocketIO on the app and create its (not yet started) bridge:
+    app.extensions["keyline.live"]. `start_live(app)` starts following the events."""
+    socketio = SocketIO(app, async_mode="threading", manage_session=False,
+                        logger=False, engineio_logger=False)
+    bridge = LiveBridge(database, lambda event, data, room: socketio.emit(event, data, to=room))
+    app.extensions["keyline.live"] = bridge
+    app.extensions["keyline.socketio"] = socketio
+
+    def socket_viewer() -> Viewer | None:
+        load_viewer()  # the session cookie of the handshake; the user read again now
+        return g.get("viewer")
+
+    @socketio.on("connect")
+    def on_connect(auth: Any = None) -> bool:
+        # Refused without a session; the client sees a connect_error and nothing else.
+        return socket_viewer() is not None
+
+    @socketio.on("join")
+    def on_join(data: Any = None) -> dict[str, Any]:
+        viewer = socket_viewer()
+        if viewer is None:
+            return {"ok": False, "error": "authentication required"}
+        data = data if isinstance(data, dict) else {}
+        room = str(data.get("room", ""))
+        after = data.get("after")
+        after = after if isinstance(after, int) and not isinstance(after, bool) else None
+        if not bridge.started:
+            bridge.start()
+        managed: list[int] = []
+        if viewer.manager is not None:
+            with database.pool.connection() as conn:
+                managed = [row.id for row in customers_for(conn, viewer)]
+        if not room_allowed(viewer, room, bridge.customers, managed):
+            return {"ok": False, "error": "no such room"}
+        sid = request.sid  # type: ignore[attr-defined]
+        return bridge.join(room, after,
+                           send=lambda message: socketio.emit("status", message, to=sid),
+                           enter=lambda: join_room(room))
+
+    return socketio
+
+
+def start_live(app: Flask) -> LiveBridge:
+    """Start the app's bridge (load the topology, follow the events); idempotent."""
+    bridge: LiveBridge = app.extensions["keyline.live"]
+    bridge.start()
+    return bridge

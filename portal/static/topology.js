@@ -1,0 +1,169 @@
+/*
+ * The NOC's live topology page (portal/templates/noc/topology.html).
+ *
+ * 1. Fetch a view (/api/v1/topology/global, customers/<id>, vpns/<id>, circuits/<id>):
+ *    Cytoscape elements with status and utilization, device positions computed by the server
+ *    (portal/noc.py device_positions), and `event_id`, the last event the statuses include.
+ * 2. Draw it with Cytoscape.js (preset layout: the server's positions), colours by status.
+ * 3. Join the Socket.IO room (portal/live.py) with "after" = the last event id seen; every
+ *    "status" message recolours the elements it names. On a reconnect socket.io-client fires
+ *    "connect" again and the page rejoins with the last id it saw, so the server replays what
+ *    was missed. A message with `resync` makes the page fetch the view again.
+ *
+ * Visible words come from the template (data attributes, <template id="status-labels">), so
+ * they are translated like the rest of the portal. window.keylineTopology exposes the state
+ * for the browser tests.
+ */
+(function () {
+  "use strict";
+
+  var COLOURS = { up: "#16a34a", down: "#dc2626", degraded: "#f59e0b", unknown: "#9ca3af" };
+  var container = document.getElementById("topology");
+  var selector = document.getElementById("topology-view");
+  var liveState = document.getElementById("live-state");
+  var api = container.dataset.api;
+  var room = container.dataset.room;
+  var labels = {};
+  document.getElementById("status-labels").content.querySelectorAll("[data-status]")
+    .forEach(function (el) { labels[el.dataset.status] = el.textContent; });
+
+  var state = { cy: null, socket: null, lastId: null, view: null, applied: 0, circuits: {} };
+  window.keylineTopology = state;
+
+  function style() {
+    var byStatus = [];
+    Object.keys(COLOURS).forEach(function (status) {
+      byStatus.push({ selector: 'node[kind = "device"][status = "' + status + '"]',
+                      style: { "background-color": COLOURS[status] } });
+      byStatus.push({ selector: 'edge[status = "' + status + '"]',
+                      style: { "line-color": COLOURS[status] } });
+    });
+    return [
+      { selector: "node", style: { label: "data(label)", "font-size": 11, "text-valign": "bottom",
+                                   "text-margin-y": 4, width: 26, height: 26,
+                                   "background-color": COLOURS.unknown } },
+      { selector: 'node[role = "P"]', style: { shape: "hexagon", width: 34, height: 34 } },
+      { selector: 'node[role = "PE"]', style: { shape: "round-rectangle" } },
+      { selector: 'node[kind = "site"]', style: { "background-color": "#f1f5f9",
+        "background-opacity": 0.6, "border-color": "#cbd5e1", "border-width": 1, shape: "round-rectangle",
+        "text-valign": "top", "font-size": 10, color: "#64748b", padding: 12 } },
+      { selector: "edge", style: { width: 2, "line-color": COLOURS.unknown, "curve-style": "bezier" } },
+      { selector: "edge[utilization_pct >= 0]",
+        style: { width: "mapData(utilization_pct, 0, 100, 2, 12)" } },
+      { selector: 'edge[known_from = "discovered"]', style: { "line-style": "dashed" } }
+    ].concat(byStatus);
+  }
+
+  function pathText(circuit) {
+    return circuit.hops.map(function (hop) {
+      var node = state.cy && state.cy.getElementById(hop.device);
+      return node && node.length ? node.data("label") : (hop.device_key || "?");
+    }).join(" → ");
+  }
+
+  function renderCircuits(view) {
+    var body = document.querySelector("#topology-circuits tbody");
+    body.textContent = "";
+    state.circuits = {};
+    view.circuits.forEach(function (circuit) {
+      var row = document.createElement("tr");
+      row.dataset.circuit = circuit.id;
+      var key = document.createElement("td");
+      key.className = "key";
+      key.textContent = circuit.key;
+      var status = document.createElement("td");
+      var badge = document.createElement("span");
+      status.appendChild(badge);
+      var path = document.createElement("td");
+      path.className = "path";
+      path.textContent = pathText(circuit);
+      row.append(key, status, path);
+      body.appendChild(row);
+      state.circuits[circuit.id] = badge;
+      setCircuitStatus(circuit.id, circuit.status);
+    });
+  }
+
+  function setCircuitStatus(id, status) {
+    var badge = state.circuits[id];
+    if (!badge) { return; }
+    badge.className = "badge status-" + status;
+    badge.dataset.status = status;
+    badge.textContent = labels[status] || status;
+  }
+
+  function load(which) {
+    return fetch(api + which, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("view " + which + ": HTTP " + response.status); }
+        return response.json();
+      })
+      .then(function (view) {
+        state.view = view;
+        var elements = view.elements.nodes.concat(view.elements.edges);
+        if (state.cy) {
+          state.cy.elements().remove();
+          state.cy.add(elements);
+          state.cy.layout({ name: "preset", fit: true, padding: 30 }).run();
+        } else {
+          state.cy = cytoscape({ container: container, elements: elements, style: style(),
+                                 layout: { name: "preset", fit: true, padding: 30 },
+                                 wheelSensitivity: 0.3 });
+        }
+        document.getElementById("topology-title").textContent = view.title;
+        renderCircuits(view);
+        if (state.lastId === null || view.event_id > state.lastId) { state.lastId = view.event_id; }
+        return view;
+      });
+  }
+
+  function apply(message) {
+    if (message.resync) {
+      load(selector.value);
+    }
+    var cy = state.cy;
+    if (cy) {
+      cy.batch(function () {
+        message.devices.concat(message.links).forEach(function (item) {
+          var element = cy.getElementById(item.id);
+          if (!element.length) { return; }
+          var data = {};
+          if (item.status !== undefined) { data.status = item.status; }
+          if (item.utilization_pct !== undefined) { data.utilization_pct = item.utilization_pct; }
+          element.data(data);
+        });
+      });
+    }
+    message.circuits.forEach(function (item) { setCircuitStatus(item.id, item.status); });
+    if (state.lastId === null || message.id > state.lastId) { state.lastId = message.id; }
+    state.applied += 1;
+  }
+
+  function setLive(which) {
+    liveState.dataset.state = which;
+    liveState.textContent = liveState.dataset["label" + which.charAt(0).toUpperCase() + which.slice(1)];
+  }
+
+  function join() {
+    var request = { room: room };
+    if (state.lastId !== null) { request.after = state.lastId; }
+    state.socket.emit("join", request, function (answer) {
+      setLive(answer && answer.ok ? "live" : "offline");
+    });
+  }
+
+  function connect() {
+    var socket = io({ transports: ["websocket", "polling"] });
+    state.socket = socket;
+    socket.on("connect", join);
+    socket.on("disconnect", function () { setLive("offline"); });
+    socket.on("connect_error", function () { setLive("offline"); });
+    socket.on("status", apply);
+  }
+
+  selector.addEventListener("change", function () { load(selector.value); });
+  load(selector.value).then(connect, function (error) {
+    container.textContent = container.dataset.noData;
+    console.error(error);
+  });
+}());
