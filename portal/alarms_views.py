@@ -56,8 +56,10 @@ from portal.alarms_api import (
     end_window_for,
     window_status,
 )
-from portal.security import current_viewer, login_required, safe_next
+from portal.live import CUSTOMER_ROOM, NOC_ROOM
+from portal.security import OPERATOR_ROLES, current_viewer, login_required, safe_next
 from store import alarms as alarm_store
+from store.events import last_event_id
 from store.queries import Viewer, circuits_for, customers_for
 
 blueprint = Blueprint("alarms", __name__)
@@ -194,6 +196,7 @@ def console() -> ResponseReturnValue:
         abort(400)
     selected_id = _selected(request.args.get("selected"))
     with _database().pool.connection() as conn:
+        live_after = last_event_id(conn)  # first: a later change is replayed on joining
         scope = Scope(conn, viewer)
         if filters["customer_id"] is not None and filters["customer_id"] not in scope.customers:
             alarms: list[Alarm] = []
@@ -210,7 +213,21 @@ def console() -> ResponseReturnValue:
         customers=list(scope.customers.values()), show_customers=viewer.scope is None,
         selected=selected, impact=scope.impact(selected) if selected else None,
         labels=labels, may_act=may_act(viewer), limit=CONSOLE_LIMIT,
-        query={k: v for k, v in request.args.items() if k != "selected"})
+        query={k: v for k, v in request.args.items() if k != "selected"},
+        live_after=live_after, live_rooms=live_rooms(viewer, scope, filters["customer_id"]))
+
+
+def live_rooms(viewer: Viewer, scope: Scope, customer_id: int | None) -> list[str]:
+    """The Socket.IO rooms (portal/live.py) the console listens to: "noc" for operators,
+    the customer's own room for a customer user, the rooms of the customers an account
+    manager manages (only the one filtered on, if any)."""
+    if viewer.role in OPERATOR_ROLES:
+        return [NOC_ROOM]
+    if viewer.customer_id is not None:
+        return [CUSTOMER_ROOM.format(viewer.customer_id)]
+    ids = sorted(scope.customers) if customer_id is None else [
+        c for c in scope.customers if c == customer_id]
+    return [CUSTOMER_ROOM.format(c) for c in ids]
 
 
 def _selected(text: str | None) -> int | None:

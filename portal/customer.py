@@ -15,8 +15,34 @@ Two statuses are shown for a circuit, because they answer different questions:
   .load_topology, then topology.views.circuit_status): down when anything on the route is
   down or it has no route, degraded, up, or unknown.
 
-(The alarm pipeline will later give the authoritative state, with maintenance and root cause;
-until it lands the alarm sections say there is no alarm data yet and read nothing.)
+**Open alarms.** Both pages list the active alarms (store.alarms.alarms_for, so scoped to the
+viewer like the alarm console) that hit at least one of this customer's circuits (the circuit
+page: that circuit), with severity, since when, whether the operator has acknowledged it (not
+who: a customer needs to know someone is on it, not the engineer's login) and a link to the
+alarm's page (/alarms/<id>, which get_alarm_for scopes with the same rule, so every listed
+alarm may be opened by whoever sees the list). What an alarm is *on* is named only when that
+object is the customer's own (its circuits, the devices and ports at its sites, its access
+links: store.alarms.object_labels' owner); anything else - a shared P or PE router, a core
+link, in principle another customer's object - is shown as "operator network", without its
+name or its summary. The route table of the circuit page does name the operator's routers a
+circuit runs over, and so does the alarm page (portal/alarms_views.py); the list is stricter
+on purpose: it tells the customer that the operator's network is at fault and which of its
+circuits suffer (the route table shows which hop), and the owner test alone keeps every other
+tenant's names out, whatever the object. Only the customer's own circuits are listed as hit.
+The alarms in the live messages are not rendered: a message with alarms makes the page fetch
+this list again.
+
+**Live.** Both pages join the customer's Socket.IO room (portal/live.py, "customer:<id>";
+account managers and operators join the room of the customer they are looking at, as
+room_allowed permits) with the id of the last event the page was rendered from (`event_id`,
+read before anything else), so the bridge replays what happened between render and join.
+The script applies each "status" message at once (circuit path statuses, the route's devices
+and links: Cytoscape colours and the hop table), then fetches the page's state again from
+/customers/<id>/status or /circuits/<id>/status (JSON, same scoping and the same functions
+as the page; labels in the viewer's language): the ends' statuses and the traffic come from
+samples, which are not events, and the open alarms need their labels and acknowledgement.
+The state is also fetched every STATE_REFRESH_S seconds, which replaces the list's former
+15 s page refresh for those sample-based figures.
 
 The circuit page draws, in the browser (portal/static/customer.js, with chart.js and
 cytoscape from /vendor):
@@ -35,13 +61,19 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, abort, current_app, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext
 
+from alarms.model import Alarm
+from portal.alarms_views import SEVERITY_LABELS, TYPE_LABELS, alarm_time
+from portal.live import CUSTOMER_ROOM
 from portal.security import current_viewer, login_required
+from store import alarms as alarm_store
+from store.events import last_event_id
 from store.queries import (
     CircuitRow,
+    Viewer,
     circuit_status,
     circuits_for,
     get_circuit,
@@ -81,6 +113,13 @@ CHARTS = {
     "errors": (lazy_gettext("Errors"), lazy_gettext("packets/s"), "if_in_errors_per_s",
                "if_out_errors_per_s"),
 }
+
+
+# What an alarm's object is called when it is not the customer's own (see the docstring).
+OPERATOR_NETWORK = lazy_gettext("operator network")
+
+# How often the pages fetch their state without being told (sample-based figures).
+STATE_REFRESH_S = 30
 
 
 def _database() -> Any:
@@ -123,13 +162,16 @@ def _route(topology: Topology | None, circuit: CircuitRow) -> dict[str, Any] | N
     hops = []
     for number, hop in enumerate(summary.get("hops", []), start=1):
         visible = hop["device"] in node_ids
+        link = hop["link"] if hop["link"] in edge_status else None
         hops.append({
             "number": number,
+            "node": hop["device"] if visible else None,  # the Cytoscape ids, for live updates
+            "link": link,
             "device": hop["device_key"] if visible else None,
             "in_port": hop["in_port"] if visible else None,
             "out_port": hop["out_port"] if visible else None,
             "status": node_status.get(hop["device"], "unknown"),
-            "link_status": edge_status.get(hop["link"]) if hop["link"] else None,
+            "link_status": edge_status.get(link) if link else None,
         })
     for edge in edges:  # the page needs no other circuits' names (there are none: be sure)
         edge["data"].pop("circuits", None)
@@ -141,6 +183,102 @@ def _route(topology: Topology | None, circuit: CircuitRow) -> dict[str, Any] | N
         "hops": hops,
         "elements": {"nodes": nodes, "edges": edges},
     }
+
+
+def _open_alarms(conn: Any, viewer: Viewer, customer_id: int,
+                 circuits: Mapping[int, CircuitRow]) -> list[dict[str, Any]]:
+    """The viewer's active alarms that hit one of `circuits` (all of one customer, whose id
+    is `customer_id`), newest first, as the pages show them (see the module docstring)."""
+    alarms: list[Alarm] = [
+        a for a in alarm_store.alarms_for(conn, viewer, state="active", customer_id=customer_id)
+        if a.impacted_circuits & circuits.keys()]
+    labels = alarm_store.object_labels(conn, [a.key.object_id for a in alarms])
+    found = []
+    for alarm in alarms:
+        label, owner = labels.get(alarm.key.object_id, (None, None))
+        own = owner == customer_id and label is not None
+        hit = [circuits[i] for i in sorted(alarm.impacted_circuits) if i in circuits]
+        found.append({
+            "id": alarm.id,
+            "href": url_for("alarms.alarm", alarm_id=alarm.id),
+            "severity": str(alarm.severity),
+            "severity_label": str(SEVERITY_LABELS.get(str(alarm.severity), alarm.severity)),
+            "type_label": str(TYPE_LABELS.get(str(alarm.key.type), alarm.key.type)),
+            "own": own,
+            "object_label": label if own else str(OPERATOR_NETWORK),
+            "summary": alarm.summary if own and alarm.summary else None,
+            "since": alarm_time(alarm.first_seen),
+            "acknowledged": alarm.acknowledged,
+            "acknowledged_at": alarm_time(alarm.acknowledged_at) if alarm.acknowledged
+            else None,
+            "suppressed": alarm.suppressed,
+            "circuits": [{"key": c.key, "href": url_for("customer.circuit", circuit_id=c.id)}
+                         for c in hit],
+        })
+    return found
+
+
+def _labelled(status: str, labels: Mapping[str, Any]) -> dict[str, str]:
+    return {"status": status, "label": str(labels.get(status, status))}
+
+
+def _traffic(traffic: Mapping[int, Any], port_id: int) -> str | None:
+    rates = traffic.get(port_id)
+    if rates is None:
+        return None
+    bps = current_app.jinja_env.filters["bps"]
+    return f"{bps(rates.in_bps)} / {bps(rates.out_bps)}"
+
+
+def _status_labels() -> Mapping[str, Any]:
+    return current_app.jinja_env.globals["status_labels"]  # type: ignore[return-value]
+
+
+def _list_state(viewer: Viewer, customer_id: int) -> dict[str, Any] | None:
+    """Everything the circuits list shows that changes: None if the viewer may not see the
+    customer."""
+    with _database().pool.connection() as conn:
+        event_id = last_event_id(conn)  # first: anything later is replayed on joining
+        customer = get_customer(conn, viewer, customer_id)
+        if customer is None:
+            return None
+        rows = circuits_for(conn, viewer, customer_id=customer.id)
+        ports = [port for c in rows for port in (c.a_port_id, c.z_port_id)]
+        traffic = latest_port_traffic(conn, ports)
+        oper = latest_port_oper(conn, ports)
+        paths = _path_statuses(_topology(conn), rows) if rows else {}
+        alarms = _open_alarms(conn, viewer, customer.id, {c.id: c for c in rows})
+    return {
+        "customer": customer, "rows": rows, "traffic": traffic,
+        "status": {c.id: circuit_status(c, oper) for c in rows}, "paths": paths,
+        "alarms": alarms, "event_id": event_id,
+    }
+
+
+def _circuit_state(viewer: Viewer, circuit_id: int) -> dict[str, Any] | None:
+    """Everything the circuit page shows that changes: None if the viewer may not see it."""
+    with _database().pool.connection() as conn:
+        event_id = last_event_id(conn)
+        row = get_circuit(conn, viewer, circuit_id)
+        if row is None:
+            return None
+        customer_id = conn.execute("SELECT customer_id FROM circuits WHERE id = %s",
+                                   [row.id]).fetchone()[0]
+        ports = [row.a_port_id, row.z_port_id]
+        traffic = latest_port_traffic(conn, ports)
+        oper = latest_port_oper(conn, ports)
+        route = _route(_topology(conn), row)
+        alarms = _open_alarms(conn, viewer, customer_id, {row.id: row})
+    return {"circuit": row, "customer_id": customer_id, "traffic": traffic,
+            "status": circuit_status(row, oper), "route": route, "alarms": alarms,
+            "event_id": event_id}
+
+
+def _live(room_customer: int, state_endpoint: str, **arguments: Any) -> dict[str, Any]:
+    """What the page's script needs to go live: the room, the state's address, how often."""
+    return {"room": CUSTOMER_ROOM.format(room_customer),
+            "state_url": url_for(state_endpoint, **arguments),
+            "refresh_s": STATE_REFRESH_S}
 
 
 @blueprint.get("/my/")
@@ -155,34 +293,77 @@ def home() -> ResponseReturnValue:
 @blueprint.get("/customers/<int:customer_id>/")
 @login_required
 def circuits(customer_id: int) -> str:
-    viewer = current_viewer()
-    with _database().pool.connection() as conn:
-        customer = get_customer(conn, viewer, customer_id)
-        if customer is None:
-            abort(404)
-        rows = circuits_for(conn, viewer, customer_id=customer.id)
-        ports = [port for c in rows for port in (c.a_port_id, c.z_port_id)]
-        traffic = latest_port_traffic(conn, ports)
-        oper = latest_port_oper(conn, ports)
-        paths = _path_statuses(_topology(conn), rows) if rows else {}
-    status = {c.id: circuit_status(c, oper) for c in rows}
-    return render_template("customer/circuits.html", customer=customer, circuits=rows,
-                           traffic=traffic, status=status, paths=paths,
-                           path_labels=PATH_STATUS_LABELS)
+    state = _list_state(current_viewer(), customer_id)
+    if state is None:
+        abort(404)
+    customer = state["customer"]
+    return render_template("customer/circuits.html", customer=customer, circuits=state["rows"],
+                           traffic=state["traffic"], status=state["status"],
+                           paths=state["paths"], path_labels=PATH_STATUS_LABELS,
+                           alarms=state["alarms"], event_id=state["event_id"],
+                           live=_live(customer.id, "customer.circuits_state",
+                                      customer_id=customer.id))
+
+
+@blueprint.get("/customers/<int:customer_id>/status")
+@login_required
+def circuits_state(customer_id: int) -> ResponseReturnValue:
+    """The list's state as JSON, for its script (see the module docstring)."""
+    state = _list_state(current_viewer(), customer_id)
+    if state is None:
+        abort(404)
+    ends_labels = _status_labels()
+    return jsonify({
+        "event_id": state["event_id"],
+        "circuits": [{
+            "id": f"circuit:{c.id}", "key": c.key,
+            "ends": _labelled(state["status"][c.id], ends_labels),
+            "path": _labelled(state["paths"].get(c.id, "unknown"), PATH_STATUS_LABELS),
+            "traffic": {"a": _traffic(state["traffic"], c.a_port_id),
+                        "z": _traffic(state["traffic"], c.z_port_id)},
+        } for c in state["rows"]],
+        "alarms": state["alarms"],
+    })
 
 
 @blueprint.get("/circuits/<int:circuit_id>")
 @login_required
 def circuit(circuit_id: int) -> str:
-    viewer = current_viewer()
-    with _database().pool.connection() as conn:
-        row = get_circuit(conn, viewer, circuit_id)
-        if row is None:
-            abort(404)
-        ports = [row.a_port_id, row.z_port_id]
-        traffic = latest_port_traffic(conn, ports)
-        oper = latest_port_oper(conn, ports)
-        route = _route(_topology(conn), row)
-    return render_template("customer/circuit.html", circuit=row, traffic=traffic,
-                           status=circuit_status(row, oper), route=route,
-                           path_labels=PATH_STATUS_LABELS, ranges=CHART_RANGES, charts=CHARTS)
+    state = _circuit_state(current_viewer(), circuit_id)
+    if state is None:
+        abort(404)
+    row = state["circuit"]
+    return render_template("customer/circuit.html", circuit=row, traffic=state["traffic"],
+                           status=state["status"], route=state["route"],
+                           path_labels=PATH_STATUS_LABELS, ranges=CHART_RANGES, charts=CHARTS,
+                           alarms=state["alarms"], event_id=state["event_id"],
+                           live=_live(state["customer_id"], "customer.circuit_state",
+                                      circuit_id=row.id))
+
+
+@blueprint.get("/circuits/<int:circuit_id>/status")
+@login_required
+def circuit_state(circuit_id: int) -> ResponseReturnValue:
+    """The circuit page's state as JSON, for its script (see the module docstring)."""
+    state = _circuit_state(current_viewer(), circuit_id)
+    if state is None:
+        abort(404)
+    row, route = state["circuit"], state["route"]
+    hops = None
+    if route is not None:
+        hops = [{**hop,
+                 "status_label": str(PATH_STATUS_LABELS.get(hop["status"], hop["status"])),
+                 "link_label": str(PATH_STATUS_LABELS.get(hop["link_status"],
+                                                          hop["link_status"]))
+                 if hop["link_status"] else None} for hop in route["hops"]]
+    return jsonify({
+        "event_id": state["event_id"],
+        "id": f"circuit:{row.id}",
+        "ends": _labelled(state["status"], _status_labels()),
+        "path": _labelled(route["status"] if route else "unknown", PATH_STATUS_LABELS),
+        "traffic": {"a": _traffic(state["traffic"], row.a_port_id),
+                    "z": _traffic(state["traffic"], row.z_port_id)},
+        "hops": hops,
+        "elements": route["elements"] if route is not None else None,
+        "alarms": state["alarms"],
+    })

@@ -29,8 +29,12 @@ acknowledgement: ``{"ok": true, "room": ..., "last_id": ...}`` or ``{"ok": false
   reroute) and the devices next to a changed link (an up device with a down link is shown
   "degraded", as topology.views does) are the candidates; each room's statuses are compared
   with what that room was last sent and only the differences go out;
-- an alarm event goes whole to "noc"; to each customer it impacts goes a copy naming only
-  that customer's circuits (and the alarmed object only when it is in that customer's view);
+- an alarm event goes whole to "noc", with the alarmed object's name ("label",
+  store.alarms.object_labels) and the topology element it shows on ("element"); to each
+  customer it impacts goes a copy naming only that customer's circuits, and the alarmed
+  object, its name and summary only when it is in that customer's view (the name never
+  when the object is another customer's): `scoped_alarm`. The live alarm console
+  (portal/static/alarms.js) renders its rows from these;
 - a topology or inventory event reloads the topology; every room gets ``"resync": true``
   (fetch the view again: elements may have come or gone) plus its status differences.
 
@@ -65,6 +69,7 @@ from flask import Flask, g, request
 from flask_socketio import SocketIO, join_room
 
 from portal.security import OPERATOR_ROLES, load_viewer
+from store.alarms import object_labels
 from store.database import Database
 from store.events import Event, Subscriber, last_event_id
 from store.queries import Viewer, customers_for
@@ -102,6 +107,7 @@ class Scope:
     circuits: set[int] | None = None
     sent: Statuses = field(default_factory=dict)
     utilization: dict[str, float | None] = field(default_factory=dict)
+    customer_id: int | None = None  # whose room this is (None: the NOC's)
 
     def has_device(self, device_id: int) -> bool:
         return self.devices is None or device_id in self.devices
@@ -213,7 +219,7 @@ class LiveBridge:
         circuits = {c["object_id"] for c in view["circuits"]}
         old = self.customers.get(customer_id)
         scope = Scope(devices, links, circuits, sent=old.sent if old else {},
-                      utilization=old.utilization if old else {})
+                      utilization=old.utilization if old else {}, customer_id=customer_id)
         if old is None:
             scope.sent = self.statuses(scope, self._everything())
             scope.utilization = self._link_utilization(scope)
@@ -368,15 +374,35 @@ class LiveBridge:
 
     def _on_alarm(self, event: Event) -> None:
         alarm = dict(event.payload)
-        self.emit(NOC_ROOM, self.message(event.id, event.topic, {}, alarms=[alarm]))
+        labels = self._labels([alarm])
+        self.emit(NOC_ROOM, self.message(event.id, event.topic, {},
+                                         alarms=[self.alarm_for(self.noc, alarm, labels)]))
         for customer_id in alarm.get("impacted_customers") or ():
             scope = self.customers.get(int(customer_id))
             if scope is None:
                 continue
-            scoped = scoped_alarm(alarm, scope)
+            scoped = self.alarm_for(scope, alarm, labels)
             if scoped is not None:
                 self.emit(CUSTOMER_ROOM.format(customer_id),
                           self.message(event.id, event.topic, {}, alarms=[scoped]))
+
+    def _labels(self, alarms: list[dict[str, Any]]) -> dict[int, tuple[str, int | None]]:
+        """The names of the alarmed objects (store.alarms.object_labels)."""
+        ids = [a["object_id"] for a in alarms if isinstance(a.get("object_id"), int)]
+        if not ids:
+            return {}
+        with self.database.pool.connection() as conn:
+            return object_labels(conn, ids)
+
+    def alarm_for(self, scope: Scope, alarm: dict[str, Any],
+                  labels: dict[int, tuple[str, int | None]]) -> dict[str, Any] | None:
+        """An alarm as the room of `scope` may see it: the NOC's whole, with the alarmed
+        object's name and its topology element; a customer's cut down (`scoped_alarm`)."""
+        if scope.circuits is None:
+            label = labels.get(alarm.get("object_id"))  # type: ignore[arg-type]
+            return {**alarm, "label": label[0] if label else None,
+                    "element": alarm_element(self.topology, scope, alarm)}
+        return scoped_alarm(alarm, scope, labels=labels, topology=self.topology)
 
     # --- messages ----------------------------------------------------------------------------
 
@@ -470,9 +496,11 @@ class LiveBridge:
         graph = topology.graph
         port_links = graph.graph.get("port_links", {})
         ports = topology.index.port_device
+        labels = self._labels([payload for _, topic, payload in rows
+                               if topic.startswith("alarm.")])
         for _event_id, topic, payload in rows:
             if topic.startswith("alarm."):
-                scoped = payload if scope.circuits is None else scoped_alarm(payload, scope)
+                scoped = self.alarm_for(scope, payload, labels)
                 if scoped is not None:
                     alarms.append(scoped)
                 continue
@@ -488,24 +516,71 @@ class LiveBridge:
         return self.message(self.last_id, "catch-up", statuses, alarms=alarms)
 
 
-def scoped_alarm(alarm: dict[str, Any], scope: Scope) -> dict[str, Any] | None:
+def alarm_element(topology: Topology | None, scope: Scope,
+                  alarm: dict[str, Any]) -> str | None:
+    """Where the alarm shows on the topology, in `scope`: its device, link or circuit; a
+    port's alarm on the port's link (else its device); None if not drawn there."""
+    if topology is None:
+        return None
+    graph = topology.graph
+    kind, object_id = alarm.get("object_kind"), alarm.get("object_id")
+    if not isinstance(object_id, int):
+        return None
+    if kind == "device":
+        return (element_id("device", object_id)
+                if object_id in graph and scope.has_device(object_id) else None)
+    if kind == "link":
+        return (element_id("link", object_id) if edge_data(graph, object_id) is not None
+                and scope.has_link(object_id) else None)
+    if kind == "circuit":
+        return (element_id("circuit", object_id) if object_id in topology.snapshot.circuits
+                and scope.has_circuit(object_id) else None)
+    if kind == "port":
+        for key in graph.graph.get("port_links", {}).get(object_id, ()):
+            if edge_data(graph, key) is not None and scope.has_link(key):
+                return element_id("link", key)
+        device = topology.index.port_device.get(object_id)
+        if device is not None and device in graph and scope.has_device(device):
+            return element_id("device", device)
+    return None
+
+
+def scoped_alarm(alarm: dict[str, Any], scope: Scope, *,
+                 labels: dict[int, tuple[str, int | None]] | None = None,
+                 topology: Topology | None = None) -> dict[str, Any] | None:
     """An alarm as one customer may see it: its own impacted circuits only, and the alarmed
-    object only when it is in the customer's view; None when none of its circuits is hit."""
+    object (its name and summary) only when it is in the customer's view; None when none of
+    its circuits is hit. The object's name is left out when it belongs to another customer.
+    With `topology`, a port's alarm is visible when the port's link or device is drawn."""
     assert scope.circuits is not None
     circuits = sorted(set(alarm.get("impacted_circuits") or ()) & scope.circuits)
     kind, object_id = alarm.get("object_kind"), alarm.get("object_id")
+    element = alarm_element(topology, scope, alarm)
     visible = ((kind == "circuit" and object_id in scope.circuits)
                or (kind == "device" and scope.has_device(object_id))
-               or (kind == "link" and scope.has_link(object_id)))
+               or (kind == "link" and scope.has_link(object_id))
+               or (kind == "port" and element is not None))
     if not circuits and not visible:
         return None
+    label, owner = (labels or {}).get(object_id, (None, None))  # type: ignore[arg-type]
+    if not visible or (owner is not None and owner != scope.customer_id):
+        label = None
     return {
         "id": alarm.get("id"), "severity": alarm.get("severity"), "state": alarm.get("state"),
-        "type": alarm.get("type"), "first_seen": alarm.get("first_seen"),
-        "cleared_at": alarm.get("cleared_at"),
+        "type": alarm.get("type"), "qualifier": alarm.get("qualifier") if visible else None,
+        "first_seen": alarm.get("first_seen"), "last_seen": alarm.get("last_seen"),
+        "count": alarm.get("count"), "cleared_at": alarm.get("cleared_at"),
+        "root_cause_id": alarm.get("root_cause_id"),
+        "suppressed": alarm.get("suppressed"),
+        "acknowledged_by": alarm.get("acknowledged_by"),
+        "acknowledged_at": alarm.get("acknowledged_at"),
+        "ack_comment": alarm.get("ack_comment"),
+        "object_kind": kind if visible else None,
         "object": element_id(str(kind), object_id) if visible else None,
+        "label": label, "element": element if visible else None,
         "summary": alarm.get("summary") if visible else None,
         "circuits": [element_id("circuit", c) for c in circuits],
+        "customers": [scope.customer_id] if scope.customer_id is not None else [],
     }
 
 

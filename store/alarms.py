@@ -95,7 +95,9 @@ def alarm_payload(alarm: Alarm, **extra: Any) -> dict[str, Any]:
         "root_cause_id": alarm.root_cause_id,
         "impacted_circuits": sorted(alarm.impacted_circuits),
         "impacted_customers": sorted(alarm.impacted_customers),
-        "suppressed": alarm.suppressed, "acknowledged_by": alarm.acknowledged_by, **extra,
+        "suppressed": alarm.suppressed, "acknowledged_by": alarm.acknowledged_by,
+        "acknowledged_at": alarm.acknowledged_at.isoformat() if alarm.acknowledged_at else None,
+        "ack_comment": alarm.ack_comment, **extra,
     }
 
 

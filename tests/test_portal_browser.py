@@ -55,6 +55,8 @@ def base_url(portal: Portal) -> Iterator[str]:  # noqa: F811
     finally:
         server.shutdown()
         thread.join(10)
+        # a page that opened a socket started the live bridge: stop its event subscriber
+        portal.app.extensions["keyline.live"].stop()
 
 
 def log_in(page, base_url: str, name: str, password: str) -> None:

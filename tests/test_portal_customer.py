@@ -2,9 +2,12 @@
 
 The fixtures are tests/test_portal_access.py's: the example inventory imported, passwords
 set, a minute of traffic on every port. Here: the circuit page's status, route hop by hop
-(checked against topology.views.circuit_view on the same store), the alarm placeholder, the
-chart data the page's script fetches (/api/v1/samples for the circuit's end ports, scoped
-and downsampled), and account managers, who see only the customers they manage.
+(checked against topology.views.circuit_view on the same store), the open alarms (made by
+the alarm pipeline: tests/test_portal_alarms.py's seed_alarms), scoped to the customer and
+naming only its own objects, the pages' JSON state and live wiring (the room, the event id
+the page reflects), the chart data the page's script fetches (/api/v1/samples for the
+circuit's end ports, scoped and downsampled), and account managers, who see only the
+customers they manage. (That the pages really update live: test_portal_customer_browser.)
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from collectors.model import Observation
+from store import alarms as alarm_store
+from store.events import last_event_id
 from store.observations import record_observations
 from store.timeseries import SampleWriter
 from store.users import set_password
@@ -22,10 +27,12 @@ from tests.test_portal_access import (  # noqa: F401
     CUSTOMER_B,
     PASSWORD,
     USER_A,
+    USER_B,
     Portal,
     logged_in,
     portal,
 )
+from tests.test_portal_alarms import P_ROUTER, seed_alarms
 from topology.current import load_topology
 from topology.views import circuit_view
 
@@ -48,7 +55,7 @@ def _hop_rows(page: str) -> list[tuple[str, str, str | None]]:
     return rows
 
 
-def test_circuit_page_shows_status_charts_route_and_alarm_placeholder(portal: Portal):  # noqa: F811
+def test_circuit_page_shows_status_charts_route_and_no_alarms(portal: Portal):  # noqa: F811
     circuit_id, a_port, z_port = _circuit(portal, CIRCUIT_A)
     client = logged_in(portal.app, USER_A)
     page = client.get(f"/circuits/{circuit_id}").get_data(as_text=True)
@@ -64,10 +71,127 @@ def test_circuit_page_shows_status_charts_route_and_alarm_placeholder(portal: Po
     assert "/static/customer.js" in page
     # the route, as JSON for the drawing and as a table
     assert 'id="route-data"' in page and _hop_rows(page)
-    # alarms: a placeholder that reads nothing
-    assert "Open alarms" in page and "No alarm data yet" in page
+    # alarms: none yet, said so
+    assert "Open alarms" in page and "No open alarms." in page
+    assert '<p class="empty" id="alarms-empty">' in page  # shown, not hidden
+    assert "data-alarm=" not in page
     for word in portal.b.words:
         assert word not in page
+
+
+def test_pages_go_live_in_the_customers_room(portal: Portal):  # noqa: F811
+    circuit_id, _a, _z = _circuit(portal, CIRCUIT_A)
+    with portal.database.pool.connection() as conn:
+        before = last_event_id(conn)
+    client = logged_in(portal.app, USER_A)
+    room = f'data-room="customer:{portal.a.customer_id}"'
+    listing = client.get(f"/customers/{portal.a.customer_id}/").get_data(as_text=True)
+    page = client.get(f"/circuits/{circuit_id}").get_data(as_text=True)
+    for html_page, state_url in ((listing, f"/customers/{portal.a.customer_id}/status"),
+                                 (page, f"/circuits/{circuit_id}/status")):
+        assert room in html_page
+        assert f'data-state-url="{state_url}"' in html_page
+        assert int(re.search(r'data-event-id="(\d+)"', html_page).group(1)) >= before
+        assert "/vendor/socket.io-client/dist/socket.io.min.js" in html_page
+        assert "/static/customer.js" in html_page
+    assert 'http-equiv="refresh"' not in listing  # live now, no more page refresh
+    # the JSON state the script fetches: the same statuses as the page
+    state = client.get(f"/circuits/{circuit_id}/status").get_json()
+    assert state["id"] == f"circuit:{circuit_id}" and state["ends"]["status"] == "up"
+    assert [(h["device"], h["status"], h["link_status"]) for h in state["hops"]] == _hop_rows(
+        page)
+    assert state["hops"][0]["node"].startswith("device:")
+    assert all(h["link"] and h["link"].startswith("link:") for h in state["hops"][1:])
+    nodes = {n["data"]["id"] for n in state["elements"]["nodes"]}
+    assert {h["node"] for h in state["hops"]} <= nodes
+    assert state["alarms"] == []
+    listed = client.get(f"/customers/{portal.a.customer_id}/status").get_json()
+    assert {c["key"] for c in listed["circuits"]} == {
+        w for w in portal.a.words if w.startswith("HSB-")}
+    assert all(c["traffic"]["a"] for c in listed["circuits"])
+    for answer in (state, listed):
+        for word in portal.b.words:
+            assert word not in repr(answer)
+
+
+def _alarm_rows(page: str) -> dict[int, str]:
+    """Alarm id -> its row in a page's open-alarms section."""
+    section = page.split('id="alarms"', 1)[1].split("</section>", 1)[0]
+    return {int(m.group(1)): m.group(2) for m in re.finditer(
+        r'<tr data-alarm="(\d+)">(.*?)</tr>', section, re.S)}
+
+
+def test_open_alarms_are_the_customers_own_and_name_only_its_objects(portal: Portal):  # noqa: F811
+    seeded = seed_alarms(portal)  # p-sh1 down (hits everyone), one of jinlu's ports down
+    with portal.database.pool.connection() as conn:
+        for user in ("am.chen", "am.zhao"):
+            set_password(conn, user, PASSWORD)
+        alarm_store.acknowledge(conn, seeded.root, "noc.wang", "on it, line card")
+        services_a = {a.id: a for a in alarm_store.list_alarms(conn, state=None)
+                      if a.id in seeded.services_a}
+        keys = dict(conn.execute("SELECT id, key FROM circuits").fetchall())
+    client = logged_in(portal.app, USER_A)
+    listing = client.get(f"/customers/{portal.a.customer_id}/").get_data(as_text=True)
+    rows = _alarm_rows(listing)
+    # A's: the shared router's alarm and its service alarms on A's circuits; none of B's
+    assert set(rows) == {seeded.root} | seeded.services_a
+    root = rows[seeded.root]
+    assert "device unreachable" in root and "critical" in root.lower()
+    assert "operator network" in root and P_ROUTER not in listing  # the router is not named
+    assert "acknowledged" in root and "not acknowledged" not in root
+    assert "noc.wang" not in listing and "line card" not in listing  # who and why: not shown
+    hit = set(re.findall(r'<a href="/circuits/\d+">([^<]+)</a>', root))
+    assert hit and hit <= {k for i, k in keys.items() if i in portal.a.ids["circuit"]}
+    for alarm_id, alarm in services_a.items():
+        (circuit_id,) = alarm.impacted_circuits
+        assert keys[circuit_id] in rows[alarm_id]  # A's own circuit: named
+        assert "service down" in rows[alarm_id] and "not acknowledged" in rows[alarm_id]
+    for word in portal.b.words:
+        assert word not in listing
+    # every listed alarm's page opens for A; B's alarms stay unseen
+    for alarm_id in rows:
+        assert f'href="/alarms/{alarm_id}"' in listing
+        assert client.get(f"/alarms/{alarm_id}").status_code == 200
+    for alarm_id in seeded.services_b | seeded.only_b:
+        assert f"/alarms/{alarm_id}" not in listing
+
+    # the circuit page: only the alarms that hit this circuit
+    service_id, service = next(iter(services_a.items()))
+    (circuit_id,) = service.impacted_circuits
+    page = client.get(f"/circuits/{circuit_id}").get_data(as_text=True)
+    assert set(_alarm_rows(page)) == {seeded.root, service_id}
+    assert "No open alarms." in page and '<p class="empty" id="alarms-empty" hidden>' in page
+    state = client.get(f"/circuits/{circuit_id}/status").get_json()
+    assert {a["id"] for a in state["alarms"]} == {seeded.root, service_id}
+    by_id = {a["id"]: a for a in state["alarms"]}
+    assert by_id[seeded.root]["object_label"] == "operator network"
+    assert by_id[seeded.root]["summary"] is None and by_id[seeded.root]["acknowledged"]
+    assert by_id[service_id]["own"] and by_id[service_id]["object_label"] == keys[circuit_id]
+    listed = client.get(f"/customers/{portal.a.customer_id}/status").get_json()
+    assert {a["id"] for a in listed["alarms"]} == set(rows)
+    # (the route table names the operator's routers a circuit runs over; the alarms do not)
+    alarms_section = page.split('id="alarms"', 1)[1].split("</section>", 1)[0]
+    for answer in (alarms_section, repr(state["alarms"]), repr(listed)):
+        assert P_ROUTER not in answer and "noc.wang" not in answer
+    for answer in (page, repr(state), repr(listed)):
+        for word in portal.b.words:
+            assert word not in answer
+
+    # B sees its own (its port down too), not A's service alarms
+    b_rows = _alarm_rows(logged_in(portal.app, USER_B).get(
+        f"/customers/{portal.b.customer_id}/").get_data(as_text=True))
+    assert seeded.root in b_rows and seeded.services_b <= set(b_rows)
+    assert not set(b_rows) & seeded.services_a
+    assert set(b_rows) & seeded.only_b
+
+    # an account manager sees what the customer sees; another manager nothing of it
+    chen = logged_in(portal.app, "am.chen")
+    chen_page = chen.get(f"/customers/{portal.a.customer_id}/").get_data(as_text=True)
+    assert set(_alarm_rows(chen_page)) == set(rows)
+    assert f'data-room="customer:{portal.a.customer_id}"' in chen_page
+    zhao = logged_in(portal.app, "am.zhao")
+    assert zhao.get(f"/customers/{portal.a.customer_id}/status").status_code == 404
+    assert zhao.get(f"/circuits/{circuit_id}/status").status_code == 404
 
 
 def test_route_table_gives_every_hops_status(portal: Portal):  # noqa: F811
@@ -144,8 +268,10 @@ def test_another_customers_circuit_is_404(portal: Portal):  # noqa: F811
     for circuit_id in portal.b.ids["circuit"]:
         response = client.get(f"/circuits/{circuit_id}")
         assert response.status_code == 404
-        assert "No alarm data" not in response.get_data(as_text=True)
+        assert "Open alarms" not in response.get_data(as_text=True)
+        assert client.get(f"/circuits/{circuit_id}/status").status_code == 404
     assert client.get(f"/customers/{portal.b.customer_id}/").status_code == 404
+    assert client.get(f"/customers/{portal.b.customer_id}/status").status_code == 404
 
 
 def _xinhe(portal: Portal) -> tuple[int, set[int]]:  # noqa: F811

@@ -7,22 +7,45 @@ A end of a customer's circuit; the test then watches the page's own script
 (portal/static/customer.js) draw them with chart.js, refetch when another range is chosen,
 draw the route with cytoscape, all without a Content-Security-Policy complaint, and the
 language switch turn the new pages into Chinese.
+
+Live: the portal runs here with its live bridge started (tests/test_portal_live.py's
+`serve`, which also stops it). A customer's circuit page and circuits list join the
+customer's room; a P router on the circuit's route is then observed unreachable (an
+observation event recorded in the store, as a collector would) and the alarm pipeline raises
+its alarms (tests/test_portal_alarms.py's seed_alarms): within two seconds, without a
+reload, the hop turns red in the table and in the drawing, the path goes down on both pages
+and the alarm appears in the open-alarms section, naming the router only as the operator's
+network.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from collectors.model import Observation
+from store.observations import record_observations
 from store.timeseries import SampleWriter
 from tests.test_portal_access import PASSWORD, USER_A, Portal, portal  # noqa: F401
-from tests.test_portal_browser import base_url, browser, log_in  # noqa: F401
+from tests.test_portal_alarms import P_ROUTER, seed_alarms
+from tests.test_portal_browser import browser, log_in  # noqa: F401
+from tests.test_portal_live import LIVE_WITHIN_S, all_up, serve, wait_for
 
 pytestmark = pytest.mark.slow
 
 CIRCUIT = "HSB-L3VPN-0001"
+
+
+@pytest.fixture
+def base_url(portal: Portal) -> Iterator[str]:  # noqa: F811
+    """The portal in a thread with its live bridge, stopped afterwards (the pages here open
+    sockets, and a bridge left running would outlive the test's database)."""
+    with serve(portal.app) as served:
+        yield served.url
 
 
 def _seed_week(portal: Portal) -> tuple[int, int]:  # noqa: F811
@@ -81,7 +104,8 @@ def test_customer_circuit_charts_route_and_chinese(
     hops = page.locator("tr[data-hop]").count()
     assert hops >= 2
     assert int(page.get_attribute("#route-graph", "data-nodes")) == hops
-    assert "No alarm data yet" in page.inner_text("#alarms")
+    assert "No open alarms." in page.inner_text("#alarms")
+    page.wait_for_selector("#live-state[data-state=live]")
     assert not problems, problems
 
     # Chinese
@@ -89,7 +113,7 @@ def test_customer_circuit_charts_route_and_chinese(
     page.wait_for_selector("html[lang=zh-CN]", state="attached")
     page.wait_for_selector('canvas#chart-traffic[data-range="1h"]')
     body = page.inner_text("body")
-    for chinese in ("流量图表", "路由", "未关闭的告警", "尚无告警数据", "7 天", "设备状态"):
+    for chinese in ("流量图表", "路由", "未关闭的告警", "没有未关闭的告警", "7 天", "设备状态"):
         assert chinese in body, chinese
     for english in ("Traffic charts", "Open alarms", "Device status", "7 days"):
         assert english not in body, english
@@ -112,4 +136,77 @@ def test_admin_pages_in_chinese(browser, base_url: str):  # noqa: F811
     page.click("nav.tabs >> text=拓扑核对")
     page.wait_for_selector("h1 >> text=拓扑核对")
     assert "尚未运行过拓扑发现" in page.inner_text("body")
+    context.close()
+
+
+def _hop_status(page, node: str) -> str | None:
+    return page.evaluate(
+        """(node) => { const cell = document.querySelector(`td[data-node="${node}"] span.status`);
+                       return cell ? cell.dataset.status || cell.className : null; }""", node)
+
+
+def test_circuit_page_and_list_update_live_when_a_hop_goes_down(
+        browser, base_url: str, portal: Portal):  # noqa: F811
+    seeded_up = all_up(portal)
+    with portal.database.pool.connection() as conn:
+        circuit_id = conn.execute("SELECT id FROM circuits WHERE key = %s",
+                                  [CIRCUIT]).fetchone()[0]
+        router = conn.execute("SELECT id FROM devices WHERE key = %s", [P_ROUTER]).fetchone()[0]
+    node = f"device:{router}"
+    context = browser.new_context(locale="en-US")
+    problems: list[str] = []
+    circuit_page = context.new_page()
+    circuit_page.on("console", lambda m: problems.append(m.text)
+                    if m.type == "error" and "Failed to load resource" not in m.text else None)
+    circuit_page.on("pageerror", lambda e: problems.append(str(e)))
+    log_in(circuit_page, base_url, USER_A, PASSWORD)
+    circuit_page.wait_for_selector("table.circuits")
+    list_page = context.new_page()
+    list_page.on("pageerror", lambda e: problems.append(str(e)))
+    list_page.goto(f"{base_url}/customers/{portal.a.customer_id}/")
+    circuit_page.goto(f"{base_url}/circuits/{circuit_id}")
+    for page in (circuit_page, list_page):
+        page.wait_for_selector("#live-state[data-state=live]", timeout=10_000)
+        assert int(page.get_attribute("#live-state", "data-event-id")) >= seeded_up
+        page.evaluate("window.__sameDocument = true")
+    circuit_page.wait_for_selector("#route-graph[data-nodes]")
+    assert "up" in _hop_status(circuit_page, node)
+    assert circuit_page.inner_text("#alarm-count") == "(0)"
+
+    # the P router on the route stops answering
+    with portal.database.pool.connection() as conn:
+        record_observations(conn, [Observation(datetime.now(UTC), router, "reachability",
+                                               "reachable", "unreachable", "poll")])
+    changed_at = time.monotonic()
+    wait_for(lambda: _hop_status(circuit_page, node) == "down", LIVE_WITHIN_S)
+    circuit_page.wait_for_selector("#path-status.status-down", timeout=LIVE_WITHIN_S * 1000)
+    list_page.wait_for_selector(f'td[data-path="circuit:{circuit_id}"] span.status-down',
+                                timeout=LIVE_WITHIN_S * 1000)
+    assert time.monotonic() - changed_at <= LIVE_WITHIN_S + 0.5
+    drawn = circuit_page.evaluate(
+        """(id) => { const e = keylineCustomer.cy.getElementById(id);
+                     return [e.data('status'), e.style('background-color')]; }""", node)
+    assert drawn == ["down", "rgb(185,28,28)"]
+    hop = circuit_page.locator(f'td[data-node="{node}"]').locator("xpath=..")
+    assert "down" in hop.locator("td[data-link] span.status").get_attribute("class")
+
+    # the alarm pipeline raises the router's alarm: it shows on both pages, unnamed
+    seeded = seed_alarms(portal)
+    raised_at = time.monotonic()
+    for page in (circuit_page, list_page):
+        page.wait_for_selector(f'#alarms tr[data-alarm="{seeded.root}"]',
+                               timeout=LIVE_WITHIN_S * 1000)
+    assert time.monotonic() - raised_at <= LIVE_WITHIN_S + 0.5
+    row = circuit_page.inner_text(f'#alarms tr[data-alarm="{seeded.root}"]')
+    assert "device unreachable" in row and "operator network" in row
+    assert "not acknowledged" in row
+    assert P_ROUTER not in circuit_page.inner_text("#alarms")
+    assert circuit_page.is_hidden("#alarms-empty")
+    listed = list_page.inner_text("#alarms")
+    assert CIRCUIT in listed and P_ROUTER not in listed
+    for word in portal.b.words:
+        assert word not in list_page.content() and word not in circuit_page.content()
+    for page in (circuit_page, list_page):
+        assert page.evaluate("window.__sameDocument === true")  # no reload
+    assert not problems, problems
     context.close()

@@ -17,6 +17,20 @@
  *    circuit_view, embedded as JSON in #route-data, laid out left to right in hop order,
  *    coloured by status.
  *
+ * 3. Live status, on the circuit page and on the circuits list (#live-state names the room,
+ *    the event id the page was rendered from and the page's state address; see
+ *    portal/customer.py and portal/live.py). The page joins the customer's Socket.IO room
+ *    with "after" = the last event id it reflects, so the server replays what it missed
+ *    (also after every reconnect: socket.io-client fires "connect" again). Each "status"
+ *    message is applied at once: circuits' path statuses, and on the circuit page the
+ *    route's devices and links (Cytoscape colours and the hop table). Then the page fetches
+ *    its state (JSON, scoped and labelled by the server): the ends' statuses and traffic
+ *    (from samples, which are not events), the hops and elements (a reroute), the open
+ *    alarms. A state older than a message already applied is not applied (another fetch
+ *    follows). The state is also fetched every data-refresh-s seconds. Alarms and hops are
+ *    built with DOM APIs (textContent), in the shape the templates render them.
+ *    window.keylineCustomer exposes the live state for the browser tests.
+ *
  * Visible words come from the page (data-label-*), so they follow the page's language.
  * No inline script: the Content-Security-Policy allows scripts from this site only.
  */
@@ -188,36 +202,383 @@
 
   // --- the route drawing --------------------------------------------------------------------
 
+  function routeStyle() {
+    const style = [
+      {selector: "node", style: {
+        "label": "data(label)", "font-size": 11, "text-valign": "bottom", "text-margin-y": 4,
+        "background-color": STATUS_COLOURS.unknown, "width": 22, "height": 22, "color": "#1d2733"}},
+      {selector: "edge", style: {"width": 3, "curve-style": "bezier",
+                                 "line-color": STATUS_COLOURS.unknown}},
+    ];
+    // by selector rather than a function of the data, so that a status change recolours
+    Object.keys(STATUS_COLOURS).forEach((status) => {
+      style.push({selector: 'node[status = "' + status + '"]',
+                  style: {"background-color": STATUS_COLOURS[status]}});
+      style.push({selector: 'edge[status = "' + status + '"]',
+                  style: {"line-color": STATUS_COLOURS[status]}});
+    });
+    style.push({selector: "node[kind = 'site']", style: {
+      "background-color": "#f1f5f9", "border-width": 1, "border-color": "#cbd5e1",
+      "text-valign": "top", "font-size": 10, "color": "#64748b", "shape": "round-rectangle"}});
+    return style;
+  }
+
+  function layOut(cy) {
+    const positions = {};
+    cy.nodes("[kind = 'device']").forEach((node, index) => {
+      positions[node.id()] = {x: index * 150, y: (index % 2) * 40};
+    });
+    cy.layout({name: "preset", positions: (node) => positions[node.id()], fit: true,
+               padding: 30}).run();
+  }
+
   function setUpRoute(container, data) {
     if (typeof window.cytoscape === "undefined" || !container || !data) {
-      return;
+      return null;
     }
     const elements = JSON.parse(data.textContent);
-    const positions = {};
-    elements.nodes.filter((n) => n.data.kind === "device").forEach((node, index) => {
-      positions[node.data.id] = {x: index * 150, y: (index % 2) * 40};
-    });
     const cy = window.cytoscape({
       container: container,
       elements: elements,
-      layout: {name: "preset", positions: (node) => positions[node.id()], fit: true, padding: 30},
+      layout: {name: "preset", fit: false},
       userZoomingEnabled: false, userPanningEnabled: false, boxSelectionEnabled: false,
       autoungrabify: true,
-      style: [
-        {selector: "node", style: {
-          "label": "data(label)", "font-size": 11, "text-valign": "bottom", "text-margin-y": 4,
-          "background-color": (node) => STATUS_COLOURS[node.data("status")] || STATUS_COLOURS.unknown,
-          "width": 22, "height": 22, "color": "#1d2733"}},
-        {selector: "node[kind = 'site']", style: {
-          "background-color": "#f1f5f9", "border-width": 1, "border-color": "#cbd5e1",
-          "text-valign": "top", "font-size": 10, "color": "#64748b", "shape": "round-rectangle"}},
-        {selector: "edge", style: {
-          "width": 3, "curve-style": "bezier",
-          "line-color": (edge) => STATUS_COLOURS[edge.data("status")] || STATUS_COLOURS.unknown}},
-      ],
+      style: routeStyle(),
     });
+    layOut(cy);
+    countRoute(container, cy);
+    return cy;
+  }
+
+  function countRoute(container, cy) {
     container.dataset.nodes = String(cy.nodes("[kind = 'device']").length);
     container.dataset.edges = String(cy.edges().length);
+  }
+
+  // --- live status --------------------------------------------------------------------------
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) {
+      node.className = className;
+    }
+    if (text !== undefined && text !== null) {
+      node.textContent = text;
+    }
+    return node;
+  }
+
+  function setBadge(span, status, label) {
+    span.className = "status status-" + status;
+    span.dataset.status = status;
+    span.textContent = label;
+  }
+
+  function setCellBadge(cell, status, label) {
+    let span = cell.querySelector("span.status");
+    if (!span) {
+      cell.textContent = "";
+      span = element("span");
+      cell.appendChild(span);
+    }
+    setBadge(span, status, label);
+  }
+
+  function setUpLive(indicator, cy) {
+    const labels = {};
+    const template = document.getElementById("status-labels");
+    if (template) {
+      template.content.querySelectorAll("[data-status]").forEach((el) => {
+        labels[el.dataset.status] = el.textContent;
+      });
+    }
+    const section = document.querySelector("[data-circuit-id]");
+    const alarmsSection = document.getElementById("alarms");
+    const state = {
+      socket: null, cy: cy, lastId: Number(indicator.dataset.eventId) || 0, messageId: 0,
+      applied: 0, refreshes: 0, fetching: false, again: false,
+      circuit: section ? section.dataset.circuitId : null,
+    };
+    window.keylineCustomer = state;
+
+    function label(status) {
+      return labels[status] || status;
+    }
+
+    function notMeasured(cell) {
+      cell.textContent = "";
+      cell.appendChild(element("span", "muted", indicator.dataset.labelNotMeasured));
+    }
+
+    function setTraffic(cell, text) {
+      if (!cell) {
+        return;
+      }
+      if (text) {
+        cell.textContent = text;
+      } else {
+        notMeasured(cell);
+      }
+    }
+
+    // -- one message
+
+    // Each returns whether the page shows that element (else the message does not concern
+    // this page, and does not make it fetch its state).
+
+    function setPath(id, status, text) {
+      if (state.circuit !== null) {
+        const span = document.getElementById("path-status");
+        if (id === state.circuit && span) {
+          setBadge(span, status, text);
+          return true;
+        }
+        return false;
+      }
+      const cells = document.querySelectorAll('td[data-path="' + CSS.escape(id) + '"]');
+      cells.forEach((cell) => setCellBadge(cell, status, text));
+      return cells.length > 0;
+    }
+
+    function setElement(id, status, text) {
+      let shown = false;
+      if (state.cy) {
+        const found = state.cy.getElementById(id);
+        if (found.length) {
+          found.data("status", status);
+          shown = true;
+        }
+      }
+      const quoted = CSS.escape(id);
+      const cells = document.querySelectorAll(
+        'td[data-node="' + quoted + '"], td[data-link="' + quoted + '"]');
+      cells.forEach((cell) => setCellBadge(cell, status, text));
+      return shown || cells.length > 0;
+    }
+
+    function apply(message) {
+      if (typeof message.id === "number") {
+        state.messageId = Math.max(state.messageId, message.id);
+        state.lastId = Math.max(state.lastId, message.id);
+      }
+      let changed = Boolean(message.resync) || (message.alarms || []).length > 0;
+      (message.circuits || []).forEach((item) => {
+        changed = setPath(item.id, item.status, label(item.status)) || changed;
+      });
+      (message.devices || []).concat(message.links || []).forEach((item) => {
+        if (item.status !== undefined) {  // (a link's utilization alone: nothing shown here)
+          changed = setElement(item.id, item.status, label(item.status)) || changed;
+        }
+      });
+      state.applied += 1;
+      indicator.dataset.applied = String(state.applied);
+      if (changed) {
+        refresh();
+      }
+    }
+
+    // -- the page's state
+
+    function alarmRow(alarm, withCircuits) {
+      const row = element("tr");
+      row.dataset.alarm = String(alarm.id);
+      const severity = element("td");
+      severity.appendChild(element("span", "severity severity-" + alarm.severity,
+                                   alarm.severity_label));
+      const what = element("td");
+      const link = element("a", "alarm-link", alarm.type_label);
+      link.href = alarm.href;
+      what.appendChild(link);
+      if (alarm.suppressed) {
+        what.append(" ");
+        what.appendChild(element("span", "tag", alarmsSection.dataset.labelMaintenance));
+      }
+      if (alarm.summary) {
+        what.appendChild(element("div", "desc", alarm.summary));
+      }
+      const object = element("td", "object " + (alarm.own ? "own" : "operator"),
+                             alarm.object_label);
+      row.append(severity, what, object);
+      if (withCircuits) {
+        const hit = element("td", "key");
+        alarm.circuits.forEach((circuit, index) => {
+          if (index > 0) {
+            hit.append(", ");
+          }
+          const a = element("a", null, circuit.key);
+          a.href = circuit.href;
+          hit.appendChild(a);
+        });
+        row.appendChild(hit);
+      }
+      const ack = element("td", "ack");
+      if (alarm.acknowledged) {
+        const span = element("span", "acked", alarmsSection.dataset.labelAcknowledged);
+        span.title = alarm.acknowledged_at || "";
+        ack.appendChild(span);
+      } else {
+        ack.appendChild(element("span", "muted", alarmsSection.dataset.labelNotAcknowledged));
+      }
+      row.append(element("td", "since", alarm.since), ack);
+      return row;
+    }
+
+    function renderAlarms(alarms) {
+      if (!alarmsSection) {
+        return;
+      }
+      const table = document.getElementById("alarms-table");
+      const body = table.querySelector("tbody");
+      const withCircuits = body.dataset.withCircuits === "yes";
+      body.replaceChildren(...alarms.map((alarm) => alarmRow(alarm, withCircuits)));
+      table.hidden = alarms.length === 0;
+      document.getElementById("alarms-empty").hidden = alarms.length > 0;
+      document.getElementById("alarm-count").textContent = "(" + alarms.length + ")";
+    }
+
+    function hopRow(hop) {
+      const row = element("tr");
+      row.dataset.hop = String(hop.number);
+      row.dataset.device = hop.device || "";
+      const status = element("td");
+      status.dataset.node = hop.node || "";
+      status.appendChild(element("span"));
+      setBadge(status.firstChild, hop.status, hop.status_label);
+      const linkCell = element("td");
+      linkCell.dataset.link = hop.link || "";
+      if (hop.link_status) {
+        linkCell.appendChild(element("span"));
+        setBadge(linkCell.firstChild, hop.link_status, hop.link_label);
+      } else {
+        linkCell.appendChild(element("span", "muted", "-"));
+      }
+      row.append(element("td", "num", String(hop.number)), element("td", "key", hop.device || "-"),
+                 element("td", null, hop.in_port || "-"), element("td", null, hop.out_port || "-"),
+                 status, linkCell);
+      return row;
+    }
+
+    function renderRoute(body) {
+      const table = document.querySelector("table.hops tbody");
+      if (!body.hops || !table) {
+        if (body.hops && !table) {
+          window.location.reload();  // a route where there was none: draw the page again
+        }
+        return;
+      }
+      table.replaceChildren(...body.hops.map(hopRow));
+      if (state.cy && body.elements) {
+        const cy = state.cy;
+        const wanted = body.elements.nodes.concat(body.elements.edges);
+        const ids = new Set(wanted.map((item) => item.data.id));
+        const same = cy.elements().length === ids.size
+          && cy.elements().every((item) => ids.has(item.id()));
+        cy.batch(() => {
+          if (same) {
+            wanted.forEach((item) => cy.getElementById(item.data.id).data("status", item.data.status));
+          } else {
+            cy.elements().remove();
+            cy.add(wanted);
+          }
+        });
+        if (!same) {
+          layOut(cy);
+          countRoute(cy.container(), cy);
+        }
+      }
+    }
+
+    function applyState(body) {
+      if (state.circuit !== null) {
+        setBadge(document.getElementById("ends-status"), body.ends.status, body.ends.label);
+        setPath(body.id, body.path.status, body.path.label);
+        ["a", "z"].forEach((end) => {
+          setTraffic(document.querySelector('dd[data-traffic="' + end + '"]'), body.traffic[end]);
+        });
+        renderRoute(body);
+      } else {
+        const shown = Array.from(document.querySelectorAll("td[data-path]"))
+          .map((cell) => cell.dataset.path).sort().join(" ");
+        if (shown !== body.circuits.map((c) => c.id).sort().join(" ")) {
+          window.location.reload();  // circuits came or went: draw the list again
+          return;
+        }
+        body.circuits.forEach((circuit) => {
+          const quoted = CSS.escape(circuit.id);
+          const ends = document.querySelector('td[data-ends="' + quoted + '"]');
+          if (ends) {
+            setCellBadge(ends, circuit.ends.status, circuit.ends.label);
+          }
+          setPath(circuit.id, circuit.path.status, circuit.path.label);
+          ["a", "z"].forEach((end) => {
+            setTraffic(document.querySelector('td[data-traffic="' + quoted + ":" + end + '"]'),
+                       circuit.traffic[end]);
+          });
+        });
+      }
+      renderAlarms(body.alarms);
+      state.lastId = Math.max(state.lastId, body.event_id);
+      state.refreshes += 1;
+      indicator.dataset.refreshes = String(state.refreshes);
+    }
+
+    function refresh() {
+      if (state.fetching) {
+        state.again = true;  // fetch once more when this one is done
+        return;
+      }
+      state.fetching = true;
+      state.again = false;
+      fetch(indicator.dataset.stateUrl, {credentials: "same-origin",
+                                         headers: {Accept: "application/json"}})
+        .then((response) => {
+          if (!response.ok) {
+            throw new Error("state: HTTP " + response.status);
+          }
+          return response.json();
+        })
+        .then((body) => {
+          if (body.event_id >= state.messageId) {  // else older than a message: fetch again
+            applyState(body);
+          } else {
+            state.again = true;
+          }
+        })
+        .catch((error) => console.warn(error))
+        .finally(() => {
+          state.fetching = false;
+          if (state.again) {
+            refresh();
+          }
+        });
+    }
+
+    // -- the socket
+
+    function setLive(which) {
+      indicator.dataset.state = which;
+      indicator.textContent = indicator.dataset["label" + which.charAt(0).toUpperCase()
+                                                + which.slice(1)];
+    }
+
+    function join() {
+      state.socket.emit("join", {room: indicator.dataset.room, after: state.lastId}, (answer) => {
+        setLive(answer && answer.ok ? "live" : "offline");
+      });
+    }
+
+    if (typeof window.io === "function") {
+      const socket = window.io({transports: ["websocket", "polling"]});
+      state.socket = socket;
+      socket.on("connect", join);
+      socket.on("disconnect", () => setLive("offline"));
+      socket.on("connect_error", () => setLive("offline"));
+      socket.on("status", apply);
+    }
+    const every = Number(indicator.dataset.refreshS);
+    if (every > 0) {
+      window.setInterval(refresh, every * 1000);
+    }
   }
 
   function start() {
@@ -225,7 +586,12 @@
     if (section) {
       setUpCharts(section);
     }
-    setUpRoute(document.getElementById("route-graph"), document.getElementById("route-data"));
+    const cy = setUpRoute(document.getElementById("route-graph"),
+                          document.getElementById("route-data"));
+    const indicator = document.getElementById("live-state");
+    if (indicator) {
+      setUpLive(indicator, cy);
+    }
   }
 
   if (document.readyState === "loading") {

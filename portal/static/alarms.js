@@ -1,0 +1,443 @@
+/*
+ * The live alarm console (portal/templates/alarms/console.html, portal/alarms_views.py).
+ *
+ * The page is rendered by the server with the alarms as they were at event `data-after`.
+ * This script joins the viewer's Socket.IO rooms (portal/live.py: "noc" for operators, the
+ * customer's own room for a customer user, the managed customers' rooms for an account
+ * manager; `data-rooms`) with "after" = that event id, so the bridge replays the alarm
+ * changes that happened since, then keeps the list current:
+ *
+ * - a new alarm that passes the page's filters (`data-filter-*`) is inserted where the
+ *   server would have put it: newest first, a root cause (or lone alarm) as a group of its
+ *   own, a symptom under its root cause's folded symptoms (<details>);
+ * - a changed alarm has its row updated (severity, state, last seen and count,
+ *   acknowledgement, maintenance), and moved when its root cause changed; one that no
+ *   longer passes the filters leaves the list, except a cleared one, which stays marked
+ *   cleared so the NOC sees it go;
+ * - a message with `resync` makes the page fetch its own list again (no navigation).
+ *
+ * Rows are built with DOM APIs and textContent only: nothing received is parsed as HTML.
+ * Visible words come from <template id="alarm-labels"> (translated like the rest of the
+ * portal). window.keylineAlarms exposes the state for the browser tests.
+ */
+(function () {
+  "use strict";
+
+  var list = document.getElementById("alarm-list");
+  if (!list) { return; }
+  var liveState = document.getElementById("live-state");
+  var labels = { severity: {}, type: {}, kind: {}, state: {}, text: {} };
+  var filters = {};
+  var state = {
+    socket: null, lastId: Number(list.dataset.after) || 0, applied: 0, resyncs: 0,
+    rooms: (list.dataset.rooms || "").split(" ").filter(Boolean), alarms: {},
+    pending: null
+  };
+  window.keylineAlarms = state;
+
+  function readPage() {
+    labels = { severity: {}, type: {}, kind: {}, state: {}, text: {} };
+    var template = document.getElementById("alarm-labels");
+    if (template) {
+      template.content.querySelectorAll("span").forEach(function (el) {
+        ["severity", "type", "kind", "state", "text"].forEach(function (what) {
+          if (el.dataset[what] !== undefined) { labels[what][el.dataset[what]] = el.textContent; }
+        });
+      });
+    }
+    filters = {
+      state: list.dataset.filterState || "active",
+      severity: list.dataset.filterSeverity || "",
+      customer: list.dataset.filterCustomer || "",
+      acknowledged: list.dataset.filterAcknowledged || ""
+    };
+  }
+
+  function table() { return list.querySelector("table.alarms"); }
+
+  function text(key) { return labels.text[key] || key; }
+
+  // --- filters ------------------------------------------------------------------------
+
+  function acknowledged(alarm) { return !!alarm.acknowledged_by; }
+
+  function matches(alarm) {
+    if (filters.state !== "all" && alarm.state !== filters.state) { return false; }
+    if (filters.severity && alarm.severity !== filters.severity) { return false; }
+    if (filters.customer) {
+      var customers = alarm.impacted_customers || alarm.customers || [];
+      if (customers.map(String).indexOf(filters.customer) < 0) { return false; }
+    }
+    var ack = filters.acknowledged;
+    if (["true", "yes", "1"].indexOf(ack) >= 0 && !acknowledged(alarm)) { return false; }
+    if (["false", "no", "0"].indexOf(ack) >= 0 && acknowledged(alarm)) { return false; }
+    return true;
+  }
+
+  // --- building rows ------------------------------------------------------------------
+
+  function el(tag, className, content) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (content !== undefined && content !== null) { node.textContent = String(content); }
+    return node;
+  }
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  function formatTime(iso) {
+    if (!iso) { return "-"; }
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) { return String(iso); }
+    return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " +
+      pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds()) + " UTC";
+  }
+
+  function alarmUrl(id) { return list.dataset.alarmsUrl + "/" + encodeURIComponent(id); }
+
+  function actionForm(alarm, action) {
+    var form = el("form", "inline-action");
+    form.method = "post";
+    form.action = alarmUrl(alarm.id) + "/" + action;
+    [["csrf_token", list.dataset.csrf], ["next", list.dataset.next]].forEach(function (pair) {
+      var input = document.createElement("input");
+      input.type = "hidden";
+      input.name = pair[0];
+      input.value = pair[1] || "";
+      form.appendChild(input);
+    });
+    var comment = document.createElement("input");
+    comment.type = "text";
+    comment.name = "comment";
+    comment.placeholder = text("comment");
+    comment.setAttribute("aria-label", text("comment"));
+    comment.maxLength = 2000;
+    var button = el("button", null, text(action));
+    button.type = "submit";
+    button.name = "action";
+    button.value = action;
+    form.append(comment, button);
+    return form;
+  }
+
+  function actionsCell(alarm) {
+    var cell = el("td", "actions");
+    var impact = el("a", "impact-link", text("impact"));
+    var url = new URL(window.location.href);
+    url.searchParams.set("selected", alarm.id);
+    url.hash = "impact";
+    impact.href = url.pathname + url.search + url.hash;
+    cell.appendChild(impact);
+    if (list.dataset.mayAct === "true" && alarm.state === "active") {
+      cell.appendChild(actionForm(alarm, acknowledged(alarm) ? "unacknowledge" : "acknowledge"));
+    }
+    return cell;
+  }
+
+  function buildRow(alarm, rootListed) {
+    var row = el("tr", "alarm severity-row-" + alarm.severity);
+    row.dataset.alarm = alarm.id;
+    row.dataset.rootCause = alarm.root_cause_id || "";
+    row.dataset.state = alarm.state;
+    row.dataset.acknowledged = acknowledged(alarm) ? "true" : "false";
+    if (String(alarm.id) === list.dataset.selected) { row.classList.add("selected"); }
+    if (alarm.state === "cleared") { row.classList.add("live-cleared"); }
+
+    var severity = el("td");
+    severity.appendChild(el("span", "severity severity-" + alarm.severity,
+                            labels.severity[alarm.severity] || alarm.severity));
+
+    var what = el("td");
+    var link = el("a", "alarm-link", (labels.type[alarm.type] || alarm.type) +
+                  (alarm.qualifier ? " (" + alarm.qualifier + ")" : ""));
+    link.href = alarmUrl(alarm.id);
+    what.appendChild(link);
+    if (alarm.summary) { what.appendChild(el("div", "desc", alarm.summary)); }
+    if (alarm.root_cause_id && !rootListed) { what.appendChild(symptomOf(alarm.root_cause_id)); }
+
+    var object = el("td");
+    var span = el("span", "object");
+    var kind = alarm.object_kind;
+    span.appendChild(document.createTextNode(kind ? (labels.kind[kind] || kind) : "-"));
+    if (kind && alarm.label) {
+      span.appendChild(document.createTextNode(" "));
+      span.appendChild(el("code", null, alarm.label));
+    } else if (kind && alarm.object_id !== undefined && alarm.object_id !== null) {
+      span.appendChild(document.createTextNode(" "));
+      span.appendChild(el("span", "muted", "#" + alarm.object_id));
+    }
+    object.appendChild(span);
+
+    var first = el("td", "time", formatTime(alarm.first_seen));
+    var last = el("td", "time", formatTime(alarm.last_seen || alarm.first_seen));
+    if (alarm.count > 1) {
+      last.appendChild(document.createTextNode(" "));
+      last.appendChild(el("span", "muted", "×" + alarm.count));
+    }
+
+    var status = el("td");
+    status.appendChild(el("span", "alarm-state state-" + alarm.state,
+                          labels.state[alarm.state] || alarm.state));
+    if (alarm.suppressed) {
+      status.appendChild(document.createTextNode(" "));
+      status.appendChild(el("span", "tag", text("maintenance")));
+    }
+
+    var ack = el("td");
+    if (acknowledged(alarm)) {
+      var acked = el("span", "acked", text("acknowledged-by").replace("@USER@", alarm.acknowledged_by));
+      acked.title = formatTime(alarm.acknowledged_at);
+      ack.appendChild(acked);
+      if (alarm.ack_comment) { ack.appendChild(el("div", "desc", alarm.ack_comment)); }
+    } else {
+      ack.appendChild(el("span", "muted", text("not-acknowledged")));
+    }
+    row.append(severity, what, object, first, last, status, ack, actionsCell(alarm));
+    return row;
+  }
+
+  function symptomOf(rootId) {
+    var desc = el("div", "desc symptom-of", text("symptom-of") + " ");
+    var link = el("a", null, "#" + rootId);
+    link.href = alarmUrl(rootId);
+    desc.appendChild(link);
+    return desc;
+  }
+
+  // --- placing rows -------------------------------------------------------------------
+
+  function findRow(id) {
+    if (id === null || id === undefined || !/^\d+$/.test(String(id))) { return null; }
+    return list.querySelector('tr.alarm[data-alarm="' + id + '"]');
+  }
+
+  function isHead(row) { return !!row && row.parentNode.classList.contains("alarm-group"); }
+
+  function groupOf(row) { return row.parentNode; }
+
+  function plural(key, n) {
+    return text(n === 1 ? key + "-one" : key + "-other").replace(/\d+/, String(n));
+  }
+
+  function symptomsTable(group, create) {
+    var details = group.querySelector("details.symptoms");
+    if (!details && create) {
+      var holder = el("tr", "symptoms-row");
+      holder.appendChild(el("td"));
+      var cell = el("td");
+      cell.colSpan = 7;
+      details = el("details", "symptoms");
+      details.dataset.root = group.querySelector("tr.alarm").dataset.alarm;
+      details.appendChild(el("summary"));
+      details.appendChild(el("table", "alarms symptoms-table"));
+      cell.appendChild(details);
+      holder.appendChild(cell);
+      group.appendChild(holder);
+    }
+    return details ? details.querySelector("table.symptoms-table") : null;
+  }
+
+  function recount(group) {
+    var details = group.querySelector("details.symptoms");
+    if (!details) { return; }
+    var n = details.querySelectorAll("tr.alarm").length;
+    if (n === 0) {
+      details.closest("tr.symptoms-row").remove();
+    } else {
+      details.querySelector("summary").textContent = plural("symptoms", n);
+    }
+  }
+
+  function insertByIdDesc(parent, node, id, idOf, before) {
+    var children = Array.prototype.filter.call(parent.children, function (c) { return idOf(c) !== null; });
+    for (var i = 0; i < children.length; i += 1) {
+      if (idOf(children[i]) < id) { parent.insertBefore(node, children[i]); return; }
+    }
+    parent.insertBefore(node, before || null);
+  }
+
+  function rowId(node) {
+    if (node.tagName === "TBODY" && node.classList.contains("alarm-group")) {
+      var head = node.querySelector("tr.alarm");
+      return head ? Number(head.dataset.alarm) : null;
+    }
+    if (node.tagName === "TR" && node.classList.contains("alarm")) { return Number(node.dataset.alarm); }
+    return null;
+  }
+
+  function place(row) {
+    var id = Number(row.dataset.alarm);
+    var root = findRow(row.dataset.rootCause);
+    if (root && isHead(root) && root !== row) {
+      var symptoms = symptomsTable(groupOf(root), true);
+      var body = symptoms.tBodies[0] || symptoms;
+      insertByIdDesc(body, row, id, rowId);
+      var desc = row.querySelector(".symptom-of");
+      if (desc) { desc.remove(); }
+      recount(groupOf(root));
+      return;
+    }
+    if (row.dataset.rootCause && !row.querySelector(".symptom-of")) {
+      row.children[1].appendChild(symptomOf(row.dataset.rootCause));
+    }
+    var group = el("tbody", "alarm-group");
+    group.id = "group-" + id;
+    group.appendChild(row);
+    var t = table();
+    insertByIdDesc(t, group, id, rowId);
+    adopt(row);
+  }
+
+  function adopt(head) {
+    // lone symptoms of this alarm, listed before it arrived, fold under it
+    list.querySelectorAll('tbody.alarm-group > tr.alarm[data-root-cause="' + head.dataset.alarm + '"]')
+      .forEach(function (lone) {
+        var group = groupOf(lone);
+        if (group.querySelector("details.symptoms")) { return; } // a root of its own: leave it
+        group.remove();
+        place(lone);
+      });
+  }
+
+  function detach(row) {
+    if (isHead(row)) {
+      var group = groupOf(row);
+      var symptoms = Array.prototype.slice.call(group.querySelectorAll("details.symptoms tr.alarm"));
+      group.remove();
+      symptoms.forEach(function (symptom) { symptom.remove(); place(symptom); });
+    } else {
+      var outer = row.closest("tbody.alarm-group");
+      row.remove();
+      if (outer) { recount(outer); }
+    }
+  }
+
+  function refreshMeta() {
+    var n = list.querySelectorAll("tr.alarm").length;
+    var t = table();
+    if (t) { t.hidden = n === 0; }
+    var empty = list.querySelector("p.empty");
+    if (empty) { empty.hidden = n > 0; }
+    var count = document.getElementById("alarm-count");
+    if (count) {
+      count.textContent = (n === 1 ? count.dataset.one : count.dataset.other).replace(/\d+/, String(n));
+    }
+  }
+
+  // --- applying messages --------------------------------------------------------------
+
+  function merge(alarm) {
+    var known = state.alarms[alarm.id];
+    if (known && alarm.circuits && known.circuits) {
+      // an account manager hears of an alarm once per customer room: keep every share
+      alarm.circuits = Array.from(new Set(known.circuits.concat(alarm.circuits))).sort();
+      alarm.customers = Array.from(new Set((known.customers || []).concat(alarm.customers || [])));
+    }
+    state.alarms[alarm.id] = alarm;
+    return alarm;
+  }
+
+  function upsert(alarm) {
+    if (alarm === null || alarm.id === undefined || !/^\d+$/.test(String(alarm.id))) { return; }
+    alarm = merge(alarm);
+    var row = findRow(alarm.id);
+    var ok = matches(alarm);
+    if (!row) {
+      if (!ok) { return; }
+      var fresh = buildRow(alarm, !!findRow(alarm.root_cause_id));
+      fresh.classList.add("live-new");
+      place(fresh);
+      return;
+    }
+    if (!ok && alarm.state !== "cleared") { detach(row); return; }
+    var rebuilt = buildRow(alarm, !row.dataset.rootCause || !!row.closest("details.symptoms") ||
+                                  !!findRow(alarm.root_cause_id));
+    if (row.classList.contains("live-new")) { rebuilt.classList.add("live-new"); }
+    var sameActions = row.dataset.state === rebuilt.dataset.state &&
+                      row.dataset.acknowledged === rebuilt.dataset.acknowledged;
+    var moved = (row.dataset.rootCause || "") !== (rebuilt.dataset.rootCause || "");
+    row.className = rebuilt.className;
+    ["rootCause", "state", "acknowledged"].forEach(function (k) { row.dataset[k] = rebuilt.dataset[k]; });
+    for (var i = 0; i < 7; i += 1) { row.replaceChild(rebuilt.children[0], row.children[i]); }
+    if (!sameActions) { row.replaceChild(rebuilt.children[0], row.children[7]); }
+    if (moved) {
+      var desc = row.querySelector(".symptom-of");
+      if (desc) { desc.remove(); }
+      detach(row);
+      place(row);
+    }
+  }
+
+  function apply(message) {
+    if (message.resync) { resync(); }
+    (message.alarms || []).forEach(function (alarm) {
+      if (state.pending) { state.pending.push(alarm); }
+      upsert(alarm);
+    });
+    refreshMeta();
+    if (message.id > state.lastId) { state.lastId = message.id; }
+    state.applied += 1;
+  }
+
+  function resync() {
+    // the list again, fetched (no navigation), then what arrived meanwhile on top
+    if (state.pending) { return; }
+    state.pending = [];
+    state.resyncs += 1;
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        return response.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("alarm-list");
+        if (!fresh) { throw new Error("no alarm list in the page"); }
+        list.replaceChildren.apply(list, Array.prototype.map.call(fresh.childNodes, function (node) {
+          return document.importNode(node, true);
+        }));
+        Object.keys(fresh.dataset).forEach(function (k) { list.dataset[k] = fresh.dataset[k]; });
+        readPage();
+        var missed = state.pending;
+        state.pending = null;
+        missed.forEach(upsert);
+        refreshMeta();
+      })
+      .catch(function (error) { state.pending = null; console.error(error); });
+  }
+
+  // --- the socket ---------------------------------------------------------------------
+
+  function setLive(which) {
+    if (!liveState) { return; }
+    liveState.dataset.state = which;
+    liveState.textContent = liveState.dataset["label" + which.charAt(0).toUpperCase() + which.slice(1)];
+  }
+
+  function join() {
+    var waiting = state.rooms.length;
+    var allOk = true;
+    state.rooms.forEach(function (room) {
+      state.socket.emit("join", { room: room, after: state.lastId }, function (answer) {
+        allOk = allOk && !!(answer && answer.ok);
+        waiting -= 1;
+        if (waiting === 0) { setLive(allOk ? "live" : "offline"); }
+      });
+    });
+  }
+
+  function connect() {
+    if (!state.rooms.length || typeof io === "undefined") {
+      if (liveState) { liveState.hidden = true; }
+      return;
+    }
+    var socket = io({ transports: ["websocket", "polling"] });
+    state.socket = socket;
+    socket.on("connect", join);
+    socket.on("disconnect", function () { setLive("offline"); });
+    socket.on("connect_error", function () { setLive("offline"); });
+    socket.on("status", apply);
+  }
+
+  readPage();
+  connect();
+}());
