@@ -14,6 +14,14 @@ it published. *Publish* hands one step's changes, merged to one per alarm, to a 
 updated|cleared>" event per alarm in one transaction (store.alarms.save_changes); without a
 publisher the changes are only returned, which is how the stages are tested together.
 
+The topology comes with its live status (`set_topology(index, scope, live)`, made by
+`live_topology` from a topology.current.Topology that alarms.service keeps refreshed with
+the observations it processes): the index is that of the circuits' *current* paths, computed
+ones rerouted around what is down. A service alarm is raised for a circuit with no working
+path - its declared path crosses a failed element, or its computed path could not be
+rerouted - and a circuit rerouted successfully gets no alarm at all; alarms.stages says the
+rule in full.
+
 After a restart `restore(alarms, latest_states, now)` rebuilds the state from the store: the
 active alarms as they were, and the last observed state of every object replayed into
 debounce, so an alarm whose condition still holds stays as it is (no duplicate) and one
@@ -36,6 +44,7 @@ from alarms.stages import (
     FAULT_TYPES,
     Condition,
     DebounceState,
+    LiveStatus,
     ScopeIndex,
     Signal,
     Transition,
@@ -51,8 +60,10 @@ from alarms.stages import (
     suppress,
 )
 from collectors.model import Observation
-from topology.graph import TopologySnapshot
+from topology.current import Topology
+from topology.graph import DEVICE, DOWN, LINK, Element, TopologySnapshot
 from topology.impact import ImpactIndex
+from topology.paths import CircuitPath
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +97,25 @@ def scope_index(snapshot: TopologySnapshot, index: ImpactIndex | None = None) ->
             link.id: (link.a_port_id, link.z_port_id) for link in snapshot.links.values()})
 
 
+def live_status(topology: Topology,
+                nominal: Callable[[], Mapping[int, CircuitPath]] | None = None) -> LiveStatus:
+    """The LiveStatus of a live Topology (topology.current), for `AlarmPipeline.set_topology`
+    with `topology.index`: the devices and links down now, and the circuits with a computed
+    path and no route, each with the elements of its path in `nominal()` - the paths with
+    every link up (paths.compute_paths(..., ignore_status=True)), only asked for when some
+    circuit has no route."""
+    graph = topology.graph
+    down = {Element(DEVICE, node) for node, status in graph.nodes(data="status")
+            if status == DOWN}
+    down.update(Element(LINK, key)
+                for _, _, key, status in graph.edges(keys=True, data="status")
+                if status == DOWN)
+    unrouted = [c for c, path in topology.paths.items() if not path.declared and not path.valid]
+    base = nominal() if unrouted and nominal is not None else {}
+    return LiveStatus(frozenset(down), {
+        c: base[c].elements() if c in base else frozenset() for c in unrouted})
+
+
 def _clears_last(changes: list[AlarmChange]) -> list[AlarmChange]:
     """Raises and updates first; then clears, service alarms before other symptoms before
     root causes, so that nobody sees a symptom outlive its cause."""
@@ -103,10 +133,11 @@ class AlarmPipeline:
 
     def __init__(self, settings: AlarmSettings | None = None, *,
                  index: ImpactIndex | None = None, scope: ScopeIndex | None = None,
-                 publisher: Publisher | None = None,
+                 live: LiveStatus | None = None, publisher: Publisher | None = None,
                  tier_of: Mapping[int, str] | None = None):
         self.settings = settings or AlarmSettings()
         self.index = index
+        self.live = live
         self.scope = scope or ScopeIndex()
         self.publisher = publisher
         self.tier_of = dict(tier_of or {})
@@ -119,9 +150,13 @@ class AlarmPipeline:
 
     # --- inputs ----------------------------------------------------------------------------
 
-    def set_topology(self, index: ImpactIndex | None, scope: ScopeIndex | None = None) -> None:
-        """A new impact index (inventory changed): correlation is redone at the next step."""
+    def set_topology(self, index: ImpactIndex | None, scope: ScopeIndex | None = None,
+                     live: LiveStatus | None = None) -> None:
+        """A new impact index (inventory changed, or status moved computed paths) and the
+        live status it goes with (None: every circuit over a fault is out of service, see
+        alarms.stages): correlation is redone at the next step."""
         self.index = index
+        self.live = live
         if scope is not None:
             self.scope = scope
         self._correlate_due = True
@@ -188,7 +223,7 @@ class AlarmPipeline:
         if self._correlate_due:
             self._correlate_due = False
             changes += correlate(self.active, self.index, now, cleared,
-                                 self._inferring, self.settings.infer_after_s)
+                                 self._inferring, self.settings.infer_after_s, self.live)
             self._correlate_due = bool(self._inferring)  # look again until they mature
         changes += suppress(self.active, self.windows, self.scope, now)
         merged = _clears_last(merge_changes(changes))

@@ -18,10 +18,36 @@ silence, group, notify), so that each can be understood and tested alone:
     With the topology's impact index (topology.impact), the active device and link alarms
     are grouped under root causes: a device-down alarm becomes the root of its neighbours'
     link-downs, both ends of a cut link are symptoms of one inferred link alarm, and every
-    circuit a cause hits gets a service alarm linked to it, with its customer.
+    circuit a cause leaves without a working path gets a service alarm linked to it, with
+    its customer (the rule is below).
 ``suppress``
     Alarms on objects inside an active maintenance window (and the symptoms of such alarms)
     are marked suppressed: shown but not escalated.
+
+*When is a circuit out of service?* When it has no working path. Its path is the one in
+the live topology (topology.current: statuses from the latest observations, computed paths
+rerouted around what is down now, `LiveStatus`): a declared path is the provisioned one and
+never moves; a computed path moves to the cheapest route still up, or has none. Then:
+
+- a circuit gets a service alarm, rooted at a cause C (an active device or port alarm, or an
+  inferred cause), when its path crosses C's element and an element C explains is down in
+  the live topology (a declared path through a dead router; a computed path that has not
+  been rerouted), or when it has a computed path and no route at all and its nominal path
+  (the one with every link up) crosses an element C explains that is down;
+- a circuit whose computed path was rerouted around the failure gets nothing: no alarm, no
+  note (the topology's `rerouted` and the portal's routes show where it runs now). It
+  works, and a "rerouted" warning per circuit would bury the NOC during a core outage;
+- an existing service alarm is kept while a cause is active on its path (or, with no route,
+  on its nominal path), even if the live status says up again: the cause's own clear is
+  debounced, and the service alarm clears with it (or as soon as the circuit reroutes clear
+  of every active cause). The live status only decides *raising*, so a computed path moving
+  back over a router whose alarm has not cleared yet raises nothing;
+- the impact of a cause (impacted circuits and customers) is the set of circuits it put out
+  of service by this rule, not every circuit whose nominal path touches it.
+
+Without live status (`correlate(..., live=None)`, as when only an impact index is given)
+every circuit whose path crosses a cause is counted out of service: the paths are taken as
+they are.
 
 The last stage, publish (persist in one transaction, then announce), needs the store and
 lives in alarms.pipeline. Times are the observations' own times, not the clock of the
@@ -32,7 +58,7 @@ exactly as the first run did; `now` drives the timers only.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,7 +78,7 @@ from alarms.model import (
 from alarms.rules import AlarmSettings, ThresholdRule
 from collectors.model import Observation
 from topology.graph import DEVICE, LINK, PORT, Element
-from topology.impact import ImpactIndex, impacted, root_causes
+from topology.impact import ImpactIndex, explained_by, root_causes
 
 PORT_DOWN_STATES = frozenset({"down", "lowerLayerDown", "notPresent"})
 FAULT_TYPES = frozenset({AlarmType.DEVICE_UNREACHABLE, AlarmType.LINK_DOWN})
@@ -350,10 +376,37 @@ _DERIVED = {
 }
 
 
+@dataclass(frozen=True)
+class LiveStatus:
+    """What the service rule (module docstring) needs of the live topology besides its
+    impact index: `down`, the devices and links whose status is down now; `unrouted`, the
+    circuits with a computed path and no route now, each with the elements of its nominal
+    path (every link up), which says which failure took its routes away."""
+
+    down: frozenset[Element] = frozenset()
+    unrouted: Mapping[int, frozenset[Element]] = field(default_factory=dict)
+
+
+def out_of_service(index: ImpactIndex, cause: Element, live: LiveStatus | None,
+                   alarmed: Callable[[int], bool] = lambda _circuit: False) -> frozenset[int]:
+    """The circuits that `cause` leaves without a working path (module docstring);
+    `alarmed(circuit)`: whether the circuit already has an active service alarm."""
+    over = index.users.get(cause, frozenset())
+    if live is None:
+        return frozenset(over)
+    explained = explained_by(index, cause)
+    broken = live.down & explained
+    hit = {c for c in over
+           if alarmed(c) or index.circuit_elements.get(c, frozenset()) & broken}
+    hit.update(c for c, nominal in live.unrouted.items()
+               if nominal & explained and (alarmed(c) or nominal & broken))
+    return frozenset(hit)
+
+
 def correlate(active: dict[AlarmKey, Alarm], index: ImpactIndex | None,
               now: datetime, cleared: Mapping[AlarmKey, datetime] | None = None,
               pending: dict[AlarmKey, datetime] | None = None, infer_after_s: float = 0.0,
-              ) -> list[AlarmChange]:
+              live: LiveStatus | None = None) -> list[AlarmChange]:
     """Recompute root causes, inferred cause alarms, service alarms and impact over the
     active alarms (see the module docstring); return the changes, clears of service alarms
     first and of inferred causes last. `cleared`: the alarms cleared just before, with
@@ -365,7 +418,7 @@ def correlate(active: dict[AlarmKey, Alarm], index: ImpactIndex | None,
     one (a trap from each neighbour, then the poll that finds the device silent), and the
     picture half-way would otherwise raise and clear causes nobody needs to see. `pending`
     keeps, between calls, since when each inference has held; until then its symptoms stand
-    alone."""
+    alone. `live`: the live topology's status, for the service rule (module docstring)."""
     cleared = cleared or {}
     pending = {} if pending is None else pending
     waiting: set[AlarmKey] = set()
@@ -391,9 +444,11 @@ def correlate(active: dict[AlarmKey, Alarm], index: ImpactIndex | None,
                 key = by_element.get(symptom)
                 if key is not None and key != cause_key:
                     wanted_root[key] = cause_key
-            hit = impacted(index, [cause])
-            impact_of[cause_key] = (hit.circuits, hit.customers)
-            for circuit in sorted(hit.circuits):
+            circuits = out_of_service(index, cause, live, lambda c: AlarmKey(
+                ObjectKind.CIRCUIT, c, AlarmType.SERVICE_DOWN) in active)
+            impact_of[cause_key] = (circuits, frozenset(
+                index.circuit_customer[c] for c in circuits if c in index.circuit_customer))
+            for circuit in sorted(circuits):
                 service = AlarmKey(ObjectKind.CIRCUIT, circuit, AlarmType.SERVICE_DOWN)
                 if service not in wanted_service:
                     wanted_service[service] = (cause_key, index.circuit_customer.get(circuit))
@@ -406,8 +461,10 @@ def correlate(active: dict[AlarmKey, Alarm], index: ImpactIndex | None,
     for key, alarm in list(active.items()):
         if key.type is AlarmType.SERVICE_DOWN and key not in wanted_service:
             when = cleared.get(alarm.root_cause, now) if alarm.root_cause else now
+            gone = alarm.root_cause is None or alarm.root_cause not in active
             clears_first.append(clear(active, alarm, max(when, alarm.first_seen),
-                                      "root cause cleared"))
+                                      "root cause cleared" if gone else
+                                      "circuit rerouted clear of the fault"))
         elif is_inferred(key) and key not in wanted_derived:
             clears_last.append(clear(active, alarm, max(latest_clear, alarm.first_seen),
                                      "no longer inferred"))

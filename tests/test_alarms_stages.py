@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import networkx as nx
 import pytest
 
 from alarms.model import (
@@ -18,7 +19,7 @@ from alarms.model import (
     ScopeItem,
     Severity,
 )
-from alarms.pipeline import AlarmPipeline, scope_index
+from alarms.pipeline import AlarmPipeline, live_status, scope_index
 from alarms.rules import AlarmSettings, ThresholdRule, rule_for
 from alarms.stages import (
     DebounceState,
@@ -32,7 +33,8 @@ from alarms.stages import (
 from collectors.model import Observation
 from config.inventory.loader import load_inventory
 from keyline.wiring import EXAMPLE_INVENTORY
-from topology.graph import build_graph, snapshot_from_inventory
+from topology.current import Topology, refresh_status, topology_from
+from topology.graph import Element, build_graph, snapshot_from_inventory
 from topology.impact import build_index
 from topology.paths import compute_paths
 
@@ -245,6 +247,123 @@ def test_both_ends_of_a_link_down_is_one_inferred_link_alarm(example) -> None:
     for port in (a, z):
         assert pipeline.active[AlarmKey(ObjectKind.PORT, port, AlarmType.LINK_DOWN)
                                ].root_cause == link_key
+
+
+# --- service alarms over live paths ----------------------------------------------------------
+
+
+def _crosses(circuit, a_port: int, z_port: int) -> bool:
+    """Whether a circuit's declared hops cross the link between these two ports."""
+    return any({prev.out_port_id, hop.in_port_id} == {a_port, z_port}
+               for prev, hop in zip(circuit.hops, circuit.hops[1:], strict=False))
+
+
+def _expected_out_of_service(snapshot, graph, a_port: int, z_port: int) -> set[int]:
+    """Independently of the code under test: the declared circuits over the link, and the
+    computed ones with no route at all once the link is gone (networkx, structure only)."""
+    without = graph.copy()
+    for u, v, key, data in graph.edges(keys=True, data=True):
+        if {data["a_port_id"], data["z_port_id"]} == {a_port, z_port}:
+            without.remove_edge(u, v, key)
+    expected = set()
+    for circuit in snapshot.circuits.values():
+        if circuit.hops:
+            if _crosses(circuit, a_port, z_port):
+                expected.add(circuit.id)
+            continue
+        a = snapshot.ports[circuit.a_port_id].device_id
+        z = snapshot.ports[circuit.z_port_id].device_id
+        if not nx.has_path(without, a, z):
+            expected.add(circuit.id)
+    return expected
+
+
+def _live(pipeline: AlarmPipeline, topology: Topology, states: dict) -> Topology:
+    """Refresh the topology's status as alarms.service does, and hand it to the pipeline."""
+    topology, _ = refresh_status(topology, states)
+    snapshot = topology.snapshot
+    pipeline.set_topology(topology.index, None, live_status(
+        topology, lambda: compute_paths(topology.graph, snapshot, ignore_status=True)))
+    return topology
+
+
+def _link_down_and_back(example, link_name: str) -> tuple[dict, list, AlarmPipeline]:
+    """Both ends of a link go down at 0 and come back at 60 (the pipeline on live paths):
+    (the active alarms while down: key -> (root cause, impacted circuits), every change,
+    the pipeline)."""
+    snapshot, _graph, _ = example
+    ports = snapshot.ids("ports")
+    a, z = (ports[name] for name in link_name.split("--"))
+    topology = topology_from(snapshot)
+    pipeline = AlarmPipeline(SETTINGS, index=topology.index,
+                             scope=scope_index(snapshot, topology.index),
+                             live=live_status(topology))
+    changes = []
+    topology = _live(pipeline, topology, {(a, "oper_status"): "down",
+                                          (z, "oper_status"): "down"})
+    changes += pipeline.process([port_obs(a, "down", 0), port_obs(z, "down", 0)], at(0))
+    for second in (2, 4, 10):
+        changes += pipeline.tick(at(second))
+    down = {k: (a.root_cause, a.impacted_circuits) for k, a in pipeline.active.items()}
+    # back up: computed paths move back over the link at once, its alarm clears 5 s later
+    topology = _live(pipeline, topology, {(a, "oper_status"): "up", (z, "oper_status"): "up"})
+    changes += pipeline.process([port_obs(a, "up", 60, "down"), port_obs(z, "up", 60, "down")],
+                                at(60))
+    for second in (62, 65, 66):
+        changes += pipeline.tick(at(second))
+    return down, changes, pipeline
+
+
+def _services(active: dict) -> set[int]:
+    return {key.object_id for key in active if key.type is AlarmType.SERVICE_DOWN}
+
+
+def test_a_computed_circuit_rerouted_around_a_failed_link_is_not_out_of_service(
+        example) -> None:
+    snapshot, graph, index = example
+    name = "p-sh1:XGigabitEthernet0/1/1--pe-sh1:XGigabitEthernet0/1/0"
+    ports, circuits = snapshot.ids("ports"), snapshot.ids("circuits")
+    a, z = (ports[p] for p in name.split("--"))
+    rerouted, declared = circuits["XH-LL-0001"], circuits["XH-L3VPN-0001"]
+    # before the failure both run over the link: one computed, one declared
+    link = snapshot.ids("links")[name]
+    assert {rerouted, declared} <= index.users[Element("link", link)]
+    assert not snapshot.circuits[rerouted].hops and _crosses(snapshot.circuits[declared], a, z)
+    expected = _expected_out_of_service(snapshot, graph, a, z)
+    assert declared in expected and rerouted not in expected
+    down, changes, pipeline = _link_down_and_back(example, name)
+    assert _services(down) == expected
+    raised = {c.alarm.key.object_id for c in changes
+              if c.event == "raised" and c.alarm.key.type is AlarmType.SERVICE_DOWN}
+    assert raised == expected  # nothing for the rerouted one, not even when it moves back
+    assert pipeline.active == {}
+    link_key = AlarmKey(ObjectKind.LINK, link, AlarmType.LINK_DOWN)
+    assert down[link_key] == (None, expected)  # the cause's impact: what it put out of service
+    assert {down[AlarmKey(ObjectKind.CIRCUIT, c, AlarmType.SERVICE_DOWN)][0]
+            for c in expected} == {link_key}
+
+
+def test_a_computed_circuit_that_cannot_reroute_is_out_of_service(example) -> None:
+    snapshot, graph, _ = example
+    name = "ce-xinhe-bj-dc:GigabitEthernet0/0/0--pe-bj1:GigabitEthernet0/0/2"
+    ports, circuits = snapshot.ids("ports"), snapshot.ids("circuits")
+    a, z = (ports[p] for p in name.split("--"))
+    expected = _expected_out_of_service(snapshot, graph, a, z)
+    # the site's only uplink: its computed circuits have no route left, the declared one
+    # runs over it
+    assert {circuits["XH-INET-0003"], circuits["XH-LL-0001"],
+            circuits["XH-L3VPN-0001"]} <= expected
+    down, changes, pipeline = _link_down_and_back(example, name)
+    assert _services(down) == expected
+    link_key = AlarmKey(ObjectKind.LINK, snapshot.ids("links")[name], AlarmType.LINK_DOWN)
+    service_alarms = [c.alarm for c in changes if c.alarm.key.type is AlarmType.SERVICE_DOWN]
+    assert {a.key.object_id for a in service_alarms} == expected
+    assert all(a.root_cause == link_key for a in service_alarms)
+    assert all(a.impacted_customers == {snapshot.circuits[a.key.object_id].customer_id}
+               for a in service_alarms)
+    assert pipeline.active == {}
+    cleared = [c.alarm.key for c in changes if c.event == "cleared"]
+    assert cleared.index(link_key) > max(cleared.index(a.key) for a in service_alarms)
 
 
 # --- suppress --------------------------------------------------------------------------------
