@@ -9,8 +9,9 @@ begin or end) and evaluates the threshold rules against the newest samples every
 
 One worker thread owns the pipeline; the subscriber's thread only queues events for it.
 Besides observations the worker hears "alarm." events that people caused (a manual clear:
-the pipeline forgets that alarm), "maintenance.changed" (reload the windows) and
-"inventory.changed" (reload the topology and its impact index).
+the pipeline forgets that alarm), "maintenance.changed" (reload the windows),
+"inventory.changed" and "topology.changed" (an import, an accepted link, a discovery run:
+reload the topology and its impact index).
 
 *Topology.* The service holds the network as it is now (topology.current.load_topology:
 the inventory, links accepted from discovery, links discovery currently sees) with live
@@ -115,7 +116,7 @@ class AlarmService:
             raise RuntimeError("alarm service already started")
         after = self._recover()
         self._subscriber = Subscriber(self.url, after_id=after)
-        for prefix in (OBSERVATION_TOPIC, "alarm.", "maintenance.", "inventory."):
+        for prefix in (OBSERVATION_TOPIC, "alarm.", "maintenance.", "inventory.", "topology."):
             self._subscriber.subscribe(prefix, self._queue.put)
         self._subscriber.start(timeout_s=timeout_s)
         self._thread = threading.Thread(target=self._run, name="keyline-alarms", daemon=True)
@@ -264,7 +265,7 @@ class AlarmService:
                     with self.pool.connection() as conn:
                         self.pipeline.set_windows(alarm_store.list_windows(
                             conn, not_ended_before=self.clock() - timedelta(seconds=1)))
-                elif event.topic.startswith("inventory."):
+                elif event.topic.startswith(("inventory.", "topology.")):
                     with self.pool.connection() as conn:
                         self._load_topology(conn)
             if observations or last_id is not None:

@@ -85,11 +85,15 @@ def _when(text: str | None, default: datetime | None = None) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _line(alarm: Any) -> str:
+def _line(alarm: Any, labels: dict[int, tuple[str, int | None]] | None = None) -> str:
+    """One alarm as a line; the object by name when `labels` (store.alarms.object_labels)
+    knows it, else by kind and id."""
     flags = "".join([
         "A" if alarm.acknowledged else "-", "S" if alarm.suppressed else "-"])
+    label = (labels or {}).get(alarm.key.object_id)
+    name = f"{alarm.key.kind} {label[0]}" if label else f"{alarm.key.kind}:{alarm.key.object_id}"
     return (f"{alarm.id:>7} {alarm.severity!s:<8} {flags} {alarm.key.type:<18} "
-            f"{alarm.key.kind}:{alarm.key.object_id}"
+            f"{name}"
             f"{'/' + alarm.key.qualifier if alarm.key.qualifier else ''}  "
             f"since {alarm.first_seen:%Y-%m-%d %H:%M:%S}  x{alarm.count}  {alarm.summary}")
 
@@ -109,18 +113,19 @@ def alarm() -> None:
 def list_command(state: Any, show_all: bool, limit: int) -> None:
     """Alarms, root causes first with their symptoms indented (flags: A acknowledged,
     S suppressed by maintenance)."""
-    from store.alarms import list_alarms
+    from store.alarms import list_alarms, object_labels
 
     stack, conn = _connection(state)
     with stack:
         alarms = list_alarms(conn, state=None if show_all else "active", limit=limit)
+        labels = object_labels(conn, {a.key.object_id for a in alarms})
     ids = {a.id for a in alarms}
     roots = [a for a in alarms if a.root_cause_id not in ids]
     for root in roots:
-        click.echo(_line(root))
+        click.echo(_line(root, labels))
         for symptom in alarms:
             if symptom.root_cause_id == root.id:
-                click.echo("  " + _line(symptom))
+                click.echo("  " + _line(symptom, labels))
     if not alarms:
         click.echo("no active alarms" if not show_all else "no alarms")
 
@@ -130,12 +135,13 @@ def list_command(state: Any, show_all: bool, limit: int) -> None:
 @_command
 def show_command(state: Any, alarm_id: int) -> None:
     """One alarm, its impact and its timeline."""
-    from store.alarms import get_alarm
+    from store.alarms import get_alarm, object_labels
 
     stack, conn = _connection(state)
     with stack:
         found = get_alarm(conn, alarm_id)
-    click.echo(_line(found))
+        labels = object_labels(conn, [found.key.object_id])
+    click.echo(_line(found, labels))
     click.echo(f"state: {found.state}"
                + (f" at {found.cleared_at:%Y-%m-%d %H:%M:%S}" if found.cleared_at else ""))
     if found.root_cause_id:

@@ -75,6 +75,9 @@ def format_bps(rate_bps: int | float | None) -> str:
     return f"{rate_bps:.0f} bit/s"
 
 
+MAX_REQUEST_BYTES = 40 * 2**20
+
+
 def create_app(settings: Settings, database: Database) -> Flask:
     app = Flask(__name__)
     app.config.update(
@@ -83,6 +86,9 @@ def create_app(settings: Settings, database: Database) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
+        # The largest request: an inventory upload (portal/admin.py checks the files inside);
+        # anything bigger is refused before it is read.
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
         # The CSRF token is bound to the session, not to a clock: a login page left open
         # over lunch still works.

@@ -25,6 +25,11 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from store.events import publish
+
+# Published when discovery or an operator changed the links the topology is built from.
+TOPOLOGY_CHANGED = "topology.changed"
+
 __all__ = [
     "DeviceEntry", "DiscoveryRun", "LinkEnd", "PortEntry", "StoredLink", "accept_link",
     "current_discovered_links", "declared_links", "find_port", "latest_run",
@@ -171,6 +176,8 @@ def record_discovery_run(
                           SET last_seen = EXCLUDED.last_seen,
                               last_run_id = EXCLUDED.last_run_id,
                               seen_by = EXCLUDED.seen_by""", rows)
+        # What the live topology and the alarm pipeline draw from may have changed.
+        publish(conn, TOPOLOGY_CHANGED, {"discovery_run": run_id})
     return run_id
 
 
@@ -261,6 +268,8 @@ def accept_link(conn: psycopg.Connection, a_port_id: int, z_port_id: int,
             """INSERT INTO accepted_links (a_port_id, z_port_id, accepted_by)
                VALUES (%s, %s, %s) ON CONFLICT (a_port_id, z_port_id) DO NOTHING
                RETURNING id""", [a, z, accepted_by.strip()]).fetchone()
+        if inserted is not None:
+            publish(conn, TOPOLOGY_CHANGED, {"accepted_link": [a, z]})
         row = conn.execute(
             f"""SELECT l.id, l.a_port_id, da.key, pa.name, l.z_port_id, dz.key, pz.name,
                        l.accepted_by, l.accepted_at

@@ -76,3 +76,20 @@ def test_maintenance_add_list_end(db, cli) -> None:
                                    "+1h", "--reason", "x", "--by", "a", code=2)
     assert "not a time" in cli("maintenance", "add", "--scope", "device:p-sh1", "--end",
                                "tomorrow", "--reason", "x", "--by", "a", code=2)
+
+
+def test_alarm_list_names_the_objects_the_inventory_knows(db, cli) -> None:
+    from config.inventory.loader import load_inventory
+    from keyline.wiring import EXAMPLE_INVENTORY
+    from store.inventory import apply_inventory
+
+    with db.pool.connection() as conn:
+        apply_inventory(conn, load_inventory([EXAMPLE_INVENTORY]))
+        port_id = conn.execute(
+            "SELECT p.id FROM ports p JOIN devices d ON d.id = p.device_id"
+            " WHERE d.key = 'p-sh1' AND p.name = 'Eth-Trunk1'").fetchone()[0]
+    pipeline = AlarmPipeline(AlarmSettings(raise_after_s=0), publisher=store_publisher(db.pool))
+    now = datetime.now(UTC)
+    pipeline.process([Observation(now, port_id, "oper_status", "up", "down", "trap")], now)
+    listed = cli("alarm", "list")
+    assert "port p-sh1:Eth-Trunk1" in listed and f"port:{port_id}" not in listed

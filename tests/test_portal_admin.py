@@ -250,3 +250,12 @@ def test_admin_accepts_a_discovered_link(portal: Portal):  # noqa: F811
     page = client.get("/admin/topology").get_data(as_text=True)
     assert "accepted." in page
     assert f'data-ports="{low}-{high}"' not in page  # declared now
+
+
+def test_an_oversized_request_is_refused_before_it_is_read(portal):  # noqa: F811
+    from portal.app import MAX_REQUEST_BYTES
+
+    client = portal.app.test_client()
+    response = client.post("/login", data=b"x" * (MAX_REQUEST_BYTES + 1),
+                           content_type="application/octet-stream")
+    assert response.status_code == 413

@@ -142,3 +142,22 @@ def test_unreachable_device_takes_its_links_down(db, example_inventory):
     assert all(Element("device", devices["p-sh2"]) not in after.paths[c].elements()
                for c in after.rerouted)
     assert after.paths == compute_paths(after.graph, after.snapshot)
+
+
+def test_accepting_a_link_and_a_discovery_run_announce_a_topology_change(
+        db, example_inventory):
+    from store.events import events_since, last_event_id
+
+    with db.pool.connection() as conn:
+        apply_inventory(conn, _without(example_inventory, ACCEPTED))
+        ports = load_snapshot(conn).ids("ports")
+        before = last_event_id(conn)
+        accept_link(conn, *(ports[p] for p in _ports(ACCEPTED)), "alice")
+        accept_link(conn, *(ports[p] for p in _ports(ACCEPTED)), "bob")  # already accepted
+        now = datetime.now(UTC)
+        run_id = record_discovery_run(conn, started_at=now, finished_at=now, devices_asked=0,
+                                      walked_device_ids=[], links=[])
+        events = [(e.topic, e.payload) for e in events_since(conn, before)]
+    a, z = sorted(ports[p] for p in _ports(ACCEPTED))
+    assert events == [("topology.changed", {"accepted_link": [a, z]}),
+                      ("topology.changed", {"discovery_run": run_id})]
