@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import logging
-import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -40,8 +38,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
+from scratch_database import scratch_database
 
 # Run as a script, this file's folder comes first on sys.path, and this file is named like
 # the package it measures: take the folder off so that `alarms` is the package.
@@ -54,10 +51,9 @@ from alarms.service import AlarmService
 from collectors.model import Observation
 from config.inventory.loader import load_inventory
 from keyline.wiring import EXAMPLE_INVENTORY
-from store.database import open_database, redact_url
+from store.database import open_database
 from store.events import Event, Subscriber
 from store.inventory import apply_inventory
-from store.migrate import migrate
 from store.observations import record_observations
 from topology.graph import build_graph, load_snapshot
 from topology.impact import build_index
@@ -183,34 +179,9 @@ def main() -> int:
                         help="observations per store transaction, as the collector flushes")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    scratch_root: Path | None = None
-    admin_url = args.url
-    server = None
-    if admin_url is None:
-        from store.embedded import start_embedded
-
-        scratch_root = Path(tempfile.mkdtemp(prefix="keyline-bench-", dir="/tmp"))
-        server = start_embedded(scratch_root / "data")
-        admin_url = server.url
-    bench_db = f"keyline_bench_{os.getpid()}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(bench_db)))
-        version = conn.execute("SHOW server_version").fetchone()[0]
-    url = psycopg.conninfo.make_conninfo(admin_url, dbname=bench_db)
-    try:
-        with psycopg.connect(url) as conn:
-            migrate(conn)
-        print(f"PostgreSQL {version} at {redact_url(admin_url)}"
-              f"{' (embedded, temporary)' if server else ''}")
-        run(url, args.traps, args.batch)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(bench_db)))
-        if server is not None:
-            server.stop()
-        if scratch_root is not None:
-            shutil.rmtree(scratch_root, ignore_errors=True)
+    with scratch_database(args.url) as scratch:
+        print(scratch.description)
+        run(scratch.url, args.traps, args.batch)
     return 0
 
 

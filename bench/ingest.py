@@ -19,21 +19,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
-from psycopg import sql
+from scratch_database import scratch_database
 
-from store.database import open_database, redact_url
-from store.migrate import migrate
+from store.database import open_database
 from store.timeseries import COPY_SAMPLES, SAMPLE_TYPES, SampleWriter
 
 METRICS = ("if_in_bps", "if_out_bps", "if_in_errors_ps", "if_out_errors_ps", "if_in_discards_ps",
@@ -94,33 +89,17 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    scratch_root: Path | None = None
-    admin_url = args.url
-    bench_db = f"keyline_bench_{os.getpid()}"
-    server = None
-    if admin_url is None:
-        from store.embedded import start_embedded
-
-        scratch_root = Path(tempfile.mkdtemp(prefix="keyline-bench-", dir="/tmp"))
-        server = start_embedded(scratch_root / "data")
-        admin_url = server.url
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(bench_db)))
-        version = conn.execute("SHOW server_version").fetchone()[0]
-    url = psycopg.conninfo.make_conninfo(admin_url, dbname=bench_db)
-    try:
-        with psycopg.connect(url) as conn:
-            migrate(conn)
+    with scratch_database(args.url) as scratch:
+        url = scratch.url
         named_rows = make_rows(args.rows, args.objects)
-        with open_database(url, Path(tempfile.gettempdir()), max_size=2) as database:
+        with open_database(url, scratch.work_dir, max_size=2) as database:
             with database.pool.connection() as conn:
                 ids = dict(conn.execute("SELECT name, id FROM metrics").fetchall())
                 # The raw path needs the day's partitions too (plain-table mode).
                 conn.execute("SELECT keyline_ensure_sample_partitions(%s, %s)",
                              [named_rows[0][0], named_rows[-1][0]])
             id_rows = [(t, o, ids[m], v) for t, o, m, v in named_rows]
-            print(f"PostgreSQL {version} at {redact_url(admin_url)}"
-                  f"{' (embedded, temporary)' if server else ''}")
+            print(scratch.description)
             print(f"{args.rows:,} rows per run, batches of {args.batch_rows:,},"
                   f" {args.rounds} rounds alternating\n")
             print(f"{'round':>5}  {'raw COPY rows/s':>16}  {'SampleWriter rows/s':>20}"
@@ -150,14 +129,6 @@ def main() -> int:
         print(f"ratio writer / raw:     {writer_median / raw_median:>12.2f}")
         print(f"client CPU per row:     raw {statistics.median(raw_cpu):.2f} us,"
               f" writer {statistics.median(writer_cpu):.2f} us (the rest is the server)")
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(bench_db)))
-        if server is not None:
-            server.stop()
-        if scratch_root is not None:
-            shutil.rmtree(scratch_root, ignore_errors=True)
     return 0
 
 

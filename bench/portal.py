@@ -43,16 +43,14 @@ import multiprocessing
 import os
 import re
 import resource
-import shutil
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from scratch_database import scratch_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -374,43 +372,34 @@ def main() -> int:
 
     from keyline.wiring import EXAMPLE_INVENTORY, import_inventory, load_inventory_files
     from store.database import open_database
-    from store.embedded import start_embedded
-    from store.migrate import migrate
     from store.users import set_password
 
-    scratch = Path(tempfile.mkdtemp(prefix="keyline-bench-portal-", dir="/tmp"))
-    server = start_embedded(scratch / "data")
-    bench_db = f"keyline_bench_{os.getpid()}"
     portal = None
-    try:
-        with psycopg.connect(server.url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(bench_db)))
-        url = psycopg.conninfo.make_conninfo(server.url, dbname=bench_db)
-        with psycopg.connect(url) as conn:
-            migrate(conn)
-        with open_database(url, scratch, max_size=2) as database:
-            import_inventory(database, load_inventory_files([EXAMPLE_INVENTORY]),
-                             [EXAMPLE_INVENTORY])
-            with database.pool.connection() as conn:
-                set_password(conn, USER, PASSWORD)
-                port_id = conn.execute(
-                    "SELECT a_port_id FROM links WHERE retired_at IS NULL ORDER BY id LIMIT 1"
-                ).fetchone()[0]
-        ports: Any = multiprocessing.get_context("spawn").Queue()
-        portal = multiprocessing.get_context("spawn").Process(
-            target=serve_portal, args=(url, str(scratch / "portal"), ports), daemon=True)
-        portal.start()
-        base = f"http://127.0.0.1:{ports.get(timeout=60)}"
-        print(f"portal pid {portal.pid} at {base}; open files limit {limit}; "
-              f"{os.cpu_count()} CPUs; example inventory; "
-              f"clients in {args.client_procs} process(es)")
-        asyncio.run(run(args, base, url, portal.pid or 0, port_id))
-    finally:
-        if portal is not None:
-            portal.terminate()
-            portal.join(10)
-        server.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
+    with scratch_database() as scratch:
+        try:
+            url = scratch.url
+            with open_database(url, scratch.work_dir, max_size=2) as database:
+                import_inventory(database, load_inventory_files([EXAMPLE_INVENTORY]),
+                                 [EXAMPLE_INVENTORY])
+                with database.pool.connection() as conn:
+                    set_password(conn, USER, PASSWORD)
+                    port_id = conn.execute(
+                        "SELECT a_port_id FROM links WHERE retired_at IS NULL ORDER BY id"
+                        " LIMIT 1").fetchone()[0]
+            ports: Any = multiprocessing.get_context("spawn").Queue()
+            portal = multiprocessing.get_context("spawn").Process(
+                target=serve_portal, args=(url, str(scratch.work_dir / "portal"), ports),
+                daemon=True)
+            portal.start()
+            base = f"http://127.0.0.1:{ports.get(timeout=60)}"
+            print(f"portal pid {portal.pid} at {base}; open files limit {limit}; "
+                  f"{os.cpu_count()} CPUs; example inventory; "
+                  f"clients in {args.client_procs} process(es)")
+            asyncio.run(run(args, base, url, portal.pid or 0, port_id))
+        finally:
+            if portal is not None:
+                portal.terminate()
+                portal.join(10)
     return 0
 
 
