@@ -40,14 +40,16 @@ class ObjectKind(enum.StrEnum):
 
 
 class AlarmType(enum.StrEnum):
-    DEVICE_UNREACHABLE = "device_unreachable"  # the device stopped answering polls
+    DEVICE_UNREACHABLE = "device_unreachable"  # proven down: no SNMP and no ICMP answer
+    SNMP_UNRESPONSIVE = "snmp_unresponsive"  # SNMP fails, the device answers: not down
     DEVICE_ISOLATED = "device_isolated"  # its neighbours all lost it (inferred)
     POLL_FAILED = "poll_failed"  # answers, but unusably (auth-failed, error)
     LINK_DOWN = "link_down"  # a port's ifOperStatus is down, or a link (inferred)
     FLAPPING = "flapping"  # a port changed state too often in a window
     THRESHOLD = "threshold"  # a metric crossed a configured threshold
     TRAP_EVENT = "trap_event"  # an event with no clear of its own (agent restart)
-    SERVICE_DOWN = "service_down"  # a circuit hit by a failed device, link or port
+    SERVICE_DOWN = "service_down"  # a circuit out of service (alarms.service_state)
+    CONFIG_MISMATCH = "config_mismatch"  # an inventory port the device does not match
 
 
 class Severity(enum.IntEnum):

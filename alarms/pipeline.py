@@ -1,32 +1,36 @@
 """AlarmPipeline: the stages of alarms.stages run in order over one state, then published.
 
 The pipeline holds what the stages need between calls - the active alarms by key, the
-debounce timers and flap counts, the maintenance windows, the topology's impact index - and
-runs them in order:
+debounce timers and flap counts, the maintenance windows, the live topology, the latest
+observed state of every object, and every circuit's service state - and runs them in order:
 
-    observe -> debounce -> dedupe -> correlate -> suppress -> publish
+    observe -> debounce -> dedupe -> correlate -> assess -> suppress -> publish
 
 `process(observations, now)` feeds observations (from polls and traps); `tick(now)` lets time
-pass (debounce timers expire, trap events age out, maintenance windows begin and end);
-`evaluate_thresholds(samples, now)` feeds the latest metric values. Each returns the changes
-it published. *Publish* hands one step's changes, merged to one per alarm, to a publisher:
-`store_publisher(pool)` saves them, the pipeline's read position and an "alarm.<raised|
-updated|cleared>" event per alarm in one transaction (store.alarms.save_changes); without a
+pass (debounce timers expire, trap events age out, maintenance windows begin and end, circuit
+states wait to be taken); `evaluate_thresholds(samples, now)` feeds the latest metric values.
+Each returns the alarm changes it published; the circuit states it took are in
+`last_states`. *Publish* hands one step's changes, merged to one per alarm, and its circuit
+states to a publisher: `store_publisher(pool)` saves them, the pipeline's read position, an
+"alarm.<raised|updated|cleared>" event per alarm and a "circuit.state" event in one
+transaction (store.alarms.save_changes, store.circuit_states.record_states); without a
 publisher the changes are only returned, which is how the stages are tested together.
 
-The topology comes with its live status (`set_topology(index, scope, live)`, made by
-`live_topology` from a topology.current.Topology that alarms.service keeps refreshed with
-the observations it processes): the index is that of the circuits' *current* paths, computed
-ones rerouted around what is down. A service alarm is raised for a circuit with no working
-path - its declared path crosses a failed element, or its computed path could not be
-rerouted - and a circuit rerouted successfully gets no alarm at all; alarms.stages says the
-rule in full.
+The topology (`set_topology(topology)`, a topology.current.Topology: the inventory, accepted
+and discovered links) is kept live by the pipeline itself: every observation updates the
+latest states, and a batch that changes a port's or a device's status refreshes the
+topology (topology.current.refresh_status: computed paths rerouted around what is down,
+impact index updated). So the correlate stage sees the index of the circuits' current
+paths, and the assess stage judges every circuit (alarms.service_state) on the same picture
+the portal draws. With only an impact index (`index=...`, no topology), alarms are grouped
+under root causes but no circuit is judged: that is how correlation is tested alone.
 
-After a restart `restore(alarms, latest_states, now)` rebuilds the state from the store: the
-active alarms as they were, and the last observed state of every object replayed into
-debounce, so an alarm whose condition still holds stays as it is (no duplicate) and one
-whose condition went away while the pipeline was down clears after the usual delay. The
-observations recorded after the stored read position then arrive as usual (alarms.service).
+After a restart `restore(alarms, latest, now, circuit_states)` rebuilds the state from the
+store: the active alarms and circuit states as they were, and the last observed state of
+every object replayed into debounce, so an alarm whose condition still holds stays as it is
+(no duplicate) and one whose condition went away while the pipeline was down clears after
+the usual delay. The observations recorded after the stored read position then arrive as
+usual (alarms.service).
 """
 
 from __future__ import annotations
@@ -34,17 +38,26 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from psycopg_pool import ConnectionPool
 
+from alarms.assess import (
+    CircuitStates,
+    StateChange,
+    assess,
+    circuit_objects,
+    gather_facts,
+    restore_states,
+)
 from alarms.model import Alarm, AlarmChange, AlarmKey, AlarmType, MaintenanceWindow, ObjectKind
 from alarms.rules import AlarmSettings, rule_for
+from alarms.service_state import ServiceState, ServiceVerdict
 from alarms.stages import (
     FAULT_TYPES,
     Condition,
     DebounceState,
-    LiveStatus,
     ScopeIndex,
     Signal,
     Transition,
@@ -60,60 +73,114 @@ from alarms.stages import (
     suppress,
 )
 from collectors.model import Observation
-from topology.current import Topology
-from topology.graph import DEVICE, DOWN, LINK, Element, TopologySnapshot
+from topology.current import Topology, refresh_status
+from topology.graph import Element, TopologySnapshot
 from topology.impact import ImpactIndex
-from topology.paths import CircuitPath
+from topology.paths import CircuitPath, compute_paths
 
 log = logging.getLogger(__name__)
 
-# publisher(changes, last_event_id, alarm_for) -> alarms cleared by hand meanwhile
-Publisher = Callable[[Sequence[AlarmChange], int | None, Callable[[AlarmKey], Alarm | None]],
-                     list[Alarm]]
+# what refresh_status reads to set the topology's statuses
+STATUS_KINDS = frozenset({"oper_status", "reachability"})
+# what the pipeline keeps of the observations: statuses, and what observe reads of ports
+KEPT_KINDS = STATUS_KINDS | {"admin_status", "port_match"}
+
+# publisher(changes, states, last_event_id, alarm_for) -> alarms cleared by hand meanwhile
+Publisher = Callable[[Sequence[AlarmChange], Sequence[StateChange], int | None,
+                      Callable[[AlarmKey], Alarm | None]], list[Alarm]]
+
+
+def stored_state(change: StateChange, alarm_id: int | None) -> object:
+    """A StateChange as store.circuit_states stores it."""
+    from store.circuit_states import StoredState
+
+    verdict = change.verdict
+    return StoredState(
+        change.circuit_id, change.customer_id, change.time, str(change.state),
+        str(change.previous) if change.previous else None,
+        str(verdict.underlying) if verdict.underlying else None, verdict.cause,
+        verdict.cause_kind, tuple(str(e) for e in verdict.elements),
+        tuple(sorted(verdict.windows)), alarm_id)
+
+
+def verdict_of(stored: object) -> ServiceVerdict:
+    """A stored state (store.circuit_states.StoredState) as the verdict it recorded."""
+    elements = []
+    for text in stored.elements:  # type: ignore[attr-defined]
+        kind, _, ident = text.partition(":")
+        elements.append(Element(kind, int(ident) if ident.lstrip("-").isdigit() else ident))
+    return ServiceVerdict(
+        ServiceState(stored.state), stored.cause, stored.cause_kind,  # type: ignore[attr-defined]
+        tuple(elements), stored.time,  # type: ignore[attr-defined]
+        ServiceState(stored.underlying) if stored.underlying else None,  # type: ignore[attr-defined]
+        frozenset(stored.windows))  # type: ignore[attr-defined]
 
 
 def store_publisher(pool: ConnectionPool, pipeline: str = "main") -> Publisher:
-    """A publisher that saves each step in one transaction (store.alarms.save_changes)."""
+    """A publisher that saves each step in one transaction (store.alarms.save_changes and
+    store.circuit_states.record_states)."""
     from store.alarms import save_changes
+    from store.circuit_states import record_states
 
-    def publish(changes: Sequence[AlarmChange], last_event_id: int | None,
+    def publish(changes: Sequence[AlarmChange], states: Sequence[StateChange],
+                last_event_id: int | None,
                 alarm_for: Callable[[AlarmKey], Alarm | None]) -> list[Alarm]:
-        if not changes and last_event_id is None:
+        if not changes and not states and last_event_id is None:
             return []
         with pool.connection() as conn:
-            return save_changes(conn, changes, alarm_for=alarm_for,
+            gone = save_changes(conn, changes, alarm_for=alarm_for,
                                 last_event_id=last_event_id, pipeline=pipeline)
+            stored = []
+            for change in states:
+                alarm = alarm_for(AlarmKey(ObjectKind.CIRCUIT, change.circuit_id,
+                                           AlarmType.SERVICE_DOWN))
+                stored.append(stored_state(change, alarm.id if alarm is not None else None))
+            record_states(conn, stored)  # type: ignore[arg-type]
+            return gone
 
     return publish
 
 
-def scope_index(snapshot: TopologySnapshot, index: ImpactIndex | None = None) -> ScopeIndex:
-    """What the suppress stage needs of the inventory."""
+def scope_index(snapshot: TopologySnapshot, index: ImpactIndex | None = None,
+                topology: Topology | None = None) -> ScopeIndex:
+    """What the suppress stage (and the assess stage's maintenance) needs of the inventory."""
     return ScopeIndex(
         port_device={p.id: p.device_id for p in snapshot.ports.values()},
         device_customer={d: snapshot.device_customer(d) for d in snapshot.devices},
         circuit_customer={c.id: c.customer_id for c in snapshot.circuits.values()},
         link_ports=dict(index.link_ports) if index is not None else {
-            link.id: (link.a_port_id, link.z_port_id) for link in snapshot.links.values()})
+            link.id: (link.a_port_id, link.z_port_id) for link in snapshot.links.values()},
+        circuit_objects={c: circuit_objects(topology, c) for c in snapshot.circuits}
+        if topology is not None else {})
 
 
-def live_status(topology: Topology,
-                nominal: Callable[[], Mapping[int, CircuitPath]] | None = None) -> LiveStatus:
-    """The LiveStatus of a live Topology (topology.current), for `AlarmPipeline.set_topology`
-    with `topology.index`: the devices and links down now, and the circuits with a computed
-    path and no route, each with the elements of its path in `nominal()` - the paths with
-    every link up (paths.compute_paths(..., ignore_status=True)), only asked for when some
-    circuit has no route."""
-    graph = topology.graph
-    down = {Element(DEVICE, node) for node, status in graph.nodes(data="status")
-            if status == DOWN}
-    down.update(Element(LINK, key)
-                for _, _, key, status in graph.edges(keys=True, data="status")
-                if status == DOWN)
-    unrouted = [c for c, path in topology.paths.items() if not path.declared and not path.valid]
-    base = nominal() if unrouted and nominal is not None else {}
-    return LiveStatus(frozenset(down), {
-        c: base[c].elements() if c in base else frozenset() for c in unrouted})
+def monitored_ports(topology: Topology) -> frozenset[int]:
+    """The ports that raise port alarms: circuit ends, ends of links (declared, accepted or
+    discovered) and ports the inventory marks `monitor: true`."""
+    ports = {p for c in topology.snapshot.circuits.values() for p in (c.a_port_id, c.z_port_id)}
+    for _, _, data in topology.graph.edges(data=True):
+        ports.update((data["a_port_id"], data["z_port_id"]))
+    ports.update(p.id for p in topology.snapshot.ports.values() if p.monitor)
+    return frozenset(ports)
+
+
+@dataclass
+class _Ports:
+    """alarms.stages.PortContext over the pipeline's latest states."""
+
+    states: dict[tuple[int, str], tuple[datetime, str]]
+    watched: frozenset[int] | None  # None: every port (no topology to say otherwise)
+
+    def monitored(self, port_id: int) -> bool:
+        return self.watched is None or port_id in self.watched
+
+    def admin(self, port_id: int) -> str | None:
+        seen = self.states.get((port_id, "admin_status"))
+        return seen[1] if seen else None
+
+    def oper(self, port_id: int) -> str | None:
+        seen = self.states.get((port_id, "oper_status"))
+        return seen[1] if seen else None
 
 
 def _clears_last(changes: list[AlarmChange]) -> list[AlarmChange]:
@@ -132,12 +199,11 @@ class AlarmPipeline:
     """See the module docstring. Not thread-safe: one thread drives it (alarms.service)."""
 
     def __init__(self, settings: AlarmSettings | None = None, *,
-                 index: ImpactIndex | None = None, scope: ScopeIndex | None = None,
-                 live: LiveStatus | None = None, publisher: Publisher | None = None,
+                 topology: Topology | None = None, index: ImpactIndex | None = None,
+                 scope: ScopeIndex | None = None, publisher: Publisher | None = None,
                  tier_of: Mapping[int, str] | None = None):
         self.settings = settings or AlarmSettings()
         self.index = index
-        self.live = live
         self.scope = scope or ScopeIndex()
         self.publisher = publisher
         self.tier_of = dict(tier_of or {})
@@ -145,39 +211,94 @@ class AlarmPipeline:
         self.debounce = DebounceState()
         self.windows: list[MaintenanceWindow] = []
         self.observations_processed = 0
+        # (object id, kind) -> (time, state) of the newest observation seen
+        self.states: dict[tuple[int, str], tuple[datetime, str]] = {}
+        self.circuit_states = CircuitStates()
+        self.last_states: list[StateChange] = []
+        self.topology: Topology | None = None
+        self._nominal: dict[int, CircuitPath] | None = None
+        self._ports = _Ports(self.states, None)
         self._correlate_due = False
+        self._assess_due = False
+        self._active_windows: frozenset[int] = frozenset()
         self._inferring: dict[AlarmKey, datetime] = {}  # inferred causes not yet raised
+        if topology is not None:
+            self.set_topology(topology)
 
     # --- inputs ----------------------------------------------------------------------------
 
-    def set_topology(self, index: ImpactIndex | None, scope: ScopeIndex | None = None,
-                     live: LiveStatus | None = None) -> None:
-        """A new impact index (inventory changed, or status moved computed paths) and the
-        live status it goes with (None: every circuit over a fault is out of service, see
-        alarms.stages): correlation is redone at the next step."""
-        self.index = index
-        self.live = live
-        if scope is not None:
-            self.scope = scope
+    def set_topology(self, topology: Topology | ImpactIndex | None,
+                     scope: ScopeIndex | None = None) -> None:
+        """A new topology (inventory changed, a discovery ran, a link was accepted), made
+        live with the pipeline's latest states; or, for correlation alone, a bare impact
+        index (and its scope). Correlation and assessment are redone at the next step."""
+        if isinstance(topology, Topology):
+            topology, _ = refresh_status(topology, self._status_states())
+            self.topology = topology
+            self.index = topology.index
+            self.scope = scope_index(topology.snapshot, topology.index, topology)
+            self._ports.watched = monitored_ports(topology)
+            self._nominal = None
+        else:
+            self.topology = None
+            self.index = topology
+            if scope is not None:
+                self.scope = scope
+            self._ports.watched = None
         self._correlate_due = True
+        self._assess_due = True
 
     def set_windows(self, windows: Iterable[MaintenanceWindow]) -> None:
         self.windows = list(windows)
+        self._assess_due = True
+
+    def note(self, observations: Iterable[Observation]) -> bool:
+        """Take the observations' states into the latest states (older ones than what is
+        known are ignored); refresh the topology if a status changed. Whether anything
+        changed."""
+        changed = status_changed = False
+        for o in observations:
+            if o.kind not in KEPT_KINDS:
+                continue
+            key = (o.object_id, o.kind)
+            seen = self.states.get(key)
+            if seen is not None and seen[0] > o.time:
+                continue
+            if seen is None or seen[1] != o.new:
+                changed = True
+                status_changed = status_changed or o.kind in STATUS_KINDS
+            self.states[key] = (o.time, o.new)
+        if status_changed and self.topology is not None:
+            topology, moved = refresh_status(self.topology, self._status_states())
+            if moved:
+                self.topology = topology
+                self.index = topology.index
+                if topology.rerouted:
+                    self.scope = scope_index(topology.snapshot, topology.index, topology)
+                self._correlate_due = True
+        if changed:
+            self._assess_due = True
+        return changed
+
+    def _status_states(self) -> dict[tuple[int, str], str]:
+        return {key: state for key, (_, state) in self.states.items() if key[1] in STATUS_KINDS}
 
     def process(self, observations: Iterable[Observation], now: datetime, *,
                 last_event_id: int | None = None) -> list[AlarmChange]:
         """Run observations through every stage; `last_event_id` (the event that carried
         them) is saved with the result as the pipeline's read position."""
+        observations = list(observations)
+        self.note(observations)
         transitions: list[Transition] = []
         for observation in observations:
             self.observations_processed += 1
-            for signal in observe(observation):
+            for signal in observe(observation, self._ports):
                 transitions += debounce(self.debounce, signal, self.settings, now)
         return self._step(transitions, now, last_event_id)
 
     def tick(self, now: datetime) -> list[AlarmChange]:
         """Let time pass: expired debounce timers, aged trap events, windows that began or
-        ended."""
+        ended, circuit states that held long enough."""
         return self._step(debounce_due(self.debounce, self.settings, now), now, None)
 
     def evaluate_thresholds(self, samples: Iterable[tuple[int, str, datetime, float]],
@@ -189,7 +310,8 @@ class AlarmPipeline:
             kind, object_class = self._object_class(object_id)
             rule = rule_for(self.settings.thresholds, metric, object_class,
                             self.tier_of.get(object_id))
-            if rule is None:
+            if rule is None or (kind is ObjectKind.PORT
+                                and not self._ports.monitored(object_id)):
                 continue
             key = AlarmKey(kind, object_id, AlarmType.THRESHOLD, metric)
             signal = observe_threshold(rule, kind, object_id, value,
@@ -205,6 +327,24 @@ class AlarmPipeline:
             return ObjectKind.DEVICE, "device"
         return ObjectKind.PORT, "port"
 
+    def _nominal_paths(self) -> dict[int, CircuitPath]:
+        """Every circuit's path with every link up (which failure left one without a
+        route), computed once per topology, when first needed."""
+        if self._nominal is None:
+            assert self.topology is not None
+            self._nominal = compute_paths(self.topology.graph, self.topology.snapshot,
+                                          ignore_status=True)
+        return self._nominal
+
+    def _window_end(self, ids: Iterable[int]) -> datetime | None:
+        """When the last of these windows ended; None if one still runs or is unknown."""
+        ends = [w.ends_at for w in self.windows if w.id in set(ids)]
+        return max(ends) if ends else None
+
+    def _reachable(self, device_id: int) -> bool:
+        seen = self.states.get((device_id, "reachability"))
+        return seen is not None and seen[1] == "reachable"
+
     # --- the steps -------------------------------------------------------------------------
 
     def _step(self, transitions: Sequence[Transition], now: datetime,
@@ -216,6 +356,7 @@ class AlarmPipeline:
             if change is None:
                 continue
             changes.append(change)
+            self._assess_due = True
             if change.event == "cleared" and change.alarm.cleared_at is not None:
                 cleared[change.alarm.key] = change.alarm.cleared_at
             if change.event != "updated" and change.alarm.key.type in FAULT_TYPES:
@@ -223,12 +364,30 @@ class AlarmPipeline:
         if self._correlate_due:
             self._correlate_due = False
             changes += correlate(self.active, self.index, now, cleared,
-                                 self._inferring, self.settings.infer_after_s, self.live)
+                                 self._inferring, self.settings.infer_after_s, self._reachable)
             self._correlate_due = bool(self._inferring)  # look again until they mature
+        windows = frozenset(w.id for w in self.windows if w.active_at(now))
+        if windows != self._active_windows:
+            self._active_windows = windows
+            self._assess_due = True
+        states: list[StateChange] = []
+        if self.topology is not None and (self._assess_due or self.circuit_states.pending
+                                          or changes):
+            facts = None
+            if self._assess_due:
+                self._assess_due = False
+                facts = gather_facts(self.topology, self.states, self.active, self.windows,
+                                     self.scope, now, self._nominal_paths)
+            states, service = assess(
+                self.circuit_states, facts, self.active, self.scope.circuit_customer,
+                self.scope.link_ports, now, raise_after_s=self.settings.raise_after_s,
+                clear_after_s=self.settings.clear_after_s, window_end=self._window_end)
+            changes += service
         changes += suppress(self.active, self.windows, self.scope, now)
         merged = _clears_last(merge_changes(changes))
-        if self.publisher is not None and (merged or last_event_id is not None):
-            gone = self.publisher(merged, last_event_id, self.active.get)
+        self.last_states = states
+        if self.publisher is not None and (merged or states or last_event_id is not None):
+            gone = self.publisher(merged, states, last_event_id, self.active.get)
             for alarm in gone:
                 self.forget(alarm.key, alarm.id, now)
         return merged
@@ -240,7 +399,8 @@ class AlarmPipeline:
         """Drop an alarm cleared by hand (only if `alarm_id` matches, when given). If its
         condition still holds as far as the pipeline knows, it is raised again, as a new
         occurrence, once it has held for the raise delay from `now`; a clear by hand is for
-        an alarm whose clear was missed, not a way to silence a fault (that is maintenance)."""
+        an alarm whose clear was missed, not a way to silence a fault (that is maintenance).
+        A service alarm comes back at the next step while its circuit is still down."""
         alarm = self.active.get(key)
         if alarm is None or (alarm_id is not None and alarm.id != alarm_id):
             return False
@@ -253,6 +413,7 @@ class AlarmPipeline:
             else:
                 del self.debounce.conditions[key]
         self._correlate_due = True
+        self._assess_due = True
         return True
 
     def forget_id(self, alarm_id: int, now: datetime | None = None) -> bool:
@@ -262,11 +423,17 @@ class AlarmPipeline:
         return False
 
     def restore(self, alarms: Iterable[Alarm], latest: Iterable[Observation],
-                now: datetime) -> None:
+                now: datetime,
+                circuit_states: Iterable[tuple[int, datetime, ServiceVerdict]] = ()) -> None:
         """Rebuild the state after a restart (see the module docstring): `alarms` are the
-        stored active alarms, `latest` the last observation of every object's state."""
+        stored active alarms, `latest` the last observation of every object's state,
+        `circuit_states` the circuits' current stored states (circuit, since, verdict)."""
         self.active = {alarm.key: alarm for alarm in alarms}
         self.debounce = DebounceState()
+        latest = list(latest)
+        self.states.clear()
+        self.note(latest)
+        restore_states(self.circuit_states, circuit_states)
         hold = timedelta(seconds=self.settings.event_hold_s)
         for key, alarm in self.active.items():
             signal = Signal(key, True, alarm.last_seen, alarm.severity, alarm.summary,
@@ -280,7 +447,7 @@ class AlarmPipeline:
             elif key.type is not AlarmType.SERVICE_DOWN and not is_inferred(key):
                 self.debounce.conditions[key] = Condition(True, True, None, signal)
         for observation in latest:
-            for signal in observe(observation):
+            for signal in observe(observation, self._ports):
                 condition = self.debounce.conditions.get(signal.key)
                 if condition is None:
                     if signal.active:
@@ -291,3 +458,4 @@ class AlarmPipeline:
                         condition.since = signal.time
                     condition.wanted, condition.signal = signal.active, signal
         self._correlate_due = True
+        self._assess_due = True

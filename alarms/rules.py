@@ -4,9 +4,18 @@ A *threshold rule* turns a metric into an alarm condition: "port inbound utiliza
 above 90 % raises a major alarm". A condition decided on a single boundary chatters when the
 value hovers around it (89, 91, 90, 88...), so a rule has two boundaries, *hysteresis*: it
 raises at `raise_at` and clears only below `clear_below` (90 and 80); in between, whatever
-state the alarm is in holds. Rules apply to an object class (port, device, circuit) and may
-be narrowed to an SLA tier ("gold" circuits' ports raise at 70 %); the most specific rule for
-a metric wins: one for the object's tier, else one for any tier.
+state the alarm is in holds. A rule on a value that must not fall too low (optical receive
+power) says `direction = "below"`: it raises at or below `raise_at` and clears only above
+`clear_above` (-25 dBm and -23 dBm). Rules apply to an object class (port, device, circuit)
+and may be narrowed to an SLA tier ("gold" circuits' ports raise at 70 %; a device's tier is
+that of the circuits ending on it); the most specific rule for a metric wins: one for the
+object's tier, else one for any tier. Port rules raise only on monitored ports (circuit and
+link ends, ports marked `monitor: true`), like every port alarm.
+
+The defaults (`default_thresholds`) cover interface utilization, errors and discards, and
+device health (collectors.health): CPU and memory at 90 % (clear below 80 %), the hottest
+sensor at 70 °C (clear below 65 °C), any failed fan or power supply, and optical receive
+power at or below -25 dBm (clear above -23 dBm).
 
 *Debounce* is about time where hysteresis is about value: a condition raises an alarm only
 after it has held for `raise_after_s`, and clears it only after it has been gone for
@@ -42,11 +51,14 @@ OBJECT_CLASSES = ("port", "device", "circuit")
 
 
 class ThresholdRule(BaseModel):
-    """Raise when `metric` >= `raise_at`, clear when it is < `clear_below` (hysteresis)."""
+    """Raise when `metric` >= `raise_at`, clear when it is < `clear_below` (hysteresis); with
+    `direction` "below", raise when it is <= `raise_at`, clear when it is > `clear_above`."""
 
     metric: str = Field(min_length=1)
     raise_at: float
-    clear_below: float
+    clear_below: float | None = None
+    clear_above: float | None = None
+    direction: str = "above"
     severity: str = "major"
     object_class: str = "port"
     sla_tier: str | None = None  # None: any tier
@@ -66,10 +78,31 @@ class ThresholdRule(BaseModel):
 
     @model_validator(mode="after")
     def _hysteresis(self) -> ThresholdRule:
-        if self.clear_below > self.raise_at:
-            raise ValueError(f"{self.metric}: clear_below ({self.clear_below}) must not be "
-                             f"above raise_at ({self.raise_at})")
+        if self.direction not in ("above", "below"):
+            raise ValueError(f"{self.metric}: direction must be above or below")
+        if self.direction == "above":
+            if self.clear_below is None or self.clear_above is not None:
+                raise ValueError(f"{self.metric}: a rule raising above a value needs "
+                                 "clear_below (and no clear_above)")
+            if self.clear_below > self.raise_at:
+                raise ValueError(f"{self.metric}: clear_below ({self.clear_below}) must not "
+                                 f"be above raise_at ({self.raise_at})")
+        else:
+            if self.clear_above is None or self.clear_below is not None:
+                raise ValueError(f"{self.metric}: a rule raising below a value needs "
+                                 "clear_above (and no clear_below)")
+            if self.clear_above < self.raise_at:
+                raise ValueError(f"{self.metric}: clear_above ({self.clear_above}) must not "
+                                 f"be below raise_at ({self.raise_at})")
         return self
+
+    def breached(self, value: float) -> bool:
+        return value >= self.raise_at if self.direction == "above" else value <= self.raise_at
+
+    def recovered(self, value: float) -> bool:
+        if self.direction == "above":
+            return value < self.clear_below  # type: ignore[operator]
+        return value > self.clear_above  # type: ignore[operator]
 
     @property
     def level(self) -> Severity:
@@ -84,6 +117,16 @@ def default_thresholds() -> list[ThresholdRule]:
                       severity="minor"),
         ThresholdRule(metric="if_in_discards_per_s", raise_at=100, clear_below=10,
                       severity="warning"),
+        ThresholdRule(metric="cpu_pct", raise_at=90, clear_below=80, object_class="device"),
+        ThresholdRule(metric="mem_pct", raise_at=90, clear_below=80, object_class="device"),
+        ThresholdRule(metric="temperature_c", raise_at=70, clear_below=65,
+                      object_class="device"),
+        ThresholdRule(metric="fan_failed_count", raise_at=1, clear_below=1,
+                      object_class="device"),
+        ThresholdRule(metric="psu_failed_count", raise_at=1, clear_below=1,
+                      object_class="device"),
+        ThresholdRule(metric="optical_rx_dbm", raise_at=-25, clear_above=-23,
+                      direction="below"),
     ]
 
 
@@ -101,8 +144,9 @@ class AlarmSettings(BaseModel):
     event_hold_s: float = Field(300.0, gt=0, le=7 * 86_400)
     tick_interval_s: float = Field(0.5, gt=0, le=60)
     threshold_interval_s: float = Field(10.0, gt=0, le=3600)
-    # how far back the threshold evaluation looks for a metric's latest sample
-    threshold_lookback_s: float = Field(120.0, gt=0, le=86_400)
+    # how far back the threshold evaluation looks for a metric's latest sample: at least
+    # twice the slowest interval a rule's metric is sampled at (device health: 300 s)
+    threshold_lookback_s: float = Field(660.0, gt=0, le=86_400)
     thresholds: list[ThresholdRule] = Field(default_factory=default_thresholds)
 
 

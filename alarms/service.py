@@ -13,16 +13,13 @@ the pipeline forgets that alarm), "maintenance.changed" (reload the windows),
 "inventory.changed" and "topology.changed" (an import, an accepted link, a discovery run:
 reload the topology and its impact index).
 
-*Topology.* The service holds the network as it is now (topology.current.load_topology:
-the inventory, links accepted from discovery, links discovery currently sees) with live
-status. It keeps the latest state of every object (port oper status, device reachability)
-from the observations it processes, and after each batch that changes one it refreshes the
-topology (topology.current.refresh_status: computed paths rerouted around what is down,
-impact index updated) and hands the pipeline the new index and live status. So a circuit
-whose computed path reroutes around a failure is not out of service, and one that cannot
-reroute is (alarms.stages says the rule). The latest states start from the store's at
-recovery, and a reload after "inventory.changed" keeps the service's own states, so the
-topology always reflects exactly the observations the pipeline has seen.
+*Topology.* The service loads the network as it is now (topology.current.load_topology:
+the inventory, links accepted from discovery, links discovery currently sees) and hands it
+to the pipeline, which keeps it live with the observations it processes (alarms.pipeline):
+a circuit whose computed path reroutes around a failure is in service, one that cannot
+reroute is not (alarms.service_state says the rule). The latest states start from the
+store's at recovery, and a reload after "inventory.changed" keeps the pipeline's own states,
+so the topology always reflects exactly the observations the pipeline has seen.
 
 *Recovery.* On start, and after any failure, the service rebuilds the pipeline from the
 store: the topology, the maintenance windows, the active alarms, and the last observed state
@@ -45,18 +42,18 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from alarms.pipeline import AlarmPipeline, live_status, scope_index, store_publisher
+from alarms.pipeline import KEPT_KINDS, AlarmPipeline, store_publisher, verdict_of
 from alarms.rules import AlarmSettings, metrics_of
 from collectors.model import Observation
 from store import alarms as alarm_store
+from store.circuit_states import current_states
 from store.events import Event, Subscriber, last_event_id
-from topology.current import Topology, load_topology, refresh_status
-from topology.paths import CircuitPath, compute_paths
+from store.observations import latest_states_timed
+from topology.current import Topology, load_topology
 
 log = logging.getLogger(__name__)
 
 OBSERVATION_TOPIC = "observation"
-STATUS_KINDS = frozenset({"oper_status", "reachability"})  # what the topology's status uses
 BATCH_EVENTS = 200  # events taken from the queue per pipeline step
 RECOVER_DELAY_S = 1.0
 
@@ -104,10 +101,6 @@ class AlarmService:
         self._ready = threading.Event()
         self._next_threshold = 0.0
         self.on_step: Callable[[list[Any]], None] | None = None  # for benches and tests
-        self.topology: Topology | None = None
-        # (object id, kind) -> (time, state) of the newest observation processed
-        self._latest: dict[tuple[int, str], tuple[datetime, str]] = {}
-        self._nominal: dict[int, CircuitPath] | None = None
 
     # --- lifetime ----------------------------------------------------------------------------
 
@@ -142,18 +135,25 @@ class AlarmService:
 
     # --- recovery ----------------------------------------------------------------------------
 
+    @property
+    def topology(self) -> Topology | None:
+        """The live topology the pipeline judges on."""
+        return self.pipeline.topology
+
     def _recover(self) -> int:
         """Rebuild the pipeline from the store; return the event id to read on from."""
         with self.pool.connection() as conn:
-            states = alarm_store.latest_states_at(conn)
-            self._latest = {(s.object_id, s.kind): (s.time, s.new) for s in states}
+            states = latest_states_timed(conn, sorted(KEPT_KINDS))
+            self.pipeline.states.clear()
             self._load_topology(conn)
             self.pipeline.set_windows(alarm_store.list_windows(
                 conn, not_ended_before=self.clock() - timedelta(seconds=1)))
-            latest = [Observation(s.time, s.object_id, s.kind, None, s.new, "poll",
-                                  {"observation_id": s.observation_id})
-                      for s in states]
-            self.pipeline.restore(alarm_store.active_alarms(conn), latest, self.clock())
+            latest = [Observation(time, object_id, kind, None, state, "poll", {})
+                      for (object_id, kind), (time, state) in states.items()]
+            stored = [(circuit, row.time, verdict_of(row))
+                      for circuit, row in current_states(conn).items()]
+            self.pipeline.restore(alarm_store.active_alarms(conn), latest, self.clock(),
+                                  stored)
             after = alarm_store.position(conn, self.name)
             if after is None:  # first run: the latest states are the starting picture
                 after = last_event_id(conn)
@@ -162,53 +162,23 @@ class AlarmService:
         return after
 
     def _load_topology(self, conn: Any) -> None:
-        """Load the topology (inventory, accepted and discovered links) with the service's
-        own latest states, and give the pipeline its index, scope and live status."""
-        topology, _ = refresh_status(load_topology(conn), self._states())
-        self.topology, self._nominal = topology, None
-        self.pipeline.set_topology(topology.index, scope_index(topology.snapshot, topology.index),
-                                   live_status(topology, self._nominal_paths))
+        """Load the topology (inventory, accepted and discovered links) and give it to the
+        pipeline, which makes it live with its own latest states; and the SLA tiers the
+        threshold rules are chosen by."""
+        topology = load_topology(conn)
+        self.pipeline.set_topology(topology)
         tiers: dict[int, str] = {}
+        devices: dict[int, str] = {}
         for circuit_id, a_port, z_port, tier in conn.execute(
                 """SELECT c.id, c.a_port_id, c.z_port_id, s.key FROM circuits c
                      JOIN sla_contracts s ON s.id = c.sla_contract_id
-                    WHERE c.retired_at IS NULL"""):
+                    WHERE c.retired_at IS NULL ORDER BY c.id"""):
             tiers[circuit_id] = tiers[a_port] = tiers[z_port] = tier
-        self.pipeline.tier_of = tiers
-
-    def _states(self) -> dict[tuple[int, str], str]:
-        return {key: state for key, (_, state) in self._latest.items()}
-
-    def _nominal_paths(self) -> dict[int, CircuitPath]:
-        """Every circuit's path with every link up (which failure left one without a
-        route), computed once per topology load, when first needed."""
-        if self._nominal is None:
-            assert self.topology is not None
-            self._nominal = compute_paths(self.topology.graph, self.topology.snapshot,
-                                          ignore_status=True)
-        return self._nominal
-
-    def _track(self, observations: list[Observation]) -> None:
-        """Take the observations' states into the latest states; if one changed, refresh
-        the topology's status and give the pipeline the new index and live status."""
-        changed = False
-        for o in observations:
-            if o.kind not in STATUS_KINDS:
-                continue
-            key = (o.object_id, o.kind)
-            seen = self._latest.get(key)
-            if seen is not None and seen[0] > o.time:
-                continue  # older than what the store gave at recovery
-            if seen is None or seen[1] != o.new:
-                changed = True
-            self._latest[key] = (o.time, o.new)
-        if not changed or self.topology is None:
-            return
-        topology, changes = refresh_status(self.topology, self._states())
-        if changes:
-            self.topology = topology
-            self.pipeline.set_topology(topology.index, None,
-                                       live_status(topology, self._nominal_paths))
+            for port_id in (a_port, z_port):  # a device takes the tier of a circuit on it
+                port = topology.snapshot.ports.get(port_id)
+                if port is not None:
+                    devices.setdefault(port.device_id, tier)
+        self.pipeline.tier_of = {**devices, **tiers}
 
     # --- the worker --------------------------------------------------------------------------
 
@@ -270,7 +240,6 @@ class AlarmService:
                         self._load_topology(conn)
             if observations or last_id is not None:
                 self.stats.observations += len(observations)
-                self._track(observations)
                 self._emit(self.pipeline.process(observations, self.clock(),
                                                  last_event_id=last_id))
         finally:

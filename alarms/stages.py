@@ -15,39 +15,23 @@ silence, group, notify), so that each can be understood and tested alone:
     A transition becomes a change of an alarm: a new alarm, a repeat of an active one (last
     seen, count), or a clear. One active alarm per key.
 ``correlate``
-    With the topology's impact index (topology.impact), the active device and link alarms
-    are grouped under root causes: a device-down alarm becomes the root of its neighbours'
-    link-downs, both ends of a cut link are symptoms of one inferred link alarm, and every
-    circuit a cause leaves without a working path gets a service alarm linked to it, with
-    its customer (the rule is below).
+    With the topology's impact index (topology.impact), the active device, port and link
+    alarms are grouped under root causes: a device-down alarm becomes the root of its
+    neighbours' link-downs, both ends of a cut link are symptoms of one inferred link alarm.
+    A device that answered its last poll is never inferred isolated, and a link seen down
+    at one end only is that port's alarm, not "down at both ends".
+``assess``
+    Every circuit's service state (up, down, degraded, unknown, maintenance) by the one rule
+    of alarms.service_state, taken once it holds, stored as history, and the circuits'
+    service alarms that follow it, rooted at the causes above (alarms.assess).
 ``suppress``
     Alarms on objects inside an active maintenance window (and the symptoms of such alarms)
     are marked suppressed: shown but not escalated.
 
-*When is a circuit out of service?* When it has no working path. Its path is the one in
-the live topology (topology.current: statuses from the latest observations, computed paths
-rerouted around what is down now, `LiveStatus`): a declared path is the provisioned one and
-never moves; a computed path moves to the cheapest route still up, or has none. Then:
-
-- a circuit gets a service alarm, rooted at a cause C (an active device or port alarm, or an
-  inferred cause), when its path crosses C's element and an element C explains is down in
-  the live topology (a declared path through a dead router; a computed path that has not
-  been rerouted), or when it has a computed path and no route at all and its nominal path
-  (the one with every link up) crosses an element C explains that is down;
-- a circuit whose computed path was rerouted around the failure gets nothing: no alarm, no
-  note (the topology's `rerouted` and the portal's routes show where it runs now). It
-  works, and a "rerouted" warning per circuit would bury the NOC during a core outage;
-- an existing service alarm is kept while a cause is active on its path (or, with no route,
-  on its nominal path), even if the live status says up again: the cause's own clear is
-  debounced, and the service alarm clears with it (or as soon as the circuit reroutes clear
-  of every active cause). The live status only decides *raising*, so a computed path moving
-  back over a router whose alarm has not cleared yet raises nothing;
-- the impact of a cause (impacted circuits and customers) is the set of circuits it put out
-  of service by this rule, not every circuit whose nominal path touches it.
-
-Without live status (`correlate(..., live=None)`, as when only an impact index is given)
-every circuit whose path crosses a cause is counted out of service: the paths are taken as
-they are.
+Which ports raise alarms: a port alarm needs the port *monitored* (a circuit end, a link
+end, or a port marked `monitor: true` in the inventory) and administratively up. Other
+ports are polled and sampled silently: an unused access port or a VLAN interface that is
+down is no fault, and neither is a port an operator shut.
 
 The last stage, publish (persist in one transaction, then announce), needs the store and
 lives in alarms.pipeline. Times are the observations' own times, not the clock of the
@@ -61,7 +45,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from alarms.model import (
     PIPELINE_ACTOR,
@@ -78,7 +62,7 @@ from alarms.model import (
 from alarms.rules import AlarmSettings, ThresholdRule
 from collectors.model import Observation
 from topology.graph import DEVICE, LINK, PORT, Element
-from topology.impact import ImpactIndex, explained_by, root_causes
+from topology.impact import ImpactIndex, root_causes
 
 PORT_DOWN_STATES = frozenset({"down", "lowerLayerDown", "notPresent"})
 FAULT_TYPES = frozenset({AlarmType.DEVICE_UNREACHABLE, AlarmType.LINK_DOWN})
@@ -102,34 +86,78 @@ class Signal:
     event: bool = False  # an event with no clear of its own (raised at once, held, cleared)
 
 
-def observe(observation: Observation) -> list[Signal]:
+class PortContext(Protocol):
+    """What observe needs to know of a port besides the observation: whether it is
+    monitored (a circuit end, a link end, or marked `monitor: true`: only those raise port
+    alarms) and its latest admin and oper status."""
+
+    def monitored(self, port_id: int) -> bool: ...
+
+    def admin(self, port_id: int) -> str | None: ...
+
+    def oper(self, port_id: int) -> str | None: ...
+
+
+# reachability verdicts (collectors.reachability) -> the device alarm they raise
+_DEVICE_SIGNALS = {
+    "unreachable": (AlarmType.DEVICE_UNREACHABLE, Severity.CRITICAL,
+                    "device down: no SNMP and no ICMP answer"),
+    "snmp-unresponsive": (AlarmType.SNMP_UNRESPONSIVE, Severity.MAJOR,
+                          "SNMP does not answer, the device does: not proven down"),
+    "auth-failed": (AlarmType.SNMP_UNRESPONSIVE, Severity.MAJOR,
+                    "the SNMP agent rejects the credential"),
+    "error": (AlarmType.POLL_FAILED, Severity.MAJOR, "the SNMP agent answers unusably"),
+}
+_DEVICE_TYPES = (AlarmType.DEVICE_UNREACHABLE, AlarmType.SNMP_UNRESPONSIVE,
+                 AlarmType.POLL_FAILED)
+
+
+def observe(observation: Observation, ports: PortContext | None = None) -> list[Signal]:
     """The signals one observation gives (none for a state that is neither fault nor
-    recovery, such as a port "testing")."""
+    recovery, such as a port "testing"). A port raises link-down only when it is monitored
+    and its admin status is not down: a port an operator shut is not a fault of the network
+    (its circuits still lose service: alarms.service_state). Without `ports` every port is
+    monitored and taken as administratively up."""
     o = observation
     source = {"source": o.source, **({"observation_id": o.detail["observation_id"]}
                                      if "observation_id" in o.detail else {})}
     if o.kind == "reachability":
-        unreachable = AlarmKey(ObjectKind.DEVICE, o.object_id, AlarmType.DEVICE_UNREACHABLE)
-        failed = AlarmKey(ObjectKind.DEVICE, o.object_id, AlarmType.POLL_FAILED)
-        reason = o.detail.get("reason")
-        if o.new == "reachable":
-            return [Signal(unreachable, False, o.time, detail=source),
-                    Signal(failed, False, o.time, detail=source)]
-        if o.new == "unreachable":
-            return [Signal(failed, False, o.time, detail=source),
-                    Signal(unreachable, True, o.time, Severity.CRITICAL,
-                           "device does not answer", {**source, "reason": reason})]
-        return [Signal(unreachable, False, o.time, detail=source),
-                Signal(failed, True, o.time, Severity.MAJOR, f"device poll failed: {o.new}",
-                       {**source, "reason": reason, "status": o.new})]
-    if o.kind == "oper_status":
+        keys = {kind: AlarmKey(ObjectKind.DEVICE, o.object_id, kind) for kind in _DEVICE_TYPES}
+        raised = _DEVICE_SIGNALS.get(o.new)
+        signals = [Signal(key, False, o.time, detail=source) for kind, key in keys.items()
+                   if raised is None or kind is not raised[0]]
+        if raised is not None:
+            kind, severity, summary = raised
+            reason = o.detail.get("reason")
+            detail = {**source, "reason": reason, "status": o.new,
+                      **({"hint": o.detail["hint"]} if o.detail.get("hint") else {})}
+            signals.append(Signal(keys[kind], True, o.time, severity, summary, detail))
+        return signals
+    if o.kind in ("oper_status", "admin_status"):
+        if ports is not None and not ports.monitored(o.object_id):
+            return []
         key = AlarmKey(ObjectKind.PORT, o.object_id, AlarmType.LINK_DOWN)
-        if o.new in PORT_DOWN_STATES:
-            return [Signal(key, True, o.time, Severity.MAJOR, f"port oper status {o.new}",
+        if o.kind == "oper_status":
+            oper = o.new
+            admin = ports.admin(o.object_id) if ports is not None else None
+        else:
+            oper = ports.oper(o.object_id) if ports is not None else None
+            admin = o.new
+        if oper in PORT_DOWN_STATES and admin != "down":
+            return [Signal(key, True, o.time, Severity.MAJOR, f"port oper status {oper}",
                            source)]
-        if o.new == "up":
-            return [Signal(key, False, o.time, detail=source)]
+        if oper == "up" or (oper in PORT_DOWN_STATES and admin == "down"):
+            detail = {**source, **({"reason": "shut down by an administrator"}
+                                   if admin == "down" else {})}
+            return [Signal(key, False, o.time, detail=detail)]
         return []
+    if o.kind == "port_match":
+        key = AlarmKey(ObjectKind.PORT, o.object_id, AlarmType.CONFIG_MISMATCH)
+        if o.new == "ok":
+            return [Signal(key, False, o.time, detail=source)]
+        return [Signal(key, True, o.time, Severity.MINOR,
+                       str(o.detail.get("message") or f"inventory port {o.new}"),
+                       {**source, "problem": o.new})]
     if o.kind == "agent_restart":
         key = AlarmKey(ObjectKind.DEVICE, o.object_id, AlarmType.TRAP_EVENT, "agent_restart")
         return [Signal(key, True, o.time, Severity.WARNING, "SNMP agent restarted",
@@ -139,16 +167,19 @@ def observe(observation: Observation) -> list[Signal]:
 
 def observe_threshold(rule: ThresholdRule, kind: ObjectKind, object_id: int, value: float,
                       active: bool, time: datetime) -> Signal | None:
-    """Hysteresis: raise at or above `rule.raise_at`, clear below `rule.clear_below`; in
-    between, no signal (the alarm stays as it is). `active`: whether the condition is held
-    now (alarm raised or pending)."""
+    """Hysteresis: raise when the value breaches `rule.raise_at`, clear when it is back past
+    the clearing level (alarms.rules); in between, no signal (the alarm stays as it is).
+    `active`: whether the condition is held now (alarm raised or pending)."""
     key = AlarmKey(kind, object_id, AlarmType.THRESHOLD, rule.metric)
     detail = {"metric": rule.metric, "value": value, "raise_at": rule.raise_at,
-              "clear_below": rule.clear_below}
-    if value >= rule.raise_at:
+              "direction": rule.direction,
+              **({"clear_below": rule.clear_below} if rule.clear_below is not None else {}),
+              **({"clear_above": rule.clear_above} if rule.clear_above is not None else {})}
+    if rule.breached(value):
+        sign = ">=" if rule.direction == "above" else "<="
         return Signal(key, True, time, rule.level,
-                      f"{rule.metric} {value:.1f} >= {rule.raise_at:g}", detail)
-    if value < rule.clear_below and active:
+                      f"{rule.metric} {value:.1f} {sign} {rule.raise_at:g}", detail)
+    if rule.recovered(value) and active:
         return Signal(key, False, time, detail=detail)
     return None
 
@@ -353,13 +384,18 @@ def element_of(key: AlarmKey) -> Element | None:
 
 
 def _cause_key(cause: Element, symptoms: Iterable[Element],
-               by_element: Mapping[Element, AlarmKey]) -> AlarmKey:
+               by_element: Mapping[Element, AlarmKey], index: ImpactIndex) -> AlarmKey:
     if cause in by_element:
         return by_element[cause]
     if cause.kind == DEVICE:
         return AlarmKey(ObjectKind.DEVICE, int(cause.id), AlarmType.DEVICE_ISOLATED)
-    if cause.kind == LINK and isinstance(cause.id, int):
-        return AlarmKey(ObjectKind.LINK, cause.id, AlarmType.LINK_DOWN)
+    if cause.kind == LINK:
+        ends = [by_element[Element(PORT, port)] for port in index.link_ports.get(cause.id, ())
+                if Element(PORT, port) in by_element]
+        if isinstance(cause.id, int) and len(ends) == 2:
+            return AlarmKey(ObjectKind.LINK, cause.id, AlarmType.LINK_DOWN)
+        if ends:  # one end seen down: that port's alarm is the cause, as it was seen
+            return min(ends, key=str)
     # a discovered link (no object id) or anything else: the first symptom stands for it
     return min((by_element[s] for s in symptoms if s in by_element), key=str)
 
@@ -376,49 +412,24 @@ _DERIVED = {
 }
 
 
-@dataclass(frozen=True)
-class LiveStatus:
-    """What the service rule (module docstring) needs of the live topology besides its
-    impact index: `down`, the devices and links whose status is down now; `unrouted`, the
-    circuits with a computed path and no route now, each with the elements of its nominal
-    path (every link up), which says which failure took its routes away."""
-
-    down: frozenset[Element] = frozenset()
-    unrouted: Mapping[int, frozenset[Element]] = field(default_factory=dict)
-
-
-def out_of_service(index: ImpactIndex, cause: Element, live: LiveStatus | None,
-                   alarmed: Callable[[int], bool] = lambda _circuit: False) -> frozenset[int]:
-    """The circuits that `cause` leaves without a working path (module docstring);
-    `alarmed(circuit)`: whether the circuit already has an active service alarm."""
-    over = index.users.get(cause, frozenset())
-    if live is None:
-        return frozenset(over)
-    explained = explained_by(index, cause)
-    broken = live.down & explained
-    hit = {c for c in over
-           if alarmed(c) or index.circuit_elements.get(c, frozenset()) & broken}
-    hit.update(c for c, nominal in live.unrouted.items()
-               if nominal & explained and (alarmed(c) or nominal & broken))
-    return frozenset(hit)
-
-
 def correlate(active: dict[AlarmKey, Alarm], index: ImpactIndex | None,
               now: datetime, cleared: Mapping[AlarmKey, datetime] | None = None,
               pending: dict[AlarmKey, datetime] | None = None, infer_after_s: float = 0.0,
-              live: LiveStatus | None = None) -> list[AlarmChange]:
-    """Recompute root causes, inferred cause alarms, service alarms and impact over the
-    active alarms (see the module docstring); return the changes, clears of service alarms
-    first and of inferred causes last. `cleared`: the alarms cleared just before, with
-    their times: a service alarm whose cause cleared ends when its cause did, one made for
-    a cause begins when the cause began.
+              reachable: Callable[[int], bool] = lambda _device: False) -> list[AlarmChange]:
+    """Group the active device, port and link alarms under root causes, raising and
+    clearing the inferred ones (see the module docstring); return the changes, clears of
+    inferred causes last. `cleared`: the alarms cleared just before, with their times (an
+    inferred cause ends when the last of its symptoms did). Service alarms are the assess
+    stage's (alarms.assess): they are left alone here.
 
     An inferred cause (a device all of whose neighbours lost it, a link down at both ends)
     is raised only once the inference has held for `infer_after_s`: symptoms arrive one by
     one (a trap from each neighbour, then the poll that finds the device silent), and the
     picture half-way would otherwise raise and clear causes nobody needs to see. `pending`
     keeps, between calls, since when each inference has held; until then its symptoms stand
-    alone. `live`: the live topology's status, for the service rule (module docstring)."""
+    alone. A device `reachable` says answered its last poll is never inferred isolated: the
+    faults around it are its links'. A link is inferred down only when both its ends are
+    seen down; with one end seen, that port's own alarm is the cause, and says so."""
     cleared = cleared or {}
     pending = {} if pending is None else pending
     waiting: set[AlarmKey] = set()
@@ -426,13 +437,14 @@ def correlate(active: dict[AlarmKey, Alarm], index: ImpactIndex | None,
     by_element = {e: k for k in active if (e := element_of(k)) is not None}
     wanted_root: dict[AlarmKey, AlarmKey] = {}
     wanted_derived: dict[AlarmKey, tuple[Severity, str]] = {}
-    wanted_service: dict[AlarmKey, tuple[AlarmKey, int | None]] = {}
-    impact_of: dict[AlarmKey, tuple[frozenset[int], frozenset[int]]] = {}
     if index is not None and by_element:
-        found = root_causes(index, by_element)
+        excluded = frozenset(
+            Element(DEVICE, device) for device in index.device_ports
+            if Element(DEVICE, device) not in by_element and reachable(device))
+        found = root_causes(index, by_element, excluded=excluded)
         for cause in sorted(found.causes, key=str):
             explained = found.explains[cause]
-            cause_key = _cause_key(cause, explained, by_element)
+            cause_key = _cause_key(cause, explained, by_element, index)
             if is_inferred(cause_key):
                 if cause_key not in active:
                     since = pending.setdefault(cause_key, now)
@@ -444,28 +456,13 @@ def correlate(active: dict[AlarmKey, Alarm], index: ImpactIndex | None,
                 key = by_element.get(symptom)
                 if key is not None and key != cause_key:
                     wanted_root[key] = cause_key
-            circuits = out_of_service(index, cause, live, lambda c: AlarmKey(
-                ObjectKind.CIRCUIT, c, AlarmType.SERVICE_DOWN) in active)
-            impact_of[cause_key] = (circuits, frozenset(
-                index.circuit_customer[c] for c in circuits if c in index.circuit_customer))
-            for circuit in sorted(circuits):
-                service = AlarmKey(ObjectKind.CIRCUIT, circuit, AlarmType.SERVICE_DOWN)
-                if service not in wanted_service:
-                    wanted_service[service] = (cause_key, index.circuit_customer.get(circuit))
     for key in list(pending):
         if key not in waiting:
             del pending[key]
     changes: list[AlarmChange] = []
-    clears_first: list[AlarmChange] = []
     clears_last: list[AlarmChange] = []
     for key, alarm in list(active.items()):
-        if key.type is AlarmType.SERVICE_DOWN and key not in wanted_service:
-            when = cleared.get(alarm.root_cause, now) if alarm.root_cause else now
-            gone = alarm.root_cause is None or alarm.root_cause not in active
-            clears_first.append(clear(active, alarm, max(when, alarm.first_seen),
-                                      "root cause cleared" if gone else
-                                      "circuit rerouted clear of the fault"))
-        elif is_inferred(key) and key not in wanted_derived:
+        if is_inferred(key) and key not in wanted_derived:
             clears_last.append(clear(active, alarm, max(latest_clear, alarm.first_seen),
                                      "no longer inferred"))
     for key, (severity, summary) in wanted_derived.items():
@@ -473,35 +470,22 @@ def correlate(active: dict[AlarmKey, Alarm], index: ImpactIndex | None,
             alarm = active[key] = Alarm(key, severity, now, now, summary)
             changes.append(AlarmChange(alarm, "raised", (entry(now, "raised", summary,
                                                                inferred=True),)))
-    for key, (cause_key, customer) in wanted_service.items():
-        if key not in active:
-            cause = active.get(cause_key)
-            began = min(cause.first_seen, now) if cause is not None else now
-            alarm = active[key] = Alarm(
-                key, Severity.CRITICAL, began, began, "circuit out of service",
-                impacted_circuits=frozenset({key.object_id}),
-                impacted_customers=frozenset({customer} if customer is not None else ()))
-            changes.append(AlarmChange(alarm, "raised", (entry(began, "raised",
-                                                               "circuit out of service"),)))
-        wanted_root[key] = cause_key
     for key, alarm in active.items():
-        entries: list[TimelineEntry] = []
-        root = wanted_root.get(key)
-        if root != alarm.root_cause:
-            alarm.root_cause = root
-            entries.append(entry(now, "rooted" if root else "unrooted",
-                                 f"symptom of {root}" if root else "no longer a symptom",
-                                 root_cause=str(root) if root else None))
-        if key in impact_of or key.type is not AlarmType.SERVICE_DOWN:
-            circuits, customers = impact_of.get(key, (frozenset(), frozenset()))
-            if (circuits, customers) != (alarm.impacted_circuits, alarm.impacted_customers):
-                alarm.impacted_circuits, alarm.impacted_customers = circuits, customers
-                entries.append(entry(now, "impact", f"{len(circuits)} circuits, "
-                                     f"{len(customers)} customers",
-                                     circuits=sorted(circuits), customers=sorted(customers)))
-        if entries:
-            changes.append(AlarmChange(alarm, "updated", tuple(entries)))
-    return clears_first + changes + clears_last
+        if key.type is not AlarmType.SERVICE_DOWN:
+            changes += reroot(alarm, wanted_root.get(key), now)
+    return changes + clears_last
+
+
+def reroot(alarm: Alarm, root: AlarmKey | None, now: datetime) -> list[AlarmChange]:
+    """Make `root` the alarm's root cause (None: it stands alone), with a timeline entry;
+    nothing when it already is."""
+    if root == alarm.root_cause:
+        return []
+    alarm.root_cause = root
+    return [AlarmChange(alarm, "updated", (entry(
+        now, "rooted" if root else "unrooted",
+        f"symptom of {root}" if root else "no longer a symptom",
+        root_cause=str(root) if root else None),))]
 
 
 # --- suppress ----------------------------------------------------------------------------
@@ -510,19 +494,21 @@ def correlate(active: dict[AlarmKey, Alarm], index: ImpactIndex | None,
 @dataclass(frozen=True)
 class ScopeIndex:
     """What maintenance scope needs to know of the inventory: a port's device, a device's
-    and a circuit's customer, a link's ports."""
+    and a circuit's customer, a link's ports, and the devices and ports a circuit runs over
+    (its ends' and its path's: `circuit_objects`, as (kind, id) pairs)."""
 
     port_device: Mapping[int, int] = field(default_factory=dict)
     device_customer: Mapping[int, int | None] = field(default_factory=dict)
     circuit_customer: Mapping[int, int] = field(default_factory=dict)
     link_ports: Mapping[Any, tuple[int, int]] = field(default_factory=dict)
+    circuit_objects: Mapping[int, frozenset[tuple[str, int]]] = field(default_factory=dict)
 
 
 def covering(windows: Iterable[MaintenanceWindow], key: AlarmKey, scope: ScopeIndex,
              now: datetime) -> frozenset[int]:
     """Ids of the windows active at `now` whose scope covers the alarm's object: a device
     covers its ports (and a link touching them), a customer its circuits and the devices at
-    its sites."""
+    its sites, and a device or port covers the circuits that run over it."""
     objects: set[tuple[str, int]] = set()
 
     def add_device(device: int | None) -> None:
@@ -546,6 +532,7 @@ def covering(windows: Iterable[MaintenanceWindow], key: AlarmKey, scope: ScopeIn
             add_port(port)
     elif key.kind is ObjectKind.CIRCUIT:
         objects.add(("circuit", key.object_id))
+        objects.update(scope.circuit_objects.get(key.object_id, ()))
         customer = scope.circuit_customer.get(key.object_id)
         if customer is not None:
             objects.add(("customer", customer))

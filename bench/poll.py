@@ -22,6 +22,15 @@ Clients, in the same run against the same agents:
   v3 authPriv (SHA/AES). Its CPU is this process's (time.process_time). The poller also reads
   the system group, so its varbind count is a few per agent higher.
 
+Device health (collectors.health) is polled too, as the collector does beside the
+interface polls: `keyline-health` walks each agent's health profile (the generic one for
+Net-SNMP: HOST-RESOURCES processors and storage, ENTITY-SENSOR) and its row gives the same
+figures; then the line "with health" says how many devices one process polls every 60 s on
+half a core when each also gets a health poll every `--health-interval` seconds (300 by
+default: the [health] setting). Last, when the shared folder's real device walks are there
+(lab/recordings.py), the cost of one health poll of each, through its vendor's profile
+(served by snmpsim on loopback: its CPU is not counted, only the poller's).
+
 Without root (or without snmpd) it says why and stops; bench/poll_engine.py measures the
 engines against snmpsim on loopback instead.
 
@@ -135,6 +144,85 @@ def run_keyline_poller(lab: NamespaceLab, engine: str, rounds: int,
     return asyncio.run(main())
 
 
+async def _health_rounds(targets: list, poller, rounds: int) -> tuple[list[Round], list[str]]:
+    """Choose each target's profile as the collector does (sysObjectID), then one warm-up
+    and `rounds` rounds of health polls of every target at once: (rounds, profile names)."""
+    from collectors.health import choose_profile, load_profiles, poll_health, read_sys_object_id
+    from collectors.model import PollStatus
+
+    profiles = load_profiles()
+    chosen = [choose_profile(profiles, await read_sys_object_id(poller, target), None)
+              for target in targets]
+
+    async def one_round() -> Round:
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        readings = await asyncio.gather(*(poll_health(poller, target, profile)
+                                          for target, profile in zip(targets, chosen,
+                                                                     strict=True)))
+        cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
+        failed = [r for r in readings if r.status is not PollStatus.REACHABLE]
+        if failed:
+            raise SystemExit(f"health: {len(failed)} polls failed: {failed[0].reason}")
+        return sum(r.varbind_count for r in readings), cpu_s, wall_s
+
+    await one_round()  # warm-up
+    return [await one_round() for _ in range(rounds)], [profile.name for profile in chosen]
+
+
+def run_keyline_health(lab: NamespaceLab, rounds: int) -> tuple[list[Round], str]:
+    """Health polls of every agent (v2c, fast engine): the rounds and the profile used."""
+    from collectors.model import PollTarget, SnmpCredential
+    from collectors.snmp import SnmpPoller
+
+    credential = SnmpCredential(version="v2c", community=lab.community)
+    targets = [PollTarget(device_id=n, device_key=node, host=lab.management_address(node),
+                          port=161, credential=credential, poller_group="bench")
+               for n, node in enumerate(lab.nodes)]
+
+    async def main() -> tuple[list[Round], list[str]]:
+        poller = SnmpPoller(timeout_s=5.0, retries=1, max_in_flight=16)
+        try:
+            return await _health_rounds(targets, poller, rounds)
+        finally:
+            poller.close()
+
+    samples, names = asyncio.run(main())
+    return samples, ", ".join(sorted(set(names)))
+
+
+def recording_health_costs(rounds: int) -> list[str]:
+    """One health poll of each real device walk of the shared folder (lab.recordings),
+    through its profile: lines of (recording, profile, varbinds, poller CPU ms, wall ms)."""
+    from pydantic import SecretStr
+
+    from collectors.model import PollTarget, SnmpCredential
+    from collectors.snmp import SnmpPoller
+    from lab.recordings import RecordingAgents, recording_names
+
+    names = recording_names()
+    if not names:
+        return ["# no real device walks (set KEYLINE_SHARED_DIR): health on recordings skipped"]
+    lines = [f"{'recording':<26} {'profile':<18} {'varbinds':>9} {'cpu_ms':>8} {'wall_ms':>8}"]
+
+    async def measure(name: str, host: str, port: int) -> str:
+        poller = SnmpPoller(timeout_s=5.0, retries=1)
+        try:
+            target = PollTarget(device_id=1, device_key=name, host=host, port=port,
+                                credential=SnmpCredential("v2c", community=SecretStr(name)),
+                                poller_group="bench")
+            samples, (profile,) = await _health_rounds([target], poller, rounds)
+        finally:
+            poller.close()
+        return (f"{name:<26} {profile:<18} {statistics.median(s[0] for s in samples):>9.0f} "
+                f"{statistics.median(s[1] for s in samples) * 1000:>8.1f} "
+                f"{statistics.median(s[2] for s in samples) * 1000:>8.1f}")
+
+    with RecordingAgents(names) as agents:
+        for name in names:
+            lines.append(asyncio.run(measure(name, *agents.endpoint(name))))
+    return lines
+
+
 # ---- end of the Keyline poller's part -------------------------------------------------------
 
 
@@ -155,6 +243,8 @@ def main() -> None:
     parser.add_argument("--interfaces", type=int, default=52)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-repetitions", type=int, default=25)
+    parser.add_argument("--health-interval", type=float, default=300.0,
+                        help="seconds between health polls of a device (the [health] setting)")
     parser.add_argument("--clients", default="",
                         help="comma-separated subset of: snmpbulkwalk, keyline-fast, "
                              "keyline-pysnmp, keyline-pysnmp-v3 (default: all available)")
@@ -174,15 +264,35 @@ def main() -> None:
         print(f"# lab start {lab.start_duration_s:.2f} s")
         print(f"{'client':<18} {'varbinds':>9} {'cpu_s_per_1000_vb':>18} "
               f"{'varbinds_per_s':>15} {'cycle_s':>9} {'devices_60s_half':>17}")
+        fast: list[Round] | None = None
         for client in clients:
             if client == "snmpbulkwalk":
                 samples = run_snmpbulkwalk(lab, args.rounds, args.max_repetitions)
             else:
                 samples = run_keyline_poller(lab, client, args.rounds, args.max_repetitions)
+                if client == "keyline-fast":
+                    fast = samples
             print(summarize(client, samples, args.agents), flush=True)
+        if fast is not None:
+            health, profiles = run_keyline_health(lab, args.rounds)
+            print(summarize("keyline-health", health, args.agents), flush=True)
+            poll_cpu_s = statistics.median(s[1] for s in fast) / args.agents
+            health_cpu_s = statistics.median(s[1] for s in health) / args.agents
+            health_vb = statistics.median(s[0] for s in health) / args.agents
+            per_60s = poll_cpu_s + health_cpu_s * 60 / args.health_interval
+            print(f"# health poll per device (profile {profiles}): {health_vb:.0f} varbinds, "
+                  f"{health_cpu_s * 1000:.2f} ms CPU, against {poll_cpu_s * 1000:.2f} ms for "
+                  f"its interface poll")
+            print(f"# with health every {args.health_interval:g} s: "
+                  f"{0.5 * 60 / per_60s:,.0f} devices per 60 s on half a core "
+                  f"(interfaces alone: {0.5 * 60 / poll_cpu_s:,.0f})")
     finally:
         lab.stop()
     print(f"# lab stop {lab.stop_duration_s:.2f} s")
+    print("# one health poll of each real device walk, its vendor's profile (median of "
+          f"{args.rounds}; snmpsim serves, its CPU is not counted)")
+    for line in recording_health_costs(args.rounds):
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -16,27 +16,38 @@ one that wrapped; the difference is that a wrap implies a rate the interface cou
 and a reset usually implies one it could not.
 
 When an interval cannot be trusted, `compute_rates` returns no rates for it (None) and says why
-in `skipped_reason`. It never guesses. A missing five minutes shows in an SLA report as a gap
-someone can explain; a guessed one shows as a 40 Gbit/s spike on a 1 Gbit/s circuit, or a
-negative rate, that a customer will quote back and nobody can defend. The next interval, between
-two readings of the fresh counter, is good again. Operational status passes through regardless:
-whether a port is up does not depend on counter arithmetic.
+in `skipped_reason`, words for a person, and `skipped_code`, a stable `SkipCode` number for a
+machine (the collector stores a withheld interval as a sample whose value is the code, so a gap
+in a chart or a report is explained rather than silent). It never guesses. A missing five
+minutes shows in an SLA report as a gap someone can explain; a guessed one shows as a 40 Gbit/s
+spike on a 1 Gbit/s circuit, or a negative rate, that a customer will quote back and nobody can
+defend. The next interval, between two readings of the fresh counter, is good again.
+Operational status passes through regardless: whether a port is up does not depend on counter
+arithmetic.
 
-Rules, in the order they are applied (the first that fires names the reason; any of them
-withholds every rate of the interval, since a counter that misbehaved says the interface's
-counters as a whole cannot be trusted for it):
+Rules, in the order they are applied (the first that fires names the reason, its `SkipCode` in
+brackets; any of them withholds every rate of the interval, since a counter that misbehaved says
+the interface's counters as a whole cannot be trusted for it):
 
-1. no previous reading, or a previous reading of another ifIndex;
-2. interval (``read_at_s`` difference) zero or negative;
+1. no previous reading [1 NO_PREVIOUS_READING], or a previous reading of another ifIndex
+   [2 OTHER_INTERFACE];
+2. interval (``read_at_s`` difference) zero or negative [3 NON_POSITIVE_INTERVAL];
 3. sysUpTime inconsistent with the wall interval: went backwards (restart), advanced less
-   (restart hidden inside the interval) or more (clock jump, another device answering). A
-   sysUpTime that went backwards but whose 2**32 wrap (every 497 days) matches the wall interval
-   is the TimeTicks wrap, not a restart;
-4. ifCounterDiscontinuityTime differs between the readings;
-5. per counter: a 64-bit counter that went backwards; a 32-bit octet counter read over an
-   interval long enough for two wraps at the interface's speed; a 32-bit counter that went down
-   and whose single wrap implies more than ``PLAUSIBLE_SPEED_FACTOR`` times the speed; any
-   counter implying more than that, wrapped or not.
+   (restart hidden inside the interval) [4 AGENT_RESTARTED] or more (clock jump, another
+   device answering) [5 CLOCKS_DISAGREE]. A sysUpTime that went backwards but whose 2**32 wrap
+   (every 497 days) matches the wall interval is the TimeTicks wrap, not a restart. Some agents
+   serve no sysUpTime.0 (``sys_uptime_cs`` None): when either reading lacks it this rule is
+   skipped and the interval is judged by the wall clock alone, so a restart inside it is seen
+   only through rules 4 and 5 (a counter that went back or an implausible rate);
+4. ifCounterDiscontinuityTime differs between the readings [6 DISCONTINUITY_TIME_CHANGED];
+5. per counter: a 64-bit counter that went backwards [7 COUNTER64_WENT_BACKWARDS]; a 32-bit
+   octet counter read over an interval long enough for two wraps at the interface's speed
+   [8 COUNTER32_INTERVAL_TOO_LONG]; a 32-bit counter that went down and whose single wrap
+   implies more than ``PLAUSIBLE_SPEED_FACTOR`` times the speed [9 COUNTER32_RESET]; any
+   counter implying more than that, wrapped or not [10 IMPLAUSIBLE_RATE].
+
+The codes are stable: a stored gap keeps its meaning, so a code is never renumbered nor reused,
+and a new rule gets the next number.
 
 Octet counters: 64-bit per direction when both readings have them, else 32-bit. Errors and
 discards exist only as Counter32 and use the same wrap rule, with the speed turned into a packet
@@ -49,6 +60,7 @@ Pure arithmetic: no I/O, no SNMP library; the poller builds `InterfaceReading` v
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass, fields, replace
 
@@ -63,7 +75,9 @@ __all__ = [
     "TIMETICKS_MODULUS",
     "InterfaceRates",
     "InterfaceReading",
+    "SkipCode",
     "compute_rates",
+    "field_out_of_range",
     "interface_speed_bps",
 ]
 
@@ -93,6 +107,38 @@ _COUNTER32_FIELDS = frozenset({
     "if_in_discards", "if_out_discards", "if_speed_bps", "if_high_speed_mbps",
 })
 
+
+class SkipCode(enum.IntEnum):
+    """Why an interval's rates were withheld, as a stable number (see the module docstring:
+    rule and code). Never renumbered nor reused; stored as the value of a gap sample."""
+
+    NO_PREVIOUS_READING = 1
+    OTHER_INTERFACE = 2
+    NON_POSITIVE_INTERVAL = 3
+    AGENT_RESTARTED = 4
+    CLOCKS_DISAGREE = 5
+    DISCONTINUITY_TIME_CHANGED = 6
+    COUNTER64_WENT_BACKWARDS = 7
+    COUNTER32_INTERVAL_TOO_LONG = 8
+    COUNTER32_RESET = 9
+    IMPLAUSIBLE_RATE = 10
+
+
+def field_out_of_range(name: str, value: int) -> str | None:
+    """The range `value` must lie in to be the `InterfaceReading` field `name` ("0..4294967295",
+    ">= 0") when it lies outside, else None: lets a poller skip one bad cell rather than the
+    whole reading."""
+    if name.startswith("if_hc_"):
+        top: int | None = COUNTER64_MODULUS
+    elif name in _COUNTER32_FIELDS or name.endswith("_cs"):
+        top = COUNTER32_MODULUS
+    else:
+        top = None
+    if value < 0 or (top is not None and value >= top):
+        return f"0..{top - 1}" if top is not None else ">= 0"
+    return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InterfaceReading:
     """One poll of one interface: the IF-MIB columns a rate needs, as the agent returned them.
@@ -100,13 +146,14 @@ class InterfaceReading:
     Counters are raw values (Counter32 0..2**32-1, Counter64 0..2**64-1); None means the agent
     did not return the column (no ifXTable, noSuchInstance). ``read_at_s`` is the poller's
     clock when the reading was taken (monotonic or wall, but the same clock for every reading
-    of a device); ``sys_uptime_cs`` is the agent's clock, sysUpTime in TimeTicks (centiseconds).
+    of a device); ``sys_uptime_cs`` is the agent's clock, sysUpTime in TimeTicks (centiseconds),
+    None when the agent does not serve it (the wall clock alone judges the interval then).
     Speeds: ifHighSpeed in Mbit/s, ifSpeed in bit/s (Gauge32; 4294967295 means "see
     ifHighSpeed"). Statuses are the IF-MIB integers (1 up, 2 down, 3 testing, ...).
     """
 
     if_index: int
-    sys_uptime_cs: int
+    sys_uptime_cs: int | None = None
     read_at_s: float
     if_hc_in_octets: int | None = None
     if_hc_out_octets: int | None = None
@@ -129,14 +176,8 @@ class InterfaceReading:
             value = getattr(self, field.name)
             if field.name == "read_at_s" or value is None:
                 continue
-            if field.name.startswith("if_hc_"):
-                top = COUNTER64_MODULUS
-            elif field.name in _COUNTER32_FIELDS or field.name.endswith("_cs"):
-                top = COUNTER32_MODULUS
-            else:
-                top = None
-            if value < 0 or (top is not None and value >= top):
-                limit = f"0..{top - 1}" if top is not None else ">= 0"
+            limit = field_out_of_range(field.name, value)
+            if limit is not None:
                 raise ValueError(f"{field.name} must be {limit}, not {value}")
 
 
@@ -146,8 +187,9 @@ class InterfaceRates:
 
     Rates are averages over ``interval_s`` (the poller's clock between the readings): bit/s,
     percent of ``speed_bps``, errors and discards in packets per second. When the interval
-    cannot be trusted every rate is None and ``skipped_reason`` says why; a rate can also be
-    None alone when the agent did not return its counter. Statuses are the current reading's.
+    cannot be trusted every rate is None, ``skipped_reason`` says why in words and
+    ``skipped_code`` as a `SkipCode`; a rate can also be None alone when the agent did not
+    return its counter (no reason nor code then). Statuses are the current reading's.
     """
 
     if_index: int
@@ -164,6 +206,7 @@ class InterfaceRates:
     oper_status: int | None = None
     admin_status: int | None = None
     skipped_reason: str | None = None
+    skipped_code: SkipCode | None = None
 
     @property
     def withheld(self) -> bool:
@@ -173,6 +216,10 @@ class InterfaceRates:
 
 class _Untrusted(Exception):
     """Internal: the interval cannot be trusted; the message is the skipped reason."""
+
+    def __init__(self, code: SkipCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 def interface_speed_bps(reading: InterfaceReading) -> int | None:
@@ -211,23 +258,25 @@ def compute_rates(previous: InterfaceReading | None, current: InterfaceReading) 
         admin_status=current.if_admin_status,
     )
     if previous is None:
-        return _withhold(result, "no previous reading")
+        return _withhold(result, SkipCode.NO_PREVIOUS_READING, "no previous reading")
     if previous.if_index != current.if_index:
         return _withhold(
             result,
+            SkipCode.OTHER_INTERFACE,
             f"previous reading is of another interface "
             f"(ifIndex {previous.if_index}, now {current.if_index})",
         )
     interval_s = current.read_at_s - previous.read_at_s
     result = replace(result, interval_s=interval_s)
     if interval_s <= 0:
-        return _withhold(result, f"interval is not positive ({interval_s:g} s)")
+        return _withhold(result, SkipCode.NON_POSITIVE_INTERVAL,
+                         f"interval is not positive ({interval_s:g} s)")
     try:
         _check_agent_clock(previous, current, interval_s)
         _check_discontinuity_time(previous, current)
         return _rates(previous, current, interval_s, speed_bps, result)
     except _Untrusted as untrusted:
-        return _withhold(result, str(untrusted))
+        return _withhold(result, untrusted.code, str(untrusted))
 
 
 def _interval_speed_bps(previous: InterfaceReading | None, current: InterfaceReading) -> int | None:
@@ -242,13 +291,17 @@ def _interval_speed_bps(previous: InterfaceReading | None, current: InterfaceRea
 def _check_agent_clock(
     previous: InterfaceReading, current: InterfaceReading, interval_s: float
 ) -> None:
-    """sysUpTime must have advanced by the wall interval (allowing its 497-day wrap)."""
+    """sysUpTime must have advanced by the wall interval (allowing its 497-day wrap); an agent
+    without sysUpTime (None in either reading) is not judged here: the wall clock alone."""
+    if previous.sys_uptime_cs is None or current.sys_uptime_cs is None:
+        return
     allowance_s = CLOCK_SKEW_ALLOWANCE_S + CLOCK_SKEW_ALLOWANCE_RATIO * interval_s
     advanced_cs = current.sys_uptime_cs - previous.sys_uptime_cs
     if advanced_cs < 0:
         wrapped_s = (advanced_cs + TIMETICKS_MODULUS) / 100
         if abs(wrapped_s - interval_s) > allowance_s:
             raise _Untrusted(
+                SkipCode.AGENT_RESTARTED,
                 f"agent restarted (sysUpTime went backwards: "
                 f"{_uptime(previous.sys_uptime_cs)} -> {_uptime(current.sys_uptime_cs)})"
             )
@@ -256,11 +309,13 @@ def _check_agent_clock(
     advanced_s = advanced_cs / 100
     if advanced_s < interval_s - allowance_s:
         raise _Untrusted(
+            SkipCode.AGENT_RESTARTED,
             f"agent restarted (sysUpTime advanced {advanced_s:g} s "
             f"in a {interval_s:g} s interval; now {_uptime(current.sys_uptime_cs)})"
         )
     if advanced_s > interval_s + allowance_s:
         raise _Untrusted(
+            SkipCode.CLOCKS_DISAGREE,
             f"clocks disagree (sysUpTime advanced {advanced_s:g} s "
             f"in a {interval_s:g} s interval)"
         )
@@ -271,6 +326,7 @@ def _check_discontinuity_time(previous: InterfaceReading, current: InterfaceRead
     after = current.if_counter_discontinuity_time_cs
     if before != after:
         raise _Untrusted(
+            SkipCode.DISCONTINUITY_TIME_CHANGED,
             f"counter discontinuity (ifCounterDiscontinuityTime changed: {before} -> {after})"
         )
 
@@ -333,6 +389,7 @@ def _check_single_wrap_window(name: str, speed_bps: int, interval_s: float) -> N
     if speed_bps * PLAUSIBLE_SPEED_FACTOR / 8 * interval_s >= COUNTER32_MODULUS:
         wraps_in_s = COUNTER32_MODULUS * 8 / speed_bps
         raise _Untrusted(
+            SkipCode.COUNTER32_INTERVAL_TOO_LONG,
             f"interval too long for 32-bit {name}: at {_format_bps(speed_bps)} it can wrap "
             f"every {wraps_in_s:.3g} s, the interval was {interval_s:g} s "
             f"(poll faster, or use ifHC counters)"
@@ -354,7 +411,8 @@ def _per_s(
     wrapped = delta < 0
     if wrapped:
         if modulus == COUNTER64_MODULUS:
-            raise _Untrusted(f"counter reset ({name} went backwards: {before} -> {after})")
+            raise _Untrusted(SkipCode.COUNTER64_WENT_BACKWARDS,
+                             f"counter reset ({name} went backwards: {before} -> {after})")
         delta += modulus
     per_s = delta / interval_s
     if max_per_s is not None and per_s > max_per_s:
@@ -365,10 +423,12 @@ def _per_s(
         )
         if wrapped:
             raise _Untrusted(
+                SkipCode.COUNTER32_RESET,
                 f"counter reset ({name} went down {before} -> {after}; one 32-bit wrap would "
                 f"mean {shown}, above the plausible {limit})"
             )
-        raise _Untrusted(f"implausible rate ({name} implies {shown}, above the plausible {limit})")
+        raise _Untrusted(SkipCode.IMPLAUSIBLE_RATE,
+                         f"implausible rate ({name} implies {shown}, above the plausible {limit})")
     return per_s
 
 
@@ -378,7 +438,7 @@ def _utilization_pct(bps: float | None, speed_bps: int | None) -> float | None:
     return bps * 100.0 / speed_bps
 
 
-def _withhold(result: InterfaceRates, reason: str) -> InterfaceRates:
+def _withhold(result: InterfaceRates, code: SkipCode, reason: str) -> InterfaceRates:
     return InterfaceRates(
         if_index=result.if_index,
         interval_s=result.interval_s,
@@ -386,6 +446,7 @@ def _withhold(result: InterfaceRates, reason: str) -> InterfaceRates:
         oper_status=result.oper_status,
         admin_status=result.admin_status,
         skipped_reason=reason,
+        skipped_code=code,
     )
 
 

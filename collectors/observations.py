@@ -7,12 +7,20 @@ poll results of one device and returns the changes as observations (collectors.m
 ============== =============== ========================================================
 kind           object          values
 ============== =============== ========================================================
-reachability   the device      "reachable", "unreachable", "auth-failed", "error"
+reachability   the device      its verdict (collectors.reachability): "reachable",
+                               "unreachable", "snmp-unresponsive", "auth-failed", "error"
 oper_status    a port          ifOperStatus by name: "up", "down", "testing", "unknown",
                                "dormant", "notPresent", "lowerLayerDown"
 admin_status   a port          ifAdminStatus by name: "up", "down", "testing"
+port_match     a port          how the inventory port matched an interface: "ok", or the
+                               problem (collectors.port_names): "missing", "ambiguous",
+                               "if_index_name_mismatch", "duplicate"
 agent_restart  the device      "restarted" (detail: how it was seen, ``restarted_at``)
 ============== =============== ========================================================
+
+Reachability is not a poll's status but the device's verdict, which changes only on enough
+evidence (failed polls in a row, an ICMP check): the collection service judges it and makes
+the observation with `verdict_observation`.
 
 With no previous result (the first poll) every state is new: each comes out with ``old``
 None, which is how the pipeline learns the starting picture (a port already down when
@@ -56,6 +64,7 @@ KIND_REACHABILITY = "reachability"
 KIND_OPER_STATUS = "oper_status"
 KIND_ADMIN_STATUS = "admin_status"
 KIND_AGENT_RESTART = "agent_restart"
+KIND_PORT_MATCH = "port_match"
 RESTARTED = "restarted"
 
 TIMETICKS_MODULUS = 2**32  # sysUpTime is TimeTicks: centiseconds modulo 2**32
@@ -104,9 +113,6 @@ def observe_poll_counted(
 ) -> ObservedPoll:
     """`observe_poll`, also returning the ifIndexes the inventory does not know."""
     result = ObservedPoll()
-    reachability = reachability_change(previous, current, now)
-    if reachability is not None:
-        result.observations.append(reachability)
     if current.status is not PollStatus.REACHABLE:
         return result
     restart = restart_observation(previous, current, now)
@@ -133,16 +139,14 @@ def observe_poll_counted(
     return result
 
 
-def reachability_change(
-    previous: PollResult | None, current: PollResult, now: datetime
-) -> Observation | None:
-    """The device's reachability observation if its poll status changed (or is first seen)."""
-    old = previous.status.value if previous is not None else None
-    new = current.status.value
-    if old == new:
-        return None
-    detail = {"reason": current.reason} if current.reason else {}
-    return Observation(now, current.target.device_id, KIND_REACHABILITY, old, new, "poll", detail)
+def verdict_observation(device_id: int, old: str | None, new: str, time: datetime, *,
+                        reason: str | None = None, hint: str | None = None,
+                        detail: dict | None = None) -> Observation:
+    """The "reachability" observation of a device whose verdict changed (or is first
+    known, `old` None), with why and what to check."""
+    extra = {**(detail or {}), **({"reason": reason} if reason else {}),
+             **({"hint": hint} if hint else {})}
+    return Observation(time, device_id, KIND_REACHABILITY, old, new, "poll", extra)
 
 
 def agent_restarted(previous_cs: int, current_cs: int, elapsed_s: float) -> bool:

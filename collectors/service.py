@@ -5,8 +5,16 @@ This is the collectors' running process. It joins the pieces that each do one th
     schedule (collectors.schedule) -> poll (collectors.snmp) -> rates (collectors.counters)
         -> samples -> SpoolingSink (collectors.spool) -> store
     poll -> observe_poll (collectors.observations) -> StateTracker -> observations -> sink
+    poll (+ ICMP when it got no answer) -> verdict (collectors.reachability) -> tracker
     trap (collectors.traps) -----------------------> StateTracker -> observations -> sink
     poll -> device poll status (store.observations.record_poll_status)
+
+A device's reachability is a verdict, not a poll's status: it is down only after
+`down_after_failures` polls in a row got no answer and an ICMP echo check failed too
+(collectors.icmp); answering ping it is SNMP-unresponsive, with a hint naming what to check
+(and, for a v2c agent that answers SNMPv1 only, saying so). The first failed poll of a
+device that answered before brings a confirmation poll `confirm_after_s` later, so a dead
+device is known within seconds, not after two full intervals.
 
 One `StateTracker` sits between both sources and the store, so a link seen down by a trap
 and then by the next poll is reported once; it is seeded from the store's last states, so a
@@ -38,7 +46,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,15 +58,38 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from collectors.counters import InterfaceRates, compute_rates
+from collectors.counters import InterfaceRates, SkipCode, compute_rates
+from collectors.health import (
+    HealthProfile,
+    choose_profile,
+    health_samples,
+    interface_names_from_labels,
+    load_profiles,
+    poll_health,
+    read_sys_object_id,
+)
+from collectors.icmp import IcmpChecker, IcmpUnavailable
 from collectors.model import Observation, PollResult, PollStatus, PollTarget, Sample
-from collectors.observations import StateTracker, observe_poll_counted
+from collectors.observations import (
+    KIND_PORT_MATCH,
+    KIND_REACHABILITY,
+    StateTracker,
+    observe_poll_counted,
+    verdict_observation,
+)
+from collectors.port_names import match_ports
+from collectors.reachability import REACHABLE, Verdict, judge
 from collectors.schedule import PollPlan, plan_poll
 from collectors.snmp import SnmpPoller
 from collectors.spool import DEFAULT_MAX_BYTES, SpoolingSink
 from collectors.targets import TargetProblem, load_poll_targets
 from collectors.traps import TrapReceiver, V3TrapUser
-from store.observations import latest_states, record_poll_statuses
+from store.observations import (
+    PortMatchRow,
+    latest_states,
+    record_poll_statuses,
+    record_port_matches,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +107,9 @@ RATE_METRICS = {
 OPER_STATUS_METRIC = "if_oper_status"  # IF-MIB value: 1 up, 2 down, ...
 ADMIN_STATUS_METRIC = "if_admin_status"
 RESPONSE_TIME_METRIC = "snmp_response_ms"  # device: how long one full poll took
+# port: an interval whose rates were withheld, the value its reason (collectors.counters
+# SkipCode): a gap with a reason on the port's chart, not a silent hole
+RATE_GAP_METRIC = "if_rate_gap"
 
 def rate_samples(rates: InterfaceRates, port_id: int, time: datetime) -> list[Sample]:
     """The samples one interface's interval gives: each rate that could be computed, and the
@@ -99,6 +133,7 @@ class CollectorStats:
     skipped_polls: Counter[str] = field(default_factory=Counter)  # by device key
     withheld_intervals: int = 0  # interface intervals judged untrustworthy (no rates)
     unmapped_interfaces: int = 0  # interfaces polled that the inventory does not know
+    health_polls: int = 0  # health readings taken (collectors.health)
     samples: int = 0  # handed to the sink
     observations: int = 0  # changes handed to the sink (poll and trap)
     trap_observations: int = 0
@@ -112,8 +147,17 @@ class _DeviceState:
     target: PollTarget
     plan: PollPlan
     last_result: PollResult | None = None
-    last_readings: dict = field(default_factory=dict)  # ifIndex -> InterfaceReading
+    last_readings: dict = field(default_factory=dict)  # port id -> InterfaceReading
     busy: bool = False
+    verdict: str | None = None  # collectors.reachability
+    failures: int = 0  # polls in a row with no answer
+    alive_in_row: int = 0  # of those, followed by an ICMP echo reply
+    first_failure_at: datetime | None = None
+    gaps: dict[int, Any] = field(default_factory=dict)  # port id -> SkipCode of its gap
+    poll_problems: frozenset[str] = frozenset()  # what the last poll skipped, logged
+    health_profile: HealthProfile | None = None  # chosen at the first health poll
+    health_busy: bool = False
+    health_problems: frozenset[str] = frozenset()  # already logged
 
 
 class CollectionService:
@@ -140,6 +184,13 @@ class CollectionService:
         replay_interval_s: float = 2.0,
         raw_retention_days: int = 90,
         event_retention_days: int = 7,
+        down_after_failures: int = 2,
+        confirm_after_s: float = 5.0,
+        icmp_check: bool = True,
+        icmp_count: int = 3,
+        icmp_timeout_s: float = 1.0,
+        health_interval_s: float | None = 300.0,
+        health_profiles: Sequence[HealthProfile] | None = None,
     ) -> None:
         self._pool = pool
         self._environ = environ
@@ -156,6 +207,15 @@ class CollectionService:
         self.replay_interval_s = replay_interval_s
         self.raw_retention_days = raw_retention_days
         self.event_retention_days = event_retention_days
+        self.down_after_failures = down_after_failures
+        self.confirm_after_s = confirm_after_s
+        self.icmp_check = icmp_check
+        self.icmp_count = icmp_count
+        self.icmp_timeout_s = icmp_timeout_s
+        self._icmp: IcmpChecker | None = None
+        # device health (collectors.health) at its own interval; None: not polled
+        self.health_interval_s = health_interval_s
+        self._health_profiles = list(health_profiles) if health_profiles is not None else None
         self._sink = SpoolingSink(pool, spool_dir, max_bytes=spool_max_bytes)
         self._tracker = StateTracker()
         self._devices: dict[int, _DeviceState] = {}
@@ -163,6 +223,8 @@ class CollectionService:
         self._stats_lock = threading.Lock()
         self._pending_samples: list[Sample] = []
         self._pending_statuses: dict[int, tuple[str, str | None, datetime]] = {}
+        self._pending_matches: dict[int, PortMatchRow] = {}
+        self._written_matches: dict[int, tuple[object, ...]] = {}
         # One writer thread: writes reach the store in the order they were made.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyline-writer")
         self._last_import_id: int | None = None
@@ -193,6 +255,12 @@ class CollectionService:
             trap_port=settings.traps.port,
             spool_max_bytes=settings.spool.max_bytes,
             raw_retention_days=settings.store.raw_retention_days,
+            down_after_failures=settings.poll.down_after_failures,
+            confirm_after_s=settings.poll.confirm_after_s,
+            icmp_check=settings.poll.icmp_check,
+            icmp_count=settings.poll.icmp_count,
+            icmp_timeout_s=settings.poll.icmp_timeout_s,
+            health_interval_s=settings.health.interval_s if settings.health.enabled else None,
         )
 
     # --- lifetime (any thread) -----------------------------------------------------------------
@@ -239,6 +307,7 @@ class CollectionService:
                 skipped_polls=Counter(self._stats.skipped_polls),
                 withheld_intervals=self._stats.withheld_intervals,
                 unmapped_interfaces=self._stats.unmapped_interfaces,
+                health_polls=self._stats.health_polls,
                 samples=self._stats.samples, observations=self._stats.observations,
                 trap_observations=self._stats.trap_observations,
                 write_errors=self._stats.write_errors,
@@ -308,7 +377,16 @@ class CollectionService:
 
     async def _start_async(self) -> None:
         self._in_flight = asyncio.Semaphore(self.max_in_flight)
+        if self.health_interval_s is not None and self._health_profiles is None:
+            self._health_profiles = await asyncio.to_thread(load_profiles)
         self._poller = SnmpPoller(timeout_s=self.timeout_s, retries=self.retries)
+        if self.icmp_check:
+            try:
+                self._icmp = IcmpChecker.open(count=self.icmp_count,
+                                              timeout_s=self.icmp_timeout_s)
+            except IcmpUnavailable as error:
+                log.error("%s. Until then no device is called down: one whose SNMP is "
+                          "silent is reported SNMP-unresponsive", error)
         targets, problems, import_id = await self._in_writer(self._read_targets)
         states = await self._in_writer(self._read_latest_states)
         self._tracker.seed(states)
@@ -388,13 +466,17 @@ class CollectionService:
         for device_id, target in wanted.items():
             interval_s = float(self._interval_s_for(target.poller_group))
             state = self._devices.get(device_id)
+            if state is not None and state.target.ports == target.ports:
+                # the same ports: keep what the last poll matched until the next one
+                target = replace(target, ports_by_if_index=state.target.ports_by_if_index)
             if state is not None and state.plan.interval_s == interval_s:
                 state.target = target  # new credential or ports: next poll uses them
                 continue
             plan = plan_poll(device_id, target.device_key, target.poller_group, interval_s,
                              self.startup_spread_s)
             if state is None:
-                self._devices[device_id] = _DeviceState(target, plan)
+                self._devices[device_id] = _DeviceState(
+                    target, plan, verdict=self._tracker.state(device_id, KIND_REACHABILITY))
             else:
                 state.target, state.plan = target, plan
             self._scheduler.add_job(
@@ -407,8 +489,19 @@ class CollectionService:
                     self._poll_job, DateTrigger(now + timedelta(seconds=delay_s)),
                     args=(device_id,), id=f"warmup:{device_id}:{number}",
                     name=f"warm-up poll {target.device_key}", replace_existing=True)
-        if self.trap_receiver is not None:
-            self.trap_receiver.targets_by_address = _by_address(targets)
+            if self.health_interval_s is not None:
+                # at the device's phase, after its first interface poll has named its ports
+                first_s = plan.first_delay_s % self.startup_spread_s + self.startup_spread_s
+                self._scheduler.add_job(
+                    self._health_job, IntervalTrigger(
+                        seconds=self.health_interval_s,
+                        start_date=now + timedelta(seconds=first_s)),
+                    args=(device_id,), id=f"health:{device_id}",
+                    name=f"health poll {target.device_key}", replace_existing=True,
+                    max_instances=1, coalesce=True)
+        if self.trap_receiver is not None:  # with the ports matched so far
+            self.trap_receiver.targets_by_address = _by_address(
+                [state.target for state in self._devices.values()])
 
     def _drop_device(self, device_id: int) -> None:
         assert self._scheduler is not None
@@ -452,7 +545,8 @@ class CollectionService:
         stats = self.trap_receiver.stats
         await self.trap_receiver.stop()
         self.trap_receiver = TrapReceiver(
-            _by_address(targets), host=self.trap_host, port=self.trap_receiver.port,
+            _by_address([state.target for state in self._devices.values()]),
+            host=self.trap_host, port=self.trap_receiver.port,
             communities=_communities(targets), v3_users=list(self._v3_trap_users.values()),
             on_observations=self._on_trap_observations)
         self.trap_receiver.stats = stats
@@ -472,34 +566,153 @@ class CollectionService:
         try:
             async with self._in_flight:
                 result = await self._poller.poll(state.target)
+            verdict = await self._judge(state, result)
             if self._devices.get(device_id) is state:  # not dropped by a reload meanwhile
-                self._take(state, result)
+                self._take(state, result, verdict)
         except asyncio.CancelledError:  # the service stops: the poll is abandoned, not failed
             return
         finally:
             state.busy = False
 
-    def _take(self, state: _DeviceState, result: PollResult) -> None:
-        """Turn one poll result into samples, a poll status and observations."""
-        target, now = result.target, result.started_at
+    async def _health_job(self, device_id: int) -> None:
+        """Poll the device's health (collectors.health) and hand its samples to the sink.
+        A device that does not answer its interface polls is left alone: its verdict says
+        what is wrong."""
+        state = self._devices.get(device_id)
+        if (state is None or state.health_busy or state.verdict != REACHABLE
+                or self._health_profiles is None):
+            return
+        assert self._poller is not None and self._in_flight is not None
+        state.health_busy = True
+        try:
+            async with self._in_flight:
+                target = state.target
+                if state.health_profile is None:
+                    sys_object_id = await read_sys_object_id(self._poller, target)
+                    state.health_profile = choose_profile(self._health_profiles, sys_object_id,
+                                                          target.platform)
+                labels = state.last_result.interface_labels if state.last_result else {}
+                reading = await poll_health(self._poller, target, state.health_profile,
+                                            interface_names_from_labels(labels) or None)
+        except asyncio.CancelledError:
+            return
+        finally:
+            state.health_busy = False
+        if self._devices.get(device_id) is not state:
+            return
+        if reading.status is not PollStatus.REACHABLE:
+            log.debug("health poll of %s: %s", target.device_key, reading.reason)
+            return
+        new_problems = frozenset(reading.problems) - state.health_problems
+        if new_problems:  # said once per device and problem, not every interval
+            log.info("health poll of %s (profile %s): %s", target.device_key,
+                     state.health_profile.name, "; ".join(sorted(new_problems)))
+            state.health_problems |= new_problems
+        samples = health_samples(reading, device_id, state.target.ports_by_if_index,
+                                 datetime.now(UTC))
+        self._pending_samples.extend(samples)
+        with self._stats_lock:
+            self._stats.health_polls += 1
+
+    async def _judge(self, state: _DeviceState, result: PollResult) -> Verdict | None:
+        """The device's verdict after this poll (collectors.reachability), None while the
+        evidence is not enough to change it; an ICMP check when the poll got no answer."""
+        if result.status is not PollStatus.UNREACHABLE:
+            state.failures, state.alive_in_row, state.first_failure_at = 0, 0, None
+            return judge(state.verdict, 0, result, None,
+                         down_after_failures=self.down_after_failures,
+                         icmp_enabled=self.icmp_check)
+        state.failures += 1
+        if state.first_failure_at is None:
+            state.first_failure_at = result.started_at
+        echo = None
+        if state.failures >= self.down_after_failures and self._icmp is not None:
+            echo = await self._icmp.check(state.target.host)
+        state.alive_in_row = state.alive_in_row + 1 if echo is not None and echo.alive else 0
+        verdict = judge(state.verdict, state.failures, result, echo,
+                        down_after_failures=self.down_after_failures,
+                        icmp_enabled=self.icmp_check,
+                        extra_hint=await self._diagnose(state.target, echo),
+                        alive_in_row=state.alive_in_row)
+        if verdict is None and ((state.failures == 1 and state.verdict in (None, REACHABLE))
+                                or state.alive_in_row == 1):
+            self._confirm_soon(state)
+        return verdict
+
+    async def _diagnose(self, target: PollTarget, echo: Any) -> str | None:
+        """A specific hint for a device alive but silent on SNMP (an agent that speaks
+        SNMPv1 only), or None."""
+        if echo is None or not echo.alive or target.credential.version != "v2c":
+            return None
+        diagnose = getattr(self._poller, "diagnose_silence", None)
+        if diagnose is None:
+            return None
+        try:
+            return await diagnose(target)
+        except Exception:  # a diagnosis is a courtesy: never let it fail a poll
+            log.debug("diagnosis of %s failed", target.device_key, exc_info=True)
+            return None
+
+    def _confirm_soon(self, state: _DeviceState) -> None:
+        """A confirmation poll of a device whose poll just failed, before its next turn."""
+        delay_s = min(self.confirm_after_s, state.plan.interval_s / 2)
+        if self._scheduler is None or delay_s < 0.5:
+            return
+        self._scheduler.add_job(
+            self._poll_job, DateTrigger(datetime.now(UTC) + timedelta(seconds=delay_s)),
+            args=(state.target.device_id,), id=f"confirm:{state.target.device_id}",
+            name=f"confirmation poll {state.target.device_key}", replace_existing=True)
+
+    def _take(self, state: _DeviceState, result: PollResult,
+              verdict: Verdict | None = None) -> None:
+        """Turn one poll result (and the device's verdict) into samples, a poll status and
+        observations."""
+        now = result.started_at
+        matched: list[Observation] = []
+        if result.status is PollStatus.REACHABLE and state.target.ports:
+            result, matched = self._match_ports(state, result)
+        target = result.target
         observed = observe_poll_counted(state.last_result, result, now)
+        observed.observations.extend(matched)
+        if verdict is not None and verdict.state != state.verdict:
+            # down or silent since the first poll that got no answer: the outage began then;
+            # back when the answer came, not when a request that waited through it was sent
+            if verdict.state != REACHABLE and result.status is PollStatus.UNREACHABLE:
+                began = state.first_failure_at or now
+            elif verdict.state == REACHABLE and state.verdict is not None:
+                began = now + timedelta(seconds=result.duration_s)
+            else:
+                began = now
+            observed.observations.insert(0, verdict_observation(
+                target.device_id, state.verdict, verdict.state, began, reason=verdict.reason,
+                hint=verdict.hint, detail=verdict.detail))
+            state.verdict = verdict.state
         changes = self._tracker.apply(observed.observations)
         samples: list[Sample] = []
         withheld = 0
         if result.status is PollStatus.REACHABLE:
+            readings: dict[int, Any] = {}
             for if_index, reading in result.interfaces.items():
                 port_id = target.ports_by_if_index.get(if_index)
                 if port_id is None:
                     continue
-                rates = compute_rates(state.last_readings.get(if_index), reading)
-                if rates.withheld:
-                    withheld += 1
-                    log.debug("%s ifIndex %d: %s", target.device_key, if_index,
-                              rates.skipped_reason)
+                # by port, not ifIndex: an interface renumbered by a reboot is withheld one
+                # interval (another ifIndex), never mixed with another port's counters
+                rates = compute_rates(state.last_readings.get(port_id), reading)
+                readings[port_id] = reading
                 samples.extend(rate_samples(rates, port_id, now))
+                if self._note_gap(state, port_id, rates):
+                    withheld += 1
+                    samples.append(Sample(now, port_id, RATE_GAP_METRIC,
+                                          float(rates.skipped_code)))
             samples.append(Sample(now, target.device_id, RESPONSE_TIME_METRIC,
                                   result.duration_s * 1000.0))
-            state.last_readings = dict(result.interfaces)
+            state.last_readings = readings
+            new_problems = frozenset(result.problems) - state.poll_problems
+            if new_problems:  # said once per device and problem, not every poll
+                log.info("poll of %s skipped what it could not read: %s", target.device_key,
+                         "; ".join(sorted(new_problems)))
+            state.poll_problems = frozenset(result.problems)
         state.last_result = result
         if result.engine_id is not None:
             self._learn_v3_trap_user(target, result.engine_id)
@@ -512,6 +725,60 @@ class CollectionService:
             self._stats.unmapped_interfaces += len(observed.unmapped_if_indexes)
         if changes:
             self._write_observations(changes)
+
+    def _match_ports(self, state: _DeviceState,
+                     result: PollResult) -> tuple[PollResult, list[Observation]]:
+        """Match the inventory ports to the interfaces this poll found, by if_index or by
+        name as operators write them (collectors.port_names): an ifIndex renumbered by a
+        reboot is followed at the next poll, and the traps of the device follow too. Ports
+        that cannot be matched become "port_match" observations (a configuration alarm), and
+        the match of every port is recorded for `keyline topology diff`, `keyline poll
+        --once` and the admin page."""
+        target, now = state.target, result.started_at
+        match = match_ports(target.ports, result.interface_labels)
+        if match.by_if_index != target.ports_by_if_index:
+            target = replace(target, ports_by_if_index=dict(match.by_if_index))
+            state.target = target
+            if (self.trap_receiver is not None
+                    and self.trap_receiver.targets_by_address.get(target.host) is not None):
+                self.trap_receiver.targets_by_address[target.host] = target
+        problems: dict[int, list[Any]] = {}
+        for problem in match.problems:
+            problems.setdefault(problem.port_id, []).append(problem)
+        by_port = match.by_port_id
+        observations = []
+        for port_id, _name, _if_index in target.ports:
+            found = problems.get(port_id, [])
+            kind = found[0].kind if found else None
+            message = "; ".join(p.message for p in found) if found else None
+            known = self._tracker.state(port_id, KIND_PORT_MATCH)
+            if kind is not None or known not in (None, "ok"):
+                observations.append(Observation(
+                    now, port_id, KIND_PORT_MATCH, known, kind or "ok", "poll",
+                    {"device_id": target.device_id,
+                     **({"message": message} if message else {})}))
+            if_index = by_port.get(port_id)
+            row = PortMatchRow(port_id, target.device_id, if_index,
+                               match.how.get(port_id) if if_index is not None else None,
+                               kind, message, now)
+            written = (row.if_index, row.matched_by, row.problem, row.message)
+            if self._written_matches.get(port_id) != written:
+                self._pending_matches[port_id] = row
+        return replace(result, target=target), observations
+
+    def _note_gap(self, state: _DeviceState, port_id: int, rates: InterfaceRates) -> bool:
+        """Whether this interval of the port is a gap to store (its rates withheld for a
+        reason other than having no previous reading); logged at INFO once per port and
+        episode, with the reason."""
+        code = rates.skipped_code
+        if code is None or code is SkipCode.NO_PREVIOUS_READING:
+            state.gaps.pop(port_id, None)
+            return False
+        if state.gaps.get(port_id) != code:
+            log.info("%s port %d: rates withheld (%s) until the counters can be trusted again",
+                     state.target.device_key, port_id, rates.skipped_reason)
+            state.gaps[port_id] = code
+        return True
 
     def _learn_v3_trap_user(self, target: PollTarget, engine_id: bytes) -> None:
         """Accept v3 traps from the agent the poll just reached: a v3 trap is signed with the
@@ -536,6 +803,8 @@ class CollectionService:
             self._write_observations(changes)
 
     def _on_skipped(self, event: JobSubmissionEvent) -> None:
+        if event.job_id.startswith("health:"):
+            return  # a health poll still running: it runs again at its next interval
         device_id = _device_of_job(event.job_id)
         state = self._devices.get(device_id) if device_id is not None else None
         if state is not None:
@@ -560,12 +829,28 @@ class CollectionService:
     async def _flush(self) -> None:
         samples, self._pending_samples = self._pending_samples, []
         statuses, self._pending_statuses = self._pending_statuses, {}
+        matches, self._pending_matches = self._pending_matches, {}
+        if matches:
+            self._submit(self._write_port_matches, matches)
         if samples:
             with self._stats_lock:
                 self._stats.samples += len(samples)
             self._submit(self._sink.write_samples, samples)
         if statuses:
             self._submit(self._write_poll_statuses, statuses)
+
+    def _write_port_matches(self, matches: dict[int, PortMatchRow]) -> None:
+        # the current picture, like poll statuses: lost while the store is away, the next
+        # poll says it again (it is pending again until written)
+        try:
+            with self._pool.connection(timeout=2) as conn:
+                record_port_matches(conn, list(matches.values()))
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            log.debug("port matches not written, store unavailable: %s", error)
+            return
+        for port_id, row in matches.items():
+            self._written_matches[port_id] = (row.if_index, row.matched_by, row.problem,
+                                              row.message)
 
     async def _flush_and_wait(self) -> None:
         await self._flush()
@@ -631,13 +916,15 @@ def _by_address(targets: Sequence[PollTarget]) -> dict[str, PollTarget]:
 
 
 def _communities(targets: Any) -> set[str]:
-    """The v2c communities of the targets: a device sends traps with the one it is polled
-    with."""
+    """The v1 and v2c communities of the targets: a device sends traps with the one it is
+    polled with (pysnmp's receiver turns a v1 Trap-PDU into its v2 form, RFC 3584)."""
     return {target.credential.community.get_secret_value() for target in targets
-            if target.credential.version == "v2c" and target.credential.community is not None}
+            if target.credential.version in ("v1", "v2c")
+            and target.credential.community is not None}
 
 
 def _device_of_job(job_id: str) -> int | None:
     kind, _, rest = job_id.partition(":")
     device_id = rest.partition(":")[0]
-    return int(device_id) if kind in ("poll", "warmup") and device_id.isdigit() else None
+    return (int(device_id) if kind in ("poll", "warmup", "confirm", "health")
+            and device_id.isdigit() else None)

@@ -6,11 +6,18 @@ columns in another, run side by side. A walk asks for all of its columns in ever
 (RFC 3416: the answer is row after row, column i of each row at position i), follows each
 column from where its last answer stopped, and drops a column once its answers leave the
 column (the agent has moved on to the next one) or say endOfMibView. The readings of every
-ifIndex become `InterfaceReading`s for `collectors.counters`. OIDs are numeric tuples
+ifTable row become `InterfaceReading`s for `collectors.counters`. OIDs are numeric tuples
 resolved here once: there are no MIB lookups while polling.
 
+SNMPv1. The same walker, by GETNEXT (v1 has no GETBULK): one row of every column per request.
+A v1 agent has no endOfMibView: a column that runs off the end of its MIB comes back as
+error-status noSuchName at that column's position, so the walker drops that column and asks
+for the others again (RFC 1157, RFC 2576 section 4.1.2.2); a name missing from the
+system-group GET is dropped the same way. v1 cannot carry Counter64, so the ifHC columns are
+not asked for and rates come from the 32-bit counters.
+
 Two engines, one walker. SNMPv3 (USM authentication and privacy) goes through pysnmp, which
-does it well. SNMPv2c, by far the bulk of a network's polls, goes by default through
+does it well. SNMPv2c, by far the bulk of a network's polls, and SNMPv1 go by default through
 `collectors.snmp_fast`, a lean codec over a plain asyncio UDP socket, because pysnmp costs
 about 0.19 CPU s per 1,000 varbinds (most of it pyasn1 decoding) and the fast path 0.017,
 level with Net-SNMP's snmpbulkwalk (bench/poll_engine.py measures all three; 10 snmpsim
@@ -20,7 +27,14 @@ cost; one pysnmp engine per distinct credential, since an engine holds one key s
 user name. Both engines hand the walker the same plain values
 (ints, bytes, OID tuples, the noSuchObject / noSuchInstance / endOfMibView sentinels), so a
 device gives the same PollResult whichever engine read it; `v2c_engine="pysnmp"` forces
-pysnmp for v2c too.
+pysnmp for v1 and v2c too.
+
+A bad cell is not a bad poll. Real agents serve an ifName as INTEGER, a counter out of its
+range, no sysUpTime.0 at all (some IOS-XE releases), a sysName of "<private>". Each value the
+poller cannot use (wrong kind for its column, out of its field's range, a system object
+missing) is left out, None, and named in `PollResult.problems` ("ifName.7: INTEGER where
+OCTET STRING expected; skipped"); the rest of the poll stands. Without sysUpTime the readings
+carry None and `collectors.counters` judges intervals by the wall clock alone.
 
 Limits. Requests in flight are bounded overall (`max_in_flight`: a burst of large answers
 must fit the socket receive buffers) and per device (`max_in_flight_per_device`: the two
@@ -30,14 +44,23 @@ n-th try waiting `timeout_s * backoff_factor ** n`.
 
 What a poll can end in (`PollStatus`), per device and never at another device's expense:
 
-    reachable     every answer arrived and made sense;
-    unreachable   a request got no answer after every try (an SNMPv2c agent stays silent on a
-                  wrong community, so that case lands here too);
+    reachable     every answer arrived and was a well-formed answer to its request (cells
+                  it could not use are in `problems`);
+    unreachable   a request got no answer after every try (an SNMPv1/v2c agent stays silent
+                  on a wrong community, so that case lands here too), or the host answered
+                  ICMP port unreachable: no agent listens, so the poll ends at once, without
+                  waiting out the retries;
     auth-failed   an SNMPv3 agent rejected the credential (unknown user, wrong digest, a
                   decryption error, unsupported security level...);
-    error         an answer that cannot be used: an error-status, a malformed or truncated
-                  datagram, a walk that does not advance (an agent loop), a mandatory system
-                  object missing, a value of the wrong type.
+    error         a protocol answer that cannot be used: an error-status, a malformed or
+                  truncated datagram, an answer that does not fit its request, a walk that
+                  does not advance (an agent loop).
+
+Silence explained, where it can be. A v1-only agent polled as v2c is silent exactly as a dead
+device or a wrong community is. `diagnose_silence(target)`, for the collector to run after a
+v1/v2c poll got no answer, sends one GET of sysUpTime.0 in each community version and, when
+only the other one answers, says which kind the credential should be. A wrong community
+cannot be told from an ACL: both stay silent.
 
 Walking any table. `walk(target, columns)` runs the same walker over arbitrary numeric
 columns (LLDP-MIB for topology discovery, for instance) and returns every row of each column
@@ -53,11 +76,12 @@ and every authenticated answer carries it as msgAuthoritativeEngineID. An observ
 pysnmp engine ("rfc3412.prepareDataElements:response", called for every answer that passed
 the USM checks and matched its request) records it by agent address; a v3 poll's result
 carries it as `PollResult.engine_id`. No snmpEngineID.0 GET: not every agent serves it
-(snmpsim does not), and the discovered id is the one the agent signs with. v2c polls leave
-it None and pay nothing for it.
+(snmpsim does not), and the discovered id is the one the agent signs with. v1 and v2c polls
+leave it None and pay nothing for it.
 
 Readings are stamped with the wall clock (`time.time()`, seconds) taken when the system group
 answered, the same moment as their sysUpTime; counters are the agent's raw values.
+`requests_sent` counts every request datagram sent (each try), for statistics.
 
 Every non-reachable result carries a reason in words. Reasons never contain a community or a
 key: secrets stay pydantic SecretStr until the engine needs them, and every reason is scrubbed
@@ -75,7 +99,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from collectors import snmp_fast
-from collectors.counters import InterfaceReading
+from collectors.counters import TIMETICKS_MODULUS, InterfaceReading, field_out_of_range
 from collectors.model import InterfaceLabel, PollResult, PollStatus, PollTarget, SnmpCredential
 from collectors.snmp_fast import END_OF_MIB_VIEW, SnmpException
 
@@ -111,36 +135,69 @@ ERROR_STATUS_NAMES = {
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """One IF-MIB column: its MIB name, numeric OID, and where its value goes.
+    """One column to walk: its MIB name, numeric OID, where its value goes, and its syntax.
 
-    `field` is an `InterfaceReading` field (a number) or, for the labels, "label:<name>"."""
+    `field` is an `InterfaceReading` field (a number) or, for the labels, "label:<name>".
+    `syntax` is the SMI type the column has ("OCTET STRING", "Counter64"...): a cell of
+    another kind (a string where a number belongs, or the reverse) is skipped and named in
+    the poll's problems. Any integer type passes for a numeric column (agents serve Counter32
+    for Counter64 and the like; the value's range is checked by `InterfaceReading`). An empty
+    syntax accepts anything (`walk` of arbitrary columns)."""
 
     name: str
     oid: Oid
-    field: str
+    field: str = ""
+    syntax: str = ""
+
+    @property
+    def kind(self) -> type | None:
+        """The Python type of a good value (bytes or int), None for any."""
+        return None if not self.syntax else bytes if self.syntax == "OCTET STRING" else int
 
 
+_TEXT = "OCTET STRING"
 IF_TABLE_COLUMNS: tuple[Column, ...] = (
-    Column("ifIndex", (*IF_ENTRY, 1), "label:if_index"),
-    Column("ifDescr", (*IF_ENTRY, 2), "label:if_descr"),
-    Column("ifType", (*IF_ENTRY, 3), "label:if_type"),
-    Column("ifSpeed", (*IF_ENTRY, 5), "if_speed_bps"),
-    Column("ifAdminStatus", (*IF_ENTRY, 7), "if_admin_status"),
-    Column("ifOperStatus", (*IF_ENTRY, 8), "if_oper_status"),
-    Column("ifInOctets", (*IF_ENTRY, 10), "if_in_octets"),
-    Column("ifInDiscards", (*IF_ENTRY, 13), "if_in_discards"),
-    Column("ifInErrors", (*IF_ENTRY, 14), "if_in_errors"),
-    Column("ifOutOctets", (*IF_ENTRY, 16), "if_out_octets"),
-    Column("ifOutDiscards", (*IF_ENTRY, 19), "if_out_discards"),
-    Column("ifOutErrors", (*IF_ENTRY, 20), "if_out_errors"),
+    Column("ifIndex", (*IF_ENTRY, 1), "label:if_index", "INTEGER"),
+    Column("ifDescr", (*IF_ENTRY, 2), "label:if_descr", _TEXT),
+    Column("ifType", (*IF_ENTRY, 3), "label:if_type", "INTEGER"),
+    Column("ifSpeed", (*IF_ENTRY, 5), "if_speed_bps", "Gauge32"),
+    Column("ifAdminStatus", (*IF_ENTRY, 7), "if_admin_status", "INTEGER"),
+    Column("ifOperStatus", (*IF_ENTRY, 8), "if_oper_status", "INTEGER"),
+    Column("ifInOctets", (*IF_ENTRY, 10), "if_in_octets", "Counter32"),
+    Column("ifInDiscards", (*IF_ENTRY, 13), "if_in_discards", "Counter32"),
+    Column("ifInErrors", (*IF_ENTRY, 14), "if_in_errors", "Counter32"),
+    Column("ifOutOctets", (*IF_ENTRY, 16), "if_out_octets", "Counter32"),
+    Column("ifOutDiscards", (*IF_ENTRY, 19), "if_out_discards", "Counter32"),
+    Column("ifOutErrors", (*IF_ENTRY, 20), "if_out_errors", "Counter32"),
 )
 IF_X_TABLE_COLUMNS: tuple[Column, ...] = (
-    Column("ifName", (*IF_X_ENTRY, 1), "label:if_name"),
-    Column("ifHCInOctets", (*IF_X_ENTRY, 6), "if_hc_in_octets"),
-    Column("ifHCOutOctets", (*IF_X_ENTRY, 10), "if_hc_out_octets"),
-    Column("ifHighSpeed", (*IF_X_ENTRY, 15), "if_high_speed_mbps"),
-    Column("ifCounterDiscontinuityTime", (*IF_X_ENTRY, 19), "if_counter_discontinuity_time_cs"),
+    Column("ifName", (*IF_X_ENTRY, 1), "label:if_name", _TEXT),
+    Column("ifHCInOctets", (*IF_X_ENTRY, 6), "if_hc_in_octets", "Counter64"),
+    Column("ifHCOutOctets", (*IF_X_ENTRY, 10), "if_hc_out_octets", "Counter64"),
+    Column("ifHighSpeed", (*IF_X_ENTRY, 15), "if_high_speed_mbps", "Gauge32"),
+    Column("ifCounterDiscontinuityTime", (*IF_X_ENTRY, 19), "if_counter_discontinuity_time_cs",
+           "TimeTicks"),
 )
+
+MAX_PROBLEMS = 100
+"""Problems listed per poll; beyond that they are counted in one last line."""
+
+
+class _Problems:
+    """What a poll skipped, in words (see `PollResult.problems`)."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+        self.count = 0
+
+    def add(self, line: str) -> None:
+        self.count += 1
+        if len(self._lines) < MAX_PROBLEMS:
+            self._lines.append(line)
+
+    def lines(self) -> tuple[str, ...]:
+        more = self.count - len(self._lines)
+        return (*self._lines, f"... and {more} more skipped") if more else tuple(self._lines)
 
 
 @dataclass(frozen=True)
@@ -184,15 +241,22 @@ class _BadAnswer(_PollFailed):
 # values; it raises snmp_fast.NoAnswer, _AuthFailed or _BadAnswer.
 
 
+_VERSION_FIELDS = {"v1": snmp_fast.SNMP_V1, "v2c": snmp_fast.SNMP_V2C}
+_VERSION_NAMES = {"v1": "SNMPv1", "v2c": "SNMPv2c", "v3": "SNMPv3"}
+
+
 class _FastSession:
-    engine_id: bytes | None = None  # SNMPv2c has none
+    engine_id: bytes | None = None  # SNMPv1 and v2c have none
 
     def __init__(self, target: PollTarget, timeouts_s: Sequence[float]) -> None:
+        version = target.credential.version
         community = target.credential.community
         if community is None:
-            raise _BadAnswer("the SNMPv2c credential has no community")
+            raise _BadAnswer(f"the {_VERSION_NAMES[version]} credential has no community")
+        self.bulk = version != "v1"  # SNMPv1 has no GETBULK: walks go by GETNEXT
         self._session = snmp_fast.V2cSession(target.host, target.port,
-                                             community.get_secret_value().encode())
+                                             community.get_secret_value().encode(),
+                                             version=_VERSION_FIELDS[version])
         self._timeouts_s = timeouts_s
 
     async def open(self) -> _FastSession:
@@ -200,18 +264,29 @@ class _FastSession:
         return self
 
     @property
+    def sent(self) -> int:
+        return self._session.sent
+
+    @property
     def note(self) -> str:
         error = self._session.icmp_error
         return f"; ICMP: {error.strerror or error}" if isinstance(error, OSError) else ""
 
-    async def request(self, oids: Sequence[Oid],
-                      max_repetitions: int | None) -> tuple[int, int, list[VarBind]]:
+    async def request(self, oids: Sequence[Oid], max_repetitions: int | None
+                      ) -> tuple[int, int, list[VarBind], Callable[[int], str]]:
+        """GET (max_repetitions None), else GETBULK, or GETNEXT when the version has no bulk;
+        (error-status, error-index, varbinds, the wire type name of varbind i)."""
         try:
-            response = await self._session.request(oids, self._timeouts_s,
-                                                   max_repetitions=max_repetitions)
+            if self.bulk or max_repetitions is None:
+                response = await self._session.request(oids, self._timeouts_s,
+                                                       max_repetitions=max_repetitions)
+            else:
+                response = await self._session.request(oids, self._timeouts_s, get_next=True)
         except snmp_fast.BerError as error:
             raise _BadAnswer(f"malformed answer: {error}") from None
-        return response.error_status, response.error_index, response.varbinds
+        datagram = response.datagram
+        return (response.error_status, response.error_index, response.varbinds,
+                lambda index: snmp_fast.value_type_name(datagram, index))
 
     def close(self) -> None:
         self._session.close()
@@ -249,10 +324,12 @@ def pysnmp_auth_data(credential: SnmpCredential) -> Any:
     from pysnmp.hlapi.v3arch.asyncio import CommunityData, UsmUserData
     from pysnmp.hlapi.v3arch.asyncio import auth as protocols
 
-    if credential.version == "v2c":
+    if credential.version in ("v1", "v2c"):
         if credential.community is None:
-            raise _BadAnswer("the SNMPv2c credential has no community")
-        return CommunityData(credential.community.get_secret_value(), mpModel=1)
+            raise _BadAnswer(f"the {_VERSION_NAMES[credential.version]} credential has no "
+                             f"community")
+        return CommunityData(credential.community.get_secret_value(),
+                             mpModel=0 if credential.version == "v1" else 1)
     if credential.version != "v3":
         raise _BadAnswer(f"unsupported SNMP version {credential.version!r}")
     if not credential.username:
@@ -298,6 +375,16 @@ class _PysnmpValues:
             convert = self._by_class[type(value)] = self._converter(type(value))
         return convert(value)
 
+    @staticmethod
+    def type_name(value: Any) -> str:
+        """The wire type of a pyasn1 value, named as `snmp_fast.value_type_name` does."""
+        try:
+            tag = value.tagSet[-1]
+            number = tag.tagClass | tag.tagFormat | tag.tagId
+        except (AttributeError, IndexError, TypeError):
+            return type(value).__name__
+        return snmp_fast.TAG_NAMES.get(number, f"tag 0x{number:02x}")
+
     def _converter(self, cls: type) -> Any:
         for exception_class, sentinel in self._exceptions.items():
             if issubclass(cls, exception_class):
@@ -323,6 +410,8 @@ class _PysnmpSession:
         self._auth = pysnmp_auth_data(target.credential)
         self._transports: dict[float, Any] = {}
         self.engine_id: bytes | None = None  # v3: the agent's, once it has answered
+        self.bulk = target.credential.version != "v1"  # SNMPv1: walks go by GETNEXT
+        self.sent = 0
         credential = target.credential
         self.note = ("; a wrong SNMPv3 privacy key also looks like this: agents drop what they "
                      "cannot decrypt" if credential.version == "v3" and credential.priv_key
@@ -336,10 +425,12 @@ class _PysnmpSession:
                 (self._target.host, self._target.port), timeout=timeout_s, retries=0)
         return self
 
-    async def request(self, oids: Sequence[Oid],
-                      max_repetitions: int | None) -> tuple[int, int, list[VarBind]]:
+    async def request(self, oids: Sequence[Oid], max_repetitions: int | None
+                      ) -> tuple[int, int, list[VarBind], Callable[[int], str]]:
         # pysnmp's command generators directly, under its hlapi: the hlapi would resolve
-        # every request OID through the MIB tree; these OIDs are numeric already.
+        # every request OID through the MIB tree; these OIDs are numeric already. An SNMPv1
+        # answer reaches us converted to v2c's form (RFC 2576: noSuchName keeps its
+        # error-status and error-index), as the fast engine reports it.
         from pysnmp.entity.rfc3413 import cmdgen
         from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD
         from pysnmp.proto import errind
@@ -358,8 +449,12 @@ class _PysnmpSession:
                     future.set_result((indication, error_status, error_index, varbinds))
 
             request = [(ObjectName(oid), Null("")) for oid in oids]
+            self.sent += 1
             if max_repetitions is None:
                 cmdgen.GetCommandGenerator().send_varbinds(
+                    engine, target_name, None, b"", request, done)
+            elif not self.bulk:
+                cmdgen.NextCommandGeneratorSingleRun().send_varbinds(
                     engine, target_name, None, b"", request, done)
             else:
                 cmdgen.BulkCommandGenerator().send_varbinds(
@@ -379,7 +474,8 @@ class _PysnmpSession:
                     (address[0], address[1]), self.engine_id)
             plain = values.plain
             return (int(error_status), int(error_index),
-                    [(tuple(name), plain(value)) for name, value in varbinds])
+                    [(tuple(name), plain(value)) for name, value in varbinds],
+                    lambda index, varbinds=varbinds: values.type_name(varbinds[index][1]))
         raise snmp_fast.NoAnswer()
 
     def close(self) -> None:
@@ -390,9 +486,11 @@ class _PysnmpSession:
 
 
 class SnmpPoller:
-    """Polls devices over SNMP v2c / v3 with bounded concurrency; see the module docstring.
+    """Polls devices over SNMP v1 / v2c / v3 with bounded concurrency; see the module
+    docstring.
 
-    Use it from one event loop; `close()` when done (it releases pysnmp's engine)."""
+    Use it from one event loop; `close()` when done (it releases pysnmp's engine).
+    `requests_sent` counts the request datagrams sent (every try), for statistics."""
 
     def __init__(self, *, timeout_s: float = 2.0, retries: int = 2, max_in_flight: int = 32,
                  max_in_flight_per_device: int = 2, max_repetitions: int = 25,
@@ -418,6 +516,7 @@ class SnmpPoller:
         self._values: _PysnmpValues | None = None
         # (address, port) -> the SNMPv3 agent's authoritative engine id, from its answers
         self._peer_engine_ids: dict[tuple[str, int], bytes] = {}
+        self.requests_sent = 0
 
     # -- public -----------------------------------------------------------------------------
 
@@ -430,9 +529,10 @@ class SnmpPoller:
                           duration_s=time.monotonic() - started_s, **(fields or {}))
 
     async def walk(self, target: PollTarget, columns: Sequence[Oid]) -> WalkResult:
-        """GETBULK-walk the numeric OID `columns` of one device together (see the module
-        docstring): rows {column: {index suffix: value}}. Never raises for anything the
-        device does: a failure is a status and a reason, as for `poll`."""
+        """Walk the numeric OID `columns` of one device together (GETBULK; GETNEXT for an
+        SNMPv1 agent; see the module docstring): rows {column: {index suffix: value}}. Never
+        raises for anything the device does: a failure is a status and a reason, as for
+        `poll`."""
         wanted = tuple(dict.fromkeys(tuple(int(part) for part in column) for column in columns))
         if not wanted or any(len(column) < 2 for column in wanted):
             raise ValueError("walk needs at least one column OID of two or more parts")
@@ -440,8 +540,9 @@ class SnmpPoller:
         started_s = time.monotonic()
 
         async def work(session: Any, slot: asyncio.Semaphore) -> dict[Oid, dict[Oid, Any]]:
-            named = [(_dotted(column), column) for column in wanted]
-            found = await self._walk_columns(session, slot, named, single_index=False)
+            named = [Column(_dotted(column), column) for column in wanted]
+            found = await self._walk_columns(session, slot, named, _Problems(),
+                                             single_index=False)
             return {column: found[_dotted(column)] for column in wanted}
 
         status, reason, rows = await self._converse(target, work)
@@ -460,6 +561,43 @@ class SnmpPoller:
                 return await self.poll(target)
 
         return list(await asyncio.gather(*(one(target) for target in targets)))
+
+    async def diagnose_silence(self, target: PollTarget) -> str | None:
+        """After a v1 or v2c poll of `target` got no answer: a hint when the agent answers the
+        other community-based SNMP version and not the configured one, else None.
+
+        One GET of sysUpTime.0 in each version at once, same community, one try of
+        `timeout_s`. A v1-only agent (or one whose access rules admit only SNMPv1) is silent
+        to v2c exactly as a dead device or a wrong community is; this tells it apart. A wrong
+        community cannot be told from an ACL or a dead device: both stay silent (None)."""
+        credential = target.credential
+        if credential.version not in _VERSION_FIELDS or credential.community is None:
+            return None
+        other = "v1" if credential.version == "v2c" else "v2c"
+        community = credential.community.get_secret_value().encode()
+        if self._in_flight is None:
+            self._in_flight = asyncio.Semaphore(self.max_in_flight)
+
+        async def answers(version: str) -> bool:
+            session = snmp_fast.V2cSession(target.host, target.port, community,
+                                           version=_VERSION_FIELDS[version])
+            try:
+                async with self._in_flight:
+                    await session.open()
+                    await session.request([SYS_UPTIME], (self.timeout_s,))
+                return True
+            except (snmp_fast.NoAnswer, snmp_fast.BerError, OSError):
+                return False
+            finally:
+                self.requests_sent += session.sent
+                session.close()
+
+        configured, alternative = await asyncio.gather(answers(credential.version),
+                                                       answers(other))
+        if alternative and not configured:
+            return (f"the agent answers {_VERSION_NAMES[other]} only: set the credential's "
+                    f"kind to snmp_{other}")
+        return None
 
     def close(self) -> None:
         """Release pysnmp's engines (their sockets and timers), if any was started."""
@@ -489,6 +627,10 @@ class SnmpPoller:
             status, reason = PollStatus.REACHABLE, None
         except _PollFailed as failure:
             status, reason = failure.status, str(failure)
+        except snmp_fast.Refused:
+            status = PollStatus.UNREACHABLE
+            reason = (f"{target.host}:{target.port} refused: no SNMP agent listening "
+                      f"(ICMP port unreachable)")
         except snmp_fast.NoAnswer:
             tries = len(self.timeouts_s)
             each = (f"{self.timeout_s} s each" if len(set(self.timeouts_s)) == 1
@@ -502,6 +644,7 @@ class SnmpPoller:
         finally:
             if session is not None:
                 session.close()
+                self.requests_sent += session.sent
             slot, users = self._device_slots[key]
             if users <= 1:
                 del self._device_slots[key]
@@ -543,89 +686,131 @@ class SnmpPoller:
                 self._peer_engine_ids[(str(address[0]), int(address[1]))] = engine_id
 
     async def _session(self, target: PollTarget) -> Any:
-        if target.credential.version == "v2c" and self.v2c_engine == "fast":
+        if target.credential.version in _VERSION_FIELDS and self.v2c_engine == "fast":
             return await _FastSession(target, self.timeouts_s).open()
         return await _PysnmpSession(self, target, self.timeouts_s).open()
 
     async def _request(self, session: Any, slot: asyncio.Semaphore, oids: Sequence[Oid],
-                       max_repetitions: int | None) -> tuple[int, int, list[VarBind]]:
+                       max_repetitions: int | None
+                       ) -> tuple[int, int, list[VarBind], Callable[[int], str]]:
         if self._in_flight is None:
             self._in_flight = asyncio.Semaphore(self.max_in_flight)
         async with slot, self._in_flight:
             return await session.request(oids, max_repetitions)
 
     async def _poll(self, session: Any, slot: asyncio.Semaphore) -> dict[str, Any]:
-        system = await self._system(session, slot)
+        problems = _Problems()
+        system, system_count = await self._system(session, slot, problems)
         read_at_s = time.time()
+        tables = (IF_TABLE_COLUMNS, IF_X_TABLE_COLUMNS)
+        if not session.bulk:  # SNMPv1 cannot carry Counter64 (RFC 2576 4.1.2.1): not asked
+            tables = tuple(tuple(c for c in columns if c.syntax != "Counter64")
+                           for columns in tables)
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._walk(session, slot, columns))
-                         for columns in (IF_TABLE_COLUMNS, IF_X_TABLE_COLUMNS)]
+                tasks = [group.create_task(self._walk_columns(session, slot, columns, problems,
+                                                              single_index=True))
+                         for columns in tables]
         except BaseExceptionGroup as failures:
             raise _first(failures) from None
         walked: dict[str, dict[int, Any]] = {}
         for task in tasks:
             walked.update(task.result())
-        interfaces, labels, count = _readings(walked, system["sysUpTime.0"], read_at_s)
+        interfaces, labels, count = _readings(walked, system["sysUpTime.0"], read_at_s,
+                                              problems)
         return {"sys_uptime_cs": system["sysUpTime.0"], "sys_name": system["sysName.0"],
                 "sys_descr": system["sysDescr.0"], "interfaces": interfaces,
-                "interface_labels": labels, "varbind_count": count + len(system),
-                "engine_id": session.engine_id}
+                "interface_labels": labels, "varbind_count": count + system_count,
+                "engine_id": session.engine_id, "problems": problems.lines()}
 
-    async def _system(self, session: Any, slot: asyncio.Semaphore) -> dict[str, Any]:
-        oids = [oid for _, oid in SYSTEM_OIDS]
-        error_status, error_index, varbinds = await self._request(session, slot, oids, None)
-        _check_error_status(error_status, error_index, [name for name, _ in SYSTEM_OIDS])
+    async def _system(self, session: Any, slot: asyncio.Semaphore, problems: _Problems
+                      ) -> tuple[dict[str, Any], int]:
+        """The system group: ({name: value or None}, varbinds received). An object the agent
+        does not serve, or serves with the wrong type, is a problem and None; an answer that
+        does not fit the request is a failed poll."""
+        values: dict[str, Any] = {name: None for name, _ in SYSTEM_OIDS}
+        wanted = list(SYSTEM_OIDS)
+        while True:
+            oids = [oid for _, oid in wanted]
+            error_status, error_index, varbinds, type_name = await self._request(
+                session, slot, oids, None)
+            if error_status == 2 and 1 <= error_index <= len(wanted):
+                # noSuchName: SNMPv1's word for a name the agent does not serve (the whole
+                # GET fails; RFC 1157 4.1.2): drop that name and ask for the others again
+                name, _ = wanted.pop(error_index - 1)
+                problems.add(f"{name}: noSuchName; {_SYSTEM_SKIPPED[name]}")
+                if not wanted:
+                    return values, 0
+                continue
+            _check_error_status(error_status, error_index, [name for name, _ in wanted])
+            break
         if len(varbinds) != len(oids):
             raise _BadAnswer(f"system group: {len(varbinds)} values for {len(oids)} names")
-        values: dict[str, Any] = {}
-        for (name, oid), (got_oid, value) in zip(SYSTEM_OIDS, varbinds, strict=True):
+        for position, ((name, oid), (got_oid, value)) in enumerate(
+                zip(wanted, varbinds, strict=True)):
             if got_oid != oid:
                 raise _BadAnswer(f"system group: asked for {name}, got {_dotted(got_oid)}")
             if isinstance(value, SnmpException):
-                raise _BadAnswer(f"{name}: {value.name}")
+                problems.add(f"{name}: {value.name}; {_SYSTEM_SKIPPED[name]}")
+                continue
             if name == "sysUpTime.0":
                 if type(value) is not int:
-                    raise _BadAnswer(f"sysUpTime.0: not TimeTicks ({type(value).__name__})")
-            elif isinstance(value, bytes):
+                    problems.add(f"sysUpTime.0: {type_name(position)} where TimeTicks "
+                                 f"expected; {_SYSTEM_SKIPPED[name]}")
+                    continue
+                if not 0 <= value < TIMETICKS_MODULUS:
+                    problems.add(f"sysUpTime.0: {value} out of range 0..{TIMETICKS_MODULUS - 1}"
+                                 f"; {_SYSTEM_SKIPPED[name]}")
+                    continue
+            elif type(value) is bytes:
                 value = value.decode("utf-8", errors="replace")
             else:
-                raise _BadAnswer(f"{name}: not an OCTET STRING ({type(value).__name__})")
+                problems.add(f"{name}: {type_name(position)} where OCTET STRING expected; "
+                             f"{_SYSTEM_SKIPPED[name]}")
+                continue
             values[name] = value
-        return values
-
-    async def _walk(self, session: Any, slot: asyncio.Semaphore,
-                    columns: Sequence[Column]) -> dict[str, dict[int, Any]]:
-        """GETBULK-walk IF-MIB `columns` together; {column name: {ifIndex: value}}."""
-        return await self._walk_columns(session, slot,
-                                        [(column.name, column.oid) for column in columns],
-                                        single_index=True)
+        return values, len(varbinds)
 
     async def _walk_columns(self, session: Any, slot: asyncio.Semaphore,
-                            columns: Sequence[tuple[str, Oid]], *,
+                            columns: Sequence[Column], problems: _Problems, *,
                             single_index: bool) -> dict[str, dict[Any, Any]]:
-        """GETBULK-walk `columns` (name, OID) together; {name: {index: value}}. With
-        `single_index` every row must have a one-part index, the key (an int); otherwise the
-        key is the whole index suffix (a tuple)."""
-        found: dict[str, dict[Any, Any]] = {name: {} for name, _ in columns}
-        pending: list[tuple[tuple[str, Oid], Oid]] = [(column, column[1]) for column in columns]
+        """Walk `columns` together; {name: {index: value}}. With `single_index` every row
+        must have a one-part index, the key (an int), and a cell with another index is a
+        problem; otherwise the key is the whole index suffix (a tuple). A cell whose value
+        is not of its column's kind is skipped and named in `problems`.
+
+        GETBULK, or, for a session without it (SNMPv1), GETNEXT: one row per request, and a
+        column that has run off the end of the agent's MIB comes back as error-status
+        noSuchName at its position (RFC 2576 4.1.2.2.1): that column is done, the others
+        are asked again."""
+        found: dict[str, dict[Any, Any]] = {column.name: {} for column in columns}
+        pending: list[tuple[Column, Oid]] = [(column, column.oid) for column in columns]
         max_repetitions = self.max_repetitions
+        bulk = session.bulk
+        pdu = "GETBULK" if bulk else "GETNEXT"
         while pending:
             width = len(pending)
-            error_status, error_index, varbinds = await self._request(
+            error_status, error_index, varbinds, type_name = await self._request(
                 session, slot, [last for _, last in pending], max_repetitions)
-            if error_status == 1 and max_repetitions > 1:  # tooBig: ask for fewer rows
-                max_repetitions = max(1, max_repetitions // 2)
-                continue
-            _check_error_status(error_status, error_index, [c[0] for c, _ in pending])
+            if bulk:
+                if error_status == 1 and max_repetitions > 1:  # tooBig: ask for fewer rows
+                    max_repetitions = max(1, max_repetitions // 2)
+                    continue
+                per_column = max_repetitions
+            else:
+                if error_status == 2 and 1 <= error_index <= width:
+                    del pending[error_index - 1]  # that column has ended (see above)
+                    continue
+                per_column = 1
+            _check_error_status(error_status, error_index, [c.name for c, _ in pending])
             if not varbinds:
-                raise _BadAnswer(f"empty GETBULK answer walking {pending[0][0][0]}")
-            if len(varbinds) > width * max_repetitions:
-                raise _BadAnswer(f"GETBULK answer has {len(varbinds)} values, more than the "
-                                 f"{width} x {max_repetitions} asked for")
-            still: list[tuple[tuple[str, Oid], Oid]] = []
+                raise _BadAnswer(f"empty {pdu} answer walking {pending[0][0].name}")
+            if len(varbinds) > width * per_column:
+                raise _BadAnswer(f"{pdu} answer has {len(varbinds)} values, more than the "
+                                 f"{width} x {per_column} asked for")
+            still: list[tuple[Column, Oid]] = []
             for position, (column, last) in enumerate(pending):
-                name, prefix = column
+                name, prefix, kind = column.name, column.oid, column.kind
                 size = len(prefix)
                 rows = found[name]
                 ended = False
@@ -636,19 +821,27 @@ class SnmpPoller:
                     if oid <= last:
                         raise _BadAnswer(f"{name}: OID not increasing ({_dotted(last)} "
                                          f"then {_dotted(oid)}): the agent loops")
+                    last = oid
                     if single_index:
                         if len(oid) != size + 1:
-                            raise _BadAnswer(f"{name}: unexpected index {_dotted(oid)}")
-                        rows[oid[-1]] = value
+                            problems.add(f"{name}.{_dotted(oid[size:])}: not a one-part index"
+                                         f"; skipped")
+                            continue
+                        index: Any = oid[-1]
                     else:
-                        rows[oid[size:]] = value
-                    last = oid
+                        index = oid[size:]
+                    if kind is not None and type(value) is not kind:
+                        where = varbinds.index((oid, value), position)
+                        problems.add(f"{name}.{_dotted(oid[size:])}: {type_name(where)} where "
+                                     f"{column.syntax} expected; skipped")
+                        continue
+                    rows[index] = value
                 if not ended:
-                    if len(rows) > MAX_ROWS_PER_COLUMN:
+                    if len(rows) > MAX_ROWS_PER_COLUMN or problems.count > MAX_ROWS_PER_COLUMN:
                         raise _BadAnswer(f"{name}: more than {MAX_ROWS_PER_COLUMN} rows")
                     still.append((column, last))
             if still and [last for _, last in still] == [last for _, last in pending]:
-                raise _BadAnswer(f"GETBULK answer did not advance {still[0][0][0]}")
+                raise _BadAnswer(f"{pdu} answer did not advance {still[0][0].name}")
             pending = still
         return found
 
@@ -681,40 +874,56 @@ def _check_error_status(error_status: int, error_index: int, names: Sequence[str
 
 
 _COLUMNS = {column.name: column for column in IF_TABLE_COLUMNS + IF_X_TABLE_COLUMNS}
+_MIB_NAMES = {column.field: column.name for column in _COLUMNS.values()}
+_SYSTEM_SKIPPED = {
+    "sysUpTime.0": "skipped: agent restarts go unseen and rates are judged by the wall clock alone",
+    "sysName.0": "skipped",
+    "sysDescr.0": "skipped",
+}
 
 
-def _readings(walked: dict[str, dict[int, Any]], sys_uptime_cs: int, read_at_s: float
+def _readings(walked: dict[str, dict[int, Any]], sys_uptime_cs: int | None, read_at_s: float,
+              problems: _Problems
               ) -> tuple[dict[int, InterfaceReading], dict[int, InterfaceLabel], int]:
+    """An `InterfaceReading` and an `InterfaceLabel` for every ifTable row the walk found
+    (values already of their column's kind); a value out of its field's range is a problem
+    and left out, the rest of the row stands."""
     indexes: set[int] = set()
-    for name in ("ifIndex", "ifDescr", "ifOperStatus"):
-        indexes.update(walked.get(name, ()))
+    for column in IF_TABLE_COLUMNS:
+        indexes.update(walked.get(column.name, ()))
     count = sum(len(rows) for rows in walked.values())
+    numeric: list[tuple[str, dict[int, Any]]] = []
+    texts: list[tuple[str, dict[int, Any]]] = []
+    for name, rows in walked.items():
+        field = _COLUMNS[name].field
+        if field in ("label:if_name", "label:if_descr"):
+            texts.append((field[6:], rows))
+        elif not field.startswith("label:"):
+            numeric.append((field, rows))
+    if_types = walked.get("ifType", {})
     interfaces: dict[int, InterfaceReading] = {}
     labels: dict[int, InterfaceLabel] = {}
     for index in sorted(indexes):
-        numbers: dict[str, int] = {}
-        texts: dict[str, Any] = {}
-        for name, rows in walked.items():
-            value = rows.get(index)
-            if value is None or isinstance(value, SnmpException):
-                continue
-            column = _COLUMNS[name]
-            if column.field in ("label:if_name", "label:if_descr"):
-                if not isinstance(value, bytes):
-                    raise _BadAnswer(f"{name}.{index}: not an OCTET STRING")
-                texts[column.field[6:]] = value.decode("utf-8", errors="replace")
-            elif type(value) is not int:
-                raise _BadAnswer(f"{name}.{index}: not a number ({type(value).__name__})")
-            elif column.field == "label:if_type":
-                texts["if_type"] = value
-            elif not column.field.startswith("label:"):
-                numbers[column.field] = value
+        numbers = {field: rows[index] for field, rows in numeric if index in rows}
         try:
             interfaces[index] = InterfaceReading(if_index=index, sys_uptime_cs=sys_uptime_cs,
                                                  read_at_s=read_at_s, **numbers)
-        except ValueError as error:
-            raise _BadAnswer(f"ifIndex {index}: {error}") from None
-        labels[index] = InterfaceLabel(**texts)
+        except ValueError:
+            for field, value in list(numbers.items()):
+                limit = field_out_of_range(field, value)
+                if limit is not None:
+                    problems.add(f"{_MIB_NAMES[field]}.{index}: {value} out of range {limit}; "
+                                 f"skipped")
+                    del numbers[field]
+            try:
+                interfaces[index] = InterfaceReading(
+                    if_index=index, sys_uptime_cs=sys_uptime_cs, read_at_s=read_at_s, **numbers)
+            except ValueError as error:
+                raise _BadAnswer(f"ifIndex {index}: {error}") from None
+        labels[index] = InterfaceLabel(
+            if_type=if_types.get(index),
+            **{name: rows[index].decode("utf-8", errors="replace")
+               for name, rows in texts if index in rows})
     return interfaces, labels, count
 
 

@@ -1,19 +1,20 @@
-"""A lean SNMPv2c codec and UDP exchange for the poller's hot path: GET and GETBULK only.
+"""A lean SNMPv2c / SNMPv1 codec and UDP exchange for the poller's hot path: GET, GETNEXT and
+GETBULK only.
 
 Why this exists. Polling is almost entirely *decoding*: one GETBULK answer carries a few
 hundred variable bindings (varbinds), and a 60 s cycle over 2,000 devices is hundreds of
 thousands of them. pysnmp decodes each through pyasn1, a general ASN.1 library that builds
 and validates an object per tag, and spends about 0.2 CPU s per 1,000 varbinds doing it
-(LAB-NOTES; three quarters of pysnmp's poll cost). An SNMPv2c Response-PDU needs none of that
-generality: it is a handful of nested BER type-length-value (TLV) triples whose types are
+(LAB-NOTES; three quarters of pysnmp's poll cost). An SNMPv2c (or v1) Response-PDU needs none of
+that generality: it is a handful of nested BER type-length-value (TLV) triples whose types are
 fixed by RFC 3416. Reading them straight from the bytes costs a few microseconds a varbind.
 
 The wire format, as far as it is needed here (BER, X.690; SNMP message, RFC 3416)::
 
     SEQUENCE {                               30 len
-      version      INTEGER (1 = v2c)         02 01 01
+      version      INTEGER (1 = v2c, 0 = v1) 02 01 01
       community    OCTET STRING              04 len ...
-      pdu          [CONTEXT n] {             a0 get, a5 getbulk, a2 response
+      pdu          [CONTEXT n] {             a0 get, a1 getnext, a5 getbulk, a2 response
         request-id      INTEGER
         error-status    INTEGER              (non-repeaters in a GETBULK)
         error-index     INTEGER              (max-repetitions in a GETBULK)
@@ -25,21 +26,34 @@ indefinite form 0x80 is not allowed in SNMP). Values: INTEGER (02), OCTET STRING
 Opaque (44), Counter64 (46), and the three exceptions a v2c agent puts in place of a value:
 noSuchObject (80), noSuchInstance (81), endOfMibView (82).
 
+SNMPv1 (RFC 1157) is the same message with version 0, no GETBULK (a walk goes by GETNEXT, one
+row per request), no Counter64 and no exception values: a name the agent does not have, or the
+end of its MIB in a GETNEXT, is error-status noSuchName (2) with error-index at that varbind, and
+the varbinds echo the request (RFC 2576 section 4.1.2.2, what the poller relies on to drop an
+ended column). The decoder is told which version to expect (None: either), and a session takes
+only answers in the version it asked in.
+
 Decoded values are plain Python: int for the integer types, bytes for strings, IpAddress and
 Opaque, a tuple of ints for an OID, None for NULL, and the sentinels `NO_SUCH_OBJECT`,
 `NO_SUCH_INSTANCE`, `END_OF_MIB_VIEW` for the exceptions. `collectors.snmp` turns pysnmp's
-answers into the same values, so both engines feed one walker.
+answers into the same values, so both engines feed one walker. A value's wire type is not kept
+(the hot path has no use for it); `value_type_name` reads it back from the datagram for the rare
+message that must name it (a cell of the wrong type).
 
 Hostile input. Every length is checked against the TLV that encloses it, so a malformed or
 truncated datagram raises `BerError` naming what was wrong and where: never IndexError,
 never a loop (every step advances). The tests fuzz this with thousands of mutated and
 truncated real answers.
 
-The exchange (`V2cSession`) is one connected UDP socket per device poll: the kernel drops
-datagrams from any other source, so a reply can only be this device's; request-ids match a
-reply to its request, and a retry reuses the request-id, so a late answer to the first try is
-still taken. The socket's receive buffer is raised (SO_RCVBUF) so that a burst of large
-GETBULK answers is not dropped. Retries, backoff and in-flight limits belong to the poller.
+The exchange (`V2cSession`, either version) is one connected UDP socket per device poll: the
+kernel drops datagrams from any other source, so a reply can only be this device's; request-ids
+match a reply to its request, and a retry reuses the request-id, so a late answer to the first
+try is still taken. Being connected, the socket also hears the ICMP errors of its requests: a
+"port unreachable" means no agent listens on that port, so the request fails at once with
+`Refused` instead of waiting out every retry; other ICMP errors (host unreachable...) may be
+transient and are only noted in `icmp_error`. The socket's receive buffer is raised
+(SO_RCVBUF) so that a burst of large GETBULK answers is not dropped. Retries, backoff and
+in-flight limits belong to the poller.
 """
 
 from __future__ import annotations
@@ -58,6 +72,7 @@ __all__ = [
     "NO_SUCH_OBJECT",
     "BerError",
     "NoAnswer",
+    "Refused",
     "Response",
     "SnmpException",
     "V2cSession",
@@ -65,6 +80,7 @@ __all__ = [
     "decode_response",
     "encode_oid",
     "encode_request",
+    "value_type_name",
 ]
 
 # BER tags
@@ -80,18 +96,22 @@ TIMETICKS = 0x43
 OPAQUE = 0x44
 COUNTER64 = 0x46
 PDU_GET = 0xA0
+PDU_GETNEXT = 0xA1
 PDU_RESPONSE = 0xA2
 PDU_GETBULK = 0xA5
+SNMP_V1 = 0
 SNMP_V2C = 1
+_VERSION_NAMES = {SNMP_V1: "SNMPv1", SNMP_V2C: "SNMPv2c"}
 
 _UNSIGNED_MAX = {COUNTER32: 2**32 - 1, GAUGE32: 2**32 - 1, TIMETICKS: 2**32 - 1,
                  COUNTER64: 2**64 - 1}
 _STRING_TAGS = frozenset({OCTET_STRING, IP_ADDRESS, OPAQUE})
-_TAG_NAMES = {INTEGER: "INTEGER", OCTET_STRING: "OCTET STRING", NULL: "NULL",
+TAG_NAMES = {INTEGER: "INTEGER", OCTET_STRING: "OCTET STRING", NULL: "NULL",
               OBJECT_IDENTIFIER: "OBJECT IDENTIFIER", IP_ADDRESS: "IpAddress",
               COUNTER32: "Counter32", GAUGE32: "Gauge32", TIMETICKS: "TimeTicks",
               OPAQUE: "Opaque", COUNTER64: "Counter64", SEQUENCE: "SEQUENCE",
-              PDU_RESPONSE: "Response-PDU"}
+              PDU_RESPONSE: "Response-PDU", 0x80: "noSuchObject", 0x81: "noSuchInstance",
+              0x82: "endOfMibView"}
 RCVBUF_BYTES = 4 * 1024 * 1024
 """Receive buffer asked for each socket (the kernel caps it at net.core.rmem_max)."""
 
@@ -115,11 +135,15 @@ _EXCEPTIONS = {0x80: NO_SUCH_OBJECT, 0x81: NO_SUCH_INSTANCE, 0x82: END_OF_MIB_VI
 
 
 class BerError(ValueError):
-    """The datagram is not a well-formed SNMPv2c Response: the message says what and where."""
+    """The datagram is not a well-formed SNMP Response: the message says what and where."""
 
 
 class NoAnswer(Exception):
     """No reply within the timeout of every try."""
+
+
+class Refused(NoAnswer):
+    """The host answered the request with ICMP port unreachable: no agent listens there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +152,8 @@ class Response:
     error_status: int
     error_index: int
     varbinds: list[tuple[tuple[int, ...], Any]]
+    datagram: bytes = b""
+    """The message as received, for `value_type_name` (no copy: the bytes the socket gave)."""
 
 
 # --- encoding ------------------------------------------------------------------------------
@@ -178,8 +204,10 @@ _VARBIND_CACHE_SIZE = 200_000
 
 
 def encode_request(community: bytes, request_id: int, oids: Sequence[Sequence[int]], *,
-                   max_repetitions: int | None = None) -> bytes:
-    """A v2c GET (max_repetitions None) or GETBULK (non-repeaters 0) request datagram."""
+                   max_repetitions: int | None = None, get_next: bool = False,
+                   version: int = SNMP_V2C) -> bytes:
+    """A GET (max_repetitions None), GETNEXT (`get_next`) or GETBULK (max_repetitions given,
+    non-repeaters 0) request datagram of `version` (SNMP_V2C, or SNMP_V1: no GETBULK)."""
     parts = []
     for oid in oids:
         key = tuple(oid)
@@ -190,13 +218,17 @@ def encode_request(community: bytes, request_id: int, oids: Sequence[Sequence[in
             varbind = _VARBIND_CACHE[key] = _tlv(SEQUENCE, encode_oid(oid) + b"\x05\x00")
         parts.append(varbind)
     varbinds = b"".join(parts)
-    if max_repetitions is None:
-        tag, second, third = PDU_GET, 0, 0
-    else:
+    if version not in _VERSION_NAMES:
+        raise ValueError(f"unsupported SNMP version field {version}")
+    if max_repetitions is not None:
+        if get_next or version == SNMP_V1:
+            raise ValueError("GETBULK is SNMPv2c only and excludes get_next")
         tag, second, third = PDU_GETBULK, 0, max_repetitions
+    else:
+        tag, second, third = (PDU_GETNEXT if get_next else PDU_GET), 0, 0
     pdu = _tlv(tag, _integer(request_id) + _integer(second) + _integer(third)
                + _tlv(SEQUENCE, varbinds))
-    return _tlv(SEQUENCE, _integer(SNMP_V2C) + _tlv(OCTET_STRING, community) + pdu)
+    return _tlv(SEQUENCE, _integer(version) + _tlv(OCTET_STRING, community) + pdu)
 
 
 # --- decoding ------------------------------------------------------------------------------
@@ -267,33 +299,41 @@ def _oid(data: bytes, start: int, end: int) -> tuple[int, ...]:
     return head + tuple(subids[1:])
 
 
-def decode_response(data: bytes, community: bytes | None = None) -> Response:
-    """Decode an SNMPv2c Response-PDU datagram; `BerError` when it is not one.
+def decode_response(data: bytes, community: bytes | None = None,
+                    version: int | None = SNMP_V2C) -> Response:
+    """Decode an SNMP Response-PDU datagram of `version` (SNMP_V2C by default, SNMP_V1, or
+    None for either); `BerError` when it is not one.
 
     `community`, when given, must match the reply's (an agent echoes the request's)."""
-    pdu_tag, response = decode_message(data, community)
+    pdu_tag, response = decode_message(data, community, version)
     if pdu_tag != PDU_RESPONSE:
         raise BerError(f"PDU: expected a Response-PDU (0xa2), found 0x{pdu_tag:02x}")
     return response
 
 
-def decode_message(data: bytes, community: bytes | None = None) -> tuple[int, Response]:
-    """Decode any SNMPv2c message with a request/response PDU: (PDU tag, fields). For a
-    GETBULK the error-status and error-index fields hold non-repeaters and max-repetitions."""
+def decode_message(data: bytes, community: bytes | None = None,
+                   version: int | None = SNMP_V2C) -> tuple[int, Response]:
+    """Decode any SNMP message of `version` (None: v1 or v2c) with a request/response PDU:
+    (PDU tag, fields). For a GETBULK the error-status and error-index fields hold
+    non-repeaters and max-repetitions."""
     try:
-        return _decode_message(data, community)
+        return _decode_message(data, community, version)
     except IndexError as error:  # a guard was missed: still a clear error, never a crash
         raise BerError(f"truncated or malformed datagram ({error})") from None
 
 
-def _decode_message(data: bytes, community: bytes | None) -> tuple[int, Response]:
+def _decode_message(data: bytes, community: bytes | None,
+                    expected_version: int | None) -> tuple[int, Response]:
     size = len(data)
     pos, message_end = _header(data, 0, size, SEQUENCE, "message")
     if message_end != size:
         raise BerError(f"{size - message_end} byte(s) after the end of the message")
     version, pos = _int(data, pos, size, "version")
-    if version != SNMP_V2C:
-        raise BerError(f"version {version}, expected 1 (SNMPv2c)")
+    if version != expected_version and (expected_version is not None
+                                        or version not in _VERSION_NAMES):
+        expected = (f"{expected_version} ({_VERSION_NAMES[expected_version]})"
+                    if expected_version is not None else "0 (SNMPv1) or 1 (SNMPv2c)")
+        raise BerError(f"version {version}, expected {expected}")
     start, pos = _header(data, pos, size, OCTET_STRING, "community")
     if community is not None and data[start:pos] != community:
         raise BerError("the reply's community differs from the request's")
@@ -351,11 +391,11 @@ def _decode_message(data: bytes, community: bytes | None) -> tuple[int, Response
             raise BerError(f"varbind {len(varbinds)}: bytes after the value at {value_end}")
         if tag in _UNSIGNED_MAX:
             if start == value_end or value_end - start > 9:
-                raise BerError(f"varbind {len(varbinds)}: {_TAG_NAMES[tag]} of "
+                raise BerError(f"varbind {len(varbinds)}: {TAG_NAMES[tag]} of "
                                f"{value_end - start} bytes at offset {end}")
             value: Any = int.from_bytes(data[start:value_end], "big")
             if value > _UNSIGNED_MAX[tag]:
-                raise BerError(f"varbind {len(varbinds)}: {_TAG_NAMES[tag]} out of range "
+                raise BerError(f"varbind {len(varbinds)}: {TAG_NAMES[tag]} out of range "
                                f"at offset {end}")
         elif tag in _STRING_TAGS:
             value = data[start:value_end]
@@ -375,7 +415,30 @@ def _decode_message(data: bytes, community: bytes | None) -> tuple[int, Response
                            f"at offset {end}")
         append((name, value))
         pos = vb_end
-    return pdu_tag, Response(request_id, error_status, error_index, varbinds)
+    return pdu_tag, Response(request_id, error_status, error_index, varbinds, data)
+
+
+def value_type_name(data: bytes, index: int) -> str:
+    """The wire type of varbind `index` of a message `decode_message` accepted ("INTEGER",
+    "Counter32", "noSuchInstance"...): for messages about a value of the wrong type, off the
+    hot path (the decoder keeps no types)."""
+    try:
+        size = len(data)
+        pos, _ = _header(data, 0, size, SEQUENCE, "message")
+        _, pos = _int(data, pos, size, "version")
+        _, pos = _header(data, pos, size, OCTET_STRING, "community")
+        pos, pdu_end = _extent(data, pos, size, "PDU")
+        for what in ("request-id", "error-status", "error-index"):
+            _, pos = _int(data, pos, pdu_end, what)
+        pos, list_end = _header(data, pos, pdu_end, SEQUENCE, "varbind list")
+        for _ in range(index):
+            pos = _extent(data, pos, list_end, "varbind")[1]
+        start, _ = _header(data, pos, list_end, SEQUENCE, "varbind")
+        value_at = _extent(data, start, list_end, "varbind name")[1]
+        tag = data[value_at]
+    except (BerError, IndexError):
+        return "an unknown type"
+    return TAG_NAMES.get(tag, f"tag 0x{tag:02x}")
 
 
 # --- the exchange --------------------------------------------------------------------------
@@ -389,28 +452,34 @@ class _Protocol(asyncio.DatagramProtocol):
         self.session._received(data)
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and friends: the agent may be restarting; keep waiting (as
-        # Net-SNMP does), but remember it for the reason text.
-        self.session.icmp_error = exc
+        self.session._icmp(exc)
 
 
 class V2cSession:
-    """One device's SNMPv2c conversation over its own connected UDP socket.
+    """One device's SNMPv2c (or, with `version=SNMP_V1`, SNMPv1) conversation over its own
+    connected UDP socket.
 
-    `request()` sends one GET or GETBULK and returns the decoded `Response`, trying again
-    with the same request-id after each of `timeouts_s` runs out; `NoAnswer` when none
-    arrives; `BerError` when the reply is malformed. One request at a time per session is
-    the poller's use, but several may be in flight (they are matched by request-id).
+    `request()` sends one GET, GETNEXT or GETBULK and returns the decoded `Response`, trying
+    again with the same request-id after each of `timeouts_s` runs out; `NoAnswer` when none
+    arrives; `Refused` at once when the host answers ICMP port unreachable (nothing listens
+    there: waiting longer cannot help); `BerError` when the reply is malformed. One request
+    at a time per session is the poller's use, but several may be in flight (they are matched
+    by request-id). `sent` counts the datagrams sent, every try of every request.
     """
 
-    def __init__(self, host: str, port: int, community: bytes) -> None:
+    def __init__(self, host: str, port: int, community: bytes, *,
+                 version: int = SNMP_V2C) -> None:
+        if version not in _VERSION_NAMES:
+            raise ValueError(f"unsupported SNMP version field {version}")
         self.host = host
         self.port = port
+        self.version = version
         self._community = community
         self._transport: asyncio.DatagramTransport | None = None
         self._pending: dict[int, asyncio.Future[Response]] = {}
         self.icmp_error: Exception | None = None
         self.stale_replies = 0
+        self.sent = 0
 
     async def open(self) -> V2cSession:
         loop = asyncio.get_running_loop()
@@ -438,19 +507,21 @@ class V2cSession:
         self._pending.clear()
 
     async def request(self, oids: Sequence[Sequence[int]], timeouts_s: Sequence[float], *,
-                      max_repetitions: int | None = None) -> Response:
+                      max_repetitions: int | None = None, get_next: bool = False) -> Response:
         if self._transport is None:
             raise RuntimeError("session is not open")
         request_id = random.randrange(1, 2**31 - 1)
         while request_id in self._pending:
             request_id = random.randrange(1, 2**31 - 1)
         datagram = encode_request(self._community, request_id, oids,
-                                  max_repetitions=max_repetitions)
+                                  max_repetitions=max_repetitions, get_next=get_next,
+                                  version=self.version)
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
             for timeout_s in timeouts_s:
                 self._transport.sendto(datagram)
+                self.sent += 1
                 done, _ = await asyncio.wait((future,), timeout=timeout_s)
                 if done:
                     return future.result()
@@ -460,9 +531,19 @@ class V2cSession:
             if not future.done():
                 future.cancel()
 
+    def _icmp(self, error: Exception) -> None:
+        """An ICMP error for this socket's requests (the kernel reports it on the connected
+        socket). Port unreachable fails what waits at once; anything else may pass (a route
+        coming back) and is only remembered for the reason text."""
+        self.icmp_error = error
+        if isinstance(error, ConnectionRefusedError):
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(Refused(str(error)))
+
     def _received(self, data: bytes) -> None:
         try:
-            response = decode_response(data, self._community)
+            response = decode_response(data, self._community, self.version)
         except BerError as error:
             # The socket is connected: this came from the device. Fail what waits on it.
             for future in self._pending.values():

@@ -2,9 +2,12 @@
 
 A target joins a device's management address and SNMP port, its SNMP credential with the
 secrets resolved (from the environment or an owner-only file, at the moment the targets are
-built, never stored), and the map from ifIndex to inventory port id that turns an interface
-reading into a sample of a port. A device whose credential cannot be resolved is left out
-with a problem that says which variable or file is missing; the other devices are polled.
+built, never stored), and its inventory ports as declared (id, name, if_index or none): the
+collection service matches them to the interfaces each poll finds, by if_index or by name as
+operators write them (collectors.port_names), which turns an interface reading into a sample
+of a port. Before the first poll, the declared if_index values are the map. A device whose
+credential cannot be resolved is left out with a problem that says which variable or file is
+missing; the other devices are polled.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ def _credential(kind: str, params: Mapping[str, object],
     def secret(name: str):
         return resolve_secret(refs[name], environ) if name in refs else None
 
-    if kind == "snmp_v2c":
-        return SnmpCredential(version="v2c", community=secret("community"))
+    if kind in ("snmp_v1", "snmp_v2c"):
+        return SnmpCredential(version=kind.removeprefix("snmp_"), community=secret("community"))
     return SnmpCredential(
         version="v3",
         username=str(params.get("username")),
@@ -63,8 +66,9 @@ def load_poll_targets(
     rows = conn.execute(
         """SELECT d.id, d.key, host(d.management_address), d.snmp_port, d.poller_group,
                   c.key, c.kind, c.params,
-                  coalesce(jsonb_object_agg(p.if_index, p.id)
-                           FILTER (WHERE p.if_index IS NOT NULL), '{}')
+                  coalesce(jsonb_agg(jsonb_build_array(p.id, p.name, p.if_index)
+                                     ORDER BY p.id) FILTER (WHERE p.id IS NOT NULL), '[]'),
+                  d.platform
              FROM devices d
              JOIN credentials c ON c.id = d.snmp_credential_id
              LEFT JOIN ports p ON p.device_id = d.id AND p.retired_at IS NULL
@@ -77,17 +81,23 @@ def load_poll_targets(
     targets: list[PollTarget] = []
     problems: list[TargetProblem] = []
     found = set()
-    for (device_id, key, host, port, group, credential_key, kind, params, ports) in rows:
+    for (device_id, key, host, port, group, credential_key, kind, params, ports,
+         platform) in rows:
         found.add(key)
         try:
             credential = _credential(kind, params, environ)
         except SecretError as error:
             problems.append(TargetProblem(key, f"credential {credential_key}: {error}"))
             continue
+        declared = tuple((int(port_id), str(name), None if if_index is None else int(if_index))
+                         for port_id, name, if_index in ports)
         targets.append(PollTarget(
             device_id=device_id, device_key=key, host=host, port=port, credential=credential,
             poller_group=group,
-            ports_by_if_index={int(if_index): port_id for if_index, port_id in ports.items()},
+            # until a poll matches the ports by name, the if_index the inventory gives
+            ports_by_if_index={if_index: port_id for port_id, _, if_index in declared
+                               if if_index is not None},
+            ports=declared, platform=platform,
         ))
     for key in device_keys or ():
         if key not in found:

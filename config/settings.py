@@ -52,12 +52,25 @@ def default_data_dir() -> Path:
 
 
 class PollSettings(BaseModel):
-    """How often devices are polled; `groups` maps a device's poller group to its interval."""
+    """How often devices are polled; `groups` maps a device's poller group to its interval.
+
+    A device is called down only after `down_after_failures` polls in a row got no answer
+    and it fails an ICMP echo check too (collectors.reachability); answering ping, it is
+    SNMP-unresponsive, not down. After the first failed poll of a device that answered
+    before, a confirmation poll follows `confirm_after_s` later (or at the next interval,
+    whichever is sooner), so a dead device is known in seconds, not in two intervals.
+    `icmp_check` false calls a device down on SNMP silence alone (for collectors that may
+    not send ICMP)."""
 
     default_interval_s: int = Field(60, ge=1, le=86_400)
     timeout_s: float = Field(2.0, gt=0, le=60)
     retries: int = Field(2, ge=0, le=10)
     groups: dict[str, int] = Field(default_factory=lambda: {"key-accounts": 10})
+    down_after_failures: int = Field(2, ge=1, le=20)
+    confirm_after_s: float = Field(5.0, gt=0, le=3600)
+    icmp_check: bool = True
+    icmp_count: int = Field(3, ge=1, le=20)
+    icmp_timeout_s: float = Field(1.0, gt=0, le=30)
 
     @field_validator("groups")
     @classmethod
@@ -69,6 +82,14 @@ class PollSettings(BaseModel):
 
     def interval_s_for(self, poller_group: str) -> int:
         return self.groups.get(poller_group, self.default_interval_s)
+
+
+class HealthSettings(BaseModel):
+    """Device health (CPU, memory, temperature, fans, power supplies, optical levels) read
+    through the health profiles of collectors/profiles/, every `interval_s` per device."""
+
+    enabled: bool = True
+    interval_s: int = Field(300, ge=10, le=86_400)
 
 
 class TrapSettings(BaseModel):
@@ -125,6 +146,7 @@ class Settings(BaseSettings):
     # through TLS (a reverse proxy); off by default so http://127.0.0.1 logins work.
     secure_cookies: bool = False
     poll: PollSettings = Field(default_factory=PollSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     traps: TrapSettings = Field(default_factory=TrapSettings)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)

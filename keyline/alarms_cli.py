@@ -4,13 +4,17 @@ declare maintenance windows.
 An engineer works alarms from here as from the portal: `alarm list` shows the active ones
 (root causes with their symptoms indented under them), `alarm show ID` one alarm with its
 timeline, `alarm ack` / `alarm unack` / `alarm clear` change it, recording who and why in the
-timeline. `maintenance add` declares planned work on devices, ports, circuits or a whole
-customer (`--scope device:p-sh1 --scope circuit:HSB-L3VPN-0001`); alarms inside it are
-suppressed and the SLA engine excludes its time. A window that is over cannot be changed.
+timeline, and `alarm show` says in plain words why the alarm was raised. `maintenance add`
+declares planned work on devices, ports, circuits or a whole customer (`--scope
+device:p-sh1 --scope circuit:HSB-L3VPN-0001`); alarms inside it are suppressed and the SLA
+engine excludes its time. The changes go through alarms.actions, the same rules as the
+portal's: a window may not start more than a few minutes in the past (an outage is not
+turned into maintenance after the fact), and a window that is over cannot be changed.
 
 The groups are registered on the main command (`main.add_command(alarm)`,
 `main.add_command(maintenance)`); their commands use the main command's state object and
-error handling: one line on standard error, exit code 2 for bad input, 1 for a failure.
+error handling: one line on standard error, exit code 2 for bad input (a refused action
+names the option at fault: "--start: a window may not start ..."), 1 for a failure.
 """
 
 from __future__ import annotations
@@ -28,13 +32,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 __all__ = ["alarm", "maintenance"]
 
 
+# An action's field (alarms.actions.ActionError) -> the option a user of this command typed.
+_OPTIONS = {"starts_at": "--start", "ends_at": "--end", "scope": "--scope",
+            "reason": "--reason", "comment": "--comment", "actor": "--by"}
+
+
 def _command(function: F) -> F:
     """Run a command body inside keyline.cli's error handler, with its state object first;
-    an alarm-store refusal (no such alarm, a past window) is bad input."""
+    a refused action (alarms.actions.ActionError: a bad option, no such alarm, a past
+    window) or an alarm-store refusal is bad input."""
 
     @click.pass_obj
     @functools.wraps(function)
     def wrapper(state: Any, *args: Any, **kwargs: Any) -> Any:
+        from alarms.actions import ActionError
         from keyline.cli import _errors_as_lines
         from store.alarms import AlarmStoreError
 
@@ -43,6 +54,9 @@ def _command(function: F) -> F:
         with _errors_as_lines(state):
             try:
                 return function(state, *args, **kwargs)
+            except ActionError as error:
+                option = _OPTIONS.get(error.field or "")
+                _bad_input(f"{option}: {error.message}" if option else error.message)
             except AlarmStoreError as error:
                 _bad_input(str(error))
 
@@ -67,21 +81,21 @@ def _connection(state: Any) -> Any:
     return stack, conn
 
 
-def _when(text: str | None, default: datetime | None = None) -> datetime:
-    """ISO 8601 time ("2026-03-01T22:00+08:00"; no zone means UTC), "now", or "+2h"."""
-    if text is None:
-        assert default is not None
-        return default
-    now = datetime.now(UTC)
+def _when(text: str, option: str) -> datetime | timedelta:
+    """ISO 8601 time ("2026-03-01T22:00+08:00"; no zone means UTC), or "now" and "+2h" as a
+    timedelta from now: alarms.actions adds it to the database's now, not this machine's."""
     if text == "now":
-        return now
-    if text.startswith("+") and text[-1] in "mhd" and text[1:-1].isdigit():
+        return timedelta(0)
+    if text.startswith("+") and text[-1:] in ("m", "h", "d") and text[1:-1].isdigit():
         unit = {"m": "minutes", "h": "hours", "d": "days"}[text[-1]]
-        return now + timedelta(**{unit: int(text[1:-1])})
+        try:
+            return timedelta(**{unit: int(text[1:-1])})
+        except OverflowError:
+            _bad_input(f"{option}: {text!r} is too far ahead")
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        _bad_input(f"{text!r} is not a time (ISO 8601, 'now' or '+N[mhd]')")
+        _bad_input(f"{option}: {text!r} is not a time (ISO 8601, 'now' or '+N[mhd]')")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -96,6 +110,114 @@ def _line(alarm: Any, labels: dict[int, tuple[str, int | None]] | None = None) -
             f"{name}"
             f"{'/' + alarm.key.qualifier if alarm.key.qualifier else ''}  "
             f"since {alarm.first_seen:%Y-%m-%d %H:%M:%S}  x{alarm.count}  {alarm.summary}")
+
+
+# --- why an alarm was raised -------------------------------------------------------------
+#
+# From what the alarm stores: its `detail` and its "raised" timeline entry (the signal the
+# pipeline confirmed: alarms/stages.py `observe`, `observe_threshold`, `correlate`), and the
+# observation they point at (`observation_id`: which trap, which state). Only known fields
+# are read, never a whole detail, so nothing a collector kept for itself (addresses, a
+# credential's name) is printed; free texts (a poll's reason) pass through mask_secrets.
+
+
+def _observation_of(conn: Any, alarm: Any) -> Any:
+    """The stored observation that raised the alarm, if it is still there."""
+    from store.observations import recent_observations
+
+    wanted = _seen(alarm).get("observation_id")
+    if not isinstance(wanted, int):
+        return None
+    # the observation is the confirmed signal's: at or after the condition began (a margin
+    # for an alarm the pipeline restored after a restart)
+    candidates = recent_observations(conn, object_id=alarm.key.object_id,
+                                     since=alarm.first_seen - timedelta(minutes=5), limit=1000)
+    return next((o for o in candidates if o.id == wanted), None)
+
+
+def _seen(alarm: Any) -> dict[str, Any]:
+    """What was seen: the "raised" timeline entry's detail over the alarm's own."""
+    raised = next((e for e in alarm.timeline if e.action == "raised"), None)
+    return {**(alarm.detail or {}), **((raised.detail or {}) if raised else {})}
+
+
+def _object_name(kind: str, object_id: int, labels: dict[int, tuple[str, int | None]]) -> str:
+    """"port Gi0/0/1 of pe-sh1", "device pe-sh1", "circuit HSB-L3VPN-0001", or by id."""
+    label = labels.get(object_id)
+    if label is None:
+        return f"{kind} {object_id}"
+    if kind == "port" and ":" in label[0]:
+        device, _, port = label[0].partition(":")
+        return f"port {port} of {device}"
+    return f"{kind} {label[0]}"
+
+
+def _why(alarm: Any, labels: dict[int, tuple[str, int | None]], observation: Any,
+         root: Any) -> list[str]:
+    """Why the alarm was raised, in plain words: "raised because: ...", and what to check
+    when the collector left a hint."""
+    from config.secrets import mask_secrets
+
+    key, seen = alarm.key, _seen(alarm)
+
+    def text_of(field: str) -> str | None:
+        value = seen.get(field)
+        return value.strip() or None if isinstance(value, str) else None
+
+    name = _object_name(str(key.kind), key.object_id, labels)
+    reason, status = text_of("reason"), text_of("status")
+    kind = str(key.type)
+    if kind == "link_down" and str(key.kind) == "link":
+        text = f"{name} is down at both ends (inferred from its ports' alarms)"
+    elif kind == "link_down":
+        state = (observation.new if observation is not None
+                 else alarm.summary.removeprefix("port oper status ").strip() or "down")
+        text = f"{name} went {state}"
+    elif str(key.kind) == "device" and status is not None:  # a poll's verdict on the device
+        text = f"device poll failed: {status}" + (f": {reason}" if reason else "")
+    elif kind == "device_unreachable":
+        text = f"{name} stopped answering polls" + (f": {reason}" if reason else "")
+    elif kind == "threshold" and all(isinstance(seen.get(f), int | float)
+                                     for f in ("value", "raise_at")):
+        text = (f"{text_of('metric') or key.qualifier} {seen['value']:.1f} >= "
+                f"{seen['raise_at']:g} on {name}")
+        if isinstance(seen.get("clear_below"), int | float):
+            text += f" (clears below {seen['clear_below']:g})"
+    elif kind == "flapping":
+        text = f"{name} is flapping: {alarm.summary.removeprefix('port ')}"
+    elif kind == "trap_event" and key.qualifier == "agent_restart":
+        text = f"the SNMP agent of {name} restarted"
+        if text_of("restarted_at"):
+            text += f" at {seen['restarted_at'][:19].replace('T', ' ')}"
+        if text_of("how") == "sysUpTime went back":
+            text += " (its sysUpTime went back)"
+    elif kind == "device_isolated":
+        text = f"every neighbour of {name} lost it (inferred from their alarms)"
+    elif kind == "service_down":
+        text = f"{name} is out of service"
+        if root is not None:
+            cause = _object_name(str(root.key.kind), root.key.object_id, labels)
+            text += f": alarm {root.id}, {root.key.type} on {cause}, takes its path down"
+    else:
+        text = f"{name}: {alarm.summary or kind}"
+    lines = [f"raised because: {text}{_seen_by(alarm, seen, observation)}"]
+    if text_of("hint"):
+        lines.append(f"what to check: {text_of('hint')}")
+    return [mask_secrets(line) for line in lines]
+
+
+def _seen_by(alarm: Any, seen: dict[str, Any], observation: Any) -> str:
+    """" (seen by a linkDown trap at 10:05:03)", or "" when no collector saw it."""
+    source = observation.source if observation is not None else seen.get("source")
+    if source not in ("trap", "poll"):
+        return ""
+    trap = ((observation.detail if observation is not None else {}).get("trap")
+            or seen.get("trap"))
+    what = f"{trap} trap" if source == "trap" and isinstance(trap, str) else source
+    when = observation.time if observation is not None else alarm.first_seen
+    shown = f"{when:%H:%M:%S}" if when.date() == alarm.first_seen.date() else (
+        f"{when:%Y-%m-%d %H:%M:%S}")
+    return f" (seen by a {what} at {shown})"
 
 
 # --- alarm -------------------------------------------------------------------------------
@@ -134,16 +256,22 @@ def list_command(state: Any, show_all: bool, limit: int) -> None:
 @click.argument("alarm_id", type=int)
 @_command
 def show_command(state: Any, alarm_id: int) -> None:
-    """One alarm, its impact and its timeline."""
+    """One alarm, why it was raised, its impact and its timeline."""
     from store.alarms import get_alarm, object_labels
 
     stack, conn = _connection(state)
     with stack:
         found = get_alarm(conn, alarm_id)
-        labels = object_labels(conn, [found.key.object_id])
+        root = (get_alarm(conn, found.root_cause_id, timeline=False)
+                if found.root_cause_id else None)
+        labels = object_labels(conn, [found.key.object_id]
+                               + ([root.key.object_id] if root else []))
+        seen = _observation_of(conn, found)
     click.echo(_line(found, labels))
     click.echo(f"state: {found.state}"
                + (f" at {found.cleared_at:%Y-%m-%d %H:%M:%S}" if found.cleared_at else ""))
+    for line in _why(found, labels, seen, root):
+        click.echo(line)
     if found.root_cause_id:
         click.echo(f"root cause: alarm {found.root_cause_id} ({found.root_cause})")
     if found.acknowledged:
@@ -169,11 +297,11 @@ def show_command(state: Any, alarm_id: int) -> None:
 @_command
 def ack_command(state: Any, alarm_id: int, by: str, comment: str | None) -> None:
     """Acknowledge an active alarm."""
-    from store.alarms import acknowledge
+    from alarms import actions
 
     stack, conn = _connection(state)
     with stack:
-        acknowledge(conn, alarm_id, by, comment)
+        actions.acknowledge(conn, by, alarm_id, comment)
     click.echo(f"alarm {alarm_id} acknowledged by {by}")
 
 
@@ -184,11 +312,11 @@ def ack_command(state: Any, alarm_id: int, by: str, comment: str | None) -> None
 @_command
 def unack_command(state: Any, alarm_id: int, by: str, comment: str | None) -> None:
     """Take an acknowledgement back."""
-    from store.alarms import unacknowledge
+    from alarms import actions
 
     stack, conn = _connection(state)
     with stack:
-        unacknowledge(conn, alarm_id, by, comment)
+        actions.unacknowledge(conn, by, alarm_id, comment)
     click.echo(f"alarm {alarm_id} no longer acknowledged")
 
 
@@ -199,11 +327,11 @@ def unack_command(state: Any, alarm_id: int, by: str, comment: str | None) -> No
 @_command
 def clear_command(state: Any, alarm_id: int, by: str, reason: str) -> None:
     """Clear an active alarm by hand (raised again if its condition still holds)."""
-    from store.alarms import clear_alarm
+    from alarms import actions
 
     stack, conn = _connection(state)
     with stack:
-        clear_alarm(conn, alarm_id, by, reason)
+        actions.clear(conn, by, alarm_id, reason)
     click.echo(f"alarm {alarm_id} cleared by {by}")
 
 
@@ -226,13 +354,14 @@ def maintenance() -> None:
 @_command
 def add_command(state: Any, scopes: tuple[str, ...], start: str, end: str, reason: str,
                 by: str) -> None:
-    """Declare a maintenance window."""
-    from store.alarms import add_window, resolve_scope
+    """Declare a maintenance window. It may not start in the past, beyond a few minutes'
+    grace (alarms.actions.MAINTENANCE_START_GRACE): planned work is declared before."""
+    from alarms import actions
 
-    starts_at, ends_at = _when(start), _when(end)
+    starts_at, ends_at = _when(start, "--start"), _when(end, "--end")
     stack, conn = _connection(state)
     with stack:
-        window = add_window(conn, resolve_scope(conn, scopes), starts_at, ends_at, reason, by)
+        window = actions.declare_maintenance(conn, by, scopes, starts_at, ends_at, reason)
     click.echo(f"maintenance window {window.id}: {window.starts_at:%Y-%m-%d %H:%M} to "
                f"{window.ends_at:%Y-%m-%d %H:%M} UTC")
 
@@ -262,9 +391,10 @@ def list_windows_command(state: Any, show_all: bool) -> None:
 @_command
 def end_command(state: Any, window_id: int, by: str) -> None:
     """End a running window now (a future one is cancelled)."""
-    from store.alarms import end_window
+    from alarms import actions
 
     stack, conn = _connection(state)
     with stack:
-        end_window(conn, window_id, by)
-    click.echo(f"maintenance window {window_id} ended by {by}")
+        ended = actions.end_maintenance(conn, by, window_id)
+    click.echo(f"maintenance window {window_id} {'cancelled' if ended.cancelled else 'ended'}"
+               f" by {by}")

@@ -263,10 +263,16 @@ def user_list(state: _State) -> None:
 @_command
 def poll(state: _State, devices: tuple[str, ...], once: bool) -> None:
     """Poll DEVICES (default: every active device) over SNMP once and print what they said."""
+    from collectors.targets import TargetProblem
     from keyline.wiring import poll_once
 
-    for line in poll_once(state.settings, devices):
+    lines = poll_once(state.settings, devices)
+    for line in lines:
         click.echo(line)
+    unknown = [key for key in devices if any(line.startswith(str(TargetProblem(
+        key, "no such active device in the inventory"))) for line in lines)]
+    if unknown:
+        _fail(f"no such active device in the inventory: {', '.join(unknown)}", 2)
 
 
 # --- lab ------------------------------------------------------------------------------------
@@ -285,7 +291,8 @@ def lab_group() -> None:
 @click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
 def lab_sim(arguments: tuple[str, ...]) -> None:
     """Run the simulated network: `keyline lab sim [run] [INVENTORY...]`,
-    `keyline lab sim fault DEVICE PORT down|up`, `keyline lab sim status`
+    `keyline lab sim fault DEVICE PORT down|up` (or `DEVICE --device|--snmp down|up`),
+    `keyline lab sim status`
     (`keyline lab sim --help` for the options)."""
     from lab.sim.cli import main as sim_main
 

@@ -122,8 +122,15 @@ def _lab_environ(conn: object) -> dict[str, str]:
 
 
 def describe_poll(result: object) -> list[str]:
-    """A poll result as a person reads it: status, system group, one line per interface."""
+    """A poll result as an engineer reads it: status, system group, what the poll skipped,
+    then every inventory port with the interface it matched (and how: if_index, ifName,
+    ifDescr, long or short form), its admin and oper status, which counters (64 or 32-bit)
+    and which speed field carry its rates, or why it matched nothing; then the interfaces
+    the inventory does not name."""
+    from collectors.counters import interface_speed_bps
     from collectors.model import PollResult
+    from collectors.observations import admin_status_name, oper_status_name
+    from collectors.port_names import match_ports
 
     assert isinstance(result, PollResult)
     target = result.target
@@ -132,25 +139,52 @@ def describe_poll(result: object) -> list[str]:
     if result.reason:
         head += f" - {result.reason}"
     lines = [head]
-    if result.sys_name is not None:
-        lines.append(f"  sysName {result.sys_name}, sysUpTime {result.sys_uptime_cs} cs,"
-                     f" {result.varbind_count} varbinds")
-    statuses = {1: "up", 2: "down", 3: "testing", 5: "dormant", 6: "notPresent",
-                7: "lowerLayerDown"}
-    for if_index, reading in sorted(result.interfaces.items()):
+    if result.status.value != "reachable":
+        return lines
+    uptime = (f"{result.sys_uptime_cs} cs" if result.sys_uptime_cs is not None
+              else "not served")
+    lines.append(f"  sysName {result.sys_name or '-'}, sysUpTime {uptime},"
+                 f" {result.varbind_count} varbinds, {len(result.interfaces)} interfaces")
+    lines.extend(f"  skipped: {problem}" for problem in result.problems)
+    match = match_ports(target.ports, result.interface_labels)
+    by_port = match.by_port_id
+    problems: dict[int, list[str]] = {}
+    for problem in match.problems:
+        problems.setdefault(problem.port_id, []).append(problem.message)
+
+    def interface(if_index: int) -> str:
         label = result.interface_labels.get(if_index)
-        name = label.if_name if label and label.if_name else f"ifIndex {if_index}"
-        known = "" if if_index in target.ports_by_if_index else " (not in the inventory)"
-        in_octets = _first_known(reading.if_hc_in_octets, reading.if_in_octets)
-        out_octets = _first_known(reading.if_hc_out_octets, reading.if_out_octets)
-        status = statuses.get(reading.if_oper_status or 0, "unknown")
-        lines.append(f"  {name:<28} oper {status:<6} in {in_octets} octets"
-                     f" out {out_octets} octets{known}")
+        names = [n for n in (label.if_name, label.if_descr) if n] if label else []
+        shown = " / ".join(dict.fromkeys(names)) or "no name"
+        reading = result.interfaces.get(if_index)
+        if reading is None:
+            return f"ifIndex {if_index} ({shown})"
+        octets = ("64-bit ifHC counters" if reading.if_hc_in_octets is not None
+                  else "32-bit counters" if reading.if_in_octets is not None
+                  else "no octet counters")
+        speed = interface_speed_bps(reading)
+        speed_field = ("ifHighSpeed" if reading.if_high_speed_mbps
+                       and speed == reading.if_high_speed_mbps * 1_000_000
+                       else "ifSpeed" if speed is not None else "no speed")
+        speed_text = f"{speed / 1e6:g} Mbit/s from {speed_field}" if speed else speed_field
+        return (f"ifIndex {if_index} ({shown}): admin"
+                f" {admin_status_name(reading.if_admin_status) or '-'}, oper"
+                f" {oper_status_name(reading.if_oper_status) or '-'}, {octets},"
+                f" {speed_text}")
+
+    if target.ports:
+        lines.append("  inventory ports:")
+    for port_id, name, _declared in target.ports:
+        if_index = by_port.get(port_id)
+        found = (f"{interface(if_index)} [by {match.how.get(port_id, '?')}]"
+                 if if_index is not None else "NOT MATCHED")
+        lines.append(f"    {name:<28} {found}")
+        lines.extend(f"      problem: {message}" for message in problems.get(port_id, ()))
+    others = sorted(set(result.interfaces) - set(match.by_if_index))
+    if others:
+        lines.append(f"  not in the inventory ({len(others)}):")
+        lines.extend(f"    {interface(if_index)}" for if_index in others)
     return lines
-
-
-def _first_known(*values: int | None) -> int | str:
-    return next((value for value in values if value is not None), "-")
 
 
 def with_snmp_port(inventory: Inventory, snmp_port: int) -> Inventory:

@@ -10,17 +10,18 @@ an alarm belongs to the customers it hits, so a customer's token lists only the 
 that hit that customer and any other alarm id is 404; the impact lists inside an alarm are
 narrowed to the caller's own circuits and customers.
 
-Writing is for the roles that work alarms (`ACTOR_ROLES`: engineer, noc, admin): acknowledge
-or take back an acknowledgement with an optional comment, clear with a reason, declare a
-maintenance window, end one early. Another role gets 403 for an object it may see (and still
-404 for one it may not: the order of the checks never tells a customer another's alarm
-exists). The changes go through store.alarms' own functions, which record who, when and why
-in the alarm's timeline.
+Writing is for the roles that work alarms (alarms.actions.ACTOR_ROLES: engineer, noc,
+admin): acknowledge or take back an acknowledgement with an optional comment, clear with a
+reason, declare a maintenance window, end one early. Every change goes through
+alarms.actions, which holds the rules (the same for the command line and the pages) and
+records who, when and why: another role gets 403 for an object it may see (and still 404 for
+one it may not: the order of the checks never tells a customer another's alarm exists).
 
 Errors are JSON, `{"error": "...", "field": "the offending parameter or null"}`: 400 for a
 bad parameter or body field, 401 without a valid token or session, 403 for a role that may
 not act, 404 for an id that is not the caller's, 409 for a change the object's state forbids
 (acknowledging a cleared alarm, ending a window that is over: past windows are immutable).
+An alarms.actions.ActionError becomes one of these by its `refusal`.
 
 CSRF: a request authenticated by its bearer token is exempt (a script holding a token is
 not a browser that a third-party page can drive); a request authenticated by the session
@@ -29,13 +30,15 @@ cookie must send the CSRF token in the `X-CSRFToken` header, like any form of th
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, NoReturn
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
+from alarms import actions
+from alarms.actions import ActionError, Refusal
 from alarms.model import Alarm, MaintenanceWindow, Severity
 from portal.security import current_viewer, login_required
 from store import alarms as alarm_store
@@ -43,16 +46,12 @@ from store.queries import Viewer, circuits_for, customers_for
 
 blueprint = Blueprint("alarm_api", __name__)
 
-# Who may acknowledge, clear and declare maintenance (the others only read).
-ACTOR_ROLES = ("engineer", "noc", "admin")
-
-MAX_COMMENT = 2000
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 200
-MAX_SCOPE_ITEMS = 50
-# How far in the past a new window may start: the minutes a form takes to fill in, not
-# a way to excuse an outage after the fact (the SLA figures exclude maintenance time).
-START_SLACK = timedelta(minutes=10)
+
+# An action's refusal -> the HTTP status (the same mapping for every endpoint).
+REFUSAL_STATUS = {Refusal.INVALID: 400, Refusal.NOT_FOUND: 404, Refusal.FORBIDDEN: 403,
+                  Refusal.CONFLICT: 409}
 
 
 class AlarmApiError(Exception):
@@ -70,6 +69,11 @@ def fail(status: int, message: str, field: str | None = None) -> NoReturn:
 @blueprint.errorhandler(AlarmApiError)
 def _api_error(error: AlarmApiError) -> ResponseReturnValue:
     return jsonify(error=error.message, field=error.field), error.status
+
+
+@blueprint.errorhandler(ActionError)
+def _action_refused(error: ActionError) -> ResponseReturnValue:
+    return jsonify(error=error.message, field=error.field), REFUSAL_STATUS[error.refusal]
 
 
 @blueprint.record_once
@@ -93,42 +97,6 @@ def _database() -> Any:
 
 
 # --- parameters --------------------------------------------------------------------------
-
-
-def clean_text(value: Any, field: str, *, required: bool, max_length: int) -> str | None:
-    """A free text from a body or form: stripped; None when empty and optional."""
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        fail(400, f"{field} must be a string", field)
-    value = value.strip()
-    if not value:
-        if required:
-            fail(400, f"{field} is required", field)
-        return None
-    if len(value) > max_length:
-        fail(400, f"{field} may be at most {max_length} characters", field)
-    if "\x00" in value:
-        fail(400, f"{field} must not contain NUL characters", field)
-    return value
-
-
-def parse_time(value: Any, field: str) -> datetime:
-    """An ISO 8601 time (`2026-01-31T12:00:00Z`); a time without offset is taken as UTC."""
-    if not isinstance(value, str) or not value.strip():
-        fail(400, f"{field} is required, an ISO 8601 time such as 2026-01-31T12:00:00Z",
-             field)
-    text = value.strip().replace(" ", "T", 1) if "T" not in value else value.strip()
-    text = text.replace("z", "Z").replace("Z", "+00:00")
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        fail(400, f"{field} must be an ISO 8601 time such as 2026-01-31T12:00:00Z", field)
-    parsed = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    try:
-        return parsed.astimezone(UTC)
-    except (OverflowError, ValueError):
-        fail(400, f"{field} is out of range", field)
 
 
 def alarm_filters(args: Any) -> dict[str, Any]:
@@ -268,25 +236,14 @@ def get_alarm(alarm_id: int) -> ResponseReturnValue:
 def _act(alarm_id: int, action: str) -> ResponseReturnValue:
     viewer = current_viewer()
     with _database().pool.connection() as conn:
-        if alarm_store.get_alarm_for(conn, viewer, alarm_id, timeline=False) is None:
-            fail(404, "no such alarm", "alarm_id")
-        if viewer.role not in ACTOR_ROLES:
-            fail(403, f"the role {viewer.role} may not change alarms", None)
+        actions.alarm_to_change(conn, viewer, alarm_id)  # its 404 and 403 before the body's 400
         body = _body()
-        try:
-            if action == "clear":
-                reason = clean_text(body.get("reason"), "reason", required=True,
-                                    max_length=MAX_COMMENT)
-                assert reason is not None
-                alarm_store.clear_alarm(conn, alarm_id, viewer.user_key, reason)
-            else:
-                comment = clean_text(body.get("comment"), "comment", required=False,
-                                     max_length=MAX_COMMENT)
-                change = (alarm_store.acknowledge if action == "acknowledge"
-                          else alarm_store.unacknowledge)
-                change(conn, alarm_id, viewer.user_key, comment)
-        except alarm_store.AlarmStoreError as error:
-            fail(409, str(error), None)
+        if action == "clear":
+            actions.clear(conn, viewer, alarm_id, body.get("reason"))
+        elif action == "acknowledge":
+            actions.acknowledge(conn, viewer, alarm_id, body.get("comment"))
+        else:
+            actions.unacknowledge(conn, viewer, alarm_id, body.get("comment"))
         return jsonify(_one_alarm(conn, viewer, alarm_id))
 
 
@@ -328,75 +285,25 @@ def list_windows() -> ResponseReturnValue:
     return jsonify(windows=[w for w in found if status is None or w["status"] == status])
 
 
-def declare_window(conn: Any, viewer: Viewer, scope: Any, starts_at: Any, ends_at: Any,
-                   reason: Any) -> MaintenanceWindow:
-    """Check a new window's fields (AlarmApiError naming the field) and declare it. Shared
-    with the maintenance page's form."""
-    if isinstance(scope, str):
-        scope = [part for part in scope.replace(",", "\n").splitlines() if part.strip()]
-    if (not isinstance(scope, list) or not scope
-            or not all(isinstance(item, str) for item in scope)):
-        fail(400, "scope must be a list of KIND:KEY texts (device:KEY, port:DEVICE:PORT, "
-                  "circuit:KEY, customer:KEY)", "scope")
-    if len(scope) > MAX_SCOPE_ITEMS:
-        fail(400, f"scope may name at most {MAX_SCOPE_ITEMS} objects", "scope")
-    texts = [clean_text(item, "scope", required=True, max_length=300) for item in scope]
-    start = parse_time(starts_at, "starts_at")
-    end = parse_time(ends_at, "ends_at")
-    text = clean_text(reason, "reason", required=True, max_length=MAX_COMMENT)
-    now = _now(conn)
-    if start < now - START_SLACK:
-        fail(400, "a window may not start in the past", "starts_at")
-    if end <= start:
-        fail(400, "a window must end after it starts", "ends_at")
-    try:
-        items = alarm_store.resolve_scope(conn, [t for t in texts if t])
-    except alarm_store.AlarmStoreError as error:
-        fail(400, str(error), "scope")
-    assert text is not None
-    try:
-        return alarm_store.add_window(conn, items, start, end, text, viewer.user_key)
-    except alarm_store.AlarmStoreError as error:
-        fail(400, str(error), None)
-
-
 @blueprint.post("/maintenance-windows")
 @login_required
 def create_window() -> ResponseReturnValue:
     viewer = current_viewer()
-    if viewer.role not in ACTOR_ROLES:
-        fail(403, f"the role {viewer.role} may not declare maintenance", None)
+    actions.authorize(viewer, "declare maintenance")  # 403 before the body's 400
     body = _body()
     with _database().pool.connection() as conn:
-        window = declare_window(conn, viewer, body.get("scope"), body.get("starts_at"),
-                                body.get("ends_at"), body.get("reason"))
+        window = actions.declare_maintenance(conn, viewer, body.get("scope"),
+                                             body.get("starts_at"), body.get("ends_at"),
+                                             body.get("reason"))
         now = _now(conn)
     return jsonify(window_json(window, now)), 201
-
-
-def end_window_for(conn: Any, viewer: Viewer, window_id: int) -> tuple[MaintenanceWindow, bool]:
-    """End (or cancel, if not begun) a window the viewer may see and change: (the window,
-    whether it was cancelled). Shared with the maintenance page."""
-    window = alarm_store.get_window_for(conn, viewer, window_id)
-    if window is None:
-        fail(404, "no such maintenance window", "window_id")
-    if viewer.role not in ACTOR_ROLES:
-        fail(403, f"the role {viewer.role} may not end maintenance", None)
-    now = _now(conn)
-    if window.ends_at <= now:
-        fail(409, "the window is over: past windows are immutable", "window_id")
-    try:
-        ended = alarm_store.end_window(conn, window_id, viewer.user_key)
-    except alarm_store.AlarmStoreError as error:
-        fail(409, str(error), "window_id")
-    return ended, window.starts_at > now
 
 
 @blueprint.post("/maintenance-windows/<int:window_id>/end")
 @login_required
 def end_window(window_id: int) -> ResponseReturnValue:
     with _database().pool.connection() as conn:
-        window, cancelled = end_window_for(conn, current_viewer(), window_id)
+        window, cancelled = actions.end_maintenance(conn, current_viewer(), window_id)
         body = window_json(window, _now(conn))
     if cancelled:
         body["status"] = "cancelled"

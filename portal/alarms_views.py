@@ -8,13 +8,16 @@ What the pages show (issues 5 and 6):
   element: expand or collapse, no script needed under the Content-Security-Policy); a
   symptom whose root cause is not in the list stands alone and says whose symptom it is.
   Selecting an alarm (`?selected=ID`) shows its impact beside the list: the circuits and
-  customers it hits.
+  customers it hits. Every row names the circuits its alarm impacts (in the viewer's scope)
+  with each one's service state as the alarm pipeline stored it (`console_circuits`), kept
+  current live by portal/static/alarms.js.
 - */alarms/ID*: the alarm's facts, its root cause and symptoms, its impact and its timeline,
   every change with when, who or what ("pipeline") and the comment.
-- The engineers' actions, for the roles in `ACTOR_ROLES` (engineer, noc, admin): acknowledge
-  ("I am on it") or take it back, with a comment; clear by hand, with a reason. They are
-  forms with a CSRF token, posting to /alarms/ID/acknowledge, /unacknowledge, /clear, and
-  change the alarm only through store.alarms' functions, which write the timeline.
+- The engineers' actions, for the roles in alarms.actions.ACTOR_ROLES (engineer, noc,
+  admin): acknowledge ("I am on it") or take it back, with a comment; clear by hand, with a
+  reason. They are forms with a CSRF token, posting to /alarms/ID/acknowledge,
+  /unacknowledge, /clear, and change the alarm only through alarms.actions, which holds
+  the rules (the same as the command line's and the REST API's) and writes the timeline.
 - */maintenance*: windows that are active, future and past; declaring one (a device, port,
   circuit or customer, a start and an end in UTC, a reason) and ending one early (a window
   not yet begun is cancelled). Past windows are read-only: the SLA figures depend on them.
@@ -25,8 +28,9 @@ that does not exist; inside an alarm it sees only its own circuits and customer,
 names of objects that belong to another customer are not shown. It sees the maintenance
 windows that cover its own objects (narrowed to them) and cannot act. An account manager
 reads, scoped to their customers as store.queries scopes them. Every read goes through the
-viewer-scoped functions of store.alarms; the REST API (portal/alarms_api.py) shares them and
-the checks of a new window.
+viewer-scoped functions of store.alarms; the REST API (portal/alarms_api.py) shares them.
+Declaring and ending a window go through alarms.actions too; its refusal (an ActionError
+naming the field) becomes the form's error.
 """
 
 from __future__ import annotations
@@ -46,19 +50,14 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext
 
+from alarms import actions
+from alarms.actions import ActionError, Refusal
 from alarms.model import SCOPE_KINDS, Alarm, MaintenanceWindow
-from portal.alarms_api import (
-    ACTOR_ROLES,
-    AlarmApiError,
-    alarm_filters,
-    clean_text,
-    declare_window,
-    end_window_for,
-    window_status,
-)
+from portal.alarms_api import AlarmApiError, alarm_filters, window_status
 from portal.live import CUSTOMER_ROOM, NOC_ROOM
 from portal.security import OPERATOR_ROLES, current_viewer, login_required, safe_next
 from store import alarms as alarm_store
+from store.circuit_states import current_states
 from store.events import last_event_id
 from store.queries import Viewer, circuits_for, customers_for
 
@@ -85,6 +84,8 @@ TYPE_LABELS = {
     "threshold": lazy_gettext("threshold crossed"),
     "trap_event": lazy_gettext("trap event"),
     "service_down": lazy_gettext("service down"),
+    "snmp_unresponsive": lazy_gettext("SNMP unresponsive"),
+    "config_mismatch": lazy_gettext("inventory mismatch"),
 }
 
 # The timeline's actions (alarms.model.TimelineEntry).
@@ -147,7 +148,7 @@ def alarm_labels() -> dict[str, Any]:
 
 
 def may_act(viewer: Viewer) -> bool:
-    return viewer.role in ACTOR_ROLES
+    return actions.may_act(viewer)
 
 
 class Scope:
@@ -205,8 +206,10 @@ def console() -> ResponseReturnValue:
         selected = (alarm_store.get_alarm_for(conn, viewer, selected_id, timeline=False)
                     if selected_id is not None else None)
         labels = scope.labels(conn, alarms + ([selected] if selected else []))
+        states = current_states(conn, scope.circuits) if scope.circuits else {}
     return render_template(
         "alarms/console.html", groups=_groups(alarms), count=len(alarms), filters=filters,
+        console_circuits=console_circuits(scope, states),
         listed_ids={a.id for a in alarms},
         state_filter=request.args.get("state") or "active",
         acknowledged_filter=(request.args.get("acknowledged") or "").lower(),
@@ -215,6 +218,20 @@ def console() -> ResponseReturnValue:
         labels=labels, may_act=may_act(viewer), limit=CONSOLE_LIMIT,
         query={k: v for k, v in request.args.items() if k != "selected"},
         live_after=live_after, live_rooms=live_rooms(viewer, scope, filters["customer_id"]))
+
+
+def console_circuits(scope: Scope, states: dict[int, Any]) -> dict[int, dict[str, Any]]:
+    """The viewer's circuits as the console's rows name them: circuit id -> key, page and
+    stored service state (store.circuit_states; a circuit not judged yet is unknown)."""
+    found = {}
+    for circuit_id, circuit in scope.circuits.items():
+        state = states.get(circuit_id)
+        found[circuit_id] = {
+            "id": circuit_id, "key": circuit.key,
+            "href": url_for("customer.circuit", circuit_id=circuit_id),
+            "status": state.state if state is not None else "unknown",
+            "underlying": state.underlying if state is not None else None}
+    return found
 
 
 def live_rooms(viewer: Viewer, scope: Scope, customer_id: int | None) -> list[str]:
@@ -263,34 +280,30 @@ def alarm(alarm_id: int) -> ResponseReturnValue:
 
 def _act(alarm_id: int, action: str) -> ResponseReturnValue:
     viewer = current_viewer()
-    with _database().pool.connection() as conn:
-        if alarm_store.get_alarm_for(conn, viewer, alarm_id, timeline=False) is None:
+    text = request.form.get("reason" if action == "clear" else "comment")
+    try:
+        with _database().pool.connection() as conn:
+            if action == "acknowledge":
+                actions.acknowledge(conn, viewer, alarm_id, text)
+            elif action == "unacknowledge":
+                actions.unacknowledge(conn, viewer, alarm_id, text)
+            else:
+                actions.clear(conn, viewer, alarm_id, text)
+    except ActionError as refused:
+        if refused.refusal is Refusal.NOT_FOUND:
             abort(404)
-        if not may_act(viewer):
+        if refused.refusal is Refusal.FORBIDDEN:
             return render_template("error.html", code=403, message=lazy_gettext(
                 "Your role may not change alarms.")), 403
-        try:
-            text = clean_text(request.form.get("reason" if action == "clear" else "comment"),
-                              "reason" if action == "clear" else "comment",
-                              required=action == "clear", max_length=2000)
-        except AlarmApiError:
+        if refused.refusal is Refusal.INVALID:
             message = (lazy_gettext("Give a reason (at most 2000 characters).")
                        if action == "clear" else
                        lazy_gettext("The comment may have at most 2000 characters."))
             return _alarm_page(alarm_id, error=str(message), status=400)
-        try:
-            if action == "acknowledge":
-                alarm_store.acknowledge(conn, alarm_id, viewer.user_key, text)
-            elif action == "unacknowledge":
-                alarm_store.unacknowledge(conn, alarm_id, viewer.user_key, text)
-            else:
-                assert text is not None
-                alarm_store.clear_alarm(conn, alarm_id, viewer.user_key, text)
-        except alarm_store.AlarmStoreError:
-            conflict = str(lazy_gettext(
-                "The alarm changed meanwhile (cleared, or acknowledged by someone else): "
-                "reload and look again."))
-            return _alarm_page(alarm_id, error=conflict, status=409)
+        conflict = str(lazy_gettext(
+            "The alarm changed meanwhile (cleared, or acknowledged by someone else): "
+            "reload and look again."))
+        return _alarm_page(alarm_id, error=conflict, status=409)
     target = safe_next(request.form.get("next"))
     return redirect(target or url_for("alarms.alarm", alarm_id=alarm_id))
 
@@ -351,9 +364,9 @@ def declare() -> ResponseReturnValue:
     scope = [f"{kind}:{form['key'].strip()}"] if kind and form["key"].strip() else []
     try:
         with _database().pool.connection() as conn:
-            declare_window(conn, viewer, scope, form["starts_at"], form["ends_at"],
-                           form["reason"])
-    except AlarmApiError as failure:
+            actions.declare_maintenance(conn, viewer, scope, form["starts_at"],
+                                        form["ends_at"], form["reason"])
+    except ActionError as failure:
         field = failure.field or "scope"
         return _maintenance_page(form=form, error_field=field,
                                  error=str(WINDOW_FIELD_ERRORS.get(field, lazy_gettext(
@@ -367,11 +380,11 @@ def end(window_id: int) -> ResponseReturnValue:
     viewer = current_viewer()
     try:
         with _database().pool.connection() as conn:
-            end_window_for(conn, viewer, window_id)
-    except AlarmApiError as failure:
-        if failure.status == 404:
+            actions.end_maintenance(conn, viewer, window_id)
+    except ActionError as failure:
+        if failure.refusal is Refusal.NOT_FOUND:
             abort(404)
-        if failure.status == 403:
+        if failure.refusal is Refusal.FORBIDDEN:
             return render_template("error.html", code=403, message=lazy_gettext(
                 "Your role may not end maintenance.")), 403
         return _maintenance_page(error=str(lazy_gettext(

@@ -15,7 +15,8 @@ assembles it:
   portal/api.py (REST, /api/v1, with its OpenAPI document), portal/vendor.py (front-end
   packages from node_modules), portal/admin.py (the admin's inventory import, users and
   topology reconciliation), portal/alarms_views.py (the alarm console, engineers' actions,
-  maintenance windows; their REST API is portal/alarms_api.py, nested in the API's);
+  maintenance windows; their REST API is portal/alarms_api.py, nested in the API's),
+  portal/devices.py (a device's page: its verdict, health and ports);
 - languages (portal/i18n.py): English and Simplified Chinese, switched in the top bar.
 
 The navigation lists what comes next (tickets, SLA reports) as "coming",
@@ -30,7 +31,7 @@ from typing import Any
 
 from flask import Flask, g, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import Babel, lazy_gettext
+from flask_babel import Babel, gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from config.settings import Settings, session_secret
@@ -54,6 +55,26 @@ STATUS_LABELS = {
     "down": lazy_gettext("down"),
     "unknown": lazy_gettext("unknown"),
 }
+
+# A circuit's service state (alarms/service_state.py, docs/service-state.md), as every page
+# that shows one names it: the customer's pages, the topology, the alarm console.
+SERVICE_STATE_LABELS = {
+    "up": lazy_gettext("up"),
+    "down": lazy_gettext("down"),
+    "degraded": lazy_gettext("degraded"),
+    "unknown": lazy_gettext("unknown"),
+    "maintenance": lazy_gettext("maintenance"),
+}
+
+
+def service_state_label(state: str, underlying: str | None = None) -> str:
+    """A service state in the viewer's language; maintenance with what lies beneath it:
+    "maintenance (down beneath)"."""
+    if state == "maintenance" and underlying:
+        return gettext("maintenance (%(underlying)s beneath)",
+                       underlying=str(SERVICE_STATE_LABELS.get(underlying, underlying)))
+    return str(SERVICE_STATE_LABELS.get(state, state))
+
 
 # What the top bar will link to once built; shown greyed out until then.
 COMING = (
@@ -112,6 +133,7 @@ def create_app(settings: Settings, database: Database) -> Flask:
     app.jinja_env.filters["bps"] = format_bps
     app.jinja_env.globals.update(
         version=__version__, service_labels=SERVICE_TYPE_LABELS, status_labels=STATUS_LABELS,
+        service_state_labels=SERVICE_STATE_LABELS, service_state_label=service_state_label,
         coming=COMING, languages=LANGUAGES,
     )
 
@@ -150,6 +172,9 @@ def create_app(settings: Settings, database: Database) -> Flask:
     from portal import alarms_views
 
     app.register_blueprint(alarms_views.blueprint)  # /alarms, /maintenance
+    from portal import devices
+
+    app.register_blueprint(devices.blueprint)  # /devices/<id>: health, verdict, ports
 
     from portal.live import init_live
 

@@ -1,4 +1,4 @@
-"""A customer's own pages: its circuits, their status, traffic and route, one circuit.
+"""A customer's own pages: its circuits, their service state, traffic and route, one circuit.
 
 A customer user sees exactly one customer, the one its account is bound to; staff may open
 customers' pages (the NOC overview links to them), so an account manager sees what the
@@ -6,14 +6,15 @@ customer sees, for the customers whose `account_manager` they are. Every read go
 the viewer-scoped queries (store.queries), and an id outside the viewer's scope is 404 like
 an id that does not exist.
 
-Two statuses are shown for a circuit, because they answer different questions:
-
-- *ends*: its two end ports' latest operational status (store.queries.latest_port_oper):
-  up when both ends are up, down when either is down, unknown when an end has no recent
-  poll;
-- *path*: the status of its route through the network, from the topology (topology.current
-  .load_topology, then topology.views.circuit_status): down when anything on the route is
-  down or it has no route, degraded, up, or unknown.
+**Service state.** Each circuit shows one state, its service state (up, down, degraded,
+unknown, maintenance: docs/service-state.md), with its cause in words and since when. The
+portal does not work it out: the alarm pipeline decides it and stores it
+(store.circuit_states.current_states reads the latest; a circuit not judged yet is shown
+unknown), so this page, the NOC's topology and the alarm console show the same state for the
+same circuit. A circuit in maintenance shows what lies beneath ("maintenance (down
+beneath)"). The cause names only the circuit's own ends and the route it runs over (the
+devices and links the route table already shows). The route table keeps its own per-hop
+statuses: those are the topology's device and link statuses, not the circuit's.
 
 **Open alarms.** Both pages list the active alarms (store.alarms.alarms_for, so scoped to the
 viewer like the alarm console) that hit at least one of this customer's circuits (the circuit
@@ -28,7 +29,10 @@ name or its summary. The route table of the circuit page does name the operator'
 circuit runs over, and so does the alarm page (portal/alarms_views.py); the list is stricter
 on purpose: it tells the customer that the operator's network is at fault and which of its
 circuits suffer (the route table shows which hop), and the owner test alone keeps every other
-tenant's names out, whatever the object. Only the customer's own circuits are listed as hit.
+tenant's names out, whatever the object. (A circuit's service alarm is on the circuit, the
+customer's own: its summary is the circuit's cause, which names the hops of its route like
+the service state and the route table do.) Only the customer's own circuits are listed as
+hit.
 The alarms in the live messages are not rendered: a message with alarms makes the page fetch
 this list again.
 
@@ -36,11 +40,12 @@ this list again.
 account managers and operators join the room of the customer they are looking at, as
 room_allowed permits) with the id of the last event the page was rendered from (`event_id`,
 read before anything else), so the bridge replays what happened between render and join.
-The script applies each "status" message at once (circuit path statuses, the route's devices
-and links: Cytoscape colours and the hop table), then fetches the page's state again from
+The script applies each "status" message at once (circuits' service states, which the bridge
+takes from the pipeline's "circuit.state" events; the route's devices and links: Cytoscape
+colours and the hop table), then fetches the page's state again from
 /customers/<id>/status or /circuits/<id>/status (JSON, same scoping and the same functions
-as the page; labels in the viewer's language): the ends' statuses and the traffic come from
-samples, which are not events, and the open alarms need their labels and acknowledgement.
+as the page; labels in the viewer's language): the states' causes, the traffic (from
+samples, which are not events), and the open alarms with their labels and acknowledgement.
 The state is also fetched every STATE_REFRESH_S seconds, which replaces the list's former
 15 s page refresh for those sample-based figures.
 
@@ -63,34 +68,33 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import lazy_gettext
+from flask_babel import gettext, lazy_gettext
 
 from alarms.model import Alarm
 from portal.alarms_views import SEVERITY_LABELS, TYPE_LABELS, alarm_time
+from portal.app import service_state_label
 from portal.live import CUSTOMER_ROOM
 from portal.security import current_viewer, login_required
 from store import alarms as alarm_store
+from store.circuit_states import StoredState, current_states
 from store.events import last_event_id
 from store.queries import (
     CircuitRow,
     Viewer,
-    circuit_status,
     circuits_for,
     get_circuit,
     get_customer,
-    latest_port_oper,
     latest_port_traffic,
 )
 from topology.current import Topology, load_topology
-from topology.views import circuit_status as path_status
 from topology.views import circuit_view
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("customer", __name__)
 
-# Labels of the topology's statuses (the ends' statuses use the app's `status_labels`).
-PATH_STATUS_LABELS = {
+# Labels of the topology's device and link statuses (the route table's hops).
+ELEMENT_STATUS_LABELS = {
     "up": lazy_gettext("up"),
     "down": lazy_gettext("down"),
     "degraded": lazy_gettext("degraded"),
@@ -118,6 +122,9 @@ CHARTS = {
 # What an alarm's object is called when it is not the customer's own (see the docstring).
 OPERATOR_NETWORK = lazy_gettext("operator network")
 
+# The cause of a circuit the alarm pipeline has not judged yet (shown unknown).
+NOT_ASSESSED = lazy_gettext("not assessed yet")
+
 # How often the pages fetch their state without being told (sample-based figures).
 STATE_REFRESH_S = 30
 
@@ -128,7 +135,7 @@ def _database() -> Any:
 
 def _topology(conn: Any) -> Topology | None:
     """The network as it is now, or None (logged) when it cannot be built: the page then
-    shows the path as unknown rather than failing."""
+    shows no route rather than failing."""
     try:
         return load_topology(conn)
     except Exception:
@@ -136,18 +143,12 @@ def _topology(conn: Any) -> Topology | None:
         return None
 
 
-def _path_statuses(topology: Topology | None, circuits: list[CircuitRow]) -> dict[int, str]:
-    if topology is None:
-        return {c.id: "unknown" for c in circuits}
-    return {c.id: path_status(topology.graph, topology.paths.get(c.id))
-            if c.id in topology.snapshot.circuits else "unknown" for c in circuits}
-
-
 def _route(topology: Topology | None, circuit: CircuitRow) -> dict[str, Any] | None:
     """The circuit's route for the page: Cytoscape elements and one row per hop, each with
-    its device's status and the status of the link it was entered over. Only nodes of this
-    circuit's customer or of the operator (no customer) are kept, as a second fence behind
-    circuit_view's own (a path never runs through another customer's site)."""
+    its device's status and the status of the link it was entered over (the topology's
+    statuses of those elements; the circuit's own state is its service state). Only nodes
+    of this circuit's customer or of the operator (no customer) are kept, as a second fence
+    behind circuit_view's own (a path never runs through another customer's site)."""
     if topology is None or circuit.id not in topology.snapshot.circuits:
         return None
     view = circuit_view(topology.graph, topology.snapshot, topology.paths, circuit.id)
@@ -176,7 +177,6 @@ def _route(topology: Topology | None, circuit: CircuitRow) -> dict[str, Any] | N
     for edge in edges:  # the page needs no other circuits' names (there are none: be sure)
         edge["data"].pop("circuits", None)
     return {
-        "status": summary.get("status", "unknown"),
         "declared": summary.get("declared", False),
         "valid": summary.get("valid", False),
         "problems": summary.get("problems", []),
@@ -218,8 +218,21 @@ def _open_alarms(conn: Any, viewer: Viewer, customer_id: int,
     return found
 
 
-def _labelled(status: str, labels: Mapping[str, Any]) -> dict[str, str]:
-    return {"status": status, "label": str(labels.get(status, status))}
+def service_state(stored: StoredState | None) -> dict[str, Any]:
+    """A circuit's stored service state as the pages and their JSON show it: the state, what
+    lies beneath a maintenance, its label in the viewer's language, its cause in words and
+    since when ("since": the time in UTC as the pages write it, "since_text": in a sentence,
+    "time": ISO 8601). A circuit not judged yet: unknown, "not assessed yet"."""
+    if stored is None:
+        return {"status": "unknown", "underlying": None, "label": service_state_label("unknown"),
+                "cause": str(NOT_ASSESSED), "cause_kind": None, "since": None,
+                "since_text": None, "time": None}
+    since = alarm_time(stored.time)
+    return {"status": stored.state, "underlying": stored.underlying,
+            "label": service_state_label(stored.state, stored.underlying),
+            "cause": stored.cause, "cause_kind": stored.cause_kind, "since": since,
+            "since_text": gettext("since %(time)s", time=since),
+            "time": stored.time.isoformat()}
 
 
 def _traffic(traffic: Mapping[int, Any], port_id: int) -> str | None:
@@ -228,10 +241,6 @@ def _traffic(traffic: Mapping[int, Any], port_id: int) -> str | None:
         return None
     bps = current_app.jinja_env.filters["bps"]
     return f"{bps(rates.in_bps)} / {bps(rates.out_bps)}"
-
-
-def _status_labels() -> Mapping[str, Any]:
-    return current_app.jinja_env.globals["status_labels"]  # type: ignore[return-value]
 
 
 def _list_state(viewer: Viewer, customer_id: int) -> dict[str, Any] | None:
@@ -245,12 +254,11 @@ def _list_state(viewer: Viewer, customer_id: int) -> dict[str, Any] | None:
         rows = circuits_for(conn, viewer, customer_id=customer.id)
         ports = [port for c in rows for port in (c.a_port_id, c.z_port_id)]
         traffic = latest_port_traffic(conn, ports)
-        oper = latest_port_oper(conn, ports)
-        paths = _path_statuses(_topology(conn), rows) if rows else {}
+        stored = current_states(conn, [c.id for c in rows]) if rows else {}
         alarms = _open_alarms(conn, viewer, customer.id, {c.id: c for c in rows})
     return {
         "customer": customer, "rows": rows, "traffic": traffic,
-        "status": {c.id: circuit_status(c, oper) for c in rows}, "paths": paths,
+        "states": {c.id: service_state(stored.get(c.id)) for c in rows},
         "alarms": alarms, "event_id": event_id,
     }
 
@@ -266,12 +274,11 @@ def _circuit_state(viewer: Viewer, circuit_id: int) -> dict[str, Any] | None:
                                    [row.id]).fetchone()[0]
         ports = [row.a_port_id, row.z_port_id]
         traffic = latest_port_traffic(conn, ports)
-        oper = latest_port_oper(conn, ports)
+        state = service_state(current_states(conn, [row.id]).get(row.id))
         route = _route(_topology(conn), row)
         alarms = _open_alarms(conn, viewer, customer_id, {row.id: row})
     return {"circuit": row, "customer_id": customer_id, "traffic": traffic,
-            "status": circuit_status(row, oper), "route": route, "alarms": alarms,
-            "event_id": event_id}
+            "state": state, "route": route, "alarms": alarms, "event_id": event_id}
 
 
 def _live(room_customer: int, state_endpoint: str, **arguments: Any) -> dict[str, Any]:
@@ -298,8 +305,8 @@ def circuits(customer_id: int) -> str:
         abort(404)
     customer = state["customer"]
     return render_template("customer/circuits.html", customer=customer, circuits=state["rows"],
-                           traffic=state["traffic"], status=state["status"],
-                           paths=state["paths"], path_labels=PATH_STATUS_LABELS,
+                           traffic=state["traffic"], states=state["states"],
+                           element_labels=ELEMENT_STATUS_LABELS,
                            alarms=state["alarms"], event_id=state["event_id"],
                            live=_live(customer.id, "customer.circuits_state",
                                       customer_id=customer.id))
@@ -312,13 +319,11 @@ def circuits_state(customer_id: int) -> ResponseReturnValue:
     state = _list_state(current_viewer(), customer_id)
     if state is None:
         abort(404)
-    ends_labels = _status_labels()
     return jsonify({
         "event_id": state["event_id"],
         "circuits": [{
             "id": f"circuit:{c.id}", "key": c.key,
-            "ends": _labelled(state["status"][c.id], ends_labels),
-            "path": _labelled(state["paths"].get(c.id, "unknown"), PATH_STATUS_LABELS),
+            "service": state["states"][c.id],
             "traffic": {"a": _traffic(state["traffic"], c.a_port_id),
                         "z": _traffic(state["traffic"], c.z_port_id)},
         } for c in state["rows"]],
@@ -334,9 +339,9 @@ def circuit(circuit_id: int) -> str:
         abort(404)
     row = state["circuit"]
     return render_template("customer/circuit.html", circuit=row, traffic=state["traffic"],
-                           status=state["status"], route=state["route"],
-                           path_labels=PATH_STATUS_LABELS, ranges=CHART_RANGES, charts=CHARTS,
-                           alarms=state["alarms"], event_id=state["event_id"],
+                           service=state["state"], route=state["route"],
+                           element_labels=ELEMENT_STATUS_LABELS, ranges=CHART_RANGES,
+                           charts=CHARTS, alarms=state["alarms"], event_id=state["event_id"],
                            live=_live(state["customer_id"], "customer.circuit_state",
                                       circuit_id=row.id))
 
@@ -352,15 +357,14 @@ def circuit_state(circuit_id: int) -> ResponseReturnValue:
     hops = None
     if route is not None:
         hops = [{**hop,
-                 "status_label": str(PATH_STATUS_LABELS.get(hop["status"], hop["status"])),
-                 "link_label": str(PATH_STATUS_LABELS.get(hop["link_status"],
-                                                          hop["link_status"]))
+                 "status_label": str(ELEMENT_STATUS_LABELS.get(hop["status"], hop["status"])),
+                 "link_label": str(ELEMENT_STATUS_LABELS.get(hop["link_status"],
+                                                             hop["link_status"]))
                  if hop["link_status"] else None} for hop in route["hops"]]
     return jsonify({
         "event_id": state["event_id"],
         "id": f"circuit:{row.id}",
-        "ends": _labelled(state["status"], _status_labels()),
-        "path": _labelled(route["status"] if route else "unknown", PATH_STATUS_LABELS),
+        "service": state["state"],
         "traffic": {"a": _traffic(state["traffic"], row.a_port_id),
                     "z": _traffic(state["traffic"], row.z_port_id)},
         "hops": hops,

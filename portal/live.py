@@ -21,14 +21,21 @@ acknowledgement: ``{"ok": true, "room": ..., "last_id": ...}`` or ``{"ok": false
 "no such room"}`` (and nothing else) for a room it may not join.
 
 **The bridge.** One `LiveBridge` per app holds the network as it is now
-(topology.current.Topology) and a store.events.Subscriber on the topics "observation",
-"alarm.", "topology." and "inventory.". For each event it works out what changed for whom:
+(topology.current.Topology), every circuit's service state as the alarm pipeline stored it
+(store.circuit_states.current_states at start, then its events) and a
+store.events.Subscriber on the topics "observation", "circuit.", "alarm.", "topology." and
+"inventory.". For each event it works out what changed for whom:
 
 - an observation batch updates the latest states and calls `refresh_status`; the devices and
   links whose status changed, the circuits over them (the impact index, before and after a
   reroute) and the devices next to a changed link (an up device with a down link is shown
   "degraded", as topology.views does) are the candidates; each room's statuses are compared
   with what that room was last sent and only the differences go out;
+- a "circuit.state" event (the states the alarm pipeline took in one step) updates those
+  circuits' states: a circuit's status in a message is always its stored service state
+  (docs/service-state.md), never worked out here, so the live pages agree with the alarm
+  console and the customer's pages. It goes to "noc" and to the room of the customer whose
+  circuit it is, and to no other;
 - an alarm event goes whole to "noc", with the alarmed object's name ("label",
   store.alarms.object_labels) and the topology element it shows on ("element"); to each
   customer it impacts goes a copy naming only that customer's circuits, and the alarmed
@@ -40,20 +47,22 @@ acknowledgement: ``{"ok": true, "room": ..., "last_id": ...}`` or ``{"ok": false
 
 Every message is a ``"status"`` event: ``{"id": <event id>, "topic", "time", "devices":
 [{"id": "device:12", "status"}], "links": [{"id": "link:40", "status", "utilization_pct"}],
-"circuits": [{"id": "circuit:7", "status"}], "alarms": [...], "resync": bool}``; element ids
-are the Cytoscape ids of topology.views. Utilization is not an event (samples are written
-in bulk, without notifications): the bridge reads the ports' latest utilization every
-`utilization_interval_s` and sends the links whose figure moved by at least
+"circuits": [{"id": "circuit:7", "status", "underlying", "cause", "since"}], "alarms": [...],
+"resync": bool}``; element ids are the Cytoscape ids of topology.views; a circuit's
+"underlying" is what lies beneath its "maintenance" (else None), "cause" its stored cause in
+words and "since" (ISO 8601) when the state began. Utilization is not an event (samples are
+written in bulk, without notifications): the bridge reads the ports' latest utilization
+every `utilization_interval_s` and sends the links whose figure moved by at least
 `UTILIZATION_STEP_PCT`, with the id of the last event it processed.
 
 **Catching up.** A client remembers the highest id it saw and sends it as "after" when it
 joins again (socket.io-client rejoins on every reconnect). The bridge then reads the events
 after that id from the events table, collects the elements they touched, and sends the
 *current* status of those in the room's scope as one message (a status page needs the state
-now, not every flap in between), with the alarms among them, scoped. When too many events
-were missed (`CATCH_UP_MAX_EVENTS`), some were pruned, or the topology changed, it sends
-``"resync": true`` instead. The catch-up and the room entry happen under the bridge's lock,
-so no live message falls between them.
+now, not every flap in between; a circuit's read from the store's current_states), with the
+alarms among them, scoped. When too many events were missed (`CATCH_UP_MAX_EVENTS`), some
+were pruned, or the topology changed, it sends ``"resync": true`` instead. The catch-up and
+the room entry happen under the bridge's lock, so no live message falls between them.
 """
 
 from __future__ import annotations
@@ -70,25 +79,40 @@ from flask_socketio import SocketIO, join_room
 
 from portal.security import OPERATOR_ROLES, load_viewer
 from store.alarms import object_labels
+from store.circuit_states import current_states
 from store.database import Database
 from store.events import Event, Subscriber, last_event_id
 from store.queries import Viewer, customers_for
 from topology.current import Topology, load_topology, refresh_status
-from topology.graph import DEGRADED, DOWN, UP, LinkKey, edge_data
-from topology.views import circuit_status, customer_view
+from topology.graph import DEGRADED, DOWN, UNKNOWN, UP, LinkKey, edge_data
+from topology.views import customer_view
 
 log = logging.getLogger(__name__)
 
 NOC_ROOM = "noc"
 CUSTOMER_ROOM = "customer:{}"
-TOPICS = ("observation", "alarm.", "topology.", "inventory.")
+TOPICS = ("observation", "circuit.", "alarm.", "topology.", "inventory.")
 CATCH_UP_MAX_EVENTS = 5000
 UTILIZATION_STEP_PCT = 1.0
 UTILIZATION_MAX_AGE_S = 600
 UTILIZATION_METRICS = ("if_in_utilization_pct", "if_out_utilization_pct")
 
-# Element id (Cytoscape's, as topology.views writes it) -> status.
+# Element id (Cytoscape's, as topology.views writes it) -> status; a circuit's is
+# `circuit_value` of its service state.
 Statuses = dict[str, str]
+# Circuit id -> its stored service state, as the "circuit.state" events carry it
+# (store.circuit_states.StoredState.payload: "state", "underlying", "cause", "time"...).
+CircuitStates = dict[int, dict[str, Any]]
+
+
+def circuit_value(state: dict[str, Any] | None) -> str:
+    """A circuit's entry in `Statuses`: its service state, and what lies beneath a
+    maintenance after a slash ("maintenance/down"), so that a change beneath is a change to
+    send too. None (never judged): unknown."""
+    if state is None:
+        return UNKNOWN
+    underlying = state.get("underlying")
+    return f"{state['state']}/{underlying}" if underlying else str(state["state"])
 
 
 def element_id(kind: str, object_id: Any) -> str:
@@ -159,6 +183,7 @@ class LiveBridge:
         self.topology: Topology | None = None
         self.utilization: dict[int, tuple[float | None, float | None]] = {}
         self.last_id = 0
+        self.circuit_states: CircuitStates = {}
         self.noc = Scope()
         self.customers: dict[int, Scope] = {}
         self._latest: dict[tuple[int, str], str] = {}
@@ -201,6 +226,7 @@ class LiveBridge:
     def _load(self, conn: Any) -> None:
         self.topology = load_topology(conn)
         self._latest = dict(self.topology.latest)
+        self.circuit_states = stored_states(conn)
         self.utilization = latest_port_utilization(conn)
         self.customers = {}
         for customer_id in self.topology.snapshot.customers:
@@ -261,8 +287,8 @@ class LiveBridge:
                 found[element_id("link", key)] = data["status"]
         for circuit_id in candidates.circuits:
             if circuit_id in topology.snapshot.circuits and scope.has_circuit(circuit_id):
-                found[element_id("circuit", circuit_id)] = circuit_status(
-                    graph, topology.paths.get(circuit_id))
+                found[element_id("circuit", circuit_id)] = circuit_value(
+                    self.circuit_states.get(circuit_id))
         return found
 
     def _link_utilization(self, scope: Scope) -> dict[str, float | None]:
@@ -284,6 +310,8 @@ class LiveBridge:
                 return
             if event.topic == "observation":
                 self._on_observations(event)
+            elif event.topic.startswith("circuit."):
+                self._on_circuit_states(event)
             elif event.topic.startswith("alarm."):
                 self._on_alarm(event)
             else:
@@ -313,6 +341,17 @@ class LiveBridge:
             self._rescope(customer_id)
         self._send_changes(event, candidates, resync_customers={
             new.snapshot.circuits[c].customer_id for c in new.rerouted})
+
+    def _on_circuit_states(self, event: Event) -> None:
+        """The service states the alarm pipeline took: to "noc" and to each circuit's own
+        customer's room (statuses() keeps every room to its scope)."""
+        candidates = Candidates()
+        for item in event.payload.get("states", ()):
+            circuit_id = int(item["circuit_id"])
+            self.circuit_states[circuit_id] = dict(item)
+            candidates.circuits.add(circuit_id)
+        if candidates.circuits:
+            self._send_changes(event, candidates)
 
     def _widen(self, candidates: Candidates, topologies: Iterable[Topology]) -> None:
         """Add the circuits over the candidates (in any of `topologies`' paths), the
@@ -363,6 +402,7 @@ class LiveBridge:
     def _on_reload(self, event: Event) -> None:
         with self.database.pool.connection() as conn:
             topology = load_topology(conn)
+            self.circuit_states = stored_states(conn)
         self.topology = topology
         self._latest = dict(topology.latest)
         for customer_id in list(self.customers):
@@ -408,11 +448,20 @@ class LiveBridge:
 
     def message(self, event_id: int, topic: str, statuses: Statuses, *,
                 alarms: list[dict[str, Any]] | None = None, resync: bool = False,
-                utilization: dict[str, float | None] | None = None) -> dict[str, Any]:
+                utilization: dict[str, float | None] | None = None,
+                circuit_states: CircuitStates | None = None) -> dict[str, Any]:
+        """One "status" message; circuits' causes from `circuit_states` (default: the
+        bridge's)."""
+        details = self.circuit_states if circuit_states is None else circuit_states
         devices, links, circuits = [], [], []
         for key, status in sorted(statuses.items()):
-            kind = key.split(":", 1)[0]
+            kind, _, ident = key.partition(":")
             entry: dict[str, Any] = {"id": key, "status": status}
+            if kind == "circuit":
+                state, _, underlying = status.partition("/")
+                stored = details.get(int(ident)) or {}
+                entry = {"id": key, "status": state, "underlying": underlying or None,
+                         "cause": stored.get("cause"), "since": stored.get("time")}
             {"device": devices, "link": links, "circuit": circuits}[kind].append(entry)
         for key, value in sorted((utilization or {}).items()):
             found = next((entry for entry in links if entry["id"] == key), None)
@@ -485,11 +534,13 @@ class LiveBridge:
                 """SELECT id, topic, payload FROM events
                     WHERE id > %s AND id <= %s
                       AND (topic = 'observation' OR topic LIKE 'alarm.%%'
+                           OR topic LIKE 'circuit.%%'
                            OR topic LIKE 'topology.%%' OR topic LIKE 'inventory.%%')
                     ORDER BY id LIMIT %s""",
                 [after, self.last_id, CATCH_UP_MAX_EVENTS + 1]).fetchall()
         if (len(rows) > CATCH_UP_MAX_EVENTS or (oldest is not None and after + 1 < oldest)
-                or any(not topic.startswith(("observation", "alarm.")) for _, topic, _ in rows)):
+                or any(not topic.startswith(("observation", "alarm.", "circuit."))
+                       for _, topic, _ in rows)):
             return self.message(self.last_id, "catch-up", {}, resync=True)
         candidates = Candidates()
         alarms: list[dict[str, Any]] = []
@@ -504,6 +555,10 @@ class LiveBridge:
                 if scoped is not None:
                     alarms.append(scoped)
                 continue
+            if topic.startswith("circuit."):
+                candidates.circuits.update(int(item["circuit_id"])
+                                           for item in payload.get("states", ()))
+                continue
             for item in payload.get("observations", ()):
                 object_id = int(item["object_id"])
                 if object_id in graph:
@@ -513,7 +568,23 @@ class LiveBridge:
                     candidates.links.update(port_links.get(object_id, ()))
         self._widen(candidates, (topology,))
         statuses = self.statuses(scope, candidates)
-        return self.message(self.last_id, "catch-up", statuses, alarms=alarms)
+        # the circuits' states as the store has them now (those in the room's scope only:
+        # statuses() has kept to it)
+        circuits = [int(key.split(":", 1)[1]) for key in statuses if key.startswith("circuit:")]
+        stored: CircuitStates = {}
+        if circuits:
+            with self.database.pool.connection() as conn:
+                stored = {c: s.payload() for c, s in current_states(conn, circuits).items()}
+            for circuit_id in circuits:
+                statuses[element_id("circuit", circuit_id)] = circuit_value(
+                    stored.get(circuit_id))
+        return self.message(self.last_id, "catch-up", statuses, alarms=alarms,
+                            circuit_states=stored)
+
+
+def stored_states(conn: Any) -> CircuitStates:
+    """Every circuit's current service state in the store, as the events carry them."""
+    return {circuit_id: state.payload() for circuit_id, state in current_states(conn).items()}
 
 
 def alarm_element(topology: Topology | None, scope: Scope,

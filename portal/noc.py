@@ -2,15 +2,20 @@
 
 Staff only (noc, engineer, account_manager, admin; see store.queries.STAFF_ROLES): a customer
 user asking for these pages gets 404. The overview shows every customer with its circuits,
-each circuit's latest traffic at its A end (store.queries.latest_port_traffic) and how many
-devices the collectors last found reachable (store.queries.device_reachability). Until the
-live Socket.IO pages arrive, the figures refresh with the page.
+each circuit's service state (store.circuit_states.current_states: the one the alarm
+pipeline decided), its latest traffic at its A end (store.queries.latest_port_traffic) and
+how many devices the collectors last found reachable (store.queries.device_reachability).
+Until the live Socket.IO pages arrive, the figures refresh with the page.
 
 The topology page (/noc/topology) draws the network with Cytoscape.js
 (portal/static/topology.js): the whole network, or one customer's, one VPN's or one
 circuit's route, from the JSON views under /api/v1/topology/ (topology.views: elements with
-status, utilization and alarms). It then joins the Socket.IO room "noc" (portal/live.py) and
-recolours nodes and edges as status messages arrive, without a reload.
+status, utilization and alarms). Each circuit listed carries its service state as the alarm
+pipeline stored it (docs/service-state.md), which this module hands the views (`states`:
+topology computes no circuit state), with what lies beneath a maintenance ("underlying"),
+its cause in words and since when ("since", ISO 8601). The page then joins the Socket.IO
+room "noc" (portal/live.py) and recolours nodes, edges and circuits as status messages
+arrive, without a reload.
 
 The JSON views are API routes (a blueprint nested in portal/api.py's, so they share its
 errors and its OpenAPI check): /global for staff only, /customers/<id>, /vpns/<id> and
@@ -43,7 +48,7 @@ from flask.typing import ResponseReturnValue
 
 from portal import api
 from portal.api import ApiError
-from portal.live import LiveBridge, latest_port_utilization
+from portal.live import CircuitStates, LiveBridge, latest_port_utilization, stored_states
 from portal.security import (
     OPERATOR_ROLES,
     current_viewer,
@@ -51,6 +56,7 @@ from portal.security import (
     roles_required,
     staff_required,
 )
+from store.circuit_states import current_states
 from store.events import last_event_id
 from store.queries import (
     circuits_for,
@@ -77,13 +83,14 @@ def inventory() -> str:
         circuits = circuits_for(conn, viewer)
         counts = inventory_counts(conn)
         traffic = latest_port_traffic(conn, [circuit.a_port_id for circuit in circuits])
+        states = current_states(conn, [circuit.id for circuit in circuits]) if circuits else {}
         reachability = device_reachability(conn)
     by_customer: dict[str, list[Any]] = {}
     for circuit in circuits:
         by_customer.setdefault(circuit.customer_key, []).append(circuit)
     return render_template(
         "noc/inventory.html", customers=customers, circuits_by_customer=by_customer,
-        counts=counts, traffic=traffic, reachability=reachability,
+        counts=counts, traffic=traffic, states=states, reachability=reachability,
     )
 
 
@@ -94,23 +101,30 @@ topology_api = Blueprint("topology", __name__, url_prefix="/topology")
 Utilization = dict[int, tuple[float | None, float | None]]
 
 
-def _current() -> tuple[Topology, Utilization, int]:
-    """The network now: the live bridge's when it runs (statuses as of its last event),
-    else read from the store."""
+def _current() -> tuple[Topology, Utilization, int, CircuitStates]:
+    """The network now and the circuits' stored service states: the live bridge's when it
+    runs (as of its last event), else read from the store."""
     bridge: LiveBridge | None = current_app.extensions.get("keyline.live")
     if bridge is not None and bridge.started and bridge.topology is not None:
         with bridge.lock:
-            return bridge.topology, bridge.utilization, bridge.last_id
+            return (bridge.topology, bridge.utilization, bridge.last_id,
+                    dict(bridge.circuit_states))
     database = current_app.extensions["keyline.database"]
     with database.pool.connection() as conn:
         event_id = last_event_id(conn)  # first: what follows is replayed on join
-        return load_topology(conn), latest_port_utilization(conn), event_id
+        return (load_topology(conn), latest_port_utilization(conn), event_id,
+                stored_states(conn))
+
+
+def _states(states: CircuitStates) -> dict[int, str]:
+    """What topology.views takes: circuit id -> service state."""
+    return {circuit_id: str(state["state"]) for circuit_id, state in states.items()}
 
 
 @blueprint.get("/topology")
 @roles_required(*OPERATOR_ROLES)
 def topology() -> str:
-    current, _, _ = _current()
+    current, _, _, _ = _current()
     snapshot = current.snapshot
     customers = sorted(snapshot.customers.values(), key=lambda c: c.name)
     vpns = sorted(snapshot.vpns.values(), key=lambda v: v.key)
@@ -210,13 +224,19 @@ def _spread(wanted: list[float], gap: float) -> list[float]:
     return found
 
 
-def _view_json(view: dict[str, Any], topology: Topology, event_id: int) -> ResponseReturnValue:
+def _view_json(view: dict[str, Any], topology: Topology, event_id: int,
+               states: CircuitStates) -> ResponseReturnValue:
     positions = device_positions(topology.snapshot, topology.graph)
     for node in view["elements"]["nodes"]:
         data = node["data"]
         if data["kind"] == "device" and data["object_id"] in positions:
             x, y = positions[data["object_id"]]
             node["position"] = {"x": x, "y": y}
+    for circuit in view["circuits"]:  # (the view's own circuits: already in its scope)
+        state = states.get(circuit["object_id"])
+        circuit["underlying"] = state.get("underlying") if state else None
+        circuit["cause"] = state.get("cause") if state else None
+        circuit["since"] = state.get("time") if state else None
     view["event_id"] = event_id
     return jsonify(view)
 
@@ -244,43 +264,43 @@ def _check_owner(customer_id: int | None, what: str, field: str) -> None:
 def global_topology() -> ResponseReturnValue:
     if current_viewer().role not in OPERATOR_ROLES:  # it names every customer's circuits
         raise ApiError(404, "no such endpoint")
-    topology, utilization, event_id = _current()
+    topology, utilization, event_id, states = _current()
     view = global_view(topology.graph, topology.snapshot, topology.paths,
-                       utilization=utilization)
-    return _view_json(view, topology, event_id)
+                       utilization=utilization, states=_states(states))
+    return _view_json(view, topology, event_id, states)
 
 
 @topology_api.get("/customers/<int:customer_id>")
 @login_required
 def customer_topology(customer_id: int) -> ResponseReturnValue:
-    topology, utilization, event_id = _current()
+    topology, utilization, event_id, states = _current()
     customer = topology.snapshot.customers.get(customer_id)
     _check_owner(customer.id if customer else None, "customer", "customer_id")
     view = customer_view(topology.graph, topology.snapshot, topology.paths, customer_id,
-                         utilization=utilization)
-    return _view_json(view, topology, event_id)
+                         utilization=utilization, states=_states(states))
+    return _view_json(view, topology, event_id, states)
 
 
 @topology_api.get("/vpns/<int:vpn_id>")
 @login_required
 def vpn_topology(vpn_id: int) -> ResponseReturnValue:
-    topology, utilization, event_id = _current()
+    topology, utilization, event_id, states = _current()
     vpn = topology.snapshot.vpns.get(vpn_id)
     _check_owner(vpn.customer_id if vpn else None, "VPN", "vpn_id")
     view = vpn_view(topology.graph, topology.snapshot, topology.paths, vpn_id,
-                    utilization=utilization)
-    return _view_json(view, topology, event_id)
+                    utilization=utilization, states=_states(states))
+    return _view_json(view, topology, event_id, states)
 
 
 @topology_api.get("/circuits/<int:circuit_id>")
 @login_required
 def circuit_topology(circuit_id: int) -> ResponseReturnValue:
-    topology, utilization, event_id = _current()
+    topology, utilization, event_id, states = _current()
     circuit = topology.snapshot.circuits.get(circuit_id)
     _check_owner(circuit.customer_id if circuit else None, "circuit", "circuit_id")
     view = circuit_view(topology.graph, topology.snapshot, topology.paths, circuit_id,
-                        utilization=utilization)
-    return _view_json(view, topology, event_id)
+                        utilization=utilization, states=_states(states))
+    return _view_json(view, topology, event_id, states)
 
 
 # Nested in the API's blueprint: /api/v1/topology/..., endpoints "api.topology.*", the API's

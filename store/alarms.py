@@ -9,16 +9,19 @@ transaction. So a listener (the portal, the SLA engine) hears of an alarm only o
 readable, and a pipeline that dies mid-step restarts from a position that matches the alarms
 stored.
 
-People change alarms too, through plain functions the command line and the portal call:
-`acknowledge`, `unacknowledge` and `clear_alarm` record who, when and why in the alarm's
-timeline and announce the change with `"manual": true` in the payload. The pipeline only ever
-updates alarms that are still active, and never the acknowledgement columns, so a person's
-change and the pipeline's do not overwrite each other.
+People change alarms too: `acknowledge`, `unacknowledge` and `clear_alarm` record who, when
+and why in the alarm's timeline and announce the change with `"manual": true` in the
+payload. The pipeline only ever updates alarms that are still active, and never the
+acknowledgement columns, so a person's change and the pipeline's do not overwrite each other.
 
 Maintenance windows (`add_window`, `end_window`, `list_windows`) are immutable once over (a
 trigger of 0006_alarms.sql refuses it): the SLA figures of past months depend on them.
 Scopes are written as text, `device:KEY`, `port:DEVICE:PORT`, `circuit:KEY`, `customer:KEY`,
 and resolved to object ids by `resolve_scope`.
+
+The rules of people's changes (who may act, a clear's reason, a window's scope and times)
+are alarms.actions', the one path of the command line and the portal; these functions only
+persist, and the table constraints refuse what is not even well-formed.
 """
 
 from __future__ import annotations
@@ -294,8 +297,6 @@ def symptoms_of(conn: psycopg.Connection, alarm_id: int) -> list[Alarm]:
 def _change_by_hand(conn: psycopg.Connection, alarm_id: int, action: str, by: str,
                     comment: str | None, statement: str, params: dict[str, Any],
                     when: datetime | None) -> Alarm:
-    if not by:
-        raise AlarmStoreError("say who makes the change")
     with _atomic(conn):
         now = when or conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
         row = conn.execute(statement, {"id": alarm_id, "by": by, "comment": comment,
@@ -335,8 +336,6 @@ def clear_alarm(conn: psycopg.Connection, alarm_id: int, by: str, reason: str,
                 *, when: datetime | None = None) -> Alarm:
     """Clear an active alarm by hand with a reason. If its condition still holds, the
     pipeline raises it again, as a new occurrence, after its raise delay."""
-    if not reason:
-        raise AlarmStoreError("a manual clear needs a reason")
     return _change_by_hand(
         conn, alarm_id, "cleared", by, reason,
         """UPDATE alarms SET state = 'cleared', cleared_at = %(now)s, cleared_by = %(by)s
@@ -389,15 +388,10 @@ _WINDOW_COLUMNS = ("id, scope, starts_at, ends_at, reason, declared_by, declared
 
 def add_window(conn: psycopg.Connection, scope: Sequence[ScopeItem], starts_at: datetime,
                ends_at: datetime, reason: str, by: str) -> MaintenanceWindow:
-    """Declare a maintenance window; announced as "maintenance.changed"."""
-    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+    """Declare a maintenance window; announced as "maintenance.changed". The rules of a new
+    window are alarms.actions.declare_maintenance's."""
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:  # the session's zone would apply
         raise AlarmStoreError("maintenance window times need a timezone")
-    if ends_at <= starts_at:
-        raise AlarmStoreError("a maintenance window must end after it starts")
-    if not reason or not by:
-        raise AlarmStoreError("a maintenance window needs a reason and who declares it")
-    if not scope:
-        raise AlarmStoreError("a maintenance window needs a scope")
     with _atomic(conn):
         row = conn.execute(
             f"""INSERT INTO maintenance_windows (scope, starts_at, ends_at, reason, declared_by)

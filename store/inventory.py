@@ -273,7 +273,9 @@ def apply_inventory(
         port_ids = sync("ports", [
             _Row(p.key, {"device_id": device_ids[p.device], "name": p.name,
                          "if_index": p.if_index, "speed_bps": p.speed_bps,
-                         "description": p.description}, spec_of(p), str(p.source))
+                         "description": p.description, "monitor": p.monitor},
+                 # a port without `monitor` keeps the spec it had before the field existed
+                 spec_of(p, exclude=() if p.monitor else ("monitor",)), str(p.source))
             for p in inventory.ports.values()
         ])
         sync("links", [

@@ -170,6 +170,22 @@ def latest_states(conn: psycopg.Connection) -> dict[tuple[int, str], str]:
     return {(object_id, kind): new for object_id, kind, new in rows}
 
 
+def latest_states_timed(
+    conn: psycopg.Connection, kinds: Sequence[str] | None = None,
+) -> dict[tuple[int, str], tuple[datetime, str]]:
+    """The last recorded state of every (object_id, kind) with its time, for the kinds named
+    (all state kinds, agent restarts excepted, when None): what the alarm pipeline starts
+    from after a restart."""
+    rows = conn.execute(
+        """SELECT DISTINCT ON (object_id, kind) object_id, kind, time, new
+             FROM observations
+            WHERE kind <> 'agent_restart'
+              AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s))
+            ORDER BY object_id, kind, time DESC, id DESC""",
+        {"kinds": list(kinds) if kinds is not None else None}).fetchall()
+    return {(object_id, kind): (time, new) for object_id, kind, time, new in rows}
+
+
 def record_poll_status(
     conn: psycopg.Connection,
     device_id: int,
@@ -198,3 +214,49 @@ def poll_statuses(conn: psycopg.Connection) -> dict[int, DevicePollStatus]:
         "SELECT device_id, status, reason, changed_at, last_poll_at FROM device_poll_status"
     ).fetchall()
     return {row[0]: DevicePollStatus(*row) for row in rows}
+
+
+@dataclass(frozen=True)
+class PortMatchRow:
+    """How the collector matched one inventory port at the last poll (0008_service_state):
+    the interface (`if_index`, None when unmatched), how (`matched_by`: "if_index",
+    "ifName", "ifName (normalized)", "ifDescr", "ifDescr (normalized)") and the problem,
+    if any (collectors.port_names kinds, with a message naming what to change)."""
+
+    port_id: int
+    device_id: int
+    if_index: int | None
+    matched_by: str | None
+    problem: str | None
+    message: str | None
+    seen_at: datetime
+
+
+def record_port_matches(conn: psycopg.Connection, rows: Sequence[PortMatchRow]) -> None:
+    """Set the current match of these ports (the latest picture, not history)."""
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            """INSERT INTO port_matches AS m (port_id, device_id, if_index, matched_by, problem,
+                                             message, seen_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (port_id) DO UPDATE SET device_id = EXCLUDED.device_id,
+                   if_index = EXCLUDED.if_index, matched_by = EXCLUDED.matched_by,
+                   problem = EXCLUDED.problem, message = EXCLUDED.message,
+                   seen_at = EXCLUDED.seen_at""",
+            [(r.port_id, r.device_id, r.if_index, r.matched_by, r.problem, r.message,
+              r.seen_at) for r in rows])
+
+
+def port_match_problems(
+    conn: psycopg.Connection, device_keys: Sequence[str] | None = None,
+) -> list[tuple[str, str, str, str]]:
+    """The active inventory ports whose last match had a problem: (device key, port name,
+    problem, message), by device and port."""
+    return conn.execute(
+        """SELECT d.key, p.name, m.problem, m.message
+             FROM port_matches m JOIN ports p ON p.id = m.port_id
+             JOIN devices d ON d.id = p.device_id
+            WHERE m.problem IS NOT NULL AND p.retired_at IS NULL AND d.retired_at IS NULL
+              AND (%(keys)s::text[] IS NULL OR d.key = ANY(%(keys)s))
+            ORDER BY d.key, p.name""",
+        {"keys": list(device_keys) if device_keys is not None else None}).fetchall()

@@ -347,31 +347,122 @@ def sample_series(
     return [SeriesPoint(*row) for row in rows]
 
 
-def latest_port_oper(conn: psycopg.Connection, port_ids: Sequence[int], *,
-                     max_age_s: int = 600) -> dict[int, bool]:
-    """Whether each port was operationally up at its latest poll within `max_age_s` (ports
-    without a recent figure are absent). Callers scope `port_ids`.
+# --- a device's page (portal/devices.py) ---------------------------------------------------
+#
+# One viewer-scoped read for everything a device's page shows, and one for the raw samples of
+# a port's withheld intervals (their values are reason codes: averaging them into buckets,
+# as sample_series does, would make up codes).
 
-    Two metrics say it: `if_oper_up` (1 up, 0 not) and `if_oper_status`, the IF-MIB value
-    the collection service writes (1 up; 2 down, 5 dormant, 7 lowerLayerDown... not up)."""
+from store.observations import (  # noqa: E402
+    DevicePollStatus,
+    PortMatchRow,
+    StoredObservation,
+)
+
+
+@dataclass(frozen=True)
+class DeviceDetail:
+    """A device as its page shows it, read for one viewer: the device and its active ports;
+    its poll status row (None: never polled); the latest observation of each state kind
+    asked for, of the device and of its ports, by (object id, kind); how each port matched
+    an interface of the device at the last poll (by port id; a port never matched has
+    none); the latest sample of each metric asked for no older than the age asked (object
+    id -> metric -> (time, value)); and how many samples of the counted metric each port
+    has since the time asked (ports with none are absent)."""
+
+    device: DeviceRow
+    ports: list[PortRow]
+    poll: DevicePollStatus | None
+    states: dict[tuple[int, str], StoredObservation]
+    matches: dict[int, PortMatchRow]
+    latest: dict[int, dict[str, tuple[datetime, float]]]
+    counts: dict[int, int]
+
+
+def device_detail(
+    conn: psycopg.Connection,
+    viewer: Viewer,
+    device_id: int,
+    *,
+    state_kinds: Sequence[str],
+    device_metrics: Sequence[str],
+    port_metrics: Sequence[str],
+    max_age_s: float,
+    count_metric: str,
+    count_since: datetime,
+) -> DeviceDetail | None:
+    """The device's page data (see DeviceDetail); None when the viewer may not see the
+    device (object_visible, the same rule as its samples) or `device_id` is no device."""
+    if not object_visible(conn, viewer, device_id):
+        return None
+    device = get_device(conn, viewer, device_id)
+    ports = ports_for_device(conn, viewer, device_id) if device is not None else None
+    if device is None or ports is None:
+        return None
+    port_ids = [port.id for port in ports]
+    objects = [device_id, *port_ids]
+    row = conn.execute(
+        """SELECT device_id, status, reason, changed_at, last_poll_at
+             FROM device_poll_status WHERE device_id = %s""", [device_id]).fetchone()
+    poll = DevicePollStatus(*row) if row else None
+    states = {
+        (obs.object_id, obs.kind): obs
+        for obs in (StoredObservation(*r) for r in conn.execute(
+            """SELECT DISTINCT ON (object_id, kind)
+                      id, time, object_id, kind, old, new, source, detail
+                 FROM observations
+                WHERE object_id = ANY(%(objects)s) AND kind = ANY(%(kinds)s)
+                ORDER BY object_id, kind, time DESC, id DESC""",
+            {"objects": objects, "kinds": list(state_kinds)}))}
+    matches = {
+        r[0]: PortMatchRow(*r) for r in conn.execute(
+            """SELECT port_id, device_id, if_index, matched_by, problem, message, seen_at
+                 FROM port_matches WHERE port_id = ANY(%s)""", [port_ids])}
+    pairs = [(device_id, metric) for metric in device_metrics] + [
+        (port_id, metric) for port_id in port_ids for metric in port_metrics]
+    latest: dict[int, dict[str, tuple[datetime, float]]] = {}
+    for object_id, metric, time, value in conn.execute(
+        """SELECT o.object_id, m.name, s.time, s.value
+             FROM unnest(%(objects)s::bigint[], %(metrics)s::text[]) AS o(object_id, metric)
+             JOIN metrics m ON m.name = o.metric
+             CROSS JOIN LATERAL (
+                 SELECT time, value FROM samples
+                  WHERE object_id = o.object_id AND metric_id = m.id
+                    AND time > now() - make_interval(secs => %(age)s)
+                  ORDER BY time DESC LIMIT 1) AS s""",
+        {"objects": [p[0] for p in pairs], "metrics": [p[1] for p in pairs],
+         "age": max_age_s}):
+        latest.setdefault(object_id, {})[metric] = (time, value)
+    counts = dict(conn.execute(
+        """SELECT s.object_id, count(*) FROM samples s JOIN metrics m ON m.id = s.metric_id
+            WHERE s.object_id = ANY(%(ports)s) AND m.name = %(metric)s
+              AND s.time >= %(since)s
+            GROUP BY s.object_id""",
+        {"ports": port_ids, "metric": count_metric, "since": count_since}).fetchall())
+    return DeviceDetail(device, ports, poll, states, matches, latest, counts)
+
+
+def sample_values(
+    conn: psycopg.Connection,
+    viewer: Viewer,
+    object_id: int,
+    metric: str,
+    start: datetime,
+    end: datetime,
+    limit: int,
+) -> list[tuple[datetime, float]] | None:
+    """One object's raw samples of `metric` in [start, end) as (time, value), oldest first:
+    the newest `limit` of them when there are more. None when the viewer may not see the
+    object."""
+    if not object_visible(conn, viewer, object_id):
+        return None
     rows = conn.execute(
-        """SELECT DISTINCT ON (s.object_id) s.object_id, m.name, s.value
-             FROM samples s JOIN metrics m ON m.id = s.metric_id
-            WHERE s.object_id = ANY(%(ports)s) AND m.name IN ('if_oper_up', 'if_oper_status')
-              AND s.time > now() - make_interval(secs => %(age)s)
-            ORDER BY s.object_id, s.time DESC""",
-        {"ports": list(port_ids), "age": max_age_s},
+        """SELECT time, value FROM (
+               SELECT s.time, s.value FROM samples s JOIN metrics m ON m.id = s.metric_id
+                WHERE s.object_id = %(obj)s AND m.name = %(metric)s
+                  AND s.time >= %(start)s AND s.time < %(end)s
+                ORDER BY s.time DESC LIMIT %(limit)s) AS newest
+            ORDER BY time""",
+        {"obj": object_id, "metric": metric, "start": start, "end": end, "limit": limit},
     ).fetchall()
-    return {port_id: (value >= 1 if name == "if_oper_up" else value == 1)
-            for port_id, name, value in rows}
-
-
-def circuit_status(circuit: CircuitRow, oper: dict[int, bool]) -> str:
-    """'up' when both ends were up at their latest poll, 'down' when either was down,
-    'unknown' when an end has no recent figure (see `latest_port_oper`)."""
-    ends = [oper.get(circuit.a_port_id), oper.get(circuit.z_port_id)]
-    if any(end is False for end in ends):
-        return "down"
-    if all(end is True for end in ends):
-        return "up"
-    return "unknown"
+    return [(time, value) for time, value in rows]

@@ -360,3 +360,56 @@ class Relay(asyncio.DatagramProtocol):
             answer = self.mangle(answer)
         if self._transport is not None and not self._transport.is_closing():
             self._transport.sendto(answer, client)
+
+
+class NetSnmpV1OnlyAgent(NetSnmpAgent):
+    """Debian's snmpd answering SNMPv1 only: its access rules (VACM) admit `COMMUNITY` under
+    the v1 security model alone, so a v2c request with the right community is dropped in
+    silence, as an agent that speaks v1 only (or is configured so) drops it. Its view is the
+    system group, ifTable and ifXTable and nothing else, so a GETNEXT walk of ifXTable ends
+    at the end of the view: error-status noSuchName, SNMPv1's endOfMibView."""
+
+    def start(self) -> NetSnmpV1OnlyAgent:
+        binary = self.binary()
+        if binary is None:
+            raise RuntimeError("snmpd is not installed")
+        conf = self._dir / "snmpd.conf"
+        conf.write_text(
+            f"agentAddress udp:{self.host}:{self.port}\n"
+            f"com2sec keylineV1 127.0.0.1 {COMMUNITY}\n"
+            "group keylineV1Group v1 keylineV1\n"
+            "view keylineAll included .1.3.6.1.2.1.1\n"
+            "view keylineAll included .1.3.6.1.2.1.2\n"
+            "view keylineAll included .1.3.6.1.2.1.31.1.1\n"
+            'access keylineV1Group "" v1 noauth exact keylineAll none none\n'
+            f"sysName {SYS_NAME}\n"
+            "master no\n"
+        )
+        conf.chmod(0o600)
+        env = dict(os.environ, SNMP_PERSISTENT_DIR=str(self._dir / "persist"), MIBS="")
+        self._process = subprocess.Popen(
+            [binary, "-f", "-C", "-c", str(conf), "-Lf", str(self._dir / "snmpd.log"),
+             "-p", str(self._dir / "snmpd.pid"), "-I", "-smux,mteTrigger,mteTriggerConf"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env, start_new_session=True)
+        deadline = time.monotonic() + 10
+        from collectors.snmp_fast import SNMP_V1, encode_request
+
+        request = encode_request(COMMUNITY.encode(), 1, [(1, 3, 6, 1, 2, 1, 1, 3, 0)],
+                                 version=SNMP_V1)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(0.2)
+            while time.monotonic() < deadline and self._process.poll() is None:
+                try:
+                    sock.sendto(request, (self.host, self.port))
+                    sock.recvfrom(65535)
+                    return self
+                except OSError:
+                    time.sleep(0.05)
+        log = self._dir / "snmpd.log"
+        text = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        self.stop()
+        raise RuntimeError(f"snmpd (v1 only) did not answer on {self.host}:{self.port}: {text}")
+
+    def __enter__(self) -> NetSnmpV1OnlyAgent:
+        return self.start()

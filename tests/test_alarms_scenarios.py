@@ -1,13 +1,16 @@
 """The alarm pipeline end to end on the simulated network: polls and traps into observations
 (CollectionService), observations into alarms (AlarmService), against a real store.
 
-A P router taken down yields one device alarm as root cause, its neighbours' link alarms as
-symptoms and one service alarm per circuit it leaves without a working path (declared paths
-through it; computed paths that cannot reroute around it) with the right customers, and no
-alarm for the computed circuits that reroute; bringing it
-back clears them all, symptoms before the cause. A flapping port yields one flapping alarm;
-an alarm inside a maintenance window is suppressed; a service killed mid-incident restarts
-with exactly the same active alarms.
+A P router taken down (no SNMP, no ping: the simulator's blackhole, which needs root) yields
+one device alarm as root cause, its neighbours' link alarms as symptoms and one service alarm
+per circuit it leaves without a working path (declared paths through it; computed paths that
+cannot reroute around it) with the right customers, and no alarm for the computed circuits
+that reroute; bringing it back clears them all, symptoms before the cause. A circuit's end
+port down gives exactly one service alarm, for that circuit and its customer. A device whose
+SNMP agent refuses the poller (a community changed on the device) while it answers ping is
+SNMP-unresponsive, never down: its circuits are unknown. A flapping port yields one flapping
+alarm; an alarm inside a maintenance window is suppressed; a service killed mid-incident
+restarts with exactly the same active alarms.
 """
 
 from __future__ import annotations
@@ -125,8 +128,96 @@ def incident_settled(store: Database, device: int, far: set[int], circuits: set[
     return alarms if ok else None
 
 
+def needs_blackhole(network: SimulatedNetwork) -> None:
+    if not network.can_vanish:
+        pytest.skip("a simulated device answers ping unless root can blackhole its address "
+                    "with nftables: without, it is SNMP-unresponsive, not down")
+
+
+def circuit_states_now(store: Database) -> dict[str, tuple[str, str]]:
+    """circuit key -> (state, cause) as stored (store.circuit_states)."""
+    with store.pool.connection() as conn:
+        return {key: (state, cause) for key, state, cause in conn.execute(
+            """SELECT DISTINCT ON (s.circuit_id) c.key, s.state, s.cause FROM circuit_states s
+                 JOIN circuits c ON c.id = s.circuit_id
+                ORDER BY s.circuit_id, s.time DESC, s.id DESC""").fetchall()}
+
+
+def test_a_circuit_end_port_down_gives_exactly_one_service_alarm(
+        network: SimulatedNetwork, store: Database, collection: CollectionService) -> None:
+    device, port = "ce-hsbank-sh-hq", "GigabitEthernet0/0/5"  # HSB-INET-0001's A end, no link
+    port_key = port_id(store, device, port)
+    with store.pool.connection() as conn:
+        circuit, customer = conn.execute(
+            "SELECT id, customer_id FROM circuits WHERE a_port_id = %s OR z_port_id = %s",
+            [port_key, port_key]).fetchone()
+    with AlarmService(store.pool, store.url, SETTINGS) as service:
+        wait_for(lambda: set(v[0] for v in circuit_states_now(store).values()) == {"up"}, 15)
+        try:
+            network.set_port_status(device, port, "down")
+            found = wait_for(lambda: by_type(active(store)).get(AlarmType.SERVICE_DOWN), 10)
+            time.sleep(SETTINGS.raise_after_s + 0.5)  # nothing more comes
+            alarms = active(store)
+            services = by_type(alarms)[AlarmType.SERVICE_DOWN]
+            assert [a.key.object_id for a in services] == [circuit] == [
+                a.key.object_id for a in found]
+            (service_alarm,) = services
+            assert service_alarm.impacted_customers == {customer}
+            (port_alarm,) = by_type(alarms)[AlarmType.LINK_DOWN]
+            assert port_alarm.key.object_id == port_key
+            assert service_alarm.root_cause_id == port_alarm.id
+            assert port_alarm.impacted_circuits == {circuit}
+            assert "down at the A end (CE ce-hsbank-sh-hq)" in service_alarm.summary
+            assert circuit_states_now(store)["HSB-INET-0001"][0] == "down"
+        finally:
+            network.set_port_status(device, port, "up")
+        wait_for(lambda: active(store) == [], 10)
+        assert circuit_states_now(store)["HSB-INET-0001"][0] == "up"
+        assert service.stats.errors == 0
+
+
+def test_snmp_refused_by_a_live_device_is_unresponsive_and_its_circuits_unknown(
+        network: SimulatedNetwork, store: Database, collection: CollectionService) -> None:
+    device = "ce-hsbank-bj-dc"
+    with store.pool.connection() as conn:
+        (device_id,) = conn.execute("SELECT id FROM devices WHERE key = %s",
+                                    [device]).fetchone()
+        ending = {key for (key,) in conn.execute(
+            """SELECT DISTINCT c.key FROM circuits c JOIN ports p
+                   ON p.id IN (c.a_port_id, c.z_port_id)
+                WHERE p.device_id = %s AND c.retired_at IS NULL""", [device_id])}
+    assert ending
+    with AlarmService(store.pool, store.url, SETTINGS):
+        wait_for(lambda: set(v[0] for v in circuit_states_now(store).values()) == {"up"}, 15)
+        try:
+            assert network.set_snmp_status(device, "down")  # as a community change does
+            silent = wait_for(lambda: by_type(active(store)).get(AlarmType.SNMP_UNRESPONSIVE),
+                              20)
+            (alarm,) = silent
+            assert alarm.key.object_id == device_id
+            assert "community" in alarm.detail["hint"] and "ICMP echo" in alarm.detail["reason"]
+            states = wait_for(lambda: (lambda s: s if all(
+                s[key][0] == "unknown" for key in ending) else None)(circuit_states_now(store)),
+                10)
+            assert {key for key, (state, _) in states.items() if state != "up"} == ending
+            alarms = active(store)
+            assert {a.key.type for a in alarms} == {AlarmType.SNMP_UNRESPONSIVE}
+            with store.pool.connection() as conn:
+                ids = dict(conn.execute("SELECT key, id FROM circuits").fetchall())
+            assert alarms[0].impacted_circuits == {ids[key] for key in ending}
+        finally:
+            network.set_snmp_status(device, "up")
+        wait_for(lambda: active(store) == [], 15)
+        wait_for(lambda: set(v[0] for v in circuit_states_now(store).values()) == {"up"}, 10)
+    with store.pool.connection() as conn:
+        kinds = {row[0] for row in conn.execute(
+            "SELECT DISTINCT type FROM alarms WHERE object_id = %s", [device_id])}
+    assert kinds == {"snmp_unresponsive"}  # never called down
+
+
 def test_a_p_router_down_is_one_root_cause_and_coming_back_clears_all(
         network: SimulatedNetwork, store: Database, collection: CollectionService) -> None:
+    needs_blackhole(network)
     device, far, circuits, customers = expected_incident(store, P_ROUTER)
     assert len(far) >= 3 and circuits
     # some computed circuits ran through the router and reroute: they get no service alarm
@@ -245,6 +336,7 @@ def start_service_process(store: Database, tmp_path: Path) -> subprocess.Popen[s
 def test_killed_mid_incident_the_restarted_service_keeps_the_same_active_alarms(
         network: SimulatedNetwork, store: Database, collection: CollectionService,
         tmp_path: Path) -> None:
+    needs_blackhole(network)
     device, far, circuits, _ = expected_incident(store, P_ROUTER)
     processes = [start_service_process(store, tmp_path)]
     try:

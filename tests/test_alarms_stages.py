@@ -1,6 +1,7 @@
 """The alarm pipeline's stages, alone and chained, without a database: observe, debounce
-(with flapping), dedupe, correlate (root cause and service alarms on the example network),
-suppress (maintenance), and recovery from stored state."""
+(with flapping), dedupe, correlate (root cause on the example network), assess (circuits'
+service states and their service alarms over live paths), suppress (maintenance), and
+recovery from stored state."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from alarms.model import (
     ScopeItem,
     Severity,
 )
-from alarms.pipeline import AlarmPipeline, live_status, scope_index
+from alarms.pipeline import AlarmPipeline, scope_index
 from alarms.rules import AlarmSettings, ThresholdRule, rule_for
 from alarms.stages import (
     DebounceState,
@@ -33,7 +34,7 @@ from alarms.stages import (
 from collectors.model import Observation
 from config.inventory.loader import load_inventory
 from keyline.wiring import EXAMPLE_INVENTORY
-from topology.current import Topology, refresh_status, topology_from
+from topology.current import topology_from
 from topology.graph import Element, build_graph, snapshot_from_inventory
 from topology.impact import build_index
 from topology.paths import compute_paths
@@ -68,8 +69,14 @@ def test_observe_turns_observations_into_signals() -> None:
     assert observe(port_obs(7, "testing", 1)) == []
     signals = observe(device_obs(3, "unreachable", 0))
     assert [(s.key.type, s.active) for s in signals] == [
-        (AlarmType.POLL_FAILED, False), (AlarmType.DEVICE_UNREACHABLE, True)]
-    assert signals[1].severity is Severity.CRITICAL
+        (AlarmType.SNMP_UNRESPONSIVE, False), (AlarmType.POLL_FAILED, False),
+        (AlarmType.DEVICE_UNREACHABLE, True)]
+    assert signals[-1].severity is Severity.CRITICAL
+    # SNMP silent while the device answers ping: its own alarm, not "down"
+    signals = observe(device_obs(3, "snmp-unresponsive", 0))
+    assert [(s.key.type, s.active) for s in signals] == [
+        (AlarmType.DEVICE_UNREACHABLE, False), (AlarmType.POLL_FAILED, False),
+        (AlarmType.SNMP_UNRESPONSIVE, True)]
     (event,) = observe(Observation(at(0), 3, "agent_restart", None, "restarted", "trap"))
     assert event.event and event.key.qualifier == "agent_restart"
 
@@ -84,6 +91,25 @@ def test_threshold_hysteresis_raises_at_90_and_clears_below_80() -> None:
             active = signal.active
         seen.append(active)
     assert seen == [False, True, True, True, False, False]
+
+
+def test_a_below_rule_raises_at_low_optical_power_and_clears_above_its_level() -> None:
+    rule = ThresholdRule(metric="optical_rx_dbm", raise_at=-25, clear_above=-23,
+                         direction="below")
+    values = [-20, -26, -24, -23, -22.5, -24]
+    active, seen = False, []
+    for value in values:
+        signal = observe_threshold(rule, ObjectKind.PORT, 5, value, active, T0)
+        if signal is not None:
+            active = signal.active
+            if active:
+                assert signal.summary == f"optical_rx_dbm {value:.1f} <= -25"
+        seen.append(active)
+    assert seen == [False, True, True, True, False, False]
+    with pytest.raises(ValueError, match="clear_above"):
+        ThresholdRule(metric="m", raise_at=-25, clear_above=-30, direction="below")
+    with pytest.raises(ValueError, match="clear_above"):
+        ThresholdRule(metric="m", raise_at=-25, clear_below=-23, direction="below")
 
 
 def test_threshold_rules_per_class_and_tier() -> None:
@@ -186,16 +212,34 @@ def example():
     return snapshot, graph, index
 
 
+def healthy(snapshot, seconds: float = -30) -> list[Observation]:
+    """Every device answering and every port up: the picture before a fault."""
+    return ([Observation(at(seconds), d, "reachability", None, "reachable", "poll")
+             for d in snapshot.devices]
+            + [Observation(at(seconds), p, kind, None, "up", "poll")
+               for p in snapshot.ports for kind in ("oper_status", "admin_status")])
+
+
+def live_pipeline(snapshot) -> AlarmPipeline:
+    """A pipeline on the live topology of the example, every device and port up, every
+    circuit's state taken as up."""
+    pipeline = AlarmPipeline(SETTINGS, topology=topology_from(snapshot))
+    pipeline.process(healthy(snapshot), at(-30))
+    pipeline.tick(at(-10))
+    assert {str(t.verdict.state) for t in pipeline.circuit_states.committed.values()} == {"up"}
+    return pipeline
+
+
 def facing_ports(graph, device_id: int) -> list[int]:
     return sorted(d["a_port_id"] if d["z_device_id"] == device_id else d["z_port_id"]
                   for _, _, d in graph.edges(device_id, data=True))
 
 
 def test_a_p_router_down_is_one_root_cause_with_symptoms_and_service_alarms(example) -> None:
-    snapshot, graph, index = example
+    snapshot, graph, _index = example
     p_sh1 = snapshot.ids("devices")["p-sh1"]
     far = facing_ports(graph, p_sh1)
-    pipeline = AlarmPipeline(SETTINGS, index=index, scope=scope_index(snapshot, index))
+    pipeline = live_pipeline(snapshot)
     pipeline.process([port_obs(p, "down", 0) for p in far], at(0))
     pipeline.process([device_obs(p_sh1, "unreachable", 1)], at(1))
     pipeline.tick(at(5))
@@ -229,10 +273,10 @@ def test_a_p_router_down_is_one_root_cause_with_symptoms_and_service_alarms(exam
 
 
 def test_both_ends_of_a_link_down_is_one_inferred_link_alarm(example) -> None:
-    snapshot, _graph, index = example
+    snapshot, _graph, _index = example
     ports, links = snapshot.ids("ports"), snapshot.ids("links")
     a, z = ports["p-bj1:Eth-Trunk2"], ports["p-sh1:Eth-Trunk2"]
-    pipeline = AlarmPipeline(SETTINGS, index=index, scope=scope_index(snapshot, index))
+    pipeline = live_pipeline(snapshot)
     pipeline.process([port_obs(a, "down", 0), port_obs(z, "down", 0)], at(0))
     pipeline.tick(at(2))
     link_key = AlarmKey(ObjectKind.LINK, links["p-bj1:Eth-Trunk2--p-sh1:Eth-Trunk2"],
@@ -278,35 +322,19 @@ def _expected_out_of_service(snapshot, graph, a_port: int, z_port: int) -> set[i
     return expected
 
 
-def _live(pipeline: AlarmPipeline, topology: Topology, states: dict) -> Topology:
-    """Refresh the topology's status as alarms.service does, and hand it to the pipeline."""
-    topology, _ = refresh_status(topology, states)
-    snapshot = topology.snapshot
-    pipeline.set_topology(topology.index, None, live_status(
-        topology, lambda: compute_paths(topology.graph, snapshot, ignore_status=True)))
-    return topology
-
-
 def _link_down_and_back(example, link_name: str) -> tuple[dict, list, AlarmPipeline]:
-    """Both ends of a link go down at 0 and come back at 60 (the pipeline on live paths):
-    (the active alarms while down: key -> (root cause, impacted circuits), every change,
-    the pipeline)."""
+    """Both ends of a link go down at 0 and come back at 60 (the pipeline keeps its
+    topology live): (the active alarms while down: key -> (root cause, impacted circuits),
+    every change, the pipeline)."""
     snapshot, _graph, _ = example
     ports = snapshot.ids("ports")
     a, z = (ports[name] for name in link_name.split("--"))
-    topology = topology_from(snapshot)
-    pipeline = AlarmPipeline(SETTINGS, index=topology.index,
-                             scope=scope_index(snapshot, topology.index),
-                             live=live_status(topology))
-    changes = []
-    topology = _live(pipeline, topology, {(a, "oper_status"): "down",
-                                          (z, "oper_status"): "down"})
-    changes += pipeline.process([port_obs(a, "down", 0), port_obs(z, "down", 0)], at(0))
+    pipeline = live_pipeline(snapshot)
+    changes = pipeline.process([port_obs(a, "down", 0), port_obs(z, "down", 0)], at(0))
     for second in (2, 4, 10):
         changes += pipeline.tick(at(second))
     down = {k: (a.root_cause, a.impacted_circuits) for k, a in pipeline.active.items()}
     # back up: computed paths move back over the link at once, its alarm clears 5 s later
-    topology = _live(pipeline, topology, {(a, "oper_status"): "up", (z, "oper_status"): "up"})
     changes += pipeline.process([port_obs(a, "up", 60, "down"), port_obs(z, "up", 60, "down")],
                                 at(60))
     for second in (62, 65, 66):

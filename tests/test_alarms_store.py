@@ -50,7 +50,7 @@ def test_publish_saves_alarms_timeline_position_and_events_in_one_transaction(db
 
 
 def test_a_failed_publish_leaves_nothing_behind(db) -> None:
-    def failing(changes, last_id, alarm_for):
+    def failing(changes, _states, last_id, alarm_for):
         with db.pool.connection() as conn:
             alarm_store.save_changes(conn, changes, alarm_for=alarm_for, last_event_id=last_id)
             raise RuntimeError("crash before commit")

@@ -298,3 +298,10 @@ def test_unknown_command_is_usage_error():
     result = keyline("frobnicate")
     assert result.returncode == 2
     assert "No such command" in result.stderr
+
+
+def test_poll_once_an_unknown_device_is_bad_input(db):
+    keyline("import", str(EXAMPLE_INVENTORY), url=db.url)
+    result = keyline("poll", "--once", "no-such-router", url=db.url)
+    last = assert_one_line_error(result, 2)
+    assert last == "keyline: error: no such active device in the inventory: no-such-router"

@@ -30,7 +30,14 @@ from lab.sim.access import with_lab_defaults
 from lab.sim.network import SimulatedNetwork, snmpsim_available
 from store.database import Database, open_database
 from store.inventory import apply_inventory
-from tests.snmp_agents import Relay, free_udp_port_on, free_udp_ports
+from tests.snmp_agents import (
+    COMMUNITY,
+    NetSnmpAgent,
+    NetSnmpV1OnlyAgent,
+    Relay,
+    free_udp_port_on,
+    free_udp_ports,
+)
 
 T = TypeVar("T")
 
@@ -158,12 +165,13 @@ def store(pg_server: Any, template_db: str, inventory: Inventory,
 
 def make_service(store: Database, environ: dict[str, str], tmp_path: Path, *,
                  interval_s: float, traps_port: int | None, timeout_s: float = 1.0,
-                 retries: int = 1) -> CollectionService:
+                 retries: int = 1, down_after_failures: int = 2) -> CollectionService:
     return CollectionService(
         store.pool, spool_dir=tmp_path / "spool", interval_s_for=lambda group: interval_s,
         environ=environ, timeout_s=timeout_s, retries=retries,
         traps_enabled=traps_port is not None, trap_port=traps_port or 0,
-        startup_spread_s=min(interval_s, 2.0), flush_interval_s=0.2)
+        startup_spread_s=min(interval_s, 2.0), flush_interval_s=0.2,
+        down_after_failures=down_after_failures)
 
 
 def port_id(store: Database, device: str, port: str) -> int:
@@ -305,18 +313,20 @@ def test_unreachable_slow_and_malformed_devices_hold_back_only_themselves(
     dead, slow, malformed = v2c[:3]
     relays = RelayThread()
     try:
+        # a relay that never answers: requests vanish, as into a firewall that drops them
+        dead_at = relays.relay(network.endpoint(dead), delay_s=3600.0)
         slow_at = relays.relay(network.endpoint(slow), delay_s=5.0)
         malformed_at = relays.relay(network.endpoint(malformed),
                                     mangle=lambda answer: answer[: len(answer) // 2])
         with store.pool.connection() as conn:
-            # nothing listens on this loopback address: requests go unanswered
-            conn.execute("UPDATE devices SET management_address = '127.0.1.250' WHERE key = %s",
-                         (dead,))
-            for key, (host, port) in ((slow, slow_at), (malformed, malformed_at)):
+            for key, (host, port) in ((dead, dead_at), (slow, slow_at),
+                                      (malformed, malformed_at)):
                 conn.execute("UPDATE devices SET management_address = %s, snmp_port = %s"
                              " WHERE key = %s", (host, port, key))
+        # one failed poll is enough here: the verdict is tested elsewhere, this is about pace
         with make_service(store, environ, tmp_path, interval_s=interval_s, traps_port=None,
-                          timeout_s=timeout_s, retries=retries) as service:
+                          timeout_s=timeout_s, retries=retries,
+                          down_after_failures=1) as service:
             started = time.monotonic()
             time.sleep(10.0)
             elapsed_s = time.monotonic() - started
@@ -346,7 +356,8 @@ def test_unreachable_slow_and_malformed_devices_hold_back_only_themselves(
     assert statuses[slow].startswith("unreachable: no answer")
     assert statuses[malformed].startswith("error: ")
     assert all(statuses[key] == "reachable: " for key in healthy)
-    assert (dead, "unreachable") in reachability and (malformed, "error") in reachability
+    # the relays' address answers ping: SNMP-silent, not proven down
+    assert (dead, "snmp-unresponsive") in reachability and (malformed, "error") in reachability
     secret = environ["KEYLINE_LAB_SNMP_COMMUNITY"]
     assert not any(secret in text for text in statuses.values())
 
@@ -462,3 +473,81 @@ def test_v3_traps_are_accepted_once_a_poll_has_learned_the_agents_engine_id(
         rejected = dict(service.trap_receiver.stats.v3_rejected)
     assert seen[0][2] == "trap"
     assert rejected == {}
+
+
+def test_ports_are_matched_by_name_and_swapped_if_indexes_are_reported(
+        network: SimulatedNetwork, store: Database, environ: dict[str, str],
+        inventory: Inventory, tmp_path: Path) -> None:
+    device = "pe-sh1"
+    ports = {p.name: p.if_index for p in inventory.devices[device].ports}
+    first, second = "GigabitEthernet0/0/0", "GigabitEthernet0/0/1"
+    name_only = "XGigabitEthernet0/1/2"
+    with store.pool.connection() as conn:
+        # the inventory has two ifIndexes swapped and one port with none, named short
+        for name, if_index in ((first, ports[second]), (second, ports[first])):
+            conn.execute("UPDATE ports SET if_index = %s WHERE name = %s AND device_id ="
+                         " (SELECT id FROM devices WHERE key = %s)", (if_index, name, device))
+        conn.execute("UPDATE ports SET if_index = NULL, name = 'XGE0/1/2' WHERE name = %s"
+                     " AND device_id = (SELECT id FROM devices WHERE key = %s)",
+                     (name_only, device))
+    ids = {name: port_id(store, device, name) for name in (first, second, "XGE0/1/2")}
+    with make_service(store, environ, tmp_path, interval_s=1.0, traps_port=None) as service:
+        wait_for(lambda: service.stats().device_polls[device] >= 2, 10)
+        service.flush()
+    with store.pool.connection() as conn:
+        matches = {row[0]: row[1:] for row in conn.execute(
+            "SELECT port_id, if_index, matched_by, problem FROM port_matches"
+            " WHERE port_id = ANY(%s)", [list(ids.values())])}
+        problems = {row[0]: row[1] for row in conn.execute(
+            "SELECT object_id, new FROM observations WHERE kind = 'port_match'"
+            " AND object_id = ANY(%s)", [list(ids.values())])}
+        rates = {row[0] for row in conn.execute(
+            "SELECT DISTINCT s.object_id FROM samples s JOIN metrics m ON m.id = s.metric_id"
+            " WHERE m.name = 'if_oper_status' AND s.object_id = ANY(%s)",
+            [list(ids.values())])}
+    # the name wins over the stale ifIndex, and both are reported
+    assert matches[ids[first]] == (ports[first], "ifName", "if_index_name_mismatch")
+    assert matches[ids[second]] == (ports[second], "ifName", "if_index_name_mismatch")
+    assert problems == {ids[first]: "if_index_name_mismatch",
+                        ids[second]: "if_index_name_mismatch"}
+    # the short form finds the long name; no problem, its samples stored
+    assert matches[ids["XGE0/1/2"]][0] == ports[name_only]
+    assert matches[ids["XGE0/1/2"]][2] is None
+    assert rates == set(ids.values())
+
+
+@pytest.mark.skipif(NetSnmpAgent.binary() is None,
+                    reason="Net-SNMP snmpd is not installed (lab/debian-packages.txt)")
+def test_an_agent_that_speaks_snmpv1_only_is_named_in_the_hint_then_polled_as_v1(
+        store: Database, environ: dict[str, str], tmp_path: Path) -> None:
+    key = "ce-xinhe-gz-store"  # polled with the lab's v2c credential
+    with NetSnmpV1OnlyAgent() as agent, store.pool.connection() as conn:
+        conn.execute("UPDATE devices SET retired_at = now() WHERE key <> %s", [key])
+        conn.execute("UPDATE devices SET management_address = %s, snmp_port = %s"
+                     " WHERE key = %s", (agent.host, agent.port, key))
+        conn.commit()
+        (device_id,) = conn.execute("SELECT id FROM devices WHERE key = %s", [key]).fetchone()
+        env = {**environ, "KEYLINE_LAB_SNMP_COMMUNITY": COMMUNITY}
+
+        def verdict() -> tuple[str, dict] | None:
+            row = conn.execute(
+                "SELECT new, detail FROM observations WHERE object_id = %s AND kind ="
+                " 'reachability' ORDER BY id DESC LIMIT 1", [device_id]).fetchone()
+            conn.commit()
+            return row
+
+        # polled as v2c: silent, alive (127.0.0.1 answers ping), and the hint says why
+        with make_service(store, env, tmp_path / "v2c", interval_s=1.0, traps_port=None):
+            state, detail = wait_for(lambda: (lambda v: v if v and v[0] != "reachable"
+                                              else None)(verdict()), 20)
+        assert state == "snmp-unresponsive"
+        assert "answers SNMPv1 only" in detail["hint"] and "snmp_v1" in detail["hint"]
+        assert COMMUNITY not in str(detail)
+        # the operator follows the hint: the device is polled, its interfaces read
+        conn.execute("UPDATE credentials SET kind = 'snmp_v1' WHERE id ="
+                     " (SELECT snmp_credential_id FROM devices WHERE key = %s)", [key])
+        conn.commit()
+        with make_service(store, env, tmp_path / "v1", interval_s=1.0,
+                          traps_port=None) as service:
+            wait_for(lambda: (verdict() or ("",))[0] == "reachable", 20)
+            wait_for(lambda: service.stats().samples > 0, 10)

@@ -15,8 +15,8 @@ from collectors.observations import (
     observe_poll,
     observe_poll_counted,
     oper_status_name,
-    reachability_change,
     restart_observation,
+    verdict_observation,
 )
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -56,12 +56,11 @@ def test_status_names_follow_if_mib():
 def test_first_poll_reports_every_state_with_old_unknown():
     observations = observe_poll(None, poll(), T0)
     assert kinds(observations) == [
-        (10, "reachability", None, "reachable"),
         (101, "oper_status", None, "up"), (101, "admin_status", None, "up"),
         (102, "oper_status", None, "up"), (102, "admin_status", None, "up"),
     ]
     assert all(o.source == "poll" and o.time == T0 for o in observations)
-    assert observations[1].detail == {"if_index": 1, "device_id": 10}
+    assert observations[0].detail == {"if_index": 1, "device_id": 10}
 
 
 def test_unchanged_poll_reports_nothing():
@@ -82,25 +81,26 @@ def test_ports_not_in_inventory_are_skipped_and_counted():
     current = poll(interfaces={1: reading(1), 9: reading(9)})
     observed = observe_poll_counted(None, current, T0)
     assert observed.unmapped_if_indexes == [9]
-    assert {o.object_id for o in observed.observations} == {10, 101}
+    assert {o.object_id for o in observed.observations} == {101}
 
 
 @pytest.mark.parametrize("status", [PollStatus.UNREACHABLE, PollStatus.AUTH_FAILED,
                                     PollStatus.ERROR])
-def test_device_losing_reachability_reports_only_the_device(status):
-    observations = observe_poll(poll(0), poll(60, status=status, reason="why"), T0)
-    assert kinds(observations) == [(10, "reachability", "reachable", status.value)]
-    assert observations[0].detail == {"reason": "why"}
+def test_a_failed_poll_says_nothing_of_ports_nor_reachability(status):
+    # reachability is the device's verdict (collectors.reachability), not a poll's status
+    assert observe_poll(poll(0), poll(60, status=status, reason="why"), T0) == []
 
 
-def test_device_coming_back_reports_reachable_and_ports_as_new():
+def test_device_coming_back_reports_its_ports_as_new():
     back = observe_poll(poll(0, status=PollStatus.UNREACHABLE), poll(60, uptime_cs=106_000), T0)
-    assert kinds(back)[0] == (10, "reachability", "unreachable", "reachable")
     assert (101, "oper_status", None, "up") in kinds(back)
 
 
-def test_reachability_change_none_when_same():
-    assert reachability_change(poll(0), poll(60), T0) is None
+def test_verdict_observation_carries_reason_and_hint():
+    observation = verdict_observation(10, "reachable", "snmp-unresponsive", T0,
+                                      reason="no answer", hint="check the community")
+    assert kinds([observation]) == [(10, "reachability", "reachable", "snmp-unresponsive")]
+    assert observation.detail == {"reason": "no answer", "hint": "check the community"}
 
 
 @pytest.mark.parametrize(("previous_cs", "current_cs", "elapsed_s", "restarted"), [

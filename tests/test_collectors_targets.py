@@ -55,3 +55,42 @@ def test_missing_secret_leaves_one_device_out_with_a_reason(db):
         assert [t.device_key for t in targets] == some
         assert [str(p) for p in problems] == [
             "device no-such-device: no such active device in the inventory"]
+
+
+def _with_snmp_v1(inventory, device_key: str):
+    """The inventory with `device_key` polled through a new snmp_v1 credential."""
+    from dataclasses import replace
+
+    from config.inventory.model import Credential, SecretRef
+
+    device = inventory.devices[device_key]
+    v1 = Credential("old-cpe-v1", "snmp_v1", {},
+                    {"community": SecretRef("env", "KEYLINE_TEST_V1_COMMUNITY")}, device.source)
+    return replace(inventory, credentials={**inventory.credentials, v1.key: v1},
+                   devices={**inventory.devices,
+                            device_key: replace(device, snmp_credential=v1.key)})
+
+
+def test_snmp_v1_credential_becomes_a_v1_target():
+    """The mapping alone (the store's credential kinds are checked below)."""
+    from collectors.targets import _credential
+
+    credential = _credential(
+        "snmp_v1", {"secrets": {"community": {"source": "env", "name": "V1_COMMUNITY"}}},
+        {"V1_COMMUNITY": "old-cpe-community"})
+    assert credential.version == "v1"
+    assert credential.community.get_secret_value() == "old-cpe-community"
+    assert credential.username is None and credential.auth_key is None
+
+
+def test_snmp_v1_device_from_the_store(db):
+    inventory = load_inventory([EXAMPLE_INVENTORY])
+    key = sorted(inventory.devices)[0]
+    inventory = _with_snmp_v1(inventory, key)
+    environ = {**with_lab_defaults(inventory, {}), "KEYLINE_TEST_V1_COMMUNITY": "cpe-v1"}
+    with db.pool.connection() as conn:
+        apply_inventory(conn, inventory)
+        targets, problems = load_poll_targets(conn, environ=environ, device_keys=[key])
+    assert problems == []
+    assert targets[0].credential.version == "v1"
+    assert targets[0].credential.community.get_secret_value() == "cpe-v1"

@@ -16,7 +16,9 @@ from collectors.counters import (
     TIMETICKS_MODULUS,
     InterfaceRates,
     InterfaceReading,
+    SkipCode,
     compute_rates,
+    field_out_of_range,
     interface_speed_bps,
 )
 
@@ -56,14 +58,16 @@ def later(previous: InterfaceReading, seconds: float, **overrides: object) -> In
     """The next reading, ``seconds`` later on both clocks; counters as given in ``overrides``."""
     values = {
         "read_at_s": previous.read_at_s + seconds,
-        "sys_uptime_cs": (previous.sys_uptime_cs + round(seconds * 100)) % TIMETICKS_MODULUS,
+        "sys_uptime_cs": None if previous.sys_uptime_cs is None
+        else (previous.sys_uptime_cs + round(seconds * 100)) % TIMETICKS_MODULUS,
     }
     values.update(overrides)
     return dataclasses.replace(previous, **values)  # type: ignore[arg-type]
 
 
-def assert_withheld(rates: InterfaceRates, *reason_words: str) -> None:
+def assert_withheld(rates: InterfaceRates, code: SkipCode, *reason_words: str) -> None:
     assert rates.withheld
+    assert rates.skipped_code is code
     assert rates.skipped_reason is not None
     for word in reason_words:
         assert word in rates.skipped_reason
@@ -203,7 +207,9 @@ def test_implausible_32_bit_drop_is_a_reset_not_a_wrap():
         if_in_octets=3_000_000_000,
     )
     after = later(before, 60, if_hc_in_octets=None, if_in_octets=10)
-    assert_withheld(compute_rates(before, after), "counter reset", "ifInOctets", "went down")
+    assert_withheld(
+        compute_rates(before, after), SkipCode.COUNTER32_RESET,
+        "counter reset", "ifInOctets", "went down")
 
 
 @pytest.mark.parametrize(
@@ -228,7 +234,9 @@ def test_interval_too_long_for_32_bit_at_speed(speed_mbps, interval_s, trusted):
         assert rates.skipped_reason is None
         assert rates.in_bps == 8 / interval_s
     else:
-        assert_withheld(rates, "interval too long", "ifInOctets", "poll faster")
+        assert_withheld(
+            rates, SkipCode.COUNTER32_INTERVAL_TOO_LONG,
+            "interval too long", "ifInOctets", "poll faster")
 
 
 def test_long_interval_is_fine_for_64_bit_at_high_speed():
@@ -249,7 +257,7 @@ def test_long_interval_is_fine_for_64_bit_at_high_speed():
 def test_first_reading_has_no_rates():
     current = reading(if_oper_status=DOWN, if_admin_status=UP)
     rates = compute_rates(None, current)
-    assert_withheld(rates, "no previous reading")
+    assert_withheld(rates, SkipCode.NO_PREVIOUS_READING, "no previous reading")
     assert rates.interval_s is None
     assert (rates.oper_status, rates.admin_status) == (DOWN, UP)
     assert rates.if_index == 3
@@ -257,7 +265,7 @@ def test_first_reading_has_no_rates():
 
 def test_previous_reading_of_another_interface():
     rates = compute_rates(reading(if_index=4), later(reading(), 10))
-    assert_withheld(rates, "another interface", "ifIndex 4")
+    assert_withheld(rates, SkipCode.OTHER_INTERFACE, "another interface", "ifIndex 4")
 
 
 @pytest.mark.parametrize("interval_s", [0, -0.001, -300])
@@ -268,7 +276,7 @@ def test_zero_or_negative_interval(interval_s):
         if_hc_in_octets=before.if_hc_in_octets + 1_000,
     )
     rates = compute_rates(before, after)
-    assert_withheld(rates, "interval is not positive")
+    assert_withheld(rates, SkipCode.NON_POSITIVE_INTERVAL, "interval is not positive")
     assert rates.interval_s == pytest.approx(interval_s)
 
 
@@ -280,7 +288,7 @@ def test_sys_uptime_backwards_is_an_agent_restart():
         if_hc_in_octets=before.if_hc_in_octets + 5 * 10**12,  # garbage after the reboot
     )
     rates = compute_rates(before, after)
-    assert_withheld(rates, "agent restarted", "sysUpTime went backwards")
+    assert_withheld(rates, SkipCode.AGENT_RESTARTED, "agent restarted", "sysUpTime went backwards")
     assert rates.interval_s == 300
 
 
@@ -289,14 +297,15 @@ def test_restart_hidden_inside_the_interval():
     # sysUpTime went up (6000 -> 10000 cs) but far less than the wall clock
     before = reading(sys_uptime_cs=6_000, if_hc_in_octets=1_000)
     after = later(before, 300, sys_uptime_cs=10_000, if_hc_in_octets=5_000)
-    assert_withheld(compute_rates(before, after), "agent restarted", "advanced 40 s")
+    assert_withheld(
+        compute_rates(before, after), SkipCode.AGENT_RESTARTED, "agent restarted", "advanced 40 s")
 
 
 def test_sys_uptime_far_ahead_of_the_wall_clock():
     # e.g. the poller's clock was stepped, or another device now answers at that address
     before = reading()
     after = later(before, 60, sys_uptime_cs=before.sys_uptime_cs + 3_600 * 100)
-    assert_withheld(compute_rates(before, after), "clocks disagree")
+    assert_withheld(compute_rates(before, after), SkipCode.CLOCKS_DISAGREE, "clocks disagree")
 
 
 @pytest.mark.parametrize("skew_s", [-5, -2, 0, 3, 11])
@@ -325,7 +334,7 @@ def test_sys_uptime_timeticks_wrap_at_497_days_is_not_a_restart():
 def test_sys_uptime_backwards_near_the_wrap_but_inconsistent_is_a_restart():
     before = reading(sys_uptime_cs=TIMETICKS_MODULUS - 1_000)
     after = later(before, 60, sys_uptime_cs=50_000)  # would be a 510 s wrap in a 60 s interval
-    assert_withheld(compute_rates(before, after), "agent restarted")
+    assert_withheld(compute_rates(before, after), SkipCode.AGENT_RESTARTED, "agent restarted")
 
 
 @pytest.mark.parametrize(
@@ -339,7 +348,9 @@ def test_discontinuity_time_changed(before_cs, after_cs):
         before, 60, if_counter_discontinuity_time_cs=after_cs,
         if_hc_in_octets=before.if_hc_in_octets + 1_000,
     )
-    assert_withheld(compute_rates(before, after), "ifCounterDiscontinuityTime changed")
+    assert_withheld(
+        compute_rates(before, after), SkipCode.DISCONTINUITY_TIME_CHANGED,
+        "ifCounterDiscontinuityTime changed")
 
 
 def test_discontinuity_time_unchanged_or_never_reported_is_fine():
@@ -354,14 +365,18 @@ def test_64_bit_counter_backwards_is_a_reset(field):
     before = reading()
     after = later(before, 60, **{field: getattr(before, field) - 1})
     name = {"if_hc_in_octets": "ifHCInOctets", "if_hc_out_octets": "ifHCOutOctets"}[field]
-    assert_withheld(compute_rates(before, after), "counter reset", name, "went backwards")
+    assert_withheld(
+        compute_rates(before, after), SkipCode.COUNTER64_WENT_BACKWARDS,
+        "counter reset", name, "went backwards")
 
 
 def test_64_bit_jump_beyond_the_interface_speed_is_not_a_spike():
     # the classic false 40 Gbit/s spike on a 1 Gbit/s circuit
     before = reading()
     after = later(before, 60, if_hc_in_octets=before.if_hc_in_octets + 40 * GBIT // 8 * 60)
-    assert_withheld(compute_rates(before, after), "implausible rate", "ifHCInOctets", "40 Gbit/s")
+    assert_withheld(
+        compute_rates(before, after), SkipCode.IMPLAUSIBLE_RATE,
+        "implausible rate", "ifHCInOctets", "40 Gbit/s")
 
 
 def test_one_bad_counter_withholds_the_whole_interval():
@@ -371,7 +386,68 @@ def test_one_bad_counter_withholds_the_whole_interval():
         if_hc_in_octets=before.if_hc_in_octets + 1_000,  # fine
         if_hc_out_octets=before.if_hc_out_octets - 5,  # reset
     )
-    assert_withheld(compute_rates(before, after), "ifHCOutOctets")
+    assert_withheld(
+        compute_rates(before, after), SkipCode.COUNTER64_WENT_BACKWARDS, "ifHCOutOctets")
+
+
+# --- agents without sysUpTime (some IOS-XE walks serve none) ---------------------------------
+
+
+@pytest.mark.parametrize(("uptime_before", "uptime_after"),
+                         [(None, None), (None, 12_000), (12_000, None)])
+def test_without_sys_uptime_the_wall_clock_alone_judges(uptime_before, uptime_after):
+    before = reading(sys_uptime_cs=uptime_before)
+    # the agent clock (had there been one) would say "restarted": rule 3 is not applied
+    after = later(before, 60, sys_uptime_cs=uptime_after,
+                  if_hc_in_octets=before.if_hc_in_octets + 60 * 1_000_000)
+    rates = compute_rates(before, after)
+    assert rates.skipped_reason is None and rates.skipped_code is None
+    assert rates.in_bps == 8_000_000
+
+
+def test_without_sys_uptime_a_restart_still_shows_in_the_counters():
+    before = reading(sys_uptime_cs=None)
+    after = later(before, 300, sys_uptime_cs=None, if_hc_in_octets=1_000, if_hc_out_octets=50)
+    assert_withheld(compute_rates(before, after), SkipCode.COUNTER64_WENT_BACKWARDS,
+                    "ifHCInOctets", "went backwards")
+
+
+def test_a_reading_may_lack_sys_uptime():
+    assert InterfaceReading(if_index=1, read_at_s=0.0).sys_uptime_cs is None
+
+
+# --- reason codes -----------------------------------------------------------------------------
+
+
+def test_skip_codes_are_stable_numbers():
+    """Stored gaps keep their meaning: a code is never renumbered (add new ones at the end)."""
+    assert {code.name: int(code) for code in SkipCode} == {
+        "NO_PREVIOUS_READING": 1, "OTHER_INTERFACE": 2, "NON_POSITIVE_INTERVAL": 3,
+        "AGENT_RESTARTED": 4, "CLOCKS_DISAGREE": 5, "DISCONTINUITY_TIME_CHANGED": 6,
+        "COUNTER64_WENT_BACKWARDS": 7, "COUNTER32_INTERVAL_TOO_LONG": 8, "COUNTER32_RESET": 9,
+        "IMPLAUSIBLE_RATE": 10,
+    }
+
+
+def test_a_trusted_interval_has_no_code():
+    before = reading()
+    rates = compute_rates(before, later(before, 60))
+    assert not rates.withheld and rates.skipped_code is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "limit"),
+    [("if_in_octets", -5, "0..4294967295"), ("if_in_octets", COUNTER32_MODULUS, "0..4294967295"),
+     ("if_hc_in_octets", COUNTER64_MODULUS, f"0..{COUNTER64_MODULUS - 1}"),
+     ("if_oper_status", -1, ">= 0"), ("if_counter_discontinuity_time_cs", -1, "0..4294967295"),
+     ("if_in_octets", 0, None), ("if_hc_in_octets", COUNTER64_MODULUS - 1, None),
+     ("if_oper_status", 7, None)],
+)
+def test_field_out_of_range_names_the_range(field, value, limit):
+    assert field_out_of_range(field, value) == limit
+    if limit is not None:
+        with pytest.raises(ValueError, match=f"{field} must be {limit}"):
+            reading(**{field: value})
 
 
 # --- speed and utilization ------------------------------------------------------------------
@@ -469,13 +545,15 @@ def test_errors_and_discards_implausible_drop_is_a_reset(field):
     # 2 Mbit/s line: a wrap from 1000 to 5 means 4e9 errors in 60 s, far above line rate
     before = reading(if_high_speed_mbps=2, if_speed_bps=2_048_000, **{field: 1_000})
     after = later(before, 60, **{field: 5})
-    assert_withheld(compute_rates(before, after), "counter reset", "packets/s")
+    assert_withheld(
+        compute_rates(before, after), SkipCode.COUNTER32_RESET, "counter reset", "packets/s")
 
 
 def test_errors_above_the_packet_rate_of_the_line_are_implausible():
     before = reading(if_high_speed_mbps=None, if_speed_bps=64_000, if_hc_in_octets=None)
     after = later(before, 10, if_hc_in_octets=None, if_in_errors=before.if_in_errors + 1_000_000)
-    assert_withheld(compute_rates(before, after), "implausible rate", "ifInErrors")
+    assert_withheld(
+        compute_rates(before, after), SkipCode.IMPLAUSIBLE_RATE, "implausible rate", "ifInErrors")
 
 
 def test_errors_are_not_withheld_for_long_intervals_at_high_speed():
@@ -624,6 +702,7 @@ def test_never_negative_never_above_plausible_and_all_or_nothing():
         rates = compute_rates(before, after)
         values = {name: getattr(rates, name) for name in RATE_FIELDS}
         assert all(value is None or value >= 0 for value in values.values()), (before, after)
+        assert (rates.skipped_code is None) is (rates.skipped_reason is None)
         if rates.withheld:
             assert all(value is None for value in values.values())
             continue

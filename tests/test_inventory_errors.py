@@ -270,7 +270,7 @@ CASES: list = [
     ], id="platform"),
     pytest.param("credentials:\n  - {id: t, kind: telnet, username: u}\n", [
         (2, "credentials[0].kind", "unknown credential kind 'telnet'",
-         "allowed: snmp_v2c, snmp_v3, ssh"),
+         "allowed: snmp_v1, snmp_v2c, snmp_v3, ssh"),
     ], id="credential-kind"),
     pytest.param("credentials:\n  - id: v3\n    kind: snmp_v3\n    username: u\n"
                  "    security_level: authPriv\n    auth_protocol: SHA1\n"
@@ -346,7 +346,7 @@ CASES: list = [
                  "    snmp_credential: ssh\n    cli_credential: v2c\n", [
         (3, "devices[0].site", "unknown site 'acme-branch'", "did you mean 'acme-hq'?"),
         (7, "devices[0].snmp_credential",
-         "credential ssh is ssh, but snmp_credential must be snmp_v2c or snmp_v3", None),
+         "credential ssh is ssh, but snmp_credential must be snmp_v1, snmp_v2c or snmp_v3", None),
         (8, "devices[0].cli_credential", "credential v2c is snmp_v2c, but cli_credential must"
          " be ssh", None),
     ], id="device-site-and-credential-kinds"),
@@ -569,6 +569,12 @@ CASES: list = [
         (10, "credentials[2].community.file", "a secret file must be given by its absolute path",
          None),
     ], id="secret-reference-shape"),
+    pytest.param("credentials:\n  - id: v1\n    kind: snmp_v1\n"
+                 "  - id: v1b\n    kind: snmp_v1\n    community: {env: X}\n    username: u\n", [
+        (2, "credentials[0].community", "missing required field 'community'", None),
+        (7, "credentials[1].username", "unknown field 'username' in a snmp_v1 credential",
+         "known fields: id, kind, community"),
+    ], id="snmp-v1-credential"),
 ]
 
 
@@ -584,6 +590,20 @@ def test_error(tmp_path: Path, text: str, expected: list[Expected]):
     for problem, (_line, _field, _message, hint) in zip(problems, expected, strict=True):
         if hint is not None:
             assert problem.hint == hint
+
+
+def test_snmp_v1_credential_for_a_device(tmp_path: Path):
+    text = ("credentials:\n  - {id: v1, kind: snmp_v1, community: {env: KEYLINE_TEST_V1}}\n"
+            "devices:\n  - name: ce9\n    role: CE\n    platform: cisco_ios\n"
+            "    management_address: 127.0.1.9\n    snmp_credential: v1\n")
+    assert problems_for(tmp_path, text) == []
+    inventory = load_inventory([tmp_path])
+    credential = inventory.credentials["v1"]
+    assert credential.kind == "snmp_v1"
+    assert {name: str(ref) for name, ref in credential.secrets.items()} == {
+        "community": "env:KEYLINE_TEST_V1"}
+    assert credential.params == {}
+    assert inventory.devices["ce9"].snmp_credential == "v1"
 
 
 # --- secrets -----------------------------------------------------------------------------------

@@ -444,11 +444,15 @@ def test_keyline_poll_once_reads_the_simulated_network(network: SimulatedNetwork
     result = subprocess.run(
         [sys.executable, "-m", "keyline", "--database-url", url, "poll", "--once", device,
          "no-such-device"], capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
+    # the known device is polled and shown; the unknown one makes it bad input
+    assert result.returncode == 2, result.stderr
+    assert "no such active device in the inventory: no-such-device" in result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "device no-such-device: no such active device in the inventory: not polled"
     assert lines[1].startswith(f"{device} ({inventory.devices[device].management_address}:")
     assert ": reachable in " in lines[1]
     assert f"sysName {device}," in lines[2]
     for port in inventory.devices[device].ports:
-        assert any(line.strip().startswith(port.name) and "oper up" in line for line in lines)
+        line = next(line for line in lines if line.strip().startswith(port.name))
+        assert f"ifIndex {port.if_index} " in line and "admin up, oper up" in line, line
+        assert "[by if_index]" in line and "Mbit/s from" in line, line

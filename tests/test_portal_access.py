@@ -1,7 +1,9 @@
 """Portal accounts and tenant isolation, with Flask's test client on a real database.
 
-The fixtures here (the example inventory imported, passwords set, some traffic samples) are
-shared by the other tests/test_portal_*.py files, which import them.
+The fixtures here (the example inventory imported, passwords set, some traffic samples, every
+circuit's service state "up" as the alarm pipeline would have stored it) are shared by the
+other tests/test_portal_*.py files, which import them; `set_circuit_states` stores other
+states, for tests that do not run the pipeline.
 
 The isolation test walks `app.url_map`, so a route added later is covered without editing
 it: as a customer of tenant A (hsbank) every route that takes an id is called with each of
@@ -26,6 +28,7 @@ from config.settings import load_settings
 from keyline.wiring import EXAMPLE_INVENTORY, import_inventory, load_inventory_files
 from portal.app import create_app
 from portal.security import LoginThrottle
+from store.circuit_states import StoredState, record_states
 from store.database import Database
 from store.timeseries import SampleWriter
 from store.users import add_local_user, set_password
@@ -79,6 +82,22 @@ def _tenant(conn, key: str) -> Tenant:
     return tenant
 
 
+def set_circuit_states(database: Database, states: dict[int, str], *,
+                       cause: str = "set by the test", underlying: str | None = None,
+                       at: datetime | None = None) -> int:
+    """Store circuits' service states (circuit id -> state) as the alarm pipeline would
+    (store.circuit_states.record_states, which also announces them); the event's id."""
+    at = at or datetime.now(UTC)
+    with database.pool.connection() as conn:
+        customers = dict(conn.execute("SELECT id, customer_id FROM circuits").fetchall())
+        record_states(conn, [StoredState(
+            circuit_id, customers.get(circuit_id), at, state, None,
+            underlying if state == "maintenance" else None, cause,
+            "in_service" if state == "up" else "test", (), (), None)
+            for circuit_id, state in states.items()])
+        return conn.execute("SELECT max(id) FROM events").fetchone()[0]
+
+
 def all_ids(tenant: Tenant) -> set[int]:
     return set().union(*tenant.ids.values())
 
@@ -103,6 +122,11 @@ def portal(db: Database, tmp_path: Path) -> Iterator[Portal]:
                 writer.add(at, port_id, "if_in_bps", 1_000_000.0 + seconds)
                 writer.add(at, port_id, "if_out_bps", 2_000_000.0 + seconds)
                 writer.add(at, port_id, "if_oper_up", 1.0)
+    # every circuit in service, as the alarm pipeline judged it a moment ago
+    with db.pool.connection() as conn:
+        circuits = [row[0] for row in conn.execute("SELECT id FROM circuits")]
+    set_circuit_states(db, dict.fromkeys(circuits, "up"), cause="in service",
+                       at=now - timedelta(minutes=5))
     settings = load_settings(None, overrides={"data_dir": tmp_path / "data",
                                               "database_url": db.url})
     app = create_app(settings, db)

@@ -5,9 +5,9 @@ fixtures: the example inventory, users with passwords).
 Alarms are made the way production makes them: observations run through the alarm pipeline
 (alarms.pipeline) with the example network's topology, so the root cause, its symptoms and
 the impacted circuits and customers are the pipeline's own. `seed_alarms` takes the shared P
-router p-sh1 down (one device alarm hitting all three customers, one service alarm per
-circuit through it) and one of jinlu's (tenant B's) circuit end ports down (alarms that hit
-jinlu only); tests/test_portal_access.py's isolation walk uses it too.
+router p-bj1 down (one device alarm hitting all three customers, one service alarm per
+circuit it leaves without a working path) and one of jinlu's (tenant B's) circuit end ports
+down (alarms that hit jinlu only); tests/test_portal_access.py's isolation walk uses it too.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alarms.model import AlarmType, ScopeItem
-from alarms.pipeline import AlarmPipeline, scope_index, store_publisher
+from alarms.pipeline import AlarmPipeline, store_publisher
 from alarms.rules import AlarmSettings
 from collectors.model import Observation
 from store import alarms as alarm_store
@@ -33,20 +33,18 @@ from tests.test_portal_access import (  # noqa: F401
     logged_in,
     portal,
 )
-from topology.graph import build_graph, load_snapshot
-from topology.impact import build_index
-from topology.paths import compute_paths
+from topology.current import load_topology
 
 ENGINEER = "eng.liu"
 NOC = "noc.wang"
-P_ROUTER = "p-sh1"
+P_ROUTER = "p-bj1"
 SETTINGS = AlarmSettings(raise_after_s=0, clear_after_s=0, thresholds=[])
 
 
 @dataclass
 class Seeded:
-    root: int  # p-sh1 unreachable: hits every customer
-    symptoms: set[int]  # its service alarms, one per circuit through p-sh1
+    root: int  # p-bj1 unreachable: hits every customer
+    symptoms: set[int]  # its service alarms, one per circuit it leaves without a path
     services_a: set[int]  # its symptoms on hsbank's circuits
     services_b: set[int]  # ... on jinlu's
     only_b: set[int]  # the alarms of jinlu's port down: jinlu's alone
@@ -54,17 +52,22 @@ class Seeded:
 
 
 def seed_alarms(portal: Portal) -> Seeded:  # noqa: F811
-    """Run the pipeline on the example network: p-sh1 unreachable, then a port of one of
+    """Run the pipeline on the example network: p-bj1 unreachable, then a port of one of
     jinlu's circuits down; and declare a maintenance window on a jinlu circuit."""
     database = portal.database
     with database.pool.connection() as conn:
-        snapshot = load_snapshot(conn)
-    graph = build_graph(snapshot)
-    index = build_index(graph, snapshot, compute_paths(graph, snapshot))
-    pipeline = AlarmPipeline(SETTINGS, index=index, scope=scope_index(snapshot, index),
+        topology = load_topology(conn)
+    snapshot = topology.snapshot
+    pipeline = AlarmPipeline(SETTINGS, topology=topology,
                              publisher=store_publisher(database.pool))
     device = snapshot.ids("devices")[P_ROUTER]
     now = datetime.now(UTC)
+    before = now - timedelta(seconds=10)  # the network answering, every port up
+    pipeline.process([Observation(before, d, "reachability", None, "reachable", "poll")
+                      for d in snapshot.devices]
+                     + [Observation(before, p, kind, None, "up", "poll")
+                        for p in snapshot.ports for kind in ("oper_status", "admin_status")],
+                     before)
     pipeline.process([Observation(now, device, "reachability", "reachable", "unreachable",
                                   "poll")], now)
     with database.pool.connection() as conn:
@@ -456,16 +459,56 @@ def test_past_windows_are_immutable_in_the_api(portal: Portal):  # noqa: F811
     assert "last week&#39;s upgrade" in page and "Declare a window" not in page
 
 
+GRACE_REFUSAL = "a window may not start more than 10 minutes in the past"
+
+
+def test_a_window_starting_in_the_past_is_refused_by_the_api_and_the_page(
+        portal: Portal):  # noqa: F811
+    """The rule of alarms.actions, the same as the command line's (tests/test_alarms_cli.py):
+    a start more than the grace before now is refused, naming the field, and nothing is
+    stored; a start within the grace is accepted."""
+    client = portal.app.test_client()
+    noc = bearer(token_for(portal, NOC))
+    now = datetime.now(UTC)
+    body = {"scope": [f"device:{P_ROUTER}"], "ends_at": (now + timedelta(hours=2)).isoformat(),
+            "reason": "fibre cut, renamed"}
+    late = client.post("/api/v1/maintenance-windows", headers=noc,
+                       json={**body, "starts_at": (now - timedelta(minutes=11)).isoformat()})
+    assert late.status_code == 400
+    assert late.get_json() == {"error": GRACE_REFUSAL, "field": "starts_at"}
+    page = logged_in(portal.app, NOC)
+    form = {"csrf_token": page_csrf(page, "/maintenance"), "kind": "device", "key": P_ROUTER,
+            "ends_at": _local(now + timedelta(hours=2)), "reason": "fibre cut, renamed"}
+    refused = page.post("/maintenance", data={**form, "starts_at": _local(
+        now - timedelta(minutes=11))})
+    assert refused.status_code == 400
+    text = refused.get_data(as_text=True)
+    assert 'data-field="starts_at"' in text and "Check the start" in text
+    with portal.database.pool.connection() as conn:
+        assert alarm_store.list_windows(conn) == []
+    within = client.post("/api/v1/maintenance-windows", headers=noc,
+                         json={**body, "starts_at": (now - timedelta(minutes=5)).isoformat()})
+    assert within.status_code == 201 and within.get_json()["status"] == "active"
+    assert page.post("/maintenance", data={**form, "starts_at": _local(
+        now - timedelta(minutes=5))}).status_code == 302
+    with portal.database.pool.connection() as conn:
+        windows = alarm_store.list_windows(conn)
+    assert [w.declared_by for w in windows] == [NOC, NOC]
+
+
 @pytest.mark.parametrize(("change", "field"), [
     ({"scope": []}, "scope"),
     ({"scope": "device:p-sh1"}, "scope"),
     ({"scope": ["router:p-sh1"]}, "scope"),
     ({"scope": ["device:nope"]}, "scope"),
+    ({"scope": {"device": "p-sh1"}}, "scope"),
+    ({"scope": ["device:p-sh1"] * 51}, "scope"),
     ({"starts_at": "soon"}, "starts_at"),
     ({"starts_at": "2001-01-01T00:00:00Z"}, "starts_at"),
     ({"ends_at": "2029-12-31T00:00:00Z"}, "ends_at"),
     ({"reason": ""}, "reason"),
     ({"reason": "x\u0000y"}, "reason"),
+    ({"reason": "x" * 2001}, "reason"),
 ])
 def test_api_window_errors_name_the_field(portal: Portal, change, field):  # noqa: F811
     client = portal.app.test_client()

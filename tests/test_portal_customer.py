@@ -1,7 +1,10 @@
 """A customer's pages (portal/customer.py), with Flask's test client on a real database.
 
 The fixtures are tests/test_portal_access.py's: the example inventory imported, passwords
-set, a minute of traffic on every port. Here: the circuit page's status, route hop by hop
+set, a minute of traffic on every port, every circuit's stored service state "up". Here: the
+circuit's service state as the alarm pipeline stored it (store.circuit_states; never worked
+out by the page), with its cause, since when and maintenance's underlying state, in English
+and Chinese, on both pages and in their JSON; the route hop by hop
 (checked against topology.views.circuit_view on the same store), the open alarms (made by
 the alarm pipeline: tests/test_portal_alarms.py's seed_alarms), scoped to the customer and
 naming only its own objects, the pages' JSON state and live wiring (the room, the event id
@@ -31,6 +34,7 @@ from tests.test_portal_access import (  # noqa: F401
     Portal,
     logged_in,
     portal,
+    set_circuit_states,
 )
 from tests.test_portal_alarms import P_ROUTER, seed_alarms
 from topology.current import load_topology
@@ -55,11 +59,23 @@ def _hop_rows(page: str) -> list[tuple[str, str, str | None]]:
     return rows
 
 
+def _service(page: str, circuit_id: int) -> tuple[str, str, str, str]:
+    """(state, its label, cause, since) of the circuit's service state in a page."""
+    match = re.search(rf'data-service="circuit:{circuit_id}"[^>]*>\s*<span class="status '
+                      r'[^"]*" data-status="(\w+)" data-underlying="\w*">([^<]*)</span>'
+                      r'\s*<div class="desc service-cause">([^<]*)</div>'
+                      r'\s*<div class="muted service-since">([^<]*)</div>', page)
+    assert match, page
+    return tuple(html.unescape(g) for g in match.groups())  # type: ignore[return-value]
+
+
 def test_circuit_page_shows_status_charts_route_and_no_alarms(portal: Portal):  # noqa: F811
     circuit_id, a_port, z_port = _circuit(portal, CIRCUIT_A)
     client = logged_in(portal.app, USER_A)
     page = client.get(f"/circuits/{circuit_id}").get_data(as_text=True)
-    assert 'id="ends-status">up<' in page  # both end ports polled up a moment ago
+    state, label, cause, since = _service(page, circuit_id)  # as the pipeline stored it
+    assert (state, label, cause) == ("up", "up", "in service")
+    assert since.startswith("since ") and since.endswith(" UTC")
     # the charts: canvases and the ports and API the script asks
     for chart in ("traffic", "utilization", "errors"):
         assert f'id="chart-{chart}"' in page
@@ -97,7 +113,9 @@ def test_pages_go_live_in_the_customers_room(portal: Portal):  # noqa: F811
     assert 'http-equiv="refresh"' not in listing  # live now, no more page refresh
     # the JSON state the script fetches: the same statuses as the page
     state = client.get(f"/circuits/{circuit_id}/status").get_json()
-    assert state["id"] == f"circuit:{circuit_id}" and state["ends"]["status"] == "up"
+    assert state["id"] == f"circuit:{circuit_id}" and state["service"]["status"] == "up"
+    assert state["service"]["label"] == "up" and state["service"]["cause"] == "in service"
+    assert state["service"]["since"] in page
     assert [(h["device"], h["status"], h["link_status"]) for h in state["hops"]] == _hop_rows(
         page)
     assert state["hops"][0]["node"].startswith("device:")
@@ -108,6 +126,7 @@ def test_pages_go_live_in_the_customers_room(portal: Portal):  # noqa: F811
     listed = client.get(f"/customers/{portal.a.customer_id}/status").get_json()
     assert {c["key"] for c in listed["circuits"]} == {
         w for w in portal.a.words if w.startswith("HSB-")}
+    assert {c["service"]["status"] for c in listed["circuits"]} == {"up"}
     assert all(c["traffic"]["a"] for c in listed["circuits"])
     for answer in (state, listed):
         for word in portal.b.words:
@@ -122,7 +141,7 @@ def _alarm_rows(page: str) -> dict[int, str]:
 
 
 def test_open_alarms_are_the_customers_own_and_name_only_its_objects(portal: Portal):  # noqa: F811
-    seeded = seed_alarms(portal)  # p-sh1 down (hits everyone), one of jinlu's ports down
+    seeded = seed_alarms(portal)  # a P router down (hits everyone), one of jinlu's ports down
     with portal.database.pool.connection() as conn:
         for user in ("am.chen", "am.zhao"):
             set_password(conn, user, PASSWORD)
@@ -137,7 +156,7 @@ def test_open_alarms_are_the_customers_own_and_name_only_its_objects(portal: Por
     assert set(rows) == {seeded.root} | seeded.services_a
     root = rows[seeded.root]
     assert "device unreachable" in root and "critical" in root.lower()
-    assert "operator network" in root and P_ROUTER not in listing  # the router is not named
+    assert "operator network" in root and P_ROUTER not in root  # the router is not named
     assert "acknowledged" in root and "not acknowledged" not in root
     assert "noc.wang" not in listing and "line card" not in listing  # who and why: not shown
     hit = set(re.findall(r'<a href="/circuits/\d+">([^<]+)</a>', root))
@@ -146,6 +165,10 @@ def test_open_alarms_are_the_customers_own_and_name_only_its_objects(portal: Por
         (circuit_id,) = alarm.impacted_circuits
         assert keys[circuit_id] in rows[alarm_id]  # A's own circuit: named
         assert "service down" in rows[alarm_id] and "not acknowledged" in rows[alarm_id]
+        # its service state, as the pipeline stored it with the alarm: down, and why (its
+        # cause names its own route, which the route table shows too)
+        state, _label, cause, _since = _service(listing, circuit_id)
+        assert state == "down" and cause in alarm.summary
     for word in portal.b.words:
         assert word not in listing
     # every listed alarm's page opens for A; B's alarms stay unseen
@@ -169,10 +192,13 @@ def test_open_alarms_are_the_customers_own_and_name_only_its_objects(portal: Por
     assert by_id[service_id]["own"] and by_id[service_id]["object_label"] == keys[circuit_id]
     listed = client.get(f"/customers/{portal.a.customer_id}/status").get_json()
     assert {a["id"] for a in listed["alarms"]} == set(rows)
-    # (the route table names the operator's routers a circuit runs over; the alarms do not)
-    alarms_section = page.split('id="alarms"', 1)[1].split("</section>", 1)[0]
-    for answer in (alarms_section, repr(state["alarms"]), repr(listed)):
-        assert P_ROUTER not in answer and "noc.wang" not in answer
+    # the operator's router's own alarm is not named (the route table, the circuit's service
+    # state and its service alarm name the routers it runs over; the router's alarm does not)
+    assert P_ROUTER not in _alarm_rows(page)[seeded.root]
+    assert by_id[seeded.root]["summary"] is None
+    assert P_ROUTER not in repr([a for a in listed["alarms"] if a["id"] == seeded.root])
+    for answer in (page, repr(state), repr(listed)):
+        assert "noc.wang" not in answer and "line card" not in answer
     for answer in (page, repr(state), repr(listed)):
         for word in portal.b.words:
             assert word not in answer
@@ -221,10 +247,16 @@ def test_route_table_gives_every_hops_status(portal: Portal):  # noqa: F811
     assert rows[1][1] == "down"  # the unreachable device
     assert rows[1][2] == "down"  # and the link into it
     assert rows[0][1] == "degraded"  # reachable, but its link to the broken device is down
-    assert 'id="path-status">down<' in page
+    # the circuit's own state is the one stored, not worked out from the route: until the
+    # alarm pipeline says otherwise it is what it was
+    assert _service(page, circuit_id)[0] == "up"
+    cause = f"path broken: device {P_ROUTER} down"
+    set_circuit_states(portal.database, {circuit_id: "down"}, cause=cause)
+    page = client.get(f"/circuits/{circuit_id}").get_data(as_text=True)
+    assert _service(page, circuit_id)[:3] == ("down", "down", cause)
+    assert _hop_rows(page) == want
     listing = client.get(f"/customers/{portal.a.customer_id}/").get_data(as_text=True)
-    row = re.search(rf'<tr data-circuit="{CIRCUIT_A}">(.*?)</tr>', listing, re.S).group(1)
-    assert re.search(r'class="path"><span class="status status-down">', row)
+    assert _service(listing, circuit_id)[:3] == ("down", "down", cause)
 
 
 def test_chart_data_is_scoped_and_downsampled(portal: Portal):  # noqa: F811
@@ -314,11 +346,47 @@ def test_account_manager_sees_only_the_customers_they_manage(portal: Portal):  #
     assert zhao.get(f"/circuits/{min(xinhe_circuits)}").status_code == 200
 
 
-def test_oper_status_from_the_collectors_metric(portal: Portal):  # noqa: F811
-    """The collection service writes IF-MIB's if_oper_status (1 up, 2 down): it counts."""
-    circuit_id, a_port, _z = _circuit(portal, CIRCUIT_A)
-    with SampleWriter(portal.database.pool) as writer:
-        writer.add(datetime.now(UTC) + timedelta(seconds=1), a_port, "if_oper_status", 2.0)
+def test_service_state_maintenance_unknown_and_chinese(portal: Portal):  # noqa: F811
+    """Maintenance shows what lies beneath; a circuit the pipeline never judged is unknown;
+    the pages and their JSON say the same, in the viewer's language."""
+    circuit_id, _a, _z = _circuit(portal, CIRCUIT_A)
+    other = min(portal.a.ids["circuit"] - {circuit_id})
+    since = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)  # after "up"
+    at = since.strftime("%Y-%m-%d %H:%M:%S UTC")
+    set_circuit_states(portal.database, {circuit_id: "maintenance"}, underlying="down",
+                       cause="in maintenance window 4 (down: port Gi0/0/5 down)", at=since)
+    with portal.database.pool.connection() as conn:
+        conn.execute("DELETE FROM circuit_states WHERE circuit_id = %s", [other])
     client = logged_in(portal.app, USER_A)
     page = client.get(f"/circuits/{circuit_id}").get_data(as_text=True)
-    assert 'id="ends-status">down<' in page
+    assert _service(page, circuit_id) == (
+        "maintenance", "maintenance (down beneath)",
+        "in maintenance window 4 (down: port Gi0/0/5 down)", f"since {at}")
+    assert 'class="status status-maintenance status-down"' in page  # coloured by beneath
+    state = client.get(f"/circuits/{circuit_id}/status").get_json()["service"]
+    assert state == {"status": "maintenance", "underlying": "down",
+                     "label": "maintenance (down beneath)",
+                     "cause": "in maintenance window 4 (down: port Gi0/0/5 down)",
+                     "cause_kind": "test", "since": at, "since_text": f"since {at}",
+                     "time": since.isoformat()}
+    listing = client.get(f"/customers/{portal.a.customer_id}/").get_data(as_text=True)
+    assert _service(listing, other)[:3] == ("unknown", "unknown", "not assessed yet")
+    listed = {c["id"]: c["service"] for c in client.get(
+        f"/customers/{portal.a.customer_id}/status").get_json()["circuits"]}
+    assert listed[f"circuit:{circuit_id}"] == state
+    assert listed[f"circuit:{other}"]["status"] == "unknown"
+    assert listed[f"circuit:{other}"]["since"] is None
+
+    client.post("/language", data={"lang": "zh_CN", "csrf_token": _csrf(client)})
+    page = client.get(f"/circuits/{circuit_id}").get_data(as_text=True)
+    assert _service(page, circuit_id)[:2] == ("maintenance", "维护（实际：中断）")
+    assert "业务状态" in page
+    assert client.get(f"/circuits/{circuit_id}/status").get_json()["service"]["label"] == (
+        "维护（实际：中断）")
+    listing = client.get(f"/customers/{portal.a.customer_id}/").get_data(as_text=True)
+    assert _service(listing, other)[:3] == ("unknown", "未知", "尚未评估")
+
+
+def _csrf(client) -> str:
+    page = client.get("/my/", follow_redirects=True).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)

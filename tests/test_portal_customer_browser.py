@@ -11,11 +11,13 @@ language switch turn the new pages into Chinese.
 Live: the portal runs here with its live bridge started (tests/test_portal_live.py's
 `serve`, which also stops it). A customer's circuit page and circuits list join the
 customer's room; a P router on the circuit's route is then observed unreachable (an
-observation event recorded in the store, as a collector would) and the alarm pipeline raises
-its alarms (tests/test_portal_alarms.py's seed_alarms): within two seconds, without a
-reload, the hop turns red in the table and in the drawing, the path goes down on both pages
-and the alarm appears in the open-alarms section, naming the router only as the operator's
-network.
+observation event recorded in the store, as a collector would): within two seconds, without
+a reload, the hop turns red in the table and in the drawing, while the circuit's service
+state stays what the alarm pipeline last stored; the pipeline's verdict is then stored
+(store.circuit_states, as the pipeline records it) and the service state goes down on both
+pages, with its cause; then the pipeline raises its alarms (tests/test_portal_alarms.py's
+seed_alarms) and the alarm appears in the open-alarms section, naming the router only as
+the operator's network.
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ import pytest
 from collectors.model import Observation
 from store.observations import record_observations
 from store.timeseries import SampleWriter
-from tests.test_portal_access import PASSWORD, USER_A, Portal, portal  # noqa: F401
+from tests.test_portal_access import (  # noqa: F401
+    PASSWORD,
+    USER_A,
+    Portal,
+    portal,
+    set_circuit_states,
+)
 from tests.test_portal_alarms import P_ROUTER, seed_alarms
 from tests.test_portal_browser import browser, log_in  # noqa: F401
 from tests.test_portal_live import LIVE_WITHIN_S, all_up, serve, wait_for
@@ -113,9 +121,10 @@ def test_customer_circuit_charts_route_and_chinese(
     page.wait_for_selector("html[lang=zh-CN]", state="attached")
     page.wait_for_selector('canvas#chart-traffic[data-range="1h"]')
     body = page.inner_text("body")
-    for chinese in ("流量图表", "路由", "未关闭的告警", "没有未关闭的告警", "7 天", "设备状态"):
+    for chinese in ("流量图表", "路由", "未关闭的告警", "没有未关闭的告警", "7 天", "设备状态",
+                    "业务状态", "正常"):
         assert chinese in body, chinese
-    for english in ("Traffic charts", "Open alarms", "Device status", "7 days"):
+    for english in ("Traffic charts", "Open alarms", "Device status", "7 days", "Service state"):
         assert english not in body, english
     assert page.evaluate(
         "Chart.getChart('chart-traffic').data.datasets.map(d => d.label)") == ["入", "出"]
@@ -172,6 +181,9 @@ def test_circuit_page_and_list_update_live_when_a_hop_goes_down(
     circuit_page.wait_for_selector("#route-graph[data-nodes]")
     assert "up" in _hop_status(circuit_page, node)
     assert circuit_page.inner_text("#alarm-count") == "(0)"
+    service = f'[data-service="circuit:{circuit_id}"] span.status'
+    for page in (circuit_page, list_page):
+        assert page.get_attribute(service, "data-status") == "up"
 
     # the P router on the route stops answering
     with portal.database.pool.connection() as conn:
@@ -179,9 +191,6 @@ def test_circuit_page_and_list_update_live_when_a_hop_goes_down(
                                                "reachable", "unreachable", "poll")])
     changed_at = time.monotonic()
     wait_for(lambda: _hop_status(circuit_page, node) == "down", LIVE_WITHIN_S)
-    circuit_page.wait_for_selector("#path-status.status-down", timeout=LIVE_WITHIN_S * 1000)
-    list_page.wait_for_selector(f'td[data-path="circuit:{circuit_id}"] span.status-down',
-                                timeout=LIVE_WITHIN_S * 1000)
     assert time.monotonic() - changed_at <= LIVE_WITHIN_S + 0.5
     drawn = circuit_page.evaluate(
         """(id) => { const e = keylineCustomer.cy.getElementById(id);
@@ -189,8 +198,20 @@ def test_circuit_page_and_list_update_live_when_a_hop_goes_down(
     assert drawn == ["down", "rgb(185,28,28)"]
     hop = circuit_page.locator(f'td[data-node="{node}"]').locator("xpath=..")
     assert "down" in hop.locator("td[data-link] span.status").get_attribute("class")
+    for page in (circuit_page, list_page):  # the pipeline has not said otherwise yet
+        assert page.get_attribute(service, "data-status") == "up"
 
-    # the alarm pipeline raises the router's alarm: it shows on both pages, unnamed
+    # the alarm pipeline's verdict: the circuit's service state goes down, with its cause
+    cause = f"path broken: device {P_ROUTER} down"
+    set_circuit_states(portal.database, {circuit_id: "down"}, cause=cause)
+    for page in (circuit_page, list_page):
+        page.wait_for_selector(f'{service}[data-status="down"]', timeout=LIVE_WITHIN_S * 1000)
+        cell = page.locator(f'[data-service="circuit:{circuit_id}"]')
+        wait_for(lambda cell=cell: cause in cell.inner_text(), LIVE_WITHIN_S)
+        assert "since " in cell.inner_text()
+
+    # the alarm pipeline raises the router's alarm: it shows on both pages, the router
+    # unnamed (the circuit's own service alarm and state name its route's hops)
     seeded = seed_alarms(portal)
     raised_at = time.monotonic()
     for page in (circuit_page, list_page):
@@ -199,11 +220,11 @@ def test_circuit_page_and_list_update_live_when_a_hop_goes_down(
     assert time.monotonic() - raised_at <= LIVE_WITHIN_S + 0.5
     row = circuit_page.inner_text(f'#alarms tr[data-alarm="{seeded.root}"]')
     assert "device unreachable" in row and "operator network" in row
-    assert "not acknowledged" in row
-    assert P_ROUTER not in circuit_page.inner_text("#alarms")
+    assert "not acknowledged" in row and P_ROUTER not in row
     assert circuit_page.is_hidden("#alarms-empty")
     listed = list_page.inner_text("#alarms")
-    assert CIRCUIT in listed and P_ROUTER not in listed
+    assert CIRCUIT in listed
+    assert P_ROUTER not in list_page.inner_text(f'#alarms tr[data-alarm="{seeded.root}"]')
     for word in portal.b.words:
         assert word not in list_page.content() and word not in circuit_page.content()
     for page in (circuit_page, list_page):

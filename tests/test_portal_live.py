@@ -4,10 +4,11 @@ live topology page (portal/noc.py, portal/static/topology.js).
 Two kinds of test:
 
 - socket level, with python-socketio's client and a customer's session cookie, on the
-  example inventory (tests/test_portal_access.py's fixtures); observations and alarms are
-  recorded straight into the store, as a collector and the alarm pipeline would: a customer
-  may join only its own room, and never receives anything of another customer's, live or
-  replayed;
+  example inventory (tests/test_portal_access.py's fixtures); observations, alarms and
+  circuits' service states are recorded straight into the store, as a collector and the
+  alarm pipeline would: a customer may join only its own room, and never receives anything
+  of another customer's, live or replayed; a circuit's status in the messages is its stored
+  service state, never one worked out from the topology;
 - end to end in Debian's chromium (tests/test_portal_browser.py's fixtures): the simulated
   network, a collection service with traps and the portal share one database; a port taken
   down in the simulated network turns its link red on the page within two seconds, without a
@@ -36,6 +37,7 @@ from config.settings import load_settings
 from lab.sim.network import SimulatedNetwork
 from portal.app import create_app
 from portal.live import LiveBridge, start_live
+from store.circuit_states import StoredState, record_states
 from store.database import Database
 from store.events import last_event_id, publish
 from store.observations import record_observations
@@ -60,6 +62,7 @@ from tests.test_portal_access import (  # noqa: F401
     Tenant,
     csrf_token,
     portal,
+    set_circuit_states,
 )
 from tests.test_portal_browser import browser, log_in  # noqa: F401
 
@@ -133,8 +136,9 @@ class Listener:
 
 
 def mentions(messages: list[dict[str, Any]], tenant: Tenant) -> list[str]:
-    """Ids and words of `tenant` that appear anywhere in `messages`."""
-    text = repr(messages)
+    """Ids and words of `tenant` that appear anywhere in `messages` (but a message's own
+    "id", the event's, which may equal an object's id by chance)."""
+    text = repr([{k: v for k, v in m.items() if k != "id"} for m in messages])
     found = sorted(word for word in tenant.words if word in text)
     ids = {int(n) for n in re.findall(r"(?:device|link|circuit|site|port):(\d+)", text)}
     ids |= {int(n) for n in re.findall(r"'(?:id|object_id)': (\d+)", text)}
@@ -210,13 +214,21 @@ def test_customer_joins_only_its_own_room_and_hears_only_its_own(
         start_id = joined["last_id"]
         assert noc.join("noc")["ok"] is True
 
-        # B's access link goes down: the NOC hears of it, A hears nothing at all.
+        # B's access link goes down, and the pipeline takes B's circuits down: the NOC hears
+        # of both, A hears nothing at all.
         b_port = ce_port(portal, CUSTOMER_B)
         b_event = observe(portal, b_port, "down")
         wait_for(lambda: any(m["id"] >= b_event for m in noc.messages), LIVE_WITHIN_S)
         noc_words = repr(noc.messages)
         assert "'status': 'down'" in noc_words
-        assert any(f"circuit:{c}" in noc_words for c in portal.b.ids["circuit"])
+        assert not any(m["circuits"] for m in noc.messages)  # the topology decides none
+        b_event = set_circuit_states(portal.database, dict.fromkeys(portal.b.ids["circuit"],
+                                                                    "down"))
+        wait_for(lambda: any(m["id"] >= b_event for m in noc.messages), LIVE_WITHIN_S)
+        circuits = [c for m in noc.messages for c in m["circuits"]]
+        assert {c["id"] for c in circuits} == {f"circuit:{c}" for c in portal.b.ids["circuit"]}
+        assert {c["status"] for c in circuits} == {"down"}
+        assert all(c["cause"] == "set by the test" and c["since"] for c in circuits)
 
         # an alarm on B's circuit only; and one on a shared router that hits A and B
         b_circuit = min(portal.b.ids["circuit"])
@@ -238,7 +250,9 @@ def test_customer_joins_only_its_own_room_and_hears_only_its_own(
 
         # A's own access link goes down: A hears of it (so the room works)
         a_port = ce_port(portal, CUSTOMER_A)
-        a_event = observe(portal, a_port, "down")
+        observe(portal, a_port, "down")
+        a_event = set_circuit_states(portal.database, dict.fromkeys(portal.a.ids["circuit"],
+                                                                    "down"))
         wait_for(lambda: any(m["id"] >= a_event for m in customer.messages), LIVE_WITHIN_S)
         wait_for(lambda: any(m["id"] >= a_event for m in noc.messages), LIVE_WITHIN_S)
         assert all(m["id"] > b_event for m in customer.messages)
@@ -255,7 +269,9 @@ def test_customer_joins_only_its_own_room_and_hears_only_its_own(
         # A drops and rejoins from where it was: the catch-up is A's only, and current
         customer.close()
         observe(portal, b_port, "up", "down")
-        back_event = observe(portal, a_port, "up", "down")
+        observe(portal, a_port, "up", "down")
+        back_event = set_circuit_states(portal.database, dict.fromkeys(
+            portal.a.ids["circuit"] | portal.b.ids["circuit"], "up"))
         wait_for(lambda: live.bridge.last_id >= back_event, LIVE_WITHIN_S)
         again = Listener(live.url, session_cookie(live.url, USER_A))
         try:
@@ -264,12 +280,78 @@ def test_customer_joins_only_its_own_room_and_hears_only_its_own(
             catch_up = again.messages[0]
             assert catch_up["topic"] == "catch-up" and catch_up["id"] >= back_event
             assert not catch_up["resync"]
-            assert catch_up["circuits"] and {c["status"] for c in catch_up["circuits"]} == {"up"}
+            assert {c["id"] for c in catch_up["circuits"]} == {
+                f"circuit:{c}" for c in portal.a.ids["circuit"]}
+            assert {c["status"] for c in catch_up["circuits"]} == {"up"}
             assert {x["status"] for x in catch_up["links"]} == {"up"}
             assert [a["id"] for a in catch_up["alarms"]] == [9002]
             assert not mentions(again.messages, portal.b), mentions(again.messages, portal.b)
         finally:
             again.close()
+    finally:
+        for listener in (customer, noc):
+            if listener.client.connected:
+                listener.close()
+
+
+def test_circuit_states_go_to_their_own_customers_room_only(
+        live: Served, portal: Portal):  # noqa: F811
+    """One "circuit.state" event naming circuits of A and B: the NOC hears both, A only its
+    own (maintenance with what lies beneath); after a reconnect A catches up on the state
+    the store has now."""
+    with portal.database.pool.connection() as conn:
+        set_password(conn, "noc.wang", PASSWORD)
+    a_circuit, b_circuit = min(portal.a.ids["circuit"]), min(portal.b.ids["circuit"])
+    customer = Listener(live.url, session_cookie(live.url, USER_A))
+    noc = Listener(live.url, session_cookie(live.url, "noc.wang"))
+    try:
+        start_id = customer.join(f"customer:{portal.a.customer_id}")["last_id"]
+        assert noc.join("noc")["ok"]
+        with portal.database.pool.connection() as conn:
+            customers = dict(conn.execute("SELECT id, customer_id FROM circuits").fetchall())
+            now = datetime.now(UTC)
+            record_states(conn, [
+                StoredState(a_circuit, customers[a_circuit], now, "maintenance", "up", "down",
+                            "in maintenance window 7 (down: port Gi0/0/5 down)",
+                            "maintenance", ("port:1",), (7,), 42),
+                StoredState(b_circuit, customers[b_circuit], now, "down", "up", None,
+                            f"{CUSTOMER_B} port down", "end_port_down", (), (), 43)])
+            event = last_event_id(conn)
+        wait_for(lambda: any(m["id"] >= event for m in noc.messages), LIVE_WITHIN_S)
+        wait_for(lambda: any(m["id"] >= event for m in customer.messages), LIVE_WITHIN_S)
+        heard = {c["id"]: c for m in noc.messages for c in m["circuits"]}
+        assert {k: (c["status"], c["underlying"]) for k, c in heard.items()} == {
+            f"circuit:{a_circuit}": ("maintenance", "down"),
+            f"circuit:{b_circuit}": ("down", None)}
+        (own,) = [c for m in customer.messages for c in m["circuits"]]
+        assert own["id"] == f"circuit:{a_circuit}" and own["status"] == "maintenance"
+        assert own["underlying"] == "down" and own["cause"].startswith("in maintenance")
+        assert not mentions(customer.messages, portal.b), mentions(customer.messages,
+                                                                   portal.b)
+        assert live.bridge.circuit_states[a_circuit]["state"] == "maintenance"
+
+        # the same state again changes nothing: nothing is sent
+        sent = len(customer.messages)
+        again = set_circuit_states(portal.database, {a_circuit: "maintenance"},
+                                   underlying="down")
+        wait_for(lambda: live.bridge.last_id >= again, LIVE_WITHIN_S)
+        assert len(customer.messages) == sent
+
+        # A away; its circuit back in service, B's too: the catch-up reads the store's state
+        customer.close()
+        back = set_circuit_states(portal.database, {a_circuit: "up", b_circuit: "up"})
+        wait_for(lambda: live.bridge.last_id >= back, LIVE_WITHIN_S)
+        rejoined = Listener(live.url, session_cookie(live.url, USER_A))
+        try:
+            assert rejoined.join(f"customer:{portal.a.customer_id}", after=start_id)["ok"]
+            wait_for(lambda: rejoined.messages, LIVE_WITHIN_S)
+            (catch_up,) = rejoined.messages
+            assert catch_up["topic"] == "catch-up" and not catch_up["resync"]
+            assert [(c["id"], c["status"], c["underlying"]) for c in catch_up["circuits"]] == [
+                (f"circuit:{a_circuit}", "up", None)]
+            assert not mentions(rejoined.messages, portal.b)
+        finally:
+            rejoined.close()
     finally:
         for listener in (customer, noc):
             if listener.client.connected:

@@ -4,7 +4,9 @@ Agents: one snmpsim process for the module (tests/snmp_agents.py: a generated 52
 device on three SNMPv2c ports and one SNMPv3 authPriv port, with values known in advance),
 and Debian's snmpd (Net-SNMP) on 127.0.0.1 when it is installed. Misbehaviour comes from UDP
 relays in front of those real agents: one holds answers past the timeout, others truncate or
-corrupt the answer bytes or rewind the walk; nothing here answers SNMP by hand.
+corrupt the answer bytes or rewind the walk; cells of the wrong type or range come from
+snmpsim serving a generated walk with those lines changed (lab.recordings); a closed port is
+a real closed port (the kernel's ICMP port unreachable). Nothing here answers SNMP by hand.
 
 Timing checks compare a device's poll in bad company with the same poll alone: an
 unreachable, slow or broken device must not slow the others down.
@@ -41,6 +43,7 @@ from tests.snmp_agents import (
     free_udp_port_on,
     free_udp_ports,
     if_indexes,
+    snmprec_lines,
     snmpsim_installed,
 )
 
@@ -200,8 +203,18 @@ def _assert_kept_pace(result: PollResult, alone_s: float) -> None:
     assert result.duration_s < 3 * alone_s + 0.25, (result.duration_s, alone_s)
 
 
-def test_unreachable_device_does_not_delay_a_reachable_one(agents: SnmpsimAgents) -> None:
-    silent = target(free_udp_ports(1, "127.0.9.9")[0], host="127.0.9.9", key="silent")
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A UDP port of 127.0.9.9 where a socket is bound and never answers: a host that drops
+    SNMP (a closed port would answer ICMP port unreachable, which ends a poll at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.9.9", 0))
+        yield sock.getsockname()[1]
+
+
+def test_unreachable_device_does_not_delay_a_reachable_one(agents: SnmpsimAgents,
+                                                           silent_port: int) -> None:
+    silent = target(silent_port, host="127.0.9.9", key="silent")
     good = target(agents.v2c_ports[0])
 
     async def run() -> tuple[float, list[PollResult], float]:
@@ -323,6 +336,115 @@ def test_poll_many_bounded_many_devices(agents: SnmpsimAgents) -> None:
     assert [r.target for r in results] == targets
     assert all(r.status is PollStatus.REACHABLE and len(r.interfaces) == INTERFACES
                for r in results)
+
+
+# --- answers partly wrong: each bad cell is skipped and named, the poll stands ---------------
+
+BAD_CELLS = {  # OID -> the snmprec TAG|VALUE served instead of the generated one (None: absent)
+    "1.3.6.1.2.1.1.3.0": None,  # no sysUpTime.0
+    "1.3.6.1.2.1.1.5.0": "2|7",  # sysName as INTEGER
+    "1.3.6.1.2.1.31.1.1.1.1.3": "2|42",  # ifName.3 as INTEGER
+    "1.3.6.1.2.1.2.2.1.10.4": "2|-5",  # ifInOctets.4 negative
+    "1.3.6.1.2.1.2.2.1.8.2": "6|1.3.6.1",  # ifOperStatus.2 as an OID
+    "1.3.6.1.2.1.31.1.1.1.6.200": "4|not-a-number",  # ifHCInOctets.200 as a string
+    "1.3.6.1.2.1.2.2.1.2.5.1": "4|odd",  # an ifDescr cell with a two-part index
+}
+BAD_CELLS_SKIPPED = {  # ifIndex -> fields the poll leaves out
+    3: {"if_name"}, 4: {"if_in_octets"}, 2: {"if_oper_status"}, 200: {"if_hc_in_octets"}}
+
+
+def bad_cells_snmprec(folder: Path, interfaces: int = 6) -> Path:
+    records = {line.split("|", 1)[0]: line.split("|", 1)[1]
+               for line in snmprec_lines(interfaces)}
+    for oid, served in BAD_CELLS.items():
+        if served is None:
+            records.pop(oid)
+        else:
+            records[oid] = served
+    path = folder / "badcells.snmprec"
+    path.write_text("".join(f"{oid}|{records[oid]}\n" for oid in sorted(
+        records, key=lambda oid: tuple(map(int, oid.split("."))))))
+    return path
+
+
+@pytest.mark.parametrize(("engine", "version"),
+                         [("fast", "v2c"), ("pysnmp", "v2c"), ("fast", "v1"), ("pysnmp", "v1")])
+def test_bad_cells_are_skipped_and_named_and_the_rest_stands(
+        tmp_path: Path, engine: str, version: str) -> None:
+    from lab.recordings import RecordingAgents
+
+    with RecordingAgents([bad_cells_snmprec(tmp_path)], moving=False) as served:
+        host, port = served.endpoint("badcells")
+
+        async def run() -> PollResult:
+            poller = SnmpPoller(timeout_s=2.0, retries=1, v2c_engine=engine)
+            try:
+                return await poller.poll(PollTarget(
+                    device_id=1, device_key="badcells", host=host, port=port,
+                    credential=SnmpCredential(version=version,
+                                              community=SecretStr("badcells")),
+                    poller_group="test"))
+            finally:
+                poller.close()
+
+        result = asyncio.run(run())
+    assert result.status is PollStatus.REACHABLE, result.reason
+    missing = "noSuchName" if version == "v1" else "noSuchInstance"
+    expected = {
+        f"sysUpTime.0: {missing}; skipped: agent restarts go unseen and rates are judged by "
+        f"the wall clock alone",
+        "sysName.0: INTEGER where OCTET STRING expected; skipped",
+        "ifName.3: INTEGER where OCTET STRING expected; skipped",
+        "ifInOctets.4: -5 out of range 0..4294967295; skipped",
+        "ifOperStatus.2: OBJECT IDENTIFIER where INTEGER expected; skipped",
+        "ifDescr.5.1: not a one-part index; skipped",
+    }
+    if version == "v2c":  # SNMPv1 has no Counter64: those columns are not asked for
+        expected.add("ifHCInOctets.200: OCTET STRING where Counter64 expected; skipped")
+    assert sorted(result.problems) == sorted(expected)
+    assert (result.sys_uptime_cs, result.sys_name, result.sys_descr) == (None, None, SYS_DESCR)
+    assert sorted(result.interfaces) == if_indexes(6)
+    for index, reading in result.interfaces.items():
+        wanted = expected_row(index)
+        label = result.interface_labels[index]
+        skipped = BAD_CELLS_SKIPPED.get(index, set())
+        if version == "v1":
+            skipped = skipped | {"if_hc_in_octets", "if_hc_out_octets"}
+        for name in ("if_name", "if_descr", "if_type"):
+            assert getattr(label, name) == (None if name in skipped else wanted[name])
+        assert reading.sys_uptime_cs is None
+        for name, value in wanted.items():
+            if name not in ("if_name", "if_descr", "if_type"):
+                assert getattr(reading, name) == (None if name in skipped else value), (
+                    index, name)
+
+
+# --- ICMP port unreachable: nobody listens, no point waiting --------------------------------
+
+
+@pytest.mark.parametrize("version", ["v2c", "v1"])
+def test_closed_port_is_unreachable_at_the_first_try(version: str) -> None:
+    port = free_udp_ports(1)[0]  # nothing listens: the kernel answers ICMP port unreachable
+    closed = target(port, SnmpCredential(version=version, community=SecretStr(COMMUNITY)))
+
+    async def run() -> tuple[PollResult, object, str | None, int]:
+        poller = SnmpPoller(timeout_s=2.0, retries=4)  # five tries configured
+        try:
+            polled = await poller.poll(closed)
+            walked = await poller.walk(closed, [(1, 3, 6, 1, 2, 1, 1)])
+            sent = poller.requests_sent
+            return polled, walked, await poller.diagnose_silence(closed), sent
+        finally:
+            poller.close()
+
+    polled, walked, hint, sent = asyncio.run(run())
+    reason = f"127.0.0.1:{port} refused: no SNMP agent listening (ICMP port unreachable)"
+    for result in (polled, walked):
+        assert result.status is PollStatus.UNREACHABLE
+        assert result.reason == reason
+    assert sent == 2  # one try each for the poll and the walk, of the five configured
+    assert hint is None
+    assert_no_secret(polled)
 
 
 # --- the simulated network (lab.sim) ---------------------------------------------------------
@@ -480,6 +602,27 @@ def test_codec_decodes_real_answers(agents: SnmpsimAgents) -> None:
     assert end.varbinds[0][1] is snmp_fast.END_OF_MIB_VIEW
     with pytest.raises(snmp_fast.BerError, match="community"):
         snmp_fast.decode_response(_real_answers(agents)[0], b"other")
+
+
+def test_codec_names_value_types_and_checks_the_version(agents: SnmpsimAgents) -> None:
+    system, bulk, _high, missing, end = _real_answers(agents)
+    assert [snmp_fast.value_type_name(system, i) for i in range(2)] == [
+        "OCTET STRING", "TimeTicks"]
+    assert [snmp_fast.value_type_name(bulk, i) for i in range(6)] == [
+        "INTEGER", "OCTET STRING", "INTEGER", "Gauge32", "INTEGER", "INTEGER"]
+    assert snmp_fast.value_type_name(end, 0) == "endOfMibView"
+    assert snmp_fast.value_type_name(missing, 0) in ("noSuchObject", "noSuchInstance")
+    assert snmp_fast.value_type_name(system, 9) == "an unknown type"
+    with pytest.raises(snmp_fast.BerError, match=r"version 1, expected 0 \(SNMPv1\)"):
+        snmp_fast.decode_response(system, version=snmp_fast.SNMP_V1)
+    assert snmp_fast.decode_response(system, version=None).request_id == 7
+    with pytest.raises(ValueError, match="GETBULK is SNMPv2c only"):
+        snmp_fast.encode_request(b"c", 1, [(1, 3)], max_repetitions=5,
+                                 version=snmp_fast.SNMP_V1)
+    get_next = snmp_fast.encode_request(b"c", 1, [(1, 3)], get_next=True,
+                                        version=snmp_fast.SNMP_V1)
+    assert snmp_fast.decode_message(get_next, version=snmp_fast.SNMP_V1)[0] == (
+        snmp_fast.PDU_GETNEXT)
 
 
 def test_codec_oid_encoding_round_trip() -> None:

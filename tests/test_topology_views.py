@@ -1,8 +1,11 @@
-"""Topology views for the portal: Cytoscape.js elements, scoped per customer."""
+"""Topology views for the portal: Cytoscape.js elements, scoped per customer; circuits'
+states are the ones passed in (the alarm pipeline's), never worked out here."""
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
 import pytest
 
@@ -97,6 +100,7 @@ def test_vpn_and_circuit_views(example):
                                  "ce-hsbank-bj-dc"]
     assert len(view["elements"]["edges"]) == 5
     (circuit,) = view["circuits"]
+    # no state given for it: unknown, whatever its path looks like
     assert circuit["declared"] and circuit["valid"] and circuit["status"] == "unknown"
 
 
@@ -111,10 +115,56 @@ def test_status_utilization_and_alarms(example):
     circuit_id = snapshot.ids("circuits")["HSB-L3VPN-0001"]
     view = circuit_view(graph, snapshot, paths, circuit_id,
                         utilization={a: (12.5, 40.0), z: (55.0, None)},
-                        alarms={trunk: 1, z: 2, devices["p-sh1"]: 3})
+                        alarms={trunk: 1, z: 2, devices["p-sh1"]: 3},
+                        states={circuit_id: "down"})
     edge = next(e["data"] for e in view["elements"]["edges"] if e["data"]["link_id"] == trunk)
     assert (edge["status"], edge["utilization_pct"], edge["alarms"]) == ("down", 55.0, 3)
     p_sh1 = nodes(view)["p-sh1"]
     assert (p_sh1["status"], p_sh1["utilization_pct"], p_sh1["alarms"]) == ("degraded", 55.0, 3)
     assert nodes(view)["pe-bj1"]["status"] == "up"
     assert view["circuits"][0]["status"] == "down"
+
+
+def test_circuit_status_is_the_state_given(example):
+    """Every view lists each circuit with the state it was handed (circuit id -> state),
+    not one of its own: an all-up network with a circuit in maintenance says maintenance;
+    a circuit left out is unknown."""
+    snapshot, _graph, paths = example
+    up = {p.id: "up" for p in snapshot.ports.values()}
+    graph = build_graph(snapshot, port_status=up,
+                        reachability={d: "reachable" for d in snapshot.devices})
+    ids = snapshot.ids("circuits")
+    hsbank = snapshot.ids("customers")["hsbank"]
+    own = [c for c in snapshot.circuits.values() if c.customer_id == hsbank]
+    states = {ids["HSB-L3VPN-0001"]: "maintenance", ids["HSB-L3VPN-0002"]: "degraded"}
+    states |= {c.id: "up" for c in own if c.key not in ("HSB-L3VPN-0001", "HSB-L3VPN-0002",
+                                                       "HSB-L3VPN-0003")}
+    view = customer_view(graph, snapshot, paths, hsbank, states=states)
+    shown = {c["key"]: c["status"] for c in view["circuits"]}
+    assert shown["HSB-L3VPN-0001"] == "maintenance" and shown["HSB-L3VPN-0002"] == "degraded"
+    assert shown["HSB-L3VPN-0003"] == "unknown"
+    assert {shown[c.key] for c in own if c.id in states and states[c.id] == "up"} <= {"up"}
+    vpn = vpn_view(graph, snapshot, paths, snapshot.ids("vpns")["hsbank-branch"],
+                   states=states)
+    assert [c["status"] for c in vpn["circuits"]] == ["degraded", "unknown"]
+    (circuit,) = circuit_view(graph, snapshot, paths, ids["HSB-L3VPN-0001"],
+                              states=states)["circuits"]
+    assert circuit["status"] == "maintenance"
+    # (the devices and links keep the topology's own statuses)
+    assert {n["data"]["status"] for n in view["elements"]["nodes"]
+            if n["data"]["kind"] == "device"} == {"up"}
+    assert global_view(graph, snapshot, paths, states=states)["circuits"] == []
+
+
+def test_topology_decides_no_circuit_state():
+    """Topology sits below the alarms: it imports nothing that decides or stores a
+    circuit's service state (the portal passes the states in)."""
+    root = Path(__file__).resolve().parent.parent / "topology"
+    for path in sorted(root.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert not name.startswith(("alarms", "store.circuit_states", "portal")), (
+                    path.name, name)

@@ -108,6 +108,7 @@ class SnapPort:
     device_id: int
     name: str
     speed_bps: int | None
+    monitor: bool = False  # the inventory asks for its alarms (see alarms.stages)
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ def load_snapshot(conn: psycopg.Connection, *, accepted: bool = False) -> Topolo
     devices = {r[0]: SnapDevice(*r) for r in conn.execute(
         "SELECT id, key, role, site_id FROM devices WHERE retired_at IS NULL")}
     ports = {r[0]: SnapPort(*r) for r in conn.execute(
-        """SELECT p.id, p.device_id, p.name, p.speed_bps
+        """SELECT p.id, p.device_id, p.name, p.speed_bps, p.monitor
              FROM ports p JOIN devices d ON d.id = p.device_id
             WHERE p.retired_at IS NULL AND d.retired_at IS NULL""")}
     links = {r[0]: SnapLink(*r) for r in conn.execute(
@@ -289,7 +290,8 @@ def snapshot_from_inventory(inventory: Inventory, *, first_id: int = 1) -> Topol
     devices = {device_ids[d.key]: SnapDevice(device_ids[d.key], d.key, d.role,
                                              site_ids[d.site] if d.site else None)
                for d in inventory.devices.values()}
-    ports = {port_ids[p.key]: SnapPort(port_ids[p.key], device_ids[p.device], p.name, p.speed_bps)
+    ports = {port_ids[p.key]: SnapPort(port_ids[p.key], device_ids[p.device], p.name,
+                                       p.speed_bps, bool(getattr(p, "monitor", False)))
              for d in inventory.devices.values() for p in d.ports}
     links = {}
     for link in inventory.links.values():
@@ -363,11 +365,15 @@ def apply_status(
         if data.get("status") != status:
             changed[Element(DEVICE, node)] = (data.get("status"), status)
             data["status"] = status
+    def oper(port: int, device: int) -> str | None:
+        # a port's last state counts only while its device answers polls: the ports of a
+        # device that is down or whose SNMP is silent are old news
+        return port_status.get(port) if reachability.get(device) in (None, "reachable") else None
+
     for u, v, key, data in graph.edges(keys=True, data=True):
         a_device = data["a_device_id"]
         z_device = v if a_device == u else u
-        status = edge_status(port_status.get(data["a_port_id"]),
-                             port_status.get(data["z_port_id"]),
+        status = edge_status(oper(data["a_port_id"], a_device), oper(data["z_port_id"], z_device),
                              graph.nodes[a_device]["status"], graph.nodes[z_device]["status"])
         if data.get("status") != status:
             changed[Element(LINK, key)] = (data.get("status"), status)

@@ -152,14 +152,18 @@ def _candidates(index: ImpactIndex, symptom: Element) -> set[Element]:
     return found
 
 
-def root_causes(index: ImpactIndex, symptoms: Iterable[Element]) -> RootCauses:
+def root_causes(index: ImpactIndex, symptoms: Iterable[Element],
+                excluded: Iterable[Element] = ()) -> RootCauses:
     """The smallest set of elements (greedy set cover, see the module docstring) whose
     failure explains every symptom. Symptoms are Elements: a port that went link-down, a
-    device that is unreachable, a link or a circuit that is down."""
+    device that is unreachable, a link or a circuit that is down. `excluded` are elements
+    known to work (a device that answered its last poll): never a cause, though a symptom
+    may still stand for itself."""
     wanted = frozenset(symptoms)
     candidates: set[Element] = set()
     for symptom in wanted:
         candidates |= _candidates(index, symptom)
+    candidates -= frozenset(excluded) - wanted
     covers: dict[Element, frozenset[Element]] = {}
     unobserved: dict[Element, int] = {}
     for candidate in candidates:

@@ -22,7 +22,7 @@ prints as readable lines (`report()`) and serialises for the portal (`as_dict()`
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -56,6 +56,9 @@ class TopologyDiff:
     discovered_count: int = 0
     run: dict[str, Any] | None = None  # the latest run: id, started_at, finished_at
     agreeing: tuple[StoredLink, ...] = field(default=(), repr=False)
+    # inventory ports the collector's last poll could not match on their device
+    # (store.observations.port_match_problems): {"device", "port", "problem", "message"}
+    port_problems: tuple[dict[str, Any], ...] = ()
 
     @property
     def in_agreement(self) -> bool:
@@ -83,6 +86,8 @@ class TopologyDiff:
              lambda u: f"{u['device']} {u['local_port']}: {u['neighbour']}: {u['reason']}"),
             ("Devices not walked in the latest run", self.failures,
              lambda f: f"{f['device']}: {f['status']}: {f['reason']}"),
+            ("Inventory ports not matched on their device (last poll)", self.port_problems,
+             lambda p: f"{p['device']}:{p['port']}: {p['problem']}: {p['message']}"),
         ]
         for title, items, show in sections:
             if items:
@@ -111,6 +116,7 @@ class TopologyDiff:
             "not_checked": [_link_dict(link) for link in self.not_checked],
             "unresolved": [dict(item) for item in self.unresolved],
             "failures": [dict(item) for item in self.failures],
+            "port_problems": [dict(item) for item in self.port_problems],
         }
 
 
@@ -199,6 +205,7 @@ def load_diff(conn: psycopg.Connection) -> TopologyDiff:
     """The diff between the store's declared links (inventory + accepted) and its current
     discovered links, with the latest run's renamed devices, unresolved neighbours and
     failures."""
+    from store.observations import port_match_problems
     from store.topology import (
         current_discovered_links,
         declared_links,
@@ -206,13 +213,16 @@ def load_diff(conn: psycopg.Connection) -> TopologyDiff:
         walked_device_keys,
     )
 
+    ports = tuple({"device": device, "port": port, "problem": problem, "message": message}
+                  for device, port, problem, message in port_match_problems(conn))
     run = latest_run(conn)
     declared = declared_links(conn)
     if run is None:
-        return TopologyDiff(declared_count=len(declared), not_checked=tuple(declared))
-    return reconcile(
+        return TopologyDiff(declared_count=len(declared), not_checked=tuple(declared),
+                            port_problems=ports)
+    return replace(reconcile(
         declared, current_discovered_links(conn), walked_devices=walked_device_keys(conn),
         renamed=run.renamed, unresolved=run.unresolved, failures=run.failures,
         run={"id": run.id, "started_at": run.started_at, "finished_at": run.finished_at,
              "devices_asked": run.devices_asked,
-             "devices_walked": len(run.walked_device_ids)})
+             "devices_walked": len(run.walked_device_ids)}), port_problems=ports)

@@ -14,6 +14,12 @@ Each node and edge carries a `status` ("up", "down", "degraded", "unknown"), a
 `utilization_pct` (for an edge, the highest of both ports' in and out utilization; for a
 device, the highest of its edges in the view; None without data) and `alarms`, the count of
 open alarms on its own objects (a device's id; a link's id and its two ports' ids).
+
+A circuit's status is not decided here: it is its service state (up, down, degraded,
+unknown, maintenance), which the alarm pipeline decides and stores (docs/service-state.md),
+and the caller passes it in as `states` (circuit id -> state); a circuit missing from it is
+"unknown". Topology sits below the alarms, so it only shows the answer, and every page that
+shows a circuit shows the same one.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from topology.paths import CircuitPath
 
 # Port id -> (in %, out %) of the latest utilization sample; either may be None.
 Utilization = Mapping[int, tuple[float | None, float | None]]
+# Circuit id -> its service state ("up", "down", "degraded", "unknown", "maintenance").
+CircuitStates = Mapping[int, str]
 
 
 def aggregate_status(statuses: Collection[str]) -> str:
@@ -43,22 +51,6 @@ def aggregate_status(statuses: Collection[str]) -> str:
     if DOWN in values or DEGRADED in values:
         return DEGRADED
     return UNKNOWN
-
-
-def circuit_status(graph: nx.MultiGraph, path: CircuitPath | None) -> str:
-    """A circuit's status from its path: down when it has no route or anything on it is
-    down; degraded, up or unknown from its devices and links otherwise. An invalid declared
-    path gives unknown: the inventory is wrong, the circuit may still run."""
-    if path is None or not path.hops:
-        return DOWN if path is not None and not path.declared else UNKNOWN
-    if not path.valid:
-        return UNKNOWN
-    statuses = [graph.nodes[h.device_id]["status"] for h in path.hops if h.device_id in graph]
-    statuses += [edge_data(graph, h.link_id)["status"] for h in path.hops
-                 if h.link_id is not None and edge_data(graph, h.link_id) is not None]
-    if DOWN in statuses:
-        return DOWN
-    return aggregate_status(statuses)
 
 
 def _port_utilization(utilization: Utilization, port_ids: Collection[int]) -> float | None:
@@ -97,12 +89,14 @@ def _view(
     circuits: Collection[int],
     utilization: Utilization | None,
     alarms: Mapping[Any, int] | None,
+    states: CircuitStates | None,
     *,
     list_circuits: bool = True,
     extra_sites: Collection[int] = (),
 ) -> dict[str, Any]:
     utilization = utilization or {}
     alarms = alarms or {}
+    states = states or {}
     circuit_links: dict[LinkKey, list[str]] = {}
     for circuit_id in circuits:
         path = paths.get(circuit_id)
@@ -181,7 +175,7 @@ def _view(
                 "customer": snapshot.customers[circuit.customer_id].key
                 if circuit.customer_id in snapshot.customers else None,
                 "service_type": circuit.service_type, "bandwidth_bps": circuit.bandwidth_bps,
-                "status": circuit_status(graph, path), "alarms": alarms.get(circuit_id, 0),
+                "status": states.get(circuit_id, UNKNOWN), "alarms": alarms.get(circuit_id, 0),
                 "declared": bool(path and path.declared), "valid": bool(path and path.valid),
                 "problems": list(path.problems) if path else ["no path"],
                 "hops": _path_json(snapshot, path) if path else [],
@@ -192,11 +186,12 @@ def _view(
 
 def global_view(graph: nx.MultiGraph, snapshot: TopologySnapshot,
                 paths: Mapping[int, CircuitPath], *, utilization: Utilization | None = None,
-                alarms: Mapping[Any, int] | None = None) -> dict[str, Any]:
+                alarms: Mapping[Any, int] | None = None,
+                states: CircuitStates | None = None) -> dict[str, Any]:
     """The whole network, for NOC staff. Edges carry a circuit count, not circuit names, and
     the circuit list is left out (it is long; the circuit view has one circuit's details)."""
     return _view("global", "Network", graph, snapshot, paths, list(graph.nodes),
-                 list(graph.graph["edge_ends"]), list(paths), utilization, alarms,
+                 list(graph.graph["edge_ends"]), list(paths), utilization, alarms, states,
                  list_circuits=False)
 
 
@@ -233,7 +228,8 @@ def _scoped(graph: nx.MultiGraph, snapshot: TopologySnapshot, paths: Mapping[int
 def customer_view(graph: nx.MultiGraph, snapshot: TopologySnapshot,
                   paths: Mapping[int, CircuitPath], customer_id: int, *,
                   utilization: Utilization | None = None,
-                  alarms: Mapping[Any, int] | None = None) -> dict[str, Any]:
+                  alarms: Mapping[Any, int] | None = None,
+                  states: CircuitStates | None = None) -> dict[str, Any]:
     """One customer's sites, CE routers and circuits' paths (over the operator's PE and P
     routers), and nothing of any other customer."""
     customer = snapshot.customers[customer_id]
@@ -241,25 +237,27 @@ def customer_view(graph: nx.MultiGraph, snapshot: TopologySnapshot,
     circuit_ids = [c.id for c in snapshot.circuits.values() if c.customer_id == customer_id]
     devices, links = _scoped(graph, snapshot, paths, customer_id, site_ids, circuit_ids)
     return _view("customer", customer.name, graph, snapshot, paths, devices, links,
-                 circuit_ids, utilization, alarms, extra_sites=site_ids)
+                 circuit_ids, utilization, alarms, states, extra_sites=site_ids)
 
 
 def vpn_view(graph: nx.MultiGraph, snapshot: TopologySnapshot,
              paths: Mapping[int, CircuitPath], vpn_id: int, *,
              utilization: Utilization | None = None,
-             alarms: Mapping[Any, int] | None = None) -> dict[str, Any]:
+             alarms: Mapping[Any, int] | None = None,
+             states: CircuitStates | None = None) -> dict[str, Any]:
     """One VPN: its sites, their CE routers and the paths of its circuits."""
     vpn = snapshot.vpns[vpn_id]
     devices, links = _scoped(graph, snapshot, paths, vpn.customer_id, vpn.site_ids,
                              vpn.circuit_ids)
     return _view("vpn", vpn.name, graph, snapshot, paths, devices, links, vpn.circuit_ids,
-                 utilization, alarms, extra_sites=vpn.site_ids)
+                 utilization, alarms, states, extra_sites=vpn.site_ids)
 
 
 def circuit_view(graph: nx.MultiGraph, snapshot: TopologySnapshot,
                  paths: Mapping[int, CircuitPath], circuit_id: int, *,
                  utilization: Utilization | None = None,
-                 alarms: Mapping[Any, int] | None = None) -> dict[str, Any]:
+                 alarms: Mapping[Any, int] | None = None,
+                 states: CircuitStates | None = None) -> dict[str, Any]:
     """One circuit's route: the devices and links of its path, and the path hop by hop
     (with its problems, if it is an invalid declared path)."""
     circuit = snapshot.circuits[circuit_id]
@@ -268,4 +266,4 @@ def circuit_view(graph: nx.MultiGraph, snapshot: TopologySnapshot,
     devices = list(dict.fromkeys(h.device_id for h in hops if h.device_id in graph))
     links = [h.link_id for h in hops if h.link_id is not None]
     return _view("circuit", circuit.key, graph, snapshot, paths, devices, links, [circuit_id],
-                 utilization, alarms)
+                 utilization, alarms, states)

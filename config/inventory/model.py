@@ -25,7 +25,7 @@ from typing import Any
 SERVICE_TYPES = ("leased_line", "mpls_l3vpn", "e_line", "internet_access")
 DEVICE_ROLES = ("PE", "P", "CE", "switch", "firewall", "server")
 PLATFORMS = ("cisco_ios", "cisco_xr", "huawei_vrp", "hp_comware", "juniper_junos", "linux")
-CREDENTIAL_KINDS = ("snmp_v2c", "snmp_v3", "ssh")
+CREDENTIAL_KINDS = ("snmp_v1", "snmp_v2c", "snmp_v3", "ssh")
 SNMP_AUTH_PROTOCOLS = ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512")
 SNMP_PRIV_PROTOCOLS = ("DES", "AES", "AES192", "AES256")
 USER_ROLES = ("noc", "engineer", "account_manager", "customer", "admin")
@@ -94,7 +94,9 @@ class Credential:
 
 @dataclass(frozen=True)
 class Port:
-    """An interface of a device, named as the device names it (ifName)."""
+    """An interface of a device, named as the device names it (ifName or ifDescr, long or
+    short form: the collector matches it by name when `if_index` is not given). `monitor`
+    asks for its alarms although it ends no circuit and no link."""
 
     device: str
     name: str
@@ -102,6 +104,7 @@ class Port:
     speed_bps: int | None
     description: str | None
     source: Source
+    monitor: bool = False
 
     @property
     def key(self) -> str:

@@ -296,6 +296,14 @@ def read_text(loc: Loc, name: str, value: Any) -> Any:
     return INVALID
 
 
+def read_bool(loc: Loc, name: str, value: Any) -> Any:
+    """true or false (YAML booleans only: "yes" in quotes is text, a mistake worth naming)."""
+    if isinstance(value, bool):
+        return value
+    loc.report(name, f"expected true or false, got {describe(value)}")
+    return INVALID
+
+
 def read_key(loc: Loc, name: str, value: Any) -> Any:
     """An identifier: text without spaces."""
     text = read_text(loc, name, value)
@@ -612,6 +620,7 @@ CREDENTIAL_COMMON_FIELDS = {
     "kind": Field(read_choice(CREDENTIAL_KINDS, "credential kind"), required=True),
 }
 CREDENTIAL_KIND_FIELDS: dict[str, dict[str, Field]] = {
+    "snmp_v1": {"community": Field(read_secret, required=True)},
     "snmp_v2c": {"community": Field(read_secret, required=True)},
     "snmp_v3": {
         "username": Field(read_text, required=True),
@@ -636,6 +645,7 @@ PORT_FIELDS = {
     "if_index": Field(read_positive_int),
     "speed_bps": Field(read_bps),
     "description": Field(read_text),
+    "monitor": Field(read_bool),
 }
 
 
@@ -1189,13 +1199,14 @@ def _check_devices(check: _Checker, registry: Registry) -> None:
     for entry in registry.entries["devices"].values():
         values = entry.values
         check.ref(entry.loc, "site", "sites", values["site"])
-        for name, kinds in (("snmp_credential", ("snmp_v2c", "snmp_v3")),
+        for name, kinds in (("snmp_credential", ("snmp_v1", "snmp_v2c", "snmp_v3")),
                             ("cli_credential", ("ssh",))):
             credential = check.ref(entry.loc, name, "credentials", values[name])
             kind = credential.values["kind"] if credential is not None else None
             if _ok(kind) and kind not in kinds:
+                allowed = " or ".join(filter(None, (", ".join(kinds[:-1]), kinds[-1])))
                 entry.loc.report(name, f"credential {credential.key} is {kind},"
-                                 f" but {name} must be {' or '.join(kinds)}")
+                                 f" but {name} must be {allowed}")
         if _ok(values["management_address"], values["snmp_port"]):
             where = (values["management_address"], values["snmp_port"])
             first = addresses.setdefault(where, entry)
@@ -1346,7 +1357,7 @@ def _build(registry: Registry) -> Inventory:
         v = e.values
         ports = tuple(
             Port(key, p.key, p.values["if_index"], p.values["speed_bps"],
-                 p.values["description"], p.loc.source())
+                 p.values["description"], p.loc.source(), bool(p.values["monitor"]))
             for p in e.ports if p.key is not None
         )
         inventory.devices[key] = Device(

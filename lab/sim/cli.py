@@ -4,6 +4,8 @@
         start every device of the inventory (default: the example inventory) and keep
         running until Ctrl-C or SIGTERM
     python -m lab.sim fault [--work-dir DIR] DEVICE PORT down|up
+    python -m lab.sim fault [--work-dir DIR] DEVICE --device down|up   # the whole device
+    python -m lab.sim fault [--work-dir DIR] DEVICE --snmp down|up     # its SNMP agent only
         set a port of the running network down or up (see control.py)
     python -m lab.sim status [--work-dir DIR]
         list the running network's devices, endpoints and down ports
@@ -54,10 +56,17 @@ def _parser() -> argparse.ArgumentParser:
                      help="inventory files or folders (default: the example inventory)")
     run.add_argument("--trap-receiver", type=_endpoint, default=DEFAULT_TRAP_RECEIVER,
                      metavar="HOST:PORT", help="where traps go (default 127.0.0.1:1162)")
-    fault = commands.add_parser("fault", help="set a port of the running network down or up")
+    fault = commands.add_parser(
+        "fault", help="set a port, a whole device or a device's SNMP agent down or up")
     fault.add_argument("device")
-    fault.add_argument("port")
+    fault.add_argument("port", nargs="?", help="the port (omit with --device or --snmp)")
     fault.add_argument("status", choices=("down", "up"))
+    which = fault.add_mutually_exclusive_group()
+    which.add_argument("--device", dest="whole", action="store_true",
+                       help="the whole device: no SNMP, no ping, its links down")
+    which.add_argument("--snmp", action="store_true",
+                       help="only its SNMP agent (as after a community change): it refuses "
+                            "the poller, the device works on")
     commands.add_parser("status", help="show the running network")
     for command in (run, fault, commands.choices["status"]):
         command.add_argument("--work-dir", type=Path, default=default_work_dir(),
@@ -108,9 +117,11 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def set_fault(work_dir: Path, device: str, port: str, status: str) -> bool:
-    """Ask the network running in `work_dir` to set a port down or up; True if it changed."""
-    answer = request(work_dir, {"command": "port", "device": device, "port": port,
+def set_fault(work_dir: Path, device: str, port: str | None, status: str, *,
+              command: str = "port") -> bool:
+    """Ask the network running in `work_dir` to set a port ("port"), a whole device
+    ("device") or its SNMP agent ("snmp") down or up; True if it changed."""
+    answer = request(work_dir, {"command": command, "device": device, "port": port,
                                 "status": status})
     return bool(answer["changed"])
 
@@ -122,10 +133,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = _parser().parse_args(arguments)
     try:
         if options.command == "fault":
+            command = "device" if options.whole else "snmp" if options.snmp else "port"
+            if (command == "port") != (options.port is not None):
+                print("lab sim: name a PORT, or use --device or --snmp", file=sys.stderr)
+                return 2
             changed = set_fault(options.work_dir, options.device, options.port,
-                                options.status)
+                                options.status, command=command)
             state = "now" if changed else "already"
-            print(f"{options.device}:{options.port} is {state} {options.status}")
+            what = {"port": f"{options.device}:{options.port}", "device": options.device,
+                    "snmp": f"{options.device}'s SNMP agent"}[command]
+            print(f"{what} is {state} {options.status}")
             return 0
         if options.command == "status":
             answer = request(options.work_dir, {"command": "status"})

@@ -70,6 +70,7 @@ from config.inventory.model import Inventory
 from lab.sim import control
 from lab.sim.access import AgentAccess, device_access, pysnmp_auth
 from lab.sim.agent import device_records, ticks_since
+from lab.sim.blackhole import Blackhole
 from lab.sim.plan import NetworkPlan, build_plan, check_simulable
 from lab.sim.snmprec import write_snmprec
 from lab.sim.state import NetworkState
@@ -236,6 +237,8 @@ class SimulatedNetwork:
         self._access: dict[str, AgentAccess] = {}
         self._files: dict[str, AgentFiles] = {}
         self._down_devices: set[str] = set()
+        self._silent_agents: set[str] = set()  # SNMP refused, device alive (set_snmp_status)
+        self._blackhole: Blackhole | None = None
         self._close_control: Any = None
         self.started_in_s: float | None = None  # wall time start() took, for the curious
 
@@ -276,6 +279,7 @@ class SimulatedNetwork:
             self._plan = build_plan(self.inventory, time.time())
             self._state = NetworkState.initial(self._plan)
             self._down_devices = set()
+            self._silent_agents = set()
             _check_endpoints_free({key: self.endpoint(key) for key in self.inventory.devices})
             self._write_all()
             self._spawn()
@@ -298,6 +302,9 @@ class SimulatedNetwork:
             if self._close_control is not None:
                 self._close_control()
                 self._close_control = None
+            if self._blackhole is not None:
+                self._blackhole.close()
+                self._blackhole = None
             process, self._process = self._process, None
             if process is not None and process.poll() is None:
                 process.terminate()
@@ -369,7 +376,9 @@ class SimulatedNetwork:
     def set_device_status(self, device_key: str, status: str) -> bool:
         """Fail a whole device ("down") or bring it back ("up"), as a real router failure
         looks from outside: while down its agent answers nothing (its data file is moved
-        aside, so snmpsim has nothing to serve and requests time out), its own ports are down
+        aside, so snmpsim has nothing to serve and requests time out), it answers no ping
+        either (with root: lab.sim.blackhole; without, the kernel still answers for its
+        loopback address and the device looks SNMP-silent, not dead), its own ports are down
         without a trap (a dead router sends none), and each neighbour's port facing it goes
         down with a linkDown trap from the neighbour. Back up, its ports come up again with
         linkUp traps from the device and from its neighbours. Returns False if the device
@@ -398,6 +407,7 @@ class SimulatedNetwork:
                 changed |= state.set_port(plan, key, up, now)
             for key in sorted(changed | {device_key}):
                 self._write_device(key)
+            self._vanish(device_key, not up)
             traps = far if not up else own + far
             for key in traps:
                 owner, _, name = key.partition(":")
@@ -408,6 +418,48 @@ class SimulatedNetwork:
     def down_devices(self) -> list[str]:
         """Keys of the devices set down, sorted."""
         return sorted(self._down_devices)
+
+    @property
+    def can_vanish(self) -> bool:
+        """Whether a device set down also stops answering ping (root and nftables)."""
+        with self._lock:
+            if self._blackhole is None:
+                self._blackhole = Blackhole.open()
+            return self._blackhole is not None
+
+    def set_snmp_status(self, device_key: str, status: str) -> bool:
+        """Make a device's SNMP agent refuse the poller ("down") or accept it again ("up"),
+        the device itself carrying on: what a community changed on the device, an ACL or a
+        crashed agent look like from outside (no answer, while ping and the ports work).
+        Returns False if the agent already had that status."""
+        if status not in PORT_STATUSES:
+            raise ValueError(f"SNMP status must be one of {', '.join(PORT_STATUSES)}")
+        with self._lock:
+            if not self.running:
+                raise SimulatorError("the simulated network is not running")
+            self._device(device_key)
+            if (device_key not in self._silent_agents) == (status == "up"):
+                return False
+            if status == "down":
+                self._silent_agents.add(device_key)
+            else:
+                self._silent_agents.discard(device_key)
+            self._write_device(device_key)
+        log.info("%s's SNMP agent is now %s", device_key, status)
+        return True
+
+    def _vanish(self, device_key: str, gone: bool) -> None:
+        if not self.can_vanish:
+            if gone:
+                log.warning("%s is down but still answers ping (not root, or no nftables):"
+                            " it will look SNMP-silent, not dead", device_key)
+            return
+        assert self._blackhole is not None
+        address = str(self._device(device_key).management_address)
+        if gone:
+            self._blackhole.block(address)
+        else:
+            self._blackhole.unblock(address)
 
     # --- internals ---------------------------------------------------------------------
 
@@ -449,7 +501,7 @@ class SimulatedNetwork:
         assert self._plan is not None and self._state is not None
         data_file = self._files[device_key].data_file
         aside = data_file.with_name(data_file.name + ".down")  # not served: no .snmprec
-        if device_key in self._down_devices:
+        if device_key in self._down_devices or device_key in self._silent_agents:
             write_snmprec(aside, device_records(self._plan, self._state, device_key))
             data_file.unlink(missing_ok=True)
             return
@@ -584,6 +636,10 @@ class SimulatedNetwork:
             changed = self.set_device_status(str(request.get("device")),
                                              str(request.get("status")))
             return {"ok": True, "changed": changed}
+        if command == "snmp":
+            changed = self.set_snmp_status(str(request.get("device")),
+                                           str(request.get("status")))
+            return {"ok": True, "changed": changed}
         if command == "status":
             down = self.down_ports()
             devices = {}
@@ -595,4 +651,4 @@ class SimulatedNetwork:
                     "down": [p.partition(":")[2] for p in down if p.startswith(key + ":")],
                 }
             return {"ok": True, "devices": devices, "pid": self.pid}
-        raise SimulatorError(f"unknown command {command!r} (port, device, status)")
+        raise SimulatorError(f"unknown command {command!r} (port, device, snmp, status)")

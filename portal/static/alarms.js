@@ -14,7 +14,12 @@
  *   acknowledgement, maintenance), and moved when its root cause changed; one that no
  *   longer passes the filters leaves the list, except a cleared one, which stays marked
  *   cleared so the NOC sees it go;
- * - a message with `resync` makes the page fetch its own list again (no navigation).
+ * - a message with `resync` makes the page fetch its own list again (no navigation);
+ * - every row names the circuits its alarm impacts, within the viewer's scope, each with its
+ *   service state as the alarm pipeline stored it (#console-circuits: the viewer's circuits
+ *   and their states when the page was read); the messages' "circuits" (portal/live.py: the
+ *   pipeline's "circuit.state" events) keep those states current, so an SNMP-silent device's
+ *   alarm lists its circuits "unknown" and a service alarm's circuit shows "down".
  *
  * Rows are built with DOM APIs and textContent only: nothing received is parsed as HTML.
  * Visible words come from <template id="alarm-labels"> (translated like the rest of the
@@ -26,24 +31,30 @@
   var list = document.getElementById("alarm-list");
   if (!list) { return; }
   var liveState = document.getElementById("live-state");
-  var labels = { severity: {}, type: {}, kind: {}, state: {}, text: {} };
+  var labels = { severity: {}, type: {}, kind: {}, state: {}, text: {}, service: {} };
   var filters = {};
+  var circuits = {};  // circuit id -> {id, key, href, status, underlying}
   var state = {
     socket: null, lastId: Number(list.dataset.after) || 0, applied: 0, resyncs: 0,
     rooms: (list.dataset.rooms || "").split(" ").filter(Boolean), alarms: {},
-    pending: null
+    pending: null, pendingCircuits: null
   };
   window.keylineAlarms = state;
 
   function readPage() {
-    labels = { severity: {}, type: {}, kind: {}, state: {}, text: {} };
+    labels = { severity: {}, type: {}, kind: {}, state: {}, text: {}, service: {} };
     var template = document.getElementById("alarm-labels");
     if (template) {
       template.content.querySelectorAll("span").forEach(function (el) {
-        ["severity", "type", "kind", "state", "text"].forEach(function (what) {
+        ["severity", "type", "kind", "state", "text", "service"].forEach(function (what) {
           if (el.dataset[what] !== undefined) { labels[what][el.dataset[what]] = el.textContent; }
         });
       });
+    }
+    var data = document.getElementById("console-circuits");
+    try { circuits = data ? JSON.parse(data.textContent) : {}; } catch (error) {
+      circuits = {};
+      console.error(error);
     }
     filters = {
       state: list.dataset.filterState || "active",
@@ -94,6 +105,64 @@
   }
 
   function alarmUrl(id) { return list.dataset.alarmsUrl + "/" + encodeURIComponent(id); }
+
+  // --- circuits' service states -------------------------------------------------------
+
+  function serviceLabel(status, underlying) {
+    if (status === "maintenance" && underlying && labels.text.beneath) {
+      return labels.text.beneath.replace("@STATE@", labels.service[underlying] || underlying);
+    }
+    return labels.service[status] || status;
+  }
+
+  function setBadge(badge, circuit) {
+    var underlying = circuit.underlying || "";
+    badge.className = "status status-" + circuit.status + (underlying ? " status-" + underlying : "");
+    badge.dataset.status = circuit.status;
+    badge.dataset.underlying = underlying;
+    badge.textContent = serviceLabel(circuit.status, underlying);
+  }
+
+  function impactedIds(alarm) {
+    // the NOC's alarms carry impacted_circuits (ids); a customer room's, "circuit:<id>"
+    var ids = alarm.impacted_circuits || (alarm.circuits || []).map(function (c) {
+      return Number(String(c).split(":")[1]);
+    });
+    return ids.map(Number).filter(function (id) { return circuits[id]; })
+      .sort(function (a, b) { return a - b; });
+  }
+
+  function impactedCircuits(alarm) {
+    var ids = impactedIds(alarm);
+    if (!ids.length) { return null; }
+    var holder = el("div", "desc impacted-circuits");
+    ids.forEach(function (id, index) {
+      var circuit = circuits[id];
+      if (index > 0) { holder.appendChild(document.createTextNode(", ")); }
+      var link = el("a", "circuit-state");
+      link.href = circuit.href;
+      link.dataset.circuitState = String(id);
+      link.appendChild(el("code", null, circuit.key));
+      link.appendChild(document.createTextNode(" "));
+      var badge = el("span");
+      setBadge(badge, circuit);
+      link.appendChild(badge);
+      holder.appendChild(link);
+    });
+    return holder;
+  }
+
+  function applyCircuits(items) {
+    items.forEach(function (item) {
+      var id = Number(String(item.id).split(":")[1]);
+      var circuit = circuits[id];
+      if (!circuit) { return; }
+      circuit.status = item.status;
+      circuit.underlying = item.underlying || null;
+      document.querySelectorAll('[data-circuit-state="' + id + '"] span.status').forEach(
+        function (badge) { setBadge(badge, circuit); });
+    });
+  }
 
   function actionForm(alarm, action) {
     var form = el("form", "inline-action");
@@ -153,6 +222,8 @@
     link.href = alarmUrl(alarm.id);
     what.appendChild(link);
     if (alarm.summary) { what.appendChild(el("div", "desc", alarm.summary)); }
+    var hit = impactedCircuits(alarm);
+    if (hit) { what.appendChild(hit); }
     if (alarm.root_cause_id && !rootListed) { what.appendChild(symptomOf(alarm.root_cause_id)); }
 
     var object = el("td");
@@ -370,6 +441,8 @@
 
   function apply(message) {
     if (message.resync) { resync(); }
+    if (state.pendingCircuits) { state.pendingCircuits = state.pendingCircuits.concat(message.circuits || []); }
+    applyCircuits(message.circuits || []);
     (message.alarms || []).forEach(function (alarm) {
       if (state.pending) { state.pending.push(alarm); }
       upsert(alarm);
@@ -383,6 +456,7 @@
     // the list again, fetched (no navigation), then what arrived meanwhile on top
     if (state.pending) { return; }
     state.pending = [];
+    state.pendingCircuits = [];
     state.resyncs += 1;
     fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (response) {
@@ -398,11 +472,18 @@
         Object.keys(fresh.dataset).forEach(function (k) { list.dataset[k] = fresh.dataset[k]; });
         readPage();
         var missed = state.pending;
+        var states = state.pendingCircuits;
         state.pending = null;
+        state.pendingCircuits = null;
+        applyCircuits(states);  // heard while the page was fetched: newer than it, or equal
         missed.forEach(upsert);
         refreshMeta();
       })
-      .catch(function (error) { state.pending = null; console.error(error); });
+      .catch(function (error) {
+        state.pending = null;
+        state.pendingCircuits = null;
+        console.error(error);
+      });
   }
 
   // --- the socket ---------------------------------------------------------------------

@@ -22,13 +22,15 @@
  *    portal/customer.py and portal/live.py). The page joins the customer's Socket.IO room
  *    with "after" = the last event id it reflects, so the server replays what it missed
  *    (also after every reconnect: socket.io-client fires "connect" again). Each "status"
- *    message is applied at once: circuits' path statuses, and on the circuit page the
- *    route's devices and links (Cytoscape colours and the hop table). Then the page fetches
- *    its state (JSON, scoped and labelled by the server): the ends' statuses and traffic
- *    (from samples, which are not events), the hops and elements (a reroute), the open
- *    alarms. A state older than a message already applied is not applied (another fetch
- *    follows). The state is also fetched every data-refresh-s seconds. Alarms and hops are
- *    built with DOM APIs (textContent), in the shape the templates render them.
+ *    message is applied at once: circuits' service states (the ones the alarm pipeline
+ *    stored; the badges of [data-service] elements), and on the circuit page the route's
+ *    devices and links (Cytoscape colours and the hop table). Then the page fetches its
+ *    state (JSON, scoped and labelled by the server): the service states with their causes
+ *    and since when, the traffic (from samples, which are not events), the hops and
+ *    elements (a reroute), the open alarms. A state older than a message already applied is
+ *    not applied (another fetch follows). The state is also fetched every data-refresh-s
+ *    seconds. Alarms and hops are built with DOM APIs (textContent), in the shape the
+ *    templates render them.
  *    window.keylineCustomer exposes the live state for the browser tests.
  *
  * Visible words come from the page (data-label-*), so they follow the page's language.
@@ -284,14 +286,24 @@
     setBadge(span, status, label);
   }
 
-  function setUpLive(indicator, cy) {
-    const labels = {};
-    const template = document.getElementById("status-labels");
+  function readLabels(id) {
+    const found = {};
+    const template = document.getElementById(id);
     if (template) {
       template.content.querySelectorAll("[data-status]").forEach((el) => {
-        labels[el.dataset.status] = el.textContent;
+        found[el.dataset.status] = el.textContent;
       });
+      const beneath = template.content.querySelector("[data-beneath]");
+      if (beneath) {
+        found["@beneath"] = beneath.textContent;
+      }
     }
+    return found;
+  }
+
+  function setUpLive(indicator, cy) {
+    const labels = readLabels("status-labels");
+    const serviceLabels = readLabels("service-labels");
     const section = document.querySelector("[data-circuit-id]");
     const alarmsSection = document.getElementById("alarms");
     const state = {
@@ -303,6 +315,13 @@
 
     function label(status) {
       return labels[status] || status;
+    }
+
+    function serviceLabel(status, underlying) {
+      if (status === "maintenance" && underlying && serviceLabels["@beneath"]) {
+        return serviceLabels["@beneath"].replace("@STATE@", serviceLabels[underlying] || underlying);
+      }
+      return serviceLabels[status] || status;
     }
 
     function notMeasured(cell) {
@@ -326,17 +345,42 @@
     // Each returns whether the page shows that element (else the message does not concern
     // this page, and does not make it fetch its state).
 
-    function setPath(id, status, text) {
-      if (state.circuit !== null) {
-        const span = document.getElementById("path-status");
-        if (id === state.circuit && span) {
-          setBadge(span, status, text);
-          return true;
+    // A circuit's service state: {status, underlying, label, cause, since_text}; from a
+    // live message only status and underlying (the words follow with the page's state).
+    function setService(id, service) {
+      const cells = document.querySelectorAll('[data-service="' + CSS.escape(id) + '"]');
+      cells.forEach((cell) => {
+        let span = cell.querySelector("span.status");
+        if (!span) {
+          span = element("span");
+          cell.prepend(span);
         }
-        return false;
-      }
-      const cells = document.querySelectorAll('td[data-path="' + CSS.escape(id) + '"]');
-      cells.forEach((cell) => setCellBadge(cell, status, text));
+        const underlying = service.underlying || "";
+        const changed = span.dataset.status !== service.status
+          || (span.dataset.underlying || "") !== underlying;
+        span.className = "status status-" + service.status
+          + (underlying ? " status-" + underlying : "");
+        span.dataset.status = service.status;
+        span.dataset.underlying = underlying;
+        span.textContent = service.label || serviceLabel(service.status, underlying);
+        const cause = cell.querySelector(".service-cause");
+        const since = cell.querySelector(".service-since");
+        if (service.cause !== undefined) {
+          if (cause) {
+            cause.textContent = service.cause || "";
+          }
+          if (since) {
+            since.textContent = service.since_text || "";
+          }
+        } else if (changed) {  // a new state: its old words no longer hold
+          if (cause) {
+            cause.textContent = "";
+          }
+          if (since) {
+            since.textContent = "";
+          }
+        }
+      });
       return cells.length > 0;
     }
 
@@ -363,7 +407,8 @@
       }
       let changed = Boolean(message.resync) || (message.alarms || []).length > 0;
       (message.circuits || []).forEach((item) => {
-        changed = setPath(item.id, item.status, label(item.status)) || changed;
+        changed = setService(item.id, {status: item.status, underlying: item.underlying})
+          || changed;
       });
       (message.devices || []).concat(message.links || []).forEach((item) => {
         if (item.status !== undefined) {  // (a link's utilization alone: nothing shown here)
@@ -490,26 +535,21 @@
 
     function applyState(body) {
       if (state.circuit !== null) {
-        setBadge(document.getElementById("ends-status"), body.ends.status, body.ends.label);
-        setPath(body.id, body.path.status, body.path.label);
+        setService(body.id, body.service);
         ["a", "z"].forEach((end) => {
           setTraffic(document.querySelector('dd[data-traffic="' + end + '"]'), body.traffic[end]);
         });
         renderRoute(body);
       } else {
-        const shown = Array.from(document.querySelectorAll("td[data-path]"))
-          .map((cell) => cell.dataset.path).sort().join(" ");
+        const shown = Array.from(document.querySelectorAll("td[data-service]"))
+          .map((cell) => cell.dataset.service).sort().join(" ");
         if (shown !== body.circuits.map((c) => c.id).sort().join(" ")) {
           window.location.reload();  // circuits came or went: draw the list again
           return;
         }
         body.circuits.forEach((circuit) => {
           const quoted = CSS.escape(circuit.id);
-          const ends = document.querySelector('td[data-ends="' + quoted + '"]');
-          if (ends) {
-            setCellBadge(ends, circuit.ends.status, circuit.ends.label);
-          }
-          setPath(circuit.id, circuit.path.status, circuit.path.label);
+          setService(circuit.id, circuit.service);
           ["a", "z"].forEach((end) => {
             setTraffic(document.querySelector('td[data-traffic="' + quoted + ":" + end + '"]'),
                        circuit.traffic[end]);

@@ -10,6 +10,10 @@
  *    "connect" again and the page rejoins with the last id it saw, so the server replays what
  *    was missed. A message with `resync` makes the page fetch the view again.
  *
+ * The circuits' table shows each circuit's service state as the alarm pipeline stored it
+ * (the view's and the messages' "status", with "underlying" beneath a maintenance, its
+ * "cause" and "since"): the same state the alarm console and the customer's pages show.
+ *
  * Visible words come from the template (data attributes, <template id="status-labels">), so
  * they are translated like the rest of the portal. window.keylineTopology exposes the state
  * for the browser tests.
@@ -24,8 +28,11 @@
   var api = container.dataset.api;
   var room = container.dataset.room;
   var labels = {};
-  document.getElementById("status-labels").content.querySelectorAll("[data-status]")
+  var words = document.getElementById("status-labels").content;
+  words.querySelectorAll("[data-status]")
     .forEach(function (el) { labels[el.dataset.status] = el.textContent; });
+  var beneath = words.querySelector("[data-beneath]");
+  var sinceWords = words.querySelector("[data-since]");
 
   var state = { cy: null, socket: null, lastId: null, view: null, applied: 0, circuits: {} };
   window.keylineTopology = state;
@@ -72,24 +79,52 @@
       key.className = "key";
       key.textContent = circuit.key;
       var status = document.createElement("td");
+      status.className = "service-state";
       var badge = document.createElement("span");
-      status.appendChild(badge);
+      var cause = document.createElement("div");
+      cause.className = "desc service-cause";
+      var since = document.createElement("div");
+      since.className = "muted service-since";
+      status.append(badge, cause, since);
       var path = document.createElement("td");
       path.className = "path";
       path.textContent = pathText(circuit);
       row.append(key, status, path);
       body.appendChild(row);
-      state.circuits[circuit.id] = badge;
-      setCircuitStatus(circuit.id, circuit.status);
+      state.circuits[circuit.id] = status;
+      setCircuitStatus(circuit.id, circuit);
     });
   }
 
-  function setCircuitStatus(id, status) {
-    var badge = state.circuits[id];
-    if (!badge) { return; }
-    badge.className = "badge status-" + status;
-    badge.dataset.status = status;
-    badge.textContent = labels[status] || status;
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  function formatTime(iso) {
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) { return String(iso); }
+    return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " +
+      pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds()) + " UTC";
+  }
+
+  function stateLabel(status, underlying) {
+    if (status === "maintenance" && underlying && beneath) {
+      return beneath.textContent.replace("@STATE@", labels[underlying] || underlying);
+    }
+    return labels[status] || status;
+  }
+
+  // item: {status, underlying, cause, since} (a view's circuit or a message's)
+  function setCircuitStatus(id, item) {
+    var cell = state.circuits[id];
+    if (!cell) { return; }
+    var badge = cell.firstChild;
+    var underlying = item.underlying || "";
+    badge.className = "badge status-" + item.status + (underlying ? " status-" + underlying : "");
+    badge.dataset.status = item.status;
+    badge.dataset.underlying = underlying;
+    badge.textContent = stateLabel(item.status, underlying);
+    cell.querySelector(".service-cause").textContent = item.cause || "";
+    cell.querySelector(".service-since").textContent = item.since && sinceWords
+      ? sinceWords.textContent.replace("@TIME@", formatTime(item.since)) : "";
   }
 
   function load(which) {
@@ -134,7 +169,7 @@
         });
       });
     }
-    message.circuits.forEach(function (item) { setCircuitStatus(item.id, item.status); });
+    message.circuits.forEach(function (item) { setCircuitStatus(item.id, item); });
     if (state.lastId === null || message.id > state.lastId) { state.lastId = message.id; }
     state.applied += 1;
   }

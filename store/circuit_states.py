@@ -1,0 +1,113 @@
+"""Circuits' service states in the store: the history the alarm pipeline writes, the current
+state the portal shows, the intervals the SLA engine reads.
+
+The alarm pipeline decides each circuit's service state (alarms/service_state.py) and saves
+every state it takes with `record_states`, in the same transaction as its alarms and read
+position, announcing them as one "circuit.state" event per step (payload: the changes). The
+portal's pages and live views read `current_states` (scoped by the caller, like every
+portal read) so that the console, the customer's page and the topology show the same state
+at the same moment: the one stored. `state_history` gives a circuit's states over a period
+as intervals, the start of the SLA engine's arithmetic.
+
+Rows are plain values here (`StoredState`); the domain types live in alarms/ and are
+rebuilt there (alarms.pipeline), so the store imports nothing above config/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from store.events import publish
+
+TOPIC = "circuit.state"
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """One state of one circuit, from `time` until the next one (`until`, None while it is
+    the current one)."""
+
+    circuit_id: int
+    customer_id: int | None
+    time: datetime
+    state: str
+    previous: str | None
+    underlying: str | None
+    cause: str
+    cause_kind: str
+    elements: tuple[str, ...]
+    windows: tuple[int, ...]
+    alarm_id: int | None
+    until: datetime | None = None
+
+    def payload(self) -> dict[str, Any]:
+        return {"circuit_id": self.circuit_id, "customer_id": self.customer_id,
+                "time": self.time.isoformat(), "state": self.state, "previous": self.previous,
+                "underlying": self.underlying, "cause": self.cause,
+                "cause_kind": self.cause_kind, "alarm_id": self.alarm_id}
+
+
+_INSERT = """
+INSERT INTO circuit_states (circuit_id, customer_id, time, state, previous, underlying, cause,
+                            cause_kind, elements, windows, alarm_id)
+VALUES (%(circuit_id)s, %(customer_id)s, %(time)s, %(state)s, %(previous)s, %(underlying)s,
+        %(cause)s, %(cause_kind)s, %(elements)s, %(windows)s, %(alarm_id)s)"""
+
+_COLUMNS = ("circuit_id, customer_id, time, state, previous, underlying, cause, cause_kind, "
+            "elements, windows, alarm_id")
+
+
+def record_states(conn: psycopg.Connection, states: Sequence[StoredState]) -> None:
+    """Insert the states taken and announce them in one "circuit.state" event, in the
+    caller's transaction."""
+    if not states:
+        return
+    with conn.cursor() as cursor:
+        cursor.executemany(_INSERT, [{
+            "circuit_id": s.circuit_id, "customer_id": s.customer_id, "time": s.time,
+            "state": s.state, "previous": s.previous, "underlying": s.underlying,
+            "cause": s.cause, "cause_kind": s.cause_kind, "elements": list(s.elements),
+            "windows": list(s.windows), "alarm_id": s.alarm_id} for s in states])
+    publish(conn, TOPIC, {"states": [s.payload() for s in states]})
+
+
+def _stored(row: Sequence[Any], until: datetime | None = None) -> StoredState:
+    (circuit_id, customer_id, time, state, previous, underlying, cause, cause_kind, elements,
+     windows, alarm_id) = row
+    return StoredState(circuit_id, customer_id, time, state, previous, underlying, cause,
+                       cause_kind, tuple(elements), tuple(windows), alarm_id, until)
+
+
+def current_states(conn: psycopg.Connection,
+                   circuit_ids: Iterable[int] | None = None) -> dict[int, StoredState]:
+    """The latest state of every circuit (or of those named), by circuit id. A circuit the
+    pipeline has not judged yet is absent: show it as unknown."""
+    ids = None if circuit_ids is None else sorted(set(circuit_ids))
+    rows = conn.execute(
+        f"""SELECT DISTINCT ON (circuit_id) {_COLUMNS} FROM circuit_states
+             WHERE %(ids)s::bigint[] IS NULL OR circuit_id = ANY(%(ids)s)
+             ORDER BY circuit_id, time DESC, id DESC""", {"ids": ids}).fetchall()
+    return {row[0]: _stored(row) for row in rows}
+
+
+def state_history(conn: psycopg.Connection, circuit_id: int, start: datetime,
+                  end: datetime) -> list[StoredState]:
+    """The circuit's states over [start, end) as intervals, oldest first: the state in
+    force at `start` (its `time` may be earlier) and every later one, each with `until`
+    set to the next one's time (None for the last: it is still in force at `end`)."""
+    rows = conn.execute(
+        f"""(SELECT {_COLUMNS}, id FROM circuit_states
+              WHERE circuit_id = %(c)s AND time <= %(start)s
+              ORDER BY time DESC, id DESC LIMIT 1)
+            UNION ALL
+            (SELECT {_COLUMNS}, id FROM circuit_states
+              WHERE circuit_id = %(c)s AND time > %(start)s AND time < %(end)s)
+            ORDER BY 3, 12""", {"c": circuit_id, "start": start, "end": end}).fetchall()
+    found = [_stored(row[:-1]) for row in rows]
+    return [StoredState(**{**s.__dict__, "until": found[i + 1].time if i + 1 < len(found)
+                           else None}) for i, s in enumerate(found)]
