@@ -28,9 +28,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from alarms.model import Alarm, AlarmChange, AlarmKey, AlarmType, MaintenanceWindow, ObjectKind
 from alarms.service_state import (
+    PORT_NOT_UP,
     CircuitFacts,
     Degradation,
     EndFacts,
@@ -128,16 +130,24 @@ def _link_words(topology: Topology, key: object) -> str:
     return f"link {end(data['a_port_id'])}–{end(data['z_port_id'])} down"
 
 
-def _element_time(topology: Topology, states: States, element: Element) -> datetime | None:
+def _element_time(topology: Topology, states: States, element: Element,
+                  down: bool) -> datetime | None:
+    """When a device or link of the path last changed: for one that is down, since when it
+    has been down (the earliest of the facts keeping it down: a link is down from its first
+    end seen down); for one that is up, since when (the latest fact)."""
     if element.kind == DEVICE:
         return _state(states, int(element.id), "reachability")[0]  # type: ignore[arg-type]
     data = edge_data(topology.graph, element.id)  # type: ignore[arg-type]
     if data is None:
         return None
-    return _latest(*(_state(states, data[p], "oper_status")[0]
-                     for p in ("a_port_id", "z_port_id")),
-                   *(_state(states, data[d], "reachability")[0]
-                     for d in ("a_device_id", "z_device_id")))
+    facts = [(*_state(states, data[p], "oper_status"), PORT_NOT_UP)
+             for p in ("a_port_id", "z_port_id")]
+    facts += [(*_state(states, data[d], "reachability"), frozenset({"unreachable"}))
+              for d in ("a_device_id", "z_device_id")]
+    if down:
+        return min((at for at, state, bad in facts if at is not None and state in bad),
+                   default=None)
+    return _latest(*(at for at, _, _ in facts))
 
 
 def _down_on(topology: Topology, states: States,
@@ -160,15 +170,18 @@ def _path(topology: Topology, states: States, path: CircuitPath | None,
     if path is None:
         return PathFacts(declared=False, valid=False)
     if path.declared or path.valid:
-        elements = path.elements() if (path.valid or path.declared) else frozenset()
+        elements = path.elements()
         down = _down_on(topology, states, elements)
         problems = path.problems if path.declared and not path.valid else ()
     else:  # a computed path with no route: what took it away is on its nominal path
         base = nominal().get(circuit_id)
-        down = _down_on(topology, states, base.elements() if base is not None else ())
+        elements = base.elements() if base is not None else frozenset()
+        down = _down_on(topology, states, elements)
         problems = ()
-    since = _latest(*(_element_time(topology, states, element) for element, _ in down))
-    return PathFacts(path.declared, path.valid, down, problems, since)
+    since = _latest(*(_element_time(topology, states, element, True) for element, _ in down))
+    changed = _latest(*(_element_time(topology, states, element, False)
+                        for element in elements if element.kind in (DEVICE, LINK)))
+    return PathFacts(path.declared, path.valid, down, problems, since, changed)
 
 
 def circuit_objects(topology: Topology, circuit_id: int) -> frozenset[tuple[str, int]]:
@@ -255,11 +268,24 @@ def take_states(keeper: CircuitStates, verdicts: Mapping[int, ServiceVerdict],
     changes: list[StateChange] = []
     for circuit_id, verdict in verdicts.items():
         taken = keeper.committed.get(circuit_id)
+        pending = keeper.pending.get(circuit_id)
+        if pending is not None and not _same(pending[0], verdict) and verdict.since:
+            # the candidate had held long enough before this verdict's facts came (a batch
+            # replayed late holds the down and the up of one outage): it was the state
+            earlier, began = pending
+            if verdict.since - began >= timedelta(seconds=_delay(
+                    taken.verdict if taken else None, earlier, raise_after_s, clear_after_s)):
+                keeper.committed[circuit_id] = Committed(earlier, began)
+                changes.append(StateChange(circuit_id, customers.get(circuit_id), began,
+                                           earlier.state,
+                                           taken.verdict.state if taken else None, earlier))
+                taken = keeper.committed[circuit_id]
+                pending = None
+                del keeper.pending[circuit_id]
         if taken is not None and _same(taken.verdict, verdict):
             taken.verdict = verdict  # same state, the newest words for it
             keeper.pending.pop(circuit_id, None)
             continue
-        pending = keeper.pending.get(circuit_id)
         if pending is None or not _same(pending[0], verdict):
             since = min(verdict.since or now, now)
             if taken is not None:
@@ -423,5 +449,53 @@ def assess(keeper: CircuitStates, facts: Mapping[int, CircuitFacts] | None,
             verdicts.setdefault(circuit_id, taken.verdict)
     states = take_states(keeper, verdicts, customers, now, raise_after_s=raise_after_s,
                          clear_after_s=clear_after_s, window_end=window_end)
-    return states, service_alarms(active, keeper, customers, link_ports, now)
+    passed = _passing_outages(active, states, customers, link_ports)
+    return states, passed + service_alarms(active, keeper, customers, link_ports, now)
+
+
+def _is_down(verdict: ServiceVerdict) -> bool:
+    return verdict.state is ServiceState.DOWN or (
+        verdict.state is ServiceState.MAINTENANCE and verdict.underlying is ServiceState.DOWN)
+
+
+def _passing_outages(active: dict[AlarmKey, Alarm], states: list[StateChange],
+                     customers: Mapping[int, int],
+                     link_ports: Mapping[object, tuple[int, int]]) -> list[AlarmChange]:
+    """Service alarms for the down states that began and ended within one step (a batch
+    replayed late holds a whole outage): each raised at its start and cleared at its end,
+    so the record has it; the state a circuit ends the step in is `service_alarms`' work."""
+    from alarms.model import Severity
+
+    by_circuit: dict[int, list[StateChange]] = {}
+    for change in states:
+        by_circuit.setdefault(change.circuit_id, []).append(change)
+    changes: list[AlarmChange] = []
+    for circuit_id, sequence in by_circuit.items():
+        key = AlarmKey(ObjectKind.CIRCUIT, circuit_id, AlarmType.SERVICE_DOWN)
+        for change, following in pairwise(sequence):
+            ended = following.time
+            if not _is_down(change.verdict):
+                if key in active:  # an outage from before the step ended in it
+                    changes.append(clear(active, active[key], max(ended, active[key].first_seen),
+                                         f"circuit {following.state}"))
+                continue
+            if key in active:
+                continue  # the outage goes on: service_alarms keeps its alarm
+            verdict = change.verdict
+            summary = f"circuit out of service: {verdict.cause}"
+            candidates = _explaining(active, link_ports, verdict.elements)
+            customer = customers.get(circuit_id)
+            alarm = Alarm(key, Severity.CRITICAL, change.time, change.time, summary,
+                          root_cause=candidates[0] if candidates else None,
+                          impacted_circuits=frozenset({circuit_id}),
+                          impacted_customers=frozenset({customer} if customer is not None
+                                                       else ()),
+                          detail={"cause_kind": verdict.cause_kind, "cause": verdict.cause,
+                                  "cause_elements": [str(e) for e in verdict.elements]})
+            if not _is_down(following.verdict):
+                active[key] = alarm
+                changes.append(AlarmChange(alarm, "raised", (entry(
+                    change.time, "raised", summary, cause_kind=verdict.cause_kind),)))
+                changes.append(clear(active, alarm, ended, f"circuit {following.state}"))
+    return changes
 

@@ -39,7 +39,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from psycopg_pool import ConnectionPool
 
@@ -221,6 +221,8 @@ class AlarmPipeline:
         self._correlate_due = False
         self._assess_due = False
         self._active_windows: frozenset[int] = frozenset()
+        # the latest time the stages ran at: observations' own times, or the caller's now
+        self._clock = datetime.min.replace(tzinfo=UTC)
         self._inferring: dict[AlarmKey, datetime] = {}  # inferred causes not yet raised
         if topology is not None:
             self.set_topology(topology)
@@ -286,19 +288,82 @@ class AlarmPipeline:
     def process(self, observations: Iterable[Observation], now: datetime, *,
                 last_event_id: int | None = None) -> list[AlarmChange]:
         """Run observations through every stage; `last_event_id` (the event that carried
-        them) is saved with the result as the pipeline's read position."""
-        observations = list(observations)
-        self.note(observations)
+        them) is saved with the result as the pipeline's read position.
+
+        Observations are taken in the order of their own times, each on the pipeline's
+        clock set to that time: the timers of debounce, inference and circuit states run
+        in between as they would have live. So a batch that arrives late (replayed from a
+        spool after an outage, read after a restart) gives the same alarms, with the same
+        times, as the same observations arriving one by one: a port down and up again
+        inside one batch still leaves its alarm and its outage interval. Everything the
+        batch caused is published in one step."""
+        ordered = sorted(observations, key=lambda o: o.time)
+        changes: list[AlarmChange] = []
+        states: list[StateChange] = []
+        group: list[Observation] = []
+        seen: set[tuple[int, str]] = set()
+        for observation in ordered:
+            key = (observation.object_id, observation.kind)
+            if group and (key in seen or self._due_by(observation.time)):
+                self._take(group, min(group[-1].time, now), changes, states)
+                group, seen = [], set()
+            group.append(observation)
+            seen.add(key)
+        if group:
+            self._take(group, min(group[-1].time, now), changes, states)
+        more, taken = self._compute(debounce_due(self.debounce, self.settings, now), now)
+        return self._publish(changes + more, states + taken, now, last_event_id)
+
+    def _due_by(self, when: datetime) -> bool:
+        """Whether a timer (debounce, flapping, trap event, inference, circuit state,
+        maintenance window) falls due at or before `when`: the observations up to then must
+        not be taken together with the ones after."""
+        settings = self.settings
+        for condition in self.debounce.conditions.values():
+            if condition.since is not None and condition.since + timedelta(
+                    seconds=settings.raise_after_s if condition.wanted
+                    else settings.clear_after_s) <= when:
+                return True
+        if any(until <= when for until in self.debounce.events_until.values()):
+            return True
+        window = timedelta(seconds=settings.flap_window_s)
+        if any(history and history[-1] + window <= when
+               for history in self.debounce.changes.values()):
+            return True
+        infer = timedelta(seconds=settings.infer_after_s)
+        if any(since + infer <= when for since in self._inferring.values()):
+            return True
+        longest = timedelta(seconds=max(settings.raise_after_s, settings.clear_after_s))
+        if any(since + longest <= when for _, since in self.circuit_states.pending.values()):
+            return True
+        return any(self._clock < edge <= when for w in self.windows
+                   for edge in (w.starts_at, w.ends_at))
+
+    def _take(self, group: list[Observation], at: datetime, changes: list[AlarmChange],
+              states: list[StateChange]) -> None:
+        """One group of observations of one moment, on the clock set to `at` (the
+        observations' own time, even when the pipeline's clock ran past it while they were
+        held up): first what fell due before it, then the group itself."""
+        due = debounce_due(self.debounce, self.settings, at)
+        if due or self.circuit_states.pending or self._inferring:
+            more, taken = self._compute(due, at)
+            changes += more
+            states += taken
+        self._clock = max(self._clock, at)
+        self.note(group)
         transitions: list[Transition] = []
-        for observation in observations:
+        for observation in group:
             self.observations_processed += 1
             for signal in observe(observation, self._ports):
-                transitions += debounce(self.debounce, signal, self.settings, now)
-        return self._step(transitions, now, last_event_id)
+                transitions += debounce(self.debounce, signal, self.settings, at)
+        more, taken = self._compute(transitions, at)
+        changes += more
+        states += taken
 
     def tick(self, now: datetime) -> list[AlarmChange]:
         """Let time pass: expired debounce timers, aged trap events, windows that began or
         ended, circuit states that held long enough."""
+        self._clock = max(self._clock, now)
         return self._step(debounce_due(self.debounce, self.settings, now), now, None)
 
     def evaluate_thresholds(self, samples: Iterable[tuple[int, str, datetime, float]],
@@ -349,6 +414,12 @@ class AlarmPipeline:
 
     def _step(self, transitions: Sequence[Transition], now: datetime,
               last_event_id: int | None) -> list[AlarmChange]:
+        changes, states = self._compute(transitions, now)
+        return self._publish(changes, states, now, last_event_id)
+
+    def _compute(self, transitions: Sequence[Transition],
+                 now: datetime) -> tuple[list[AlarmChange], list[StateChange]]:
+        """Every stage after debounce, at `now`: the alarm changes and circuit states."""
         changes: list[AlarmChange] = []
         cleared: dict[AlarmKey, datetime] = {}
         for transition in transitions:
@@ -384,6 +455,10 @@ class AlarmPipeline:
                 clear_after_s=self.settings.clear_after_s, window_end=self._window_end)
             changes += service
         changes += suppress(self.active, self.windows, self.scope, now)
+        return changes, states
+
+    def _publish(self, changes: list[AlarmChange], states: list[StateChange], now: datetime,
+                 last_event_id: int | None) -> list[AlarmChange]:
         merged = _clears_last(merge_changes(changes))
         self.last_states = states
         if self.publisher is not None and (merged or states or last_event_id is not None):

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from psycopg_pool import ConnectionPool
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from alarms.pipeline import KEPT_KINDS, AlarmPipeline, store_publisher, verdict_of
 from alarms.rules import AlarmSettings, metrics_of
@@ -56,6 +57,9 @@ log = logging.getLogger(__name__)
 OBSERVATION_TOPIC = "observation"
 BATCH_EVENTS = 200  # events taken from the queue per pipeline step
 RECOVER_DELAY_S = 1.0
+HEARTBEAT_INTERVAL_S = 5.0
+# what "the store is away" looks like: the connection or the pool failing
+STORE_UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
 
 
 def utc_now() -> datetime:
@@ -94,6 +98,8 @@ class AlarmService:
         self.clock = clock
         self.pipeline = AlarmPipeline(self.settings, publisher=store_publisher(pool, name))
         self.stats = AlarmServiceStats()
+        self._started_at = datetime.now(UTC)
+        self._store_lost_at: float | None = None
         self._queue: queue.Queue[Event] = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -183,7 +189,7 @@ class AlarmService:
     # --- the worker --------------------------------------------------------------------------
 
     def _run(self) -> None:
-        next_tick = time.monotonic()
+        next_tick = next_heartbeat = time.monotonic()
         while not self._stop.is_set():
             try:
                 timeout = max(0.0, next_tick - time.monotonic())
@@ -194,7 +200,24 @@ class AlarmService:
                     next_tick = time.monotonic() + self.settings.tick_interval_s
                     self._emit(self.pipeline.tick(self.clock()))
                     self._thresholds()
-            except Exception as error:  # the store went away, or a bug: start again clean
+                if time.monotonic() >= next_heartbeat:
+                    next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL_S
+                    self._heartbeat()
+                if self._store_lost_at is not None:
+                    log.info("alarm pipeline working again after %.1f s without the store",
+                             time.monotonic() - self._store_lost_at)
+                    self._store_lost_at = None
+            except STORE_UNAVAILABLE as error:
+                # the store went away: said once an outage, no traceback; rebuilt when back
+                self.stats.errors += 1
+                self.stats.last_error = f"{type(error).__name__}: {error}"
+                if self._store_lost_at is None:
+                    self._store_lost_at = time.monotonic()
+                    log.warning("alarm pipeline waits for the store (%s); it rebuilds from the"
+                                " store when it is back", " ".join(str(error).split())[:200])
+                self._stop.wait(RECOVER_DELAY_S)
+                self._recover_quietly()
+            except Exception as error:  # a bug: start again clean
                 self.stats.errors += 1
                 self.stats.last_error = f"{type(error).__name__}: {error}"
                 log.exception("alarm pipeline step failed; rebuilding from the store")
@@ -204,8 +227,20 @@ class AlarmService:
     def _recover_quietly(self) -> None:
         try:
             self._recover()
+        except STORE_UNAVAILABLE as error:
+            log.debug("alarm pipeline recovery postponed, store unavailable: %s", error)
         except Exception:
             log.exception("alarm pipeline recovery failed; retrying")
+
+    def _heartbeat(self) -> None:
+        from store.collection import record_heartbeat
+
+        with self.pool.connection(timeout=2) as conn:
+            record_heartbeat(conn, f"alarms:{self.name}", self._started_at, {
+                "observations": self.stats.observations, "events": self.stats.events,
+                "steps": self.stats.steps, "recoveries": self.stats.recoveries,
+                "errors": self.stats.errors, "last_error": self.stats.last_error,
+                "active_alarms": len(self.pipeline.active)})
 
     def _take(self, timeout_s: float) -> list[Event]:
         try:

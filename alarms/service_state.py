@@ -108,13 +108,15 @@ class PathFacts:
     with no route; `down`: the devices and links of the path (with no route: of the path
     it would take with every link up) that are down now, each with words naming it;
     `problems`: why a declared path does not fit; `since`: when the newest of `down` went
-    down."""
+    down; `changed`: when any device or link of the path last changed (a path back up is
+    up since then)."""
 
     declared: bool
     valid: bool
     down: tuple[tuple[Element, str], ...] = ()
     problems: tuple[str, ...] = ()
     since: datetime | None = None
+    changed: datetime | None = None  # when a device or link of the path last changed
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,8 @@ def underlying_state(facts: CircuitFacts) -> ServiceVerdict:
         verdict = rule(facts)
         if verdict is not None:
             return verdict
-    since = _latest([facts.ends[0].since, facts.ends[1].since, facts.path.since])
+    since = _latest([facts.ends[0].since, facts.ends[1].since, facts.path.since,
+                     facts.path.changed])
     return ServiceVerdict(ServiceState.UP, "in service", IN_SERVICE, (), since)
 
 

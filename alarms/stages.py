@@ -243,6 +243,12 @@ def debounce(state: DebounceState, signal: Signal, settings: AlarmSettings,
             return []
         condition = state.conditions[key] = Condition(False, False, None, signal)
     out: list[Transition] = []
+    if (condition.since is not None and signal.active != condition.wanted
+            and key not in state.flapping):
+        # a pending change that had held long enough before this signal counted, whenever
+        # it is processed (a batch replayed late holds the down and the up of one outage)
+        out += _confirm_if_due(state, key, condition, settings, signal.time)
+        condition = state.conditions.setdefault(key, condition)
     if key.type is AlarmType.LINK_DOWN and signal.active != condition.wanted:
         out += _count_change(state, key, signal, settings)
     condition.wanted = signal.active
@@ -437,6 +443,7 @@ def correlate(active: dict[AlarmKey, Alarm], index: ImpactIndex | None,
     by_element = {e: k for k in active if (e := element_of(k)) is not None}
     wanted_root: dict[AlarmKey, AlarmKey] = {}
     wanted_derived: dict[AlarmKey, tuple[Severity, str]] = {}
+    began: dict[AlarmKey, datetime] = {}
     if index is not None and by_element:
         excluded = frozenset(
             Element(DEVICE, device) for device in index.device_ports
@@ -452,6 +459,10 @@ def correlate(active: dict[AlarmKey, Alarm], index: ImpactIndex | None,
                         waiting.add(cause_key)
                         continue
                 wanted_derived[cause_key] = _DERIVED[cause_key.type]
+                # it began when the last of the symptoms it stands for was seen, not when
+                # this step ran (a replay after an outage runs much later)
+                began[cause_key] = max((active[by_element[s]].first_seen for s in explained
+                                        if s in by_element), default=now)
             for symptom in explained:
                 key = by_element.get(symptom)
                 if key is not None and key != cause_key:
@@ -467,8 +478,9 @@ def correlate(active: dict[AlarmKey, Alarm], index: ImpactIndex | None,
                                      "no longer inferred"))
     for key, (severity, summary) in wanted_derived.items():
         if key not in active:
-            alarm = active[key] = Alarm(key, severity, now, now, summary)
-            changes.append(AlarmChange(alarm, "raised", (entry(now, "raised", summary,
+            at = min(began.get(key, now), now)
+            alarm = active[key] = Alarm(key, severity, at, at, summary)
+            changes.append(AlarmChange(alarm, "raised", (entry(at, "raised", summary,
                                                                inferred=True),)))
     for key, alarm in active.items():
         if key.type is not AlarmType.SERVICE_DOWN:

@@ -9,11 +9,11 @@ and starts again from zero when it passes its top: a *wrap*. The 64-bit ifHC* co
 centuries to wrap, but the 32-bit ifInOctets wraps every 2**32 octets, in 34 s at 1 Gbit/s and
 3.4 s at 10 Gbit/s; one wrap can be undone (add 2**32), two cannot be told from none. A counter
 can also start again from zero for other reasons, a *discontinuity*: the device or its agent
-restarted (sysUpTime, the agent's own clock in centiseconds, goes back or falls behind the wall
-clock), someone cleared the counters (ifCounterDiscontinuityTime changes, if the agent keeps
-it), a line card was swapped. A counter that went down after a discontinuity looks exactly like
-one that wrapped; the difference is that a wrap implies a rate the interface could have carried
-and a reset usually implies one it could not.
+restarted (sysUpTime, the agent's own clock in centiseconds, goes back or falls behind the
+poller's clock), someone cleared the counters (ifCounterDiscontinuityTime changes, if the agent
+keeps it), a line card was swapped. A counter that went down after a discontinuity looks
+exactly like one that wrapped; the difference is that a wrap implies a rate the interface could
+have carried and a reset usually implies one it could not.
 
 When an interval cannot be trusted, `compute_rates` returns no rates for it (None) and says why
 in `skipped_reason`, words for a person, and `skipped_code`, a stable `SkipCode` number for a
@@ -32,12 +32,12 @@ the interface's counters as a whole cannot be trusted for it):
 1. no previous reading [1 NO_PREVIOUS_READING], or a previous reading of another ifIndex
    [2 OTHER_INTERFACE];
 2. interval (``read_at_s`` difference) zero or negative [3 NON_POSITIVE_INTERVAL];
-3. sysUpTime inconsistent with the wall interval: went backwards (restart), advanced less
+3. sysUpTime inconsistent with the interval: went backwards (restart), advanced less
    (restart hidden inside the interval) [4 AGENT_RESTARTED] or more (clock jump, another
    device answering) [5 CLOCKS_DISAGREE]. A sysUpTime that went backwards but whose 2**32 wrap
-   (every 497 days) matches the wall interval is the TimeTicks wrap, not a restart. Some agents
+   (every 497 days) matches the interval is the TimeTicks wrap, not a restart. Some agents
    serve no sysUpTime.0 (``sys_uptime_cs`` None): when either reading lacks it this rule is
-   skipped and the interval is judged by the wall clock alone, so a restart inside it is seen
+   skipped and the interval is judged by the poller's clock alone, so a restart inside it is seen
    only through rules 4 and 5 (a counter that went back or an implausible rate);
 4. ifCounterDiscontinuityTime differs between the readings [6 DISCONTINUITY_TIME_CHANGED];
 5. per counter: a 64-bit counter that went backwards [7 COUNTER64_WENT_BACKWARDS]; a 32-bit
@@ -97,7 +97,7 @@ MIN_PACKET_OCTETS = 64
 
 CLOCK_SKEW_ALLOWANCE_S = 5.0
 CLOCK_SKEW_ALLOWANCE_RATIO = 0.1
-"""sysUpTime may differ from the wall interval by 5 s + 10 % (poll latency, retries, caching)."""
+"""sysUpTime may differ from the interval by 5 s + 10 % (poll latency, retries, caching)."""
 
 _HIGH_SPEED_ROUNDING_BPS = 500_000
 """ifHighSpeed n means n Mbit/s +- 0.5 Mbit/s (RFC 2863)."""
@@ -145,9 +145,12 @@ class InterfaceReading:
 
     Counters are raw values (Counter32 0..2**32-1, Counter64 0..2**64-1); None means the agent
     did not return the column (no ifXTable, noSuchInstance). ``read_at_s`` is the poller's
-    clock when the reading was taken (monotonic or wall, but the same clock for every reading
-    of a device); ``sys_uptime_cs`` is the agent's clock, sysUpTime in TimeTicks (centiseconds),
-    None when the agent does not serve it (the wall clock alone judges the interval then).
+    *monotonic* clock (``time.monotonic()``) when the reading was taken, for interval
+    arithmetic only: the wall clock can be stepped (NTP, an operator), and a step inside an
+    interval would make a wrong rate or a false restart. The wall-clock time a sample is
+    stamped with is the poll's (``PollResult.started_at``), not the reading's.
+    ``sys_uptime_cs`` is the agent's clock, sysUpTime in TimeTicks (centiseconds), None when
+    the agent does not serve it (the poller's clock alone judges the interval then).
     Speeds: ifHighSpeed in Mbit/s, ifSpeed in bit/s (Gauge32; 4294967295 means "see
     ifHighSpeed"). Statuses are the IF-MIB integers (1 up, 2 down, 3 testing, ...).
     """
@@ -291,8 +294,8 @@ def _interval_speed_bps(previous: InterfaceReading | None, current: InterfaceRea
 def _check_agent_clock(
     previous: InterfaceReading, current: InterfaceReading, interval_s: float
 ) -> None:
-    """sysUpTime must have advanced by the wall interval (allowing its 497-day wrap); an agent
-    without sysUpTime (None in either reading) is not judged here: the wall clock alone."""
+    """sysUpTime must have advanced by the interval (allowing its 497-day wrap); an agent
+    without sysUpTime (None in either reading) is not judged here: the poller's clock alone."""
     if previous.sys_uptime_cs is None or current.sys_uptime_cs is None:
         return
     allowance_s = CLOCK_SKEW_ALLOWANCE_S + CLOCK_SKEW_ALLOWANCE_RATIO * interval_s
@@ -305,7 +308,7 @@ def _check_agent_clock(
                 f"agent restarted (sysUpTime went backwards: "
                 f"{_uptime(previous.sys_uptime_cs)} -> {_uptime(current.sys_uptime_cs)})"
             )
-        return  # the TimeTicks wrap, consistent with the wall clock
+        return  # the TimeTicks wrap, consistent with the interval
     advanced_s = advanced_cs / 100
     if advanced_s < interval_s - allowance_s:
         raise _Untrusted(

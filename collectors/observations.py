@@ -30,8 +30,11 @@ counted (``ObservedPoll.unmapped_if_indexes``), not guessed. A device that stopp
 says nothing about its ports: their states are kept as last seen, not turned to "unknown".
 
 An agent restart is an event, not a state: sysUpTime (the agent's clock, centiseconds since
-it started) advanced clearly less than the wall clock between two polls, so the agent
-started again in between. Its one legitimate way to go backwards, the 32-bit TimeTicks wrap
+it started) advanced clearly less than the poller's clock between two polls, so the agent
+started again in between. The poller's clock is the monotonic stamp of the polls' readings
+(``InterfaceReading.read_at_s``, taken when sysUpTime was read), not the difference of the
+wall-clock ``started_at``s: a wall clock stepped an hour forward would otherwise make every
+device look restarted. Its one legitimate way to go backwards, the 32-bit TimeTicks wrap
 every 497 days, is recognised and not reported.
 
 The same change is often seen twice: a linkDown trap at 10:05:03, then the next poll at
@@ -151,26 +154,40 @@ def verdict_observation(device_id: int, old: str | None, new: str, time: datetim
 
 def agent_restarted(previous_cs: int, current_cs: int, elapsed_s: float) -> bool:
     """Whether sysUpTime going from `previous_cs` to `current_cs` over `elapsed_s` seconds of
-    wall clock means the agent restarted: it advanced more than RESTART_SLACK_S less than the
-    wall clock, unless that is the TimeTicks wrap (2**32 cs)."""
+    the poller's monotonic clock means the agent restarted: it advanced more than
+    RESTART_SLACK_S less than that clock, unless that is the TimeTicks wrap (2**32 cs)."""
     expected_cs = previous_cs + elapsed_s * 100
     slack_cs = RESTART_SLACK_S * 100
     if current_cs >= expected_cs - slack_cs:
         return False
-    # Wrapped: the unwrapped reading lands where the wall clock says it should.
+    # Wrapped: the unwrapped reading lands where the poller's clock says it should.
     return abs(current_cs + TIMETICKS_MODULUS - expected_cs) > slack_cs
+
+
+def poll_elapsed_s(previous: PollResult, current: PollResult) -> float:
+    """Seconds between two polls of a device on the poller's monotonic clock: the stamps of
+    their readings, taken when sysUpTime was read (every reading of a poll has the same).
+    A poll that brought no interface readings has no such stamp; the wall-clock
+    ``started_at``s are the fallback then, the one case a step of the wall clock can still
+    reach."""
+    before = next(iter(previous.interfaces.values()), None)
+    after = next(iter(current.interfaces.values()), None)
+    if before is not None and after is not None:
+        return after.read_at_s - before.read_at_s
+    return (current.started_at - previous.started_at).total_seconds()
 
 
 def restart_observation(
     previous: PollResult | None, current: PollResult, now: datetime
 ) -> Observation | None:
     """An agent_restart observation if sysUpTime says the agent restarted between two
-    reachable polls; None otherwise (or when either poll lacks sysUpTime)."""
+    reachable polls (over `poll_elapsed_s`); None otherwise (or when either poll lacks
+    sysUpTime)."""
     if previous is None or previous.status is not PollStatus.REACHABLE:
         return None
     if previous.sys_uptime_cs is None or current.sys_uptime_cs is None:
         return None
-    elapsed_s = (current.started_at - previous.started_at).total_seconds()
+    elapsed_s = poll_elapsed_s(previous, current)
     if not agent_restarted(previous.sys_uptime_cs, current.sys_uptime_cs, elapsed_s):
         return None
     restarted_at = current.started_at - timedelta(seconds=current.sys_uptime_cs / 100)

@@ -3,7 +3,7 @@
 This is the collectors' running process. It joins the pieces that each do one thing:
 
     schedule (collectors.schedule) -> poll (collectors.snmp) -> rates (collectors.counters)
-        -> samples -> SpoolingSink (collectors.spool) -> store
+        -> samples -> SpooledStore (collectors.spool: on disk first) -> store
     poll -> observe_poll (collectors.observations) -> StateTracker -> observations -> sink
     poll (+ ICMP when it got no answer) -> verdict (collectors.reachability) -> tracker
     trap (collectors.traps) -----------------------> StateTracker -> observations -> sink
@@ -18,18 +18,26 @@ device is known within seconds, not after two full intervals.
 
 One `StateTracker` sits between both sources and the store, so a link seen down by a trap
 and then by the next poll is reported once; it is seeded from the store's last states, so a
-restarted collector does not announce every port again. Observations are written as soon as
-they are seen (an alarm is waiting for them); samples and poll statuses are buffered and
-written once a second in one transaction, which is what keeps 2,000 devices' samples cheap.
-All writes go through one writer thread, in the order they were made, so "port down" is
-never stored after the "port up" that followed it; the sink spools them to disk while the
-store is away and replays them in that order when it returns.
+restarted collector does not announce every port again (the store's last states, with what
+the spool still holds on top). Observations are written as soon as they are seen (an alarm
+is waiting for them); samples and poll statuses are buffered and written once a second as
+one batch, which is what keeps 2,000 devices' samples cheap. Every write goes to the spool
+on disk first and is forwarded to the store in order by the spool's own thread
+(collectors.spool.SpooledStore), so "port down" is never stored after the "port up" that
+followed it, a store that is away or hangs never holds up polling, and a collector killed at
+any moment loses at most the last few milliseconds; `stop()` returns within seconds whatever
+the store does.
 
 Everything asynchronous runs on one asyncio event loop on the service's own thread (the
-caller, typically the portal or a CLI command, keeps its own): APScheduler's AsyncIOScheduler
-fires each device's poll job; the trap receiver's socket lives on the same loop. Jobs that
-are not polls keep the store in shape: spool replay, 5-minute rollups, retention, pruning old
-events, and reloading the targets when an inventory import changed them.
+caller, typically the portal or a CLI command, keeps its own): collectors.schedule's
+`Scheduler` fires each device's poll job on the loop's monotonic clock, so a step of the wall
+clock (NTP, an operator, an hour either way) neither stops polling nor makes it race, and
+rates and restarts are judged on that clock too; a step is detected (the wall clock's elapsed
+time against the monotonic one's, every flush interval), logged once and counted
+(`CollectorStats.clock_steps`), and samples are stamped with the new time. The trap
+receiver's socket lives on the same loop. Jobs that are not polls keep the store in shape:
+spool replay, 5-minute rollups, retention, pruning old events, and reloading the targets when
+an inventory import changed them.
 
     service = CollectionService.from_settings(settings, database)
     service.start()          # returns once the trap receiver listens and jobs are scheduled
@@ -43,6 +51,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,10 +61,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.date import DateTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from collectors.counters import InterfaceRates, SkipCode, compute_rates
@@ -71,6 +76,7 @@ from collectors.health import (
 from collectors.icmp import IcmpChecker, IcmpUnavailable
 from collectors.model import Observation, PollResult, PollStatus, PollTarget, Sample
 from collectors.observations import (
+    KIND_AGENT_RESTART,
     KIND_PORT_MATCH,
     KIND_REACHABILITY,
     StateTracker,
@@ -79,16 +85,15 @@ from collectors.observations import (
 )
 from collectors.port_names import match_ports
 from collectors.reachability import REACHABLE, Verdict, judge
-from collectors.schedule import PollPlan, plan_poll
+from collectors.schedule import PollPlan, Scheduler, plan_poll
 from collectors.snmp import SnmpPoller
-from collectors.spool import DEFAULT_MAX_BYTES, SpoolingSink
+from collectors.spool import DEFAULT_MAX_BYTES, SpooledStore, SpoolStats
 from collectors.targets import TargetProblem, load_poll_targets
+from collectors.traps import RECEIVE_BUFFER_BYTES as TRAP_RECEIVE_BUFFER_BYTES
 from collectors.traps import TrapReceiver, V3TrapUser
 from store.observations import (
     PortMatchRow,
     latest_states,
-    record_poll_statuses,
-    record_port_matches,
 )
 
 log = logging.getLogger(__name__)
@@ -110,6 +115,7 @@ RESPONSE_TIME_METRIC = "snmp_response_ms"  # device: how long one full poll took
 # port: an interval whose rates were withheld, the value its reason (collectors.counters
 # SkipCode): a gap with a reason on the port's chart, not a silent hole
 RATE_GAP_METRIC = "if_rate_gap"
+HEARTBEAT_INTERVAL_S = 5.0  # how often the collector tells the store how it is
 
 def rate_samples(rates: InterfaceRates, port_id: int, time: datetime) -> list[Sample]:
     """The samples one interface's interval gives: each rate that could be computed, and the
@@ -140,6 +146,7 @@ class CollectorStats:
     write_errors: int = 0
     target_problems: list[str] = field(default_factory=list)
     reloads: int = 0
+    clock_steps: int = 0  # steps of the wall clock seen (collectors keep their schedule)
 
 
 @dataclass
@@ -177,7 +184,9 @@ class CollectionService:
         traps_enabled: bool = True,
         trap_host: str = "127.0.0.1",
         trap_port: int = 1162,
+        trap_receive_buffer_bytes: int = TRAP_RECEIVE_BUFFER_BYTES,
         spool_max_bytes: int = DEFAULT_MAX_BYTES,
+        spool_when_full: str = "drop_newest",
         startup_spread_s: float = 10.0,
         flush_interval_s: float = 1.0,
         reload_interval_s: float = 30.0,
@@ -191,6 +200,8 @@ class CollectionService:
         icmp_timeout_s: float = 1.0,
         health_interval_s: float | None = 300.0,
         health_profiles: Sequence[HealthProfile] | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        clock_step_tolerance_s: float = 1.0,
     ) -> None:
         self._pool = pool
         self._environ = environ
@@ -201,6 +212,7 @@ class CollectionService:
         self.traps_enabled = traps_enabled
         self.trap_host = trap_host
         self.trap_port = trap_port
+        self.trap_receive_buffer_bytes = trap_receive_buffer_bytes
         self.startup_spread_s = startup_spread_s
         self.flush_interval_s = flush_interval_s
         self.reload_interval_s = reload_interval_s
@@ -213,10 +225,14 @@ class CollectionService:
         self.icmp_count = icmp_count
         self.icmp_timeout_s = icmp_timeout_s
         self._icmp: IcmpChecker | None = None
+        self._started_at = datetime.now(UTC)
         # device health (collectors.health) at its own interval; None: not polled
         self.health_interval_s = health_interval_s
         self._health_profiles = list(health_profiles) if health_profiles is not None else None
-        self._sink = SpoolingSink(pool, spool_dir, max_bytes=spool_max_bytes)
+        # every write: to the spool on disk first, then forwarded to the store in order
+        self._sink = SpooledStore(pool.conninfo, spool_dir, max_bytes=spool_max_bytes,
+                                  when_full=spool_when_full, device_of=self._device_of_object)
+        self._object_device: dict[int, int] | None = None  # port/device id -> device id
         self._tracker = StateTracker()
         self._devices: dict[int, _DeviceState] = {}
         self._stats = CollectorStats()
@@ -225,8 +241,9 @@ class CollectionService:
         self._pending_statuses: dict[int, tuple[str, str | None, datetime]] = {}
         self._pending_matches: dict[int, PortMatchRow] = {}
         self._written_matches: dict[int, tuple[object, ...]] = {}
-        # One writer thread: writes reach the store in the order they were made.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyline-writer")
+        # One thread for the store's reads and upkeep (targets, rollups, retention): never
+        # in the write path, which is the spool's
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyline-store")
         self._last_import_id: int | None = None
         # v3 agents' trap users, by device: registered once a poll has told the engine id
         self._v3_trap_users: dict[int, V3TrapUser] = {}
@@ -234,7 +251,12 @@ class CollectionService:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
-        self._scheduler: AsyncIOScheduler | None = None
+        self._scheduler: Scheduler | None = None
+        # the wall clock (epoch seconds) that polls and samples are stamped with; intervals
+        # are the loop's monotonic clock. Injectable: a test steps it.
+        self._wall_clock = wall_clock
+        self.clock_step_tolerance_s = clock_step_tolerance_s
+        self._clock_mark: tuple[float, float] | None = None  # (wall, monotonic) last checked
         self._poller: SnmpPoller | None = None
         self._in_flight: asyncio.Semaphore | None = None
         self.trap_receiver: TrapReceiver | None = None
@@ -253,7 +275,9 @@ class CollectionService:
             traps_enabled=settings.traps.enabled,
             trap_host=settings.traps.host,
             trap_port=settings.traps.port,
+            trap_receive_buffer_bytes=settings.traps.receive_buffer_bytes,
             spool_max_bytes=settings.spool.max_bytes,
+            spool_when_full=settings.spool.when_full,
             raw_retention_days=settings.store.raw_retention_days,
             down_after_failures=settings.poll.down_after_failures,
             confirm_after_s=settings.poll.confirm_after_s,
@@ -270,6 +294,7 @@ class CollectionService:
         what stopped it from starting (the trap port taken, the store away...)."""
         if self._thread is not None:
             raise RuntimeError("collection service already started")
+        self._sink.start()
         self._thread = threading.Thread(target=self._run, name="keyline-collector",
                                         daemon=True)
         self._thread.start()
@@ -277,19 +302,24 @@ class CollectionService:
             raise TimeoutError(f"collection service did not start within {timeout_s} s")
         if self._start_error is not None:
             self._thread.join()
+            self._sink.close()
             raise self._start_error
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop polling and receiving, write what is buffered, and wait for the writer.
-        Idempotent."""
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop polling and receiving, put what is buffered on disk, and return within about
+        `timeout_s` whatever the store does (what it has not taken stays in the spool for the
+        next start). Idempotent."""
         thread, loop = self._thread, self._loop
         if thread is None or loop is None:
             return
+        deadline = time.monotonic() + timeout_s
         if thread.is_alive():
             loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout_s)
+            thread.join(max(0.5, deadline - time.monotonic() - 2.0))
         self._thread = None
-        self._writer.shutdown(wait=True)
+        self._sink.close(max(0.5, deadline - time.monotonic()))
+        # a read or upkeep stuck on a dead store is abandoned, not waited for
+        self._writer.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> CollectionService:
         self.start()
@@ -313,6 +343,7 @@ class CollectionService:
                 write_errors=self._stats.write_errors,
                 target_problems=list(self._stats.target_problems),
                 reloads=self._stats.reloads,
+                clock_steps=self._stats.clock_steps,
             )
 
     def plans(self) -> list[PollPlan]:
@@ -338,22 +369,23 @@ class CollectionService:
 
         def add() -> None:
             assert self._scheduler is not None
-            self._scheduler.add_job(
-                run, IntervalTrigger(seconds=interval_s, start_date=datetime.now(UTC)
-                                     + timedelta(seconds=first_delay_s)),
-                id=f"blocking:{name}", name=name, replace_existing=True, max_instances=1,
-                coalesce=True)
+            self._scheduler.every(f"blocking:{name}", interval_s, run,
+                                  first_delay_s=first_delay_s)
 
         loop.call_soon_threadsafe(add)
 
     def flush(self, timeout_s: float = 10.0) -> None:
-        """Write what is buffered now and wait until the writer has done it (for tests and
-        for a clean stop)."""
+        """Write what is buffered now: on disk when this returns, and in the store too
+        while the store takes writes (waiting at most `timeout_s` in all; for tests and a
+        clean stop)."""
         loop = self._loop
         if loop is None or not loop.is_running():
             return
+        deadline = time.monotonic() + timeout_s
         done = asyncio.run_coroutine_threadsafe(self._flush_and_wait(), loop)
         done.result(timeout_s)
+        if self._sink.stats().store_available:
+            self._sink.drain(max(0.0, deadline - time.monotonic()))
 
     # --- the loop thread ---------------------------------------------------------------------
 
@@ -379,7 +411,8 @@ class CollectionService:
         self._in_flight = asyncio.Semaphore(self.max_in_flight)
         if self.health_interval_s is not None and self._health_profiles is None:
             self._health_profiles = await asyncio.to_thread(load_profiles)
-        self._poller = SnmpPoller(timeout_s=self.timeout_s, retries=self.retries)
+        self._poller = SnmpPoller(timeout_s=self.timeout_s, retries=self.retries,
+                                  wall_clock=self._wall_clock)
         if self.icmp_check:
             try:
                 self._icmp = IcmpChecker.open(count=self.icmp_count,
@@ -395,7 +428,8 @@ class CollectionService:
             self.trap_receiver = TrapReceiver(
                 _by_address(targets), host=self.trap_host, port=self.trap_port,
                 communities=_communities(targets),
-                on_observations=self._on_trap_observations)
+                on_observations=self._on_trap_observations,
+                receive_buffer_bytes=self.trap_receive_buffer_bytes)
             try:
                 await self.trap_receiver.start()
             except OSError as error:
@@ -403,24 +437,16 @@ class CollectionService:
                 raise OSError(error.errno, f"trap receiver cannot listen on {self.trap_host}:"
                               f"{self.trap_port} ({error.strerror}); set [traps] port, or"
                               " enabled = false") from None
-        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC,
-                                     job_defaults={"misfire_grace_time": None})
-        scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
+        scheduler = Scheduler(asyncio.get_running_loop(), on_skipped=self._on_skipped)
         self._scheduler = scheduler
         self._apply_targets(targets, problems)
-        every = {"replace_existing": True, "max_instances": 1, "coalesce": True}
-        scheduler.add_job(self._flush, IntervalTrigger(seconds=self.flush_interval_s),
-                          id="flush", **every)
-        scheduler.add_job(self._replay, IntervalTrigger(seconds=self.replay_interval_s),
-                          id="spool-replay", **every)
-        scheduler.add_job(self._reload_if_changed, IntervalTrigger(seconds=self.reload_interval_s),
-                          id="reload-targets", **every)
-        scheduler.add_job(self._maintain_rollups, IntervalTrigger(minutes=5),
-                          id="rollup-5min", **every)
-        scheduler.add_job(self._maintain_retention, IntervalTrigger(hours=6),
-                          next_run_time=datetime.now(UTC) + timedelta(minutes=1),
-                          id="retention", **every)
-        scheduler.start()
+        scheduler.every("flush", self.flush_interval_s, self._flush)
+        scheduler.every("reload-targets", self.reload_interval_s, self._reload_if_changed)
+        scheduler.every("rollup-5min", 300.0, self._maintain_rollups)
+        scheduler.every("retention", 6 * 3600.0, self._maintain_retention, first_delay_s=60.0)
+        scheduler.every("heartbeat", HEARTBEAT_INTERVAL_S, self._heartbeat, first_delay_s=1.0)
+        self._clock_mark = (self._wall_clock(), scheduler.time())
+        scheduler.every("clock-check", self.flush_interval_s, self._check_clock)
         log.info("collecting from %d devices%s", len(self._devices),
                  f"; traps on {self.trap_host}:{self.trap_receiver.port}"
                  if self.trap_receiver else "; traps disabled")
@@ -448,8 +474,14 @@ class CollectionService:
         return targets, problems, import_id
 
     def _read_latest_states(self) -> dict[tuple[int, str], str]:
+        """The store's last states, with what the spool still holds on top: a restarted
+        collector must start from what it recorded last, not what the store has so far."""
         with self._pool.connection() as conn:
-            return latest_states(conn)
+            states = latest_states(conn)
+        for observation in self._sink.pending_observations():
+            if observation.kind != KIND_AGENT_RESTART:
+                states[(observation.object_id, observation.kind)] = observation.new
+        return states
 
     def _apply_targets(self, targets: Sequence[PollTarget],
                        problems: Sequence[TargetProblem]) -> None:
@@ -462,7 +494,6 @@ class CollectionService:
         wanted = {target.device_id: target for target in targets}
         for device_id in [d for d in self._devices if d not in wanted]:
             self._drop_device(device_id)
-        now = datetime.now(UTC)
         for device_id, target in wanted.items():
             interval_s = float(self._interval_s_for(target.poller_group))
             state = self._devices.get(device_id)
@@ -479,26 +510,16 @@ class CollectionService:
                     target, plan, verdict=self._tracker.state(device_id, KIND_REACHABILITY))
             else:
                 state.target, state.plan = target, plan
-            self._scheduler.add_job(
-                self._poll_job, IntervalTrigger(
-                    seconds=interval_s, start_date=now + timedelta(seconds=plan.first_delay_s)),
-                args=(device_id,), id=f"poll:{device_id}", name=f"poll {target.device_key}",
-                replace_existing=True, max_instances=1, coalesce=True)
+            self._scheduler.every(f"poll:{device_id}", interval_s, self._poll_job, device_id,
+                                  first_delay_s=plan.first_delay_s)
             for number, delay_s in enumerate(plan.warmup_delays_s):
-                self._scheduler.add_job(
-                    self._poll_job, DateTrigger(now + timedelta(seconds=delay_s)),
-                    args=(device_id,), id=f"warmup:{device_id}:{number}",
-                    name=f"warm-up poll {target.device_key}", replace_existing=True)
+                self._scheduler.once(f"warmup:{device_id}:{number}", delay_s, self._poll_job,
+                                     device_id)
             if self.health_interval_s is not None:
                 # at the device's phase, after its first interface poll has named its ports
                 first_s = plan.first_delay_s % self.startup_spread_s + self.startup_spread_s
-                self._scheduler.add_job(
-                    self._health_job, IntervalTrigger(
-                        seconds=self.health_interval_s,
-                        start_date=now + timedelta(seconds=first_s)),
-                    args=(device_id,), id=f"health:{device_id}",
-                    name=f"health poll {target.device_key}", replace_existing=True,
-                    max_instances=1, coalesce=True)
+                self._scheduler.every(f"health:{device_id}", self.health_interval_s,
+                                      self._health_job, device_id, first_delay_s=first_s)
         if self.trap_receiver is not None:  # with the ports matched so far
             self.trap_receiver.targets_by_address = _by_address(
                 [state.target for state in self._devices.values()])
@@ -507,9 +528,9 @@ class CollectionService:
         assert self._scheduler is not None
         state = self._devices.pop(device_id)
         self._v3_trap_users.pop(device_id, None)
-        for job in self._scheduler.get_jobs():
-            if _device_of_job(job.id) == device_id:
-                job.remove()
+        for job_id in self._scheduler.job_ids():
+            if _device_of_job(job_id) == device_id:
+                self._scheduler.remove(job_id)
         self._tracker.forget(device_id)
         for port_id in state.target.ports_by_if_index.values():
             self._tracker.forget(port_id)
@@ -534,6 +555,7 @@ class CollectionService:
                            if self.trap_receiver else None)
         self._last_import_id = import_id
         self._apply_targets(targets, problems)
+        self._object_device = None
         with self._stats_lock:
             self._stats.reloads += 1
         if self.trap_receiver is not None and _communities(targets) != old_communities:
@@ -548,7 +570,8 @@ class CollectionService:
             _by_address([state.target for state in self._devices.values()]),
             host=self.trap_host, port=self.trap_receiver.port,
             communities=_communities(targets), v3_users=list(self._v3_trap_users.values()),
-            on_observations=self._on_trap_observations)
+            on_observations=self._on_trap_observations,
+            receive_buffer_bytes=self.trap_receive_buffer_bytes)
         self.trap_receiver.stats = stats
         await self.trap_receiver.start()
 
@@ -609,7 +632,7 @@ class CollectionService:
                      state.health_profile.name, "; ".join(sorted(new_problems)))
             state.health_problems |= new_problems
         samples = health_samples(reading, device_id, state.target.ports_by_if_index,
-                                 datetime.now(UTC))
+                                 datetime.fromtimestamp(self._wall_clock(), UTC))
         self._pending_samples.extend(samples)
         with self._stats_lock:
             self._stats.health_polls += 1
@@ -658,10 +681,8 @@ class CollectionService:
         delay_s = min(self.confirm_after_s, state.plan.interval_s / 2)
         if self._scheduler is None or delay_s < 0.5:
             return
-        self._scheduler.add_job(
-            self._poll_job, DateTrigger(datetime.now(UTC) + timedelta(seconds=delay_s)),
-            args=(state.target.device_id,), id=f"confirm:{state.target.device_id}",
-            name=f"confirmation poll {state.target.device_key}", replace_existing=True)
+        self._scheduler.once(f"confirm:{state.target.device_id}", delay_s, self._poll_job,
+                             state.target.device_id)
 
     def _take(self, state: _DeviceState, result: PollResult,
               verdict: Verdict | None = None) -> None:
@@ -802,10 +823,12 @@ class CollectionService:
                 self._stats.trap_observations += len(changes)
             self._write_observations(changes)
 
-    def _on_skipped(self, event: JobSubmissionEvent) -> None:
-        if event.job_id.startswith("health:"):
+    def _on_skipped(self, job_id: str) -> None:
+        """The scheduler's word that a job was due while its last run still went: a device's
+        poll is counted (skipped_polls); upkeep and blocking work just wait their next turn."""
+        if job_id.startswith("health:"):
             return  # a health poll still running: it runs again at its next interval
-        device_id = _device_of_job(event.job_id)
+        device_id = _device_of_job(job_id)
         state = self._devices.get(device_id) if device_id is not None else None
         if state is not None:
             self._count_skip(state.target.device_key)
@@ -819,57 +842,115 @@ class CollectionService:
             log.warning("poll of %s skipped: the previous one still runs (%d skipped so far)",
                         device_key, skipped)
 
-    # --- writes (the writer thread) ----------------------------------------------------------
+    def _check_clock(self) -> None:
+        """Compare the wall clock's elapsed time with the monotonic clock's since the last
+        check: a difference beyond `clock_step_tolerance_s` is a step of the wall clock,
+        logged once (the next check measures from the new time) and counted. Nothing else
+        to do: schedules, rates and restarts run on the monotonic clock."""
+        assert self._scheduler is not None
+        wall_s, monotonic_s = self._wall_clock(), self._scheduler.time()
+        mark, self._clock_mark = self._clock_mark, (wall_s, monotonic_s)
+        if mark is None:
+            return
+        step_s = (wall_s - mark[0]) - (monotonic_s - mark[1])
+        if abs(step_s) <= self.clock_step_tolerance_s:
+            return
+        with self._stats_lock:
+            self._stats.clock_steps += 1
+        log.warning("the wall clock stepped by %+.0f s; polling continues on schedule; samples "
+                    "are stamped with the new time", step_s)
+
+    # --- writes: to the spool (collectors.spool), which forwards them ------------------------
 
     def _write_observations(self, observations: list[Observation]) -> None:
         with self._stats_lock:
             self._stats.observations += len(observations)
-        self._submit(self._sink.write_observations, observations)
+        self._sink.write_observations(observations)
 
     async def _flush(self) -> None:
         samples, self._pending_samples = self._pending_samples, []
         statuses, self._pending_statuses = self._pending_statuses, {}
         matches, self._pending_matches = self._pending_matches, {}
         if matches:
-            self._submit(self._write_port_matches, matches)
+            self._sink.write_port_matches(list(matches.values()))
+            for port_id, row in matches.items():  # on disk now, the store gets it in order
+                self._written_matches[port_id] = (row.if_index, row.matched_by, row.problem,
+                                                  row.message)
         if samples:
             with self._stats_lock:
                 self._stats.samples += len(samples)
-            self._submit(self._sink.write_samples, samples)
+            self._sink.write_samples(samples)
         if statuses:
-            self._submit(self._write_poll_statuses, statuses)
-
-    def _write_port_matches(self, matches: dict[int, PortMatchRow]) -> None:
-        # the current picture, like poll statuses: lost while the store is away, the next
-        # poll says it again (it is pending again until written)
-        try:
-            with self._pool.connection(timeout=2) as conn:
-                record_port_matches(conn, list(matches.values()))
-        except (psycopg.OperationalError, PoolTimeout) as error:
-            log.debug("port matches not written, store unavailable: %s", error)
-            return
-        for port_id, row in matches.items():
-            self._written_matches[port_id] = (row.if_index, row.matched_by, row.problem,
-                                              row.message)
+            self._sink.write_poll_statuses([(device_id, status, reason, at) for device_id,
+                                            (status, reason, at) in statuses.items()])
 
     async def _flush_and_wait(self) -> None:
         await self._flush()
-        await self._in_writer(lambda: None)
+        await asyncio.to_thread(self._sink.flush)
 
-    def _write_poll_statuses(self, statuses: dict[int, tuple[str, str | None, datetime]]) -> None:
-        # The latest status of each device, not history: lost while the store is away, the
-        # next poll says it again.
-        rows = [(device_id, status, reason, at)
-                for device_id, (status, reason, at) in statuses.items()]
-        try:
+    def drain(self, timeout_s: float = 30.0) -> bool:
+        """Write what is buffered and wait until the store has all of it, however long
+        the store takes to come back (within `timeout_s`; tests, benches)."""
+        self.flush(min(timeout_s, 10.0))
+        return self._sink.drain(timeout_s)
+
+    def spool_stats(self) -> SpoolStats:
+        return self._sink.stats()
+
+    def _device_of_object(self, object_id: int) -> int | None:
+        """The device a sample's object is (a device) or belongs to (a port): for counting
+        what a full spool drops per device."""
+        mapping = self._object_device
+        if mapping is None:
+            mapping = {}
+            for device_id, state in list(self._devices.items()):
+                mapping[device_id] = device_id
+                for port_id, _name, _if_index in state.target.ports:
+                    mapping[port_id] = device_id
+            self._object_device = mapping
+        return mapping.get(object_id)
+
+    def health(self) -> dict[str, Any]:
+        """What this collector tells `keyline status` (store.collection): its spool, polls
+        and traps."""
+        stats, spool = self.stats(), self._sink.stats()
+        overdue = [state.target.device_key for state in list(self._devices.values())
+                   if state.last_result is not None and (
+                       datetime.now(UTC) - state.last_result.started_at).total_seconds()
+                   > 3 * state.plan.interval_s]
+        traps: dict[str, Any] = {}
+        if self.trap_receiver is not None:
+            trap_stats = self.trap_receiver.stats
+            traps = {"received": trap_stats.received,
+                     "kernel_drops": getattr(trap_stats, "kernel_drops", 0),
+                     "undecodable": sum(getattr(trap_stats, "undecodable", {}).values()),
+                     "wrong_community": sum(trap_stats.wrong_community.values()),
+                     "unknown_source": sum(trap_stats.unknown_source.values())}
+        return {
+            "devices": len(self._devices),
+            "polls": dict(stats.polls), "skipped_polls": sum(stats.skipped_polls.values()),
+            "devices_overdue": len(overdue), "overdue": sorted(overdue)[:20],
+            "clock_steps": getattr(stats, "clock_steps", 0),
+            "spool": {"bytes": spool.spool_bytes, "oldest_s": spool.oldest_spooled_s,
+                      "store_available": spool.store_available, "dropped": spool.dropped,
+                      "outages": spool.outages, "forwarded_batches": spool.forwarded_batches,
+                      "rejected_batches": spool.rejected_batches},
+            "traps": traps,
+        }
+
+    async def _heartbeat(self) -> None:
+        from store.collection import record_heartbeat
+
+        detail = self.health()
+
+        def write() -> None:
             with self._pool.connection(timeout=2) as conn:
-                record_poll_statuses(conn, rows)
-        except (psycopg.OperationalError, PoolTimeout) as error:
-            log.debug("poll statuses not written, store unavailable: %s", error)
+                record_heartbeat(conn, "collector", self._started_at, detail)
 
-    async def _replay(self) -> None:
-        if self._sink.spooling:
-            await self._in_writer(self._sink.replay)
+        try:
+            await self._in_writer(write)
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            log.debug("heartbeat not written, store unavailable: %s", error)
 
     async def _maintain_rollups(self) -> None:
         from store.timeseries import refresh_samples_5min

@@ -79,8 +79,11 @@ carries it as `PollResult.engine_id`. No snmpEngineID.0 GET: not every agent ser
 (snmpsim does not), and the discovered id is the one the agent signs with. v1 and v2c polls
 leave it None and pay nothing for it.
 
-Readings are stamped with the wall clock (`time.time()`, seconds) taken when the system group
-answered, the same moment as their sysUpTime; counters are the agent's raw values.
+Readings are stamped with the monotonic clock (`time.monotonic()`, seconds) taken when the
+system group answered, the same moment as their sysUpTime: rates and restarts are judged on
+intervals of that clock, which a step of the wall clock does not touch. A result's
+`started_at`, what samples and observations are stamped with, is the wall clock (`wall_clock`,
+`time.time` unless a test steps it). Counters are the agent's raw values.
 `requests_sent` counts every request datagram sent (each try), for statistics.
 
 Every non-reachable result carries a reason in words. Reasons never contain a community or a
@@ -495,7 +498,8 @@ class SnmpPoller:
     def __init__(self, *, timeout_s: float = 2.0, retries: int = 2, max_in_flight: int = 32,
                  max_in_flight_per_device: int = 2, max_repetitions: int = 25,
                  backoff_factor: float = 1.0,
-                 v2c_engine: Literal["fast", "pysnmp"] = "fast") -> None:
+                 v2c_engine: Literal["fast", "pysnmp"] = "fast",
+                 wall_clock: Callable[[], float] = time.time) -> None:
         if timeout_s <= 0 or retries < 0 or max_in_flight < 1 or max_in_flight_per_device < 1:
             raise ValueError("timeout_s > 0, retries >= 0 and in-flight limits >= 1, please")
         if not 1 <= max_repetitions <= 1000 or backoff_factor < 1:
@@ -509,6 +513,7 @@ class SnmpPoller:
         self.max_repetitions = max_repetitions
         self.backoff_factor = backoff_factor
         self.v2c_engine = v2c_engine
+        self._wall_clock = wall_clock  # epoch seconds, for the results' started_at
         self.timeouts_s = tuple(timeout_s * backoff_factor ** n for n in range(retries + 1))
         self._in_flight: asyncio.Semaphore | None = None
         self._device_slots: dict[tuple[str, int], tuple[asyncio.Semaphore, int]] = {}
@@ -522,7 +527,7 @@ class SnmpPoller:
 
     async def poll(self, target: PollTarget) -> PollResult:
         """Poll one device. Never raises for anything the device does: see `PollResult`."""
-        started_at = datetime.now(UTC)
+        started_at = datetime.fromtimestamp(self._wall_clock(), UTC)
         started_s = time.monotonic()
         status, reason, fields = await self._converse(target, self._poll)
         return PollResult(target=target, status=status, reason=reason, started_at=started_at,
@@ -536,7 +541,7 @@ class SnmpPoller:
         wanted = tuple(dict.fromkeys(tuple(int(part) for part in column) for column in columns))
         if not wanted or any(len(column) < 2 for column in wanted):
             raise ValueError("walk needs at least one column OID of two or more parts")
-        started_at = datetime.now(UTC)
+        started_at = datetime.fromtimestamp(self._wall_clock(), UTC)
         started_s = time.monotonic()
 
         async def work(session: Any, slot: asyncio.Semaphore) -> dict[Oid, dict[Oid, Any]]:
@@ -701,7 +706,7 @@ class SnmpPoller:
     async def _poll(self, session: Any, slot: asyncio.Semaphore) -> dict[str, Any]:
         problems = _Problems()
         system, system_count = await self._system(session, slot, problems)
-        read_at_s = time.time()
+        read_at_s = time.monotonic()  # intervals only: never stepped (collectors.counters)
         tables = (IF_TABLE_COLUMNS, IF_X_TABLE_COLUMNS)
         if not session.bulk:  # SNMPv1 cannot carry Counter64 (RFC 2576 4.1.2.1): not asked
             tables = tuple(tuple(c for c in columns if c.syntax != "Counter64")

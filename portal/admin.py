@@ -433,3 +433,21 @@ def _topology_error(message: str) -> ResponseReturnValue:
     with _database().pool.connection() as conn:
         diff = load_diff(conn).as_dict()
     return render_template("admin/topology.html", diff=diff, error=message), 400
+
+
+# --- collection health -----------------------------------------------------------------------
+
+
+@blueprint.get("/health")
+@admin_required
+def health() -> ResponseReturnValue:
+    """How collection is doing: each running service's last report (the collector's spool,
+    polls and traps; the alarm pipeline's events), and what a full spool dropped, each drop
+    with its device and the time range counted as unknown (store.collection)."""
+    from store.collection import collection_status, drops_since
+
+    with _database().pool.connection() as conn:
+        status = collection_status(conn)
+        drops = drops_since(conn)[:100]
+        names = dict(conn.execute("SELECT id, key FROM devices").fetchall())
+    return render_template("admin/health.html", status=status, drops=drops, devices=names)

@@ -131,6 +131,25 @@ def device_ports(device_id: int) -> ResponseReturnValue:
     return jsonify(device=asdict(device), ports=[asdict(port) for port in ports])
 
 
+@blueprint.get("/health")
+@login_required
+def health() -> ResponseReturnValue:
+    """How collection is doing (store.collection.collection_status): the running services'
+    last reports, drops, events processed. The operator's (noc, engineer, admin): it names
+    hosts and processes, nothing a customer or an account manager needs."""
+    from portal.security import OPERATOR_ROLES
+    from store.collection import collection_status
+
+    viewer = current_viewer()
+    if viewer.role not in OPERATOR_ROLES:
+        _fail(403, f"the role {viewer.role} may not read the collection's health", None)
+    with _database().pool.connection() as conn:
+        report = collection_status(conn)
+    services = report["services"]
+    report["healthy"] = bool(services) and all(s["running"] for s in services.values())
+    return jsonify(report)
+
+
 @blueprint.get("/samples")
 @login_required
 def samples() -> ResponseReturnValue:

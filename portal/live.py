@@ -17,8 +17,8 @@ of rooms:
   cut down to its own circuits. A customer user may join only its own; staff may join any.
 
 A client asks with ``emit("join", {"room": "noc", "after": 123})`` and gets an
-acknowledgement: ``{"ok": true, "room": ..., "last_id": ...}`` or ``{"ok": false, "error":
-"no such room"}`` (and nothing else) for a room it may not join.
+acknowledgement: ``{"ok": true, "room": ..., "last_id": ...}`` (after its snapshot, below) or
+``{"ok": false, "error": "no such room"}`` (and nothing else) for a room it may not join.
 
 **The bridge.** One `LiveBridge` per app holds the network as it is now
 (topology.current.Topology), every circuit's service state as the alarm pipeline stored it
@@ -45,24 +45,39 @@ store.events.Subscriber on the topics "observation", "circuit.", "alarm.", "topo
 - a topology or inventory event reloads the topology; every room gets ``"resync": true``
   (fetch the view again: elements may have come or gone) plus its status differences.
 
-Every message is a ``"status"`` event: ``{"id": <event id>, "topic", "time", "devices":
-[{"id": "device:12", "status"}], "links": [{"id": "link:40", "status", "utilization_pct"}],
-"circuits": [{"id": "circuit:7", "status", "underlying", "cause", "since"}], "alarms": [...],
-"resync": bool}``; element ids are the Cytoscape ids of topology.views; a circuit's
+Every message is a ``"status"`` event: ``{"id": <event id>, "topic", "time", "room",
+"devices": [{"id": "device:12", "status"}], "links": [{"id": "link:40", "status",
+"utilization_pct"}], "circuits": [{"id": "circuit:7", "status", "underlying", "cause",
+"since"}], "alarms": [...], "resync": bool}``; element ids are the Cytoscape ids of
+topology.views; "room" the room it was sent to (one socket may be in several); a circuit's
 "underlying" is what lies beneath its "maintenance" (else None), "cause" its stored cause in
 words and "since" (ISO 8601) when the state began. Utilization is not an event (samples are
 written in bulk, without notifications): the bridge reads the ports' latest utilization
 every `utilization_interval_s` and sends the links whose figure moved by at least
 `UTILIZATION_STEP_PCT`, with the id of the last event it processed.
 
-**Catching up.** A client remembers the highest id it saw and sends it as "after" when it
-joins again (socket.io-client rejoins on every reconnect). The bridge then reads the events
-after that id from the events table, collects the elements they touched, and sends the
-*current* status of those in the room's scope as one message (a status page needs the state
-now, not every flap in between; a circuit's read from the store's current_states), with the
-alarms among them, scoped. When too many events were missed (`CATCH_UP_MAX_EVENTS`), some
-were pruned, or the topology changed, it sends ``"resync": true`` instead. The catch-up and
-the room entry happen under the bridge's lock, so no live message falls between them.
+**Joining: a snapshot, then what follows.** On every join (the first and every rejoin:
+socket.io-client rejoins on each reconnect) the bridge sends that socket, under its lock,
+one message with ``"snapshot": true`` (topic "snapshot"): the *current* state of everything
+the room may see, which the page puts in place of its own: every device and link status in
+the room's scope (links with their utilization), every circuit's stored service state
+(store.circuit_states.current_states), and the room's active alarms read from the store
+with the room's audience's scoping (store.alarms.alarms_for: the room's customer, or every
+alarm for "noc"), cut and labelled exactly as the live alarm messages are (`alarm_for`,
+`scoped_alarm`), oldest first; "alarms_complete" is false when more than
+`SNAPSHOT_MAX_ALARMS` are active (the newest are sent). Its "id" is the highest event id the
+snapshot reflects. The socket then enters the room, still under the lock, so every message
+it gets after the snapshot is about an event the snapshot does not reflect: no gap, no
+duplicate, and the page needs no filtering by id. To make that true, the store is read in
+one REPEATABLE READ transaction, and the events committed in it that the bridge has not
+processed yet (the subscriber's are waiting for the lock; a lower id may commit after a
+higher one, store/events.py) are processed first (their messages go to the rooms, which the
+joining socket has not entered) and remembered, so that the subscriber's later delivery of
+them is skipped. A circuit state of the store that differs from the bridge's is taken, and
+sent to the rooms as a change. The "after" a client sends (the last event id it saw) only
+decides the snapshot's "resync": true when the topology or inventory changed after it (the
+page fetches its view again: elements may have come or gone). The snapshot of a room is
+reused for the next join while nothing has happened in between.
 """
 
 from __future__ import annotations
@@ -72,16 +87,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, g, request
 from flask_socketio import SocketIO, join_room
 
 from portal.security import OPERATOR_ROLES, load_viewer
-from store.alarms import object_labels
+from store.alarms import alarm_payload, alarms_for, object_labels
 from store.circuit_states import current_states
 from store.database import Database
-from store.events import Event, Subscriber, last_event_id
+from store.events import REORDER_WINDOW_IDS, Event, Subscriber, last_event_id
 from store.queries import Viewer, customers_for
 from topology.current import Topology, load_topology, refresh_status
 from topology.graph import DEGRADED, DOWN, UNKNOWN, UP, LinkKey, edge_data
@@ -92,7 +108,11 @@ log = logging.getLogger(__name__)
 NOC_ROOM = "noc"
 CUSTOMER_ROOM = "customer:{}"
 TOPICS = ("observation", "circuit.", "alarm.", "topology.", "inventory.")
-CATCH_UP_MAX_EVENTS = 5000
+RELOAD_TOPICS = ("topology.", "inventory.")
+SNAPSHOT_MAX_ALARMS = 2000
+# The topics above as SQL (LIKE patterns), for reading events from the table.
+_TOPICS_SQL = """(topic = 'observation' OR topic LIKE 'circuit.%%' OR topic LIKE 'alarm.%%'
+                  OR topic LIKE 'topology.%%' OR topic LIKE 'inventory.%%')"""
 UTILIZATION_STEP_PCT = 1.0
 UTILIZATION_MAX_AGE_S = 600
 UTILIZATION_METRICS = ("if_in_utilization_pct", "if_out_utilization_pct")
@@ -191,6 +211,13 @@ class LiveBridge:
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self.sent_messages = 0
+        # The events reflected in the bridge's state: every id <= _floor, and those in
+        # _processed (a lower id may commit after a higher one: store/events.py).
+        self._floor = 0
+        self._processed: set[int] = set()
+        self.topology_id = 0  # the last topology or inventory event the topology reflects
+        self.generation = 0  # bumped at every change of the bridge's state
+        self._snapshots: dict[str, tuple[int, dict[str, Any]]] = {}  # room -> (generation, msg)
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -199,14 +226,22 @@ class LiveBridge:
         return self._subscriber is not None
 
     def start(self) -> None:
-        """Load the network and its statuses, then follow the events from that moment."""
+        """Load the network and its statuses, then follow the events from that moment: those
+        the load does not reflect, a late commit of a lower id included."""
         with self.lock:
             if self._subscriber is not None:
                 return
-            with self.database.pool.connection() as conn:
-                self.last_id = last_event_id(conn)  # first: a later event is replayed
+            with self.database.pool.connection() as conn, conn.transaction():
+                _repeatable_read(conn)  # one view of the store: the events and the state
+                self.last_id = last_event_id(conn)
+                self._floor = max(0, self.last_id - REORDER_WINDOW_IDS)
+                self._processed = {row[0] for row in conn.execute(
+                    "SELECT id FROM events WHERE id > %s", [self._floor])}
+                self.topology_id = conn.execute(
+                    "SELECT coalesce(max(id), 0) FROM events"
+                    " WHERE topic LIKE 'topology.%' OR topic LIKE 'inventory.%'").fetchone()[0]
                 self._load(conn)
-            subscriber = Subscriber(self.database.url, after_id=self.last_id)
+            subscriber = Subscriber(self.database.url, after_id=self._floor)
             for topic in TOPICS:
                 subscriber.subscribe(topic, self.on_event)
             self._subscriber = subscriber
@@ -304,10 +339,13 @@ class LiveBridge:
     # --- events ----------------------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
-        """The subscriber's callback: one event in, scoped messages out."""
+        """The subscriber's callback: one event in, scoped messages out (nothing for an event
+        already processed: at a join, or reflected in the load)."""
         with self.lock:
-            if self.topology is None:
+            if self.topology is None or self._seen(event.id):
                 return
+            self._mark(event.id)
+            self.generation += 1
             if event.topic == "observation":
                 self._on_observations(event)
             elif event.topic.startswith("circuit."):
@@ -317,6 +355,15 @@ class LiveBridge:
             else:
                 self._on_reload(event)
             self.last_id = max(self.last_id, event.id)
+
+    def _seen(self, event_id: int) -> bool:
+        return event_id <= self._floor or event_id in self._processed
+
+    def _mark(self, event_id: int) -> None:
+        self._processed.add(event_id)
+        if len(self._processed) > 4 * REORDER_WINDOW_IDS:
+            self._floor = max(self._floor, max(self._processed) - 2 * REORDER_WINDOW_IDS)
+            self._processed = {seen for seen in self._processed if seen > self._floor}
 
     def _on_observations(self, event: Event) -> None:
         topology = self.topology
@@ -404,6 +451,7 @@ class LiveBridge:
             topology = load_topology(conn)
             self.circuit_states = stored_states(conn)
         self.topology = topology
+        self.topology_id = max(self.topology_id, event.id)
         self._latest = dict(topology.latest)
         for customer_id in list(self.customers):
             if customer_id not in topology.snapshot.customers:
@@ -475,6 +523,7 @@ class LiveBridge:
 
     def emit(self, room: str, message: dict[str, Any]) -> None:
         self.sent_messages += 1
+        message["room"] = room
         self._emit("status", message, room)
 
     # --- utilization -----------------------------------------------------------------------
@@ -493,6 +542,8 @@ class LiveBridge:
         with self.lock:
             if self.topology is None:
                 return
+            if utilization != self.utilization:
+                self.generation += 1
             self.utilization = utilization
             for room, scope in self._all_rooms():
                 now = self._link_utilization(scope)
@@ -512,74 +563,140 @@ class LiveBridge:
         return None
 
     def join(self, room: str, after: int | None, send: Callable[[dict[str, Any]], None],
-             enter: Callable[[], None]) -> dict[str, Any]:
-        """Send what the room missed since event `after` (if given) to this socket only,
-        then enter the room, with no live message in between."""
+             enter: Callable[[], bool]) -> dict[str, Any]:
+        """Send this socket the room's snapshot, then enter the room (`enter` returns False
+        when the socket is gone meanwhile), with no live message in between."""
         with self.lock:
+            if self.scope_for(room) is None:
+                return {"ok": False, "error": "no such room"}
+            message = self.snapshot(room, after)
+            if message is None:  # the room went with a reload meanwhile
+                return {"ok": False, "error": "no such room"}
+            if not enter():
+                return {"ok": False, "error": "not connected"}
+            send(message)
+            return {"ok": True, "room": room, "last_id": message["id"]}
+
+    def snapshot(self, room: str, after: int | None = None) -> dict[str, Any] | None:
+        """The room's snapshot message (see the module docstring); None if no such room.
+        Call it under the lock, and let the socket enter the room before releasing it."""
+        with self.lock:
+            for _attempt in range(3):
+                scope = self.scope_for(room)
+                if scope is None:
+                    return None
+                read = self._read_store(room, scope)
+                for event in read.pending:  # in id order; the subscriber's copy is skipped
+                    self.on_event(event)
+                self.last_id = max(self.last_id, read.event_id)
+                if not any(e.topic.startswith(RELOAD_TOPICS) for e in read.pending):
+                    break  # else the room's scope may have changed: read it again
             scope = self.scope_for(room)
             if scope is None:
-                return {"ok": False, "error": "no such room"}
-            if after is not None and 0 <= after < self.last_id:
-                send(self.catch_up(scope, after))
-            enter()
-            return {"ok": True, "room": room, "last_id": self.last_id}
+                return None
+            if read.states is not None:
+                self._take_states(read.states, read.circuit_ids, read.event_id)
+            cached = self._snapshots.get(room)
+            if read.alarms is None and cached is not None and cached[0] == self.generation:
+                message = dict(cached[1])
+            else:
+                message = self._snapshot_message(room, scope, read)
+                self._snapshots[room] = (self.generation, message)
+                message = dict(message)
+            message.update(id=max(message["id"], read.event_id), time=time.time(),
+                           resync=after is not None and after < self.topology_id)
+            return message
 
-    def catch_up(self, scope: Scope, after: int) -> dict[str, Any]:
-        """One message with the current status of what the events after `after` touched."""
-        topology = self.topology
-        assert topology is not None
-        with self.database.pool.connection() as conn:
-            oldest = conn.execute("SELECT min(id) FROM events").fetchone()[0]
-            rows = conn.execute(
-                """SELECT id, topic, payload FROM events
-                    WHERE id > %s AND id <= %s
-                      AND (topic = 'observation' OR topic LIKE 'alarm.%%'
-                           OR topic LIKE 'circuit.%%'
-                           OR topic LIKE 'topology.%%' OR topic LIKE 'inventory.%%')
-                    ORDER BY id LIMIT %s""",
-                [after, self.last_id, CATCH_UP_MAX_EVENTS + 1]).fetchall()
-        if (len(rows) > CATCH_UP_MAX_EVENTS or (oldest is not None and after + 1 < oldest)
-                or any(not topic.startswith(("observation", "alarm.", "circuit."))
-                       for _, topic, _ in rows)):
-            return self.message(self.last_id, "catch-up", {}, resync=True)
-        candidates = Candidates()
-        alarms: list[dict[str, Any]] = []
-        graph = topology.graph
-        port_links = graph.graph.get("port_links", {})
-        ports = topology.index.port_device
-        labels = self._labels([payload for _, topic, payload in rows
-                               if topic.startswith("alarm.")])
-        for _event_id, topic, payload in rows:
-            if topic.startswith("alarm."):
-                scoped = self.alarm_for(scope, payload, labels)
-                if scoped is not None:
-                    alarms.append(scoped)
+    def _read_store(self, room: str, scope: Scope) -> StoreRead:
+        """One view of the store (REPEATABLE READ): the highest event id, the events of
+        TOPICS committed that the bridge has not processed, and, unless the room's last
+        snapshot still holds (nothing pending, nothing changed since), the circuits' stored
+        states in the room's scope and its active alarms with their objects' names."""
+        low = max(self._floor, self.last_id - REORDER_WINDOW_IDS)
+        with self.database.pool.connection() as conn, conn.transaction():
+            _repeatable_read(conn)
+            event_id = last_event_id(conn)
+            ids = [row[0] for row in conn.execute(
+                f"SELECT id FROM events WHERE id > %s AND {_TOPICS_SQL} ORDER BY id",
+                [low]).fetchall() if not self._seen(row[0])]
+            pending = [Event(*row) for row in conn.execute(
+                "SELECT id, time, topic, payload FROM events WHERE id = ANY(%s) ORDER BY id",
+                [ids]).fetchall()] if ids else []
+            cached = self._snapshots.get(room)
+            if not pending and cached is not None and cached[0] == self.generation:
+                return StoreRead(event_id)
+            circuit_ids = None if scope.circuits is None else sorted(scope.circuits)
+            states = ({c: s.payload() for c, s in current_states(conn, circuit_ids).items()}
+                      if circuit_ids is None or circuit_ids else {})
+            audience = (Viewer("live:noc", "noc") if scope.customer_id is None else
+                        Viewer(f"live:{room}", "customer", customer_id=scope.customer_id))
+            alarms = [alarm_payload(a) for a in alarms_for(
+                conn, audience, state="active", limit=SNAPSHOT_MAX_ALARMS + 1)]
+            objects = [a["object_id"] for a in alarms if isinstance(a.get("object_id"), int)]
+            labels = object_labels(conn, objects) if objects else {}
+        return StoreRead(event_id, pending, states, circuit_ids, alarms, labels)
+
+    def _take_states(self, states: CircuitStates, circuit_ids: list[int] | None,
+                     event_id: int) -> None:
+        """The store's circuit states (of `circuit_ids`, None: all) replace the bridge's;
+        those whose status differs are sent to the rooms as a change."""
+        changed: set[int] = set()
+        for circuit_id in (set(self.circuit_states) | set(states) if circuit_ids is None
+                           else circuit_ids):
+            old, new = self.circuit_states.get(circuit_id), states.get(circuit_id)
+            if old == new:
                 continue
-            if topic.startswith("circuit."):
-                candidates.circuits.update(int(item["circuit_id"])
-                                           for item in payload.get("states", ()))
-                continue
-            for item in payload.get("observations", ()):
-                object_id = int(item["object_id"])
-                if object_id in graph:
-                    candidates.devices.add(object_id)
-                if object_id in ports:
-                    candidates.devices.add(ports[object_id])
-                    candidates.links.update(port_links.get(object_id, ()))
-        self._widen(candidates, (topology,))
-        statuses = self.statuses(scope, candidates)
-        # the circuits' states as the store has them now (those in the room's scope only:
-        # statuses() has kept to it)
-        circuits = [int(key.split(":", 1)[1]) for key in statuses if key.startswith("circuit:")]
-        stored: CircuitStates = {}
-        if circuits:
-            with self.database.pool.connection() as conn:
-                stored = {c: s.payload() for c, s in current_states(conn, circuits).items()}
-            for circuit_id in circuits:
-                statuses[element_id("circuit", circuit_id)] = circuit_value(
-                    stored.get(circuit_id))
-        return self.message(self.last_id, "catch-up", statuses, alarms=alarms,
-                            circuit_states=stored)
+            if circuit_value(old) != circuit_value(new):
+                changed.add(circuit_id)
+            if new is None:
+                self.circuit_states.pop(circuit_id, None)
+            else:
+                self.circuit_states[circuit_id] = new
+        if changed:
+            log.info("live: %d circuit states differed from the store's; sent again",
+                     len(changed))
+            self.generation += 1
+            self._send_changes(Event(event_id, datetime.now(UTC), "circuit.state", {}),
+                               Candidates(circuits=changed))
+
+    def _snapshot_message(self, room: str, scope: Scope, read: StoreRead) -> dict[str, Any]:
+        statuses = self.statuses(scope, self._everything())
+        stale = {k: v for k, v in statuses.items() if scope.sent.get(k) != v}
+        if stale:  # the room was sent something else: tell its sockets too
+            scope.sent.update(stale)
+            self.generation += 1
+            self.emit(room, self.message(read.event_id, "status", stale))
+        alarms = sorted(read.alarms or (), key=lambda a: a["id"])
+        complete = len(alarms) <= SNAPSHOT_MAX_ALARMS
+        scoped = [self.alarm_for(scope, alarm, read.labels or {})
+                  for alarm in alarms[-SNAPSHOT_MAX_ALARMS:]]
+        message = self.message(read.event_id, "snapshot", statuses,
+                               alarms=[a for a in scoped if a is not None],
+                               utilization=self._link_utilization(scope))
+        message.update(room=room, snapshot=True, alarms_complete=complete,
+                       topology_id=self.topology_id)
+        return message
+
+
+@dataclass
+class StoreRead:
+    """What a join read from the store in one transaction (LiveBridge._read_store); states
+    and alarms None when the room's last snapshot still holds."""
+
+    event_id: int
+    pending: list[Event] = field(default_factory=list)
+    states: CircuitStates | None = None
+    circuit_ids: list[int] | None = None
+    alarms: list[dict[str, Any]] | None = None
+    labels: dict[int, tuple[str, int | None]] | None = None
+
+
+def _repeatable_read(conn: Any) -> None:
+    """Make the transaction just begun see one snapshot of the store throughout, and read
+    times in UTC, as the events' payloads carry them (so that a snapshot's alarm is the same
+    as the live message's)."""
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    conn.execute("SET LOCAL TimeZone TO 'UTC'")
 
 
 def stored_states(conn: Any) -> CircuitStates:
@@ -720,9 +837,27 @@ def init_live(app: Flask, database: Database) -> SocketIO:
         if not room_allowed(viewer, room, bridge.customers, managed):
             return {"ok": False, "error": "no such room"}
         sid = request.sid  # type: ignore[attr-defined]
+        namespace = request.namespace  # type: ignore[attr-defined]
+        manager = socketio.server.manager
+
+        def enter() -> bool:
+            # A socket that went away before its join is handled is no longer in the
+            # manager's rooms: join_room raises (ValueError when no socket is left in the
+            # namespace, KeyError when others are). It has nothing to join.
+            if not manager.is_connected(sid, namespace):
+                return False
+            try:
+                join_room(room, sid=sid, namespace=namespace)
+            except (KeyError, ValueError):
+                return False
+            return True
+
+        if not manager.is_connected(sid, namespace):
+            return {"ok": False, "error": "not connected"}
         return bridge.join(room, after,
-                           send=lambda message: socketio.emit("status", message, to=sid),
-                           enter=lambda: join_room(room))
+                           send=lambda message: socketio.emit("status", message, to=sid,
+                                                              namespace=namespace),
+                           enter=enter)
 
     return socketio
 

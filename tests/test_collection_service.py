@@ -551,3 +551,93 @@ def test_an_agent_that_speaks_snmpv1_only_is_named_in_the_hint_then_polled_as_v1
                           traps_port=None) as service:
             wait_for(lambda: (verdict() or ("",))[0] == "reachable", 20)
             wait_for(lambda: service.stats().samples > 0, 10)
+
+
+def test_a_stepped_wall_clock_keeps_the_schedule_and_the_rates_and_restarts_nothing(
+        network: SimulatedNetwork, store: Database, environ: dict[str, str],
+        inventory: Inventory, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The service's wall clock stepped an hour back, then an hour forward, mid-run (the
+    simulated counters and sysUpTimes follow the real time, which is not stepped): every
+    device keeps its interval, a port's utilization stays what the simulator plans, no
+    interval is withheld, no agent looks restarted, samples take the new time, and each
+    step is logged once and counted."""
+    import logging
+
+    from lab.sim.plan import build_plan
+
+    interval_s, phase_s = 1.5, 4.5
+    offset_s = 0.0  # the wall clock's step so far
+    device, port = a_linked_port(inventory, "PE")
+    object_id = port_id(store, device, port)
+    planned = build_plan(inventory, time.time()).port(f"{device}:{port}")
+    planned_pct = planned.inbound.rate_bytes_per_s * 8 / planned.speed_bps * 100
+    # an interval's mean of a rate wobbling +-jitter around its mean, with room for the
+    # poll's own timing (the readings are stamped when sysUpTime answered)
+    low = planned_pct * (1 - planned.inbound.jitter_ratio) * 0.85
+    high = planned_pct * (1 + planned.inbound.jitter_ratio) * 1.15
+
+    def utilization() -> list[tuple[datetime, float]]:
+        with store.pool.connection() as conn:
+            return conn.execute(
+                "SELECT s.time, s.value FROM samples s JOIN metrics m ON m.id = s.metric_id"
+                " WHERE m.name = 'if_in_utilization_pct' AND s.object_id = %s ORDER BY s.time",
+                [object_id]).fetchall()
+
+    caplog.set_level(logging.WARNING, logger="collectors.service")
+    service = CollectionService(
+        store.pool, spool_dir=tmp_path / "spool", interval_s_for=lambda group: interval_s,
+        environ=environ, timeout_s=1.0, retries=1, traps_enabled=False,
+        startup_spread_s=interval_s, flush_interval_s=0.2,
+        wall_clock=lambda: time.time() + offset_s)
+    phases: list[tuple[float, dict[str, int]]] = []
+    with service:
+        device_keys = {plan.device_key for plan in service.plans()}
+        wait_for(lambda: min(service.stats().device_polls.get(k, 0) for k in device_keys) >= 2,
+                 timeout_s=15)
+        for step_s in (0.0, -3600.0, 3600.0):
+            offset_s += step_s
+            before = service.stats().device_polls
+            started = time.monotonic()
+            time.sleep(phase_s)
+            elapsed_s = time.monotonic() - started
+            after = service.stats().device_polls
+            phases.append((elapsed_s, {key: after[key] - before[key] for key in device_keys}))
+        stats = service.stats()
+        service.flush()
+        # every poll of the device after its first gave the port a rate (none withheld)
+        rows = wait_for(lambda: (lambda rows: rows if len(rows) >= stats.device_polls[device] - 1
+                                 else None)(utilization()), 10)
+    # polls kept their interval through both steps (a wall-clock scheduler stopped for the
+    # hour after the step back)
+    for elapsed_s, polls in phases:
+        expected = int(elapsed_s / interval_s) - 1
+        assert all(count >= expected for count in polls.values()), (elapsed_s, polls)
+    assert not stats.skipped_polls
+    # rates stayed right: no interval withheld (a negative or an hour-long one), every
+    # utilization where the simulator puts it, before, during and after the hour back
+    assert stats.withheld_intervals == 0
+    assert all(low <= value <= high for _, value in rows), (low, high, rows)
+    now = datetime.now(UTC)
+    stepped_back = [at for at, _ in rows if (now - at).total_seconds() > 1800]
+    assert stepped_back, "samples of the hour back are stamped with the new time"
+    assert len(rows) - len(stepped_back) >= 4  # before and after it
+    with store.pool.connection() as conn:
+        gaps = conn.execute(
+            "SELECT count(*) FROM samples s JOIN metrics m ON m.id = s.metric_id"
+            " WHERE m.name = 'if_rate_gap'").fetchone()[0]
+        restarts = conn.execute(
+            "SELECT count(*) FROM observations WHERE kind = 'agent_restart'").fetchone()[0]
+    assert gaps == 0
+    assert restarts == 0
+    # each step said once, and counted
+    steps = [record.getMessage() for record in caplog.records
+             if "the wall clock stepped" in record.getMessage()]
+    assert steps == [
+        "the wall clock stepped by -3600 s; polling continues on schedule; samples are "
+        "stamped with the new time",
+        "the wall clock stepped by +3600 s; polling continues on schedule; samples are "
+        "stamped with the new time",
+    ]
+    assert all(record.levelno == logging.WARNING for record in caplog.records
+               if "the wall clock stepped" in record.getMessage())
+    assert stats.clock_steps == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from collectors.observations import (
     observe_poll,
     observe_poll_counted,
     oper_status_name,
+    poll_elapsed_s,
     restart_observation,
     verdict_observation,
 )
@@ -33,13 +35,18 @@ def reading(if_index: int, oper: int = 1, admin: int = 1, uptime_cs: int = 100_0
 
 
 def poll(at_s: float = 0, status: PollStatus = PollStatus.REACHABLE, uptime_cs: int = 100_000,
-         interfaces=None, reason=None) -> PollResult:
+         interfaces=None, reason=None, wall_step_s: float = 0.0) -> PollResult:
+    """A poll `at_s` seconds into the run: its readings stamped `at_s` on the monotonic clock
+    (as the poller does: one stamp for every reading of a poll), its `started_at` on the wall
+    clock, which `wall_step_s` steps."""
     if interfaces is None and status is PollStatus.REACHABLE:
         interfaces = {1: reading(1), 2: reading(2)}
+    interfaces = {index: replace(r, read_at_s=float(at_s))
+                  for index, r in (interfaces or {}).items()}
     return PollResult(target=TARGET, status=status, reason=reason,
-                      started_at=T0 + timedelta(seconds=at_s), duration_s=0.1,
+                      started_at=T0 + timedelta(seconds=at_s + wall_step_s), duration_s=0.1,
                       sys_uptime_cs=uptime_cs if status is PollStatus.REACHABLE else None,
-                      interfaces=interfaces or {})
+                      interfaces=interfaces)
 
 
 def kinds(observations):
@@ -127,6 +134,32 @@ def test_restart_observation_estimates_start_time():
 def test_restart_comes_out_of_observe_poll():
     observations = observe_poll(poll(0), poll(60, uptime_cs=2_000), T0)
     assert kinds(observations) == [(10, "agent_restart", None, "restarted")]
+
+
+@pytest.mark.parametrize("wall_step_s", [3600.0, 30.0, -3600.0, -5.0])
+def test_a_stepped_wall_clock_is_no_restart(wall_step_s):
+    # 60 s on the monotonic clock, sysUpTime 60 s on: the wall clock's step is not the agent's
+    assert restart_observation(poll(0), poll(60, uptime_cs=106_000, wall_step_s=wall_step_s),
+                               T0) is None
+    assert poll_elapsed_s(poll(0), poll(60, wall_step_s=wall_step_s)) == 60.0
+
+
+@pytest.mark.parametrize("wall_step_s", [3600.0, -3600.0])
+def test_a_restart_is_seen_whatever_the_wall_clock_did(wall_step_s):
+    observation = restart_observation(
+        poll(0), poll(60, uptime_cs=2_000, wall_step_s=wall_step_s), T0)
+    assert observation is not None and observation.kind == "agent_restart"
+    # the estimate of when is a stamp: on the wall clock, the new time
+    assert observation.detail["restarted_at"] == (
+        T0 + timedelta(seconds=40 + wall_step_s)).isoformat()
+
+
+def test_without_readings_the_wall_clock_is_the_fallback():
+    # a poll that brought no interface has no monotonic stamp: started_at judges
+    previous, current = poll(0, interfaces={}), poll(60, interfaces={}, uptime_cs=2_000)
+    assert not previous.interfaces and poll_elapsed_s(previous, current) == 60.0
+    assert restart_observation(previous, current, T0) is not None
+    assert restart_observation(previous, poll(60, interfaces={}, uptime_cs=106_000), T0) is None
 
 
 def obs(object_id, kind, old, new, source="poll", **detail):

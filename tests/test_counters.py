@@ -294,15 +294,16 @@ def test_sys_uptime_backwards_is_an_agent_restart():
 
 def test_restart_hidden_inside_the_interval():
     # previous reading 60 s after boot; device rebooted again; now 100 s up, 300 s later:
-    # sysUpTime went up (6000 -> 10000 cs) but far less than the wall clock
+    # sysUpTime went up (6000 -> 10000 cs) but far less than the poller's clock
     before = reading(sys_uptime_cs=6_000, if_hc_in_octets=1_000)
     after = later(before, 300, sys_uptime_cs=10_000, if_hc_in_octets=5_000)
     assert_withheld(
         compute_rates(before, after), SkipCode.AGENT_RESTARTED, "agent restarted", "advanced 40 s")
 
 
-def test_sys_uptime_far_ahead_of_the_wall_clock():
-    # e.g. the poller's clock was stepped, or another device now answers at that address
+def test_sys_uptime_far_ahead_of_the_pollers_clock():
+    # e.g. another device now answers at that address (the poller's clock is monotonic: a
+    # step of the wall clock does not reach it)
     before = reading()
     after = later(before, 60, sys_uptime_cs=before.sys_uptime_cs + 3_600 * 100)
     assert_withheld(compute_rates(before, after), SkipCode.CLOCKS_DISAGREE, "clocks disagree")
@@ -395,7 +396,7 @@ def test_one_bad_counter_withholds_the_whole_interval():
 
 @pytest.mark.parametrize(("uptime_before", "uptime_after"),
                          [(None, None), (None, 12_000), (12_000, None)])
-def test_without_sys_uptime_the_wall_clock_alone_judges(uptime_before, uptime_after):
+def test_without_sys_uptime_the_pollers_clock_alone_judges(uptime_before, uptime_after):
     before = reading(sys_uptime_cs=uptime_before)
     # the agent clock (had there been one) would say "restarted": rule 3 is not applied
     after = later(before, 60, sys_uptime_cs=uptime_after,

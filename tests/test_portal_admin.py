@@ -259,3 +259,26 @@ def test_an_oversized_request_is_refused_before_it_is_read(portal):  # noqa: F81
     response = client.post("/login", data=b"x" * (MAX_REQUEST_BYTES + 1),
                            content_type="application/octet-stream")
     assert response.status_code == 413
+
+
+def test_collection_health_shows_the_services_and_what_was_dropped(
+        portal: Portal):  # noqa: F811
+    from datetime import UTC, datetime, timedelta
+
+    from store.collection import record_drops, record_heartbeat
+
+    now = datetime.now(UTC)
+    with portal.database.pool.connection() as conn:
+        device_id, device_key = conn.execute("SELECT id, key FROM devices ORDER BY key"
+                                             " LIMIT 1").fetchone()
+        record_heartbeat(conn, "collector", now, {
+            "devices": 18, "polls": {"reachable": 40}, "skipped_polls": 0,
+            "devices_overdue": 0, "spool": {"bytes": 0, "store_available": True,
+                                            "outages": 1}, "traps": {}})
+        record_drops(conn, [(device_id, "samples", 120, (now - timedelta(minutes=5))
+                             .isoformat(), now.isoformat())])
+    page = logged_in(portal.app, ADMIN).get("/admin/health")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert 'data-service="collector"' in text and "18 devices" in text
+    assert device_key in text and ">120<" in text

@@ -167,3 +167,23 @@ def test_vendor_is_404_without_node_modules(portal: Portal, tmp_path: Path):  # 
     portal.app.config["KEYLINE_NODE_MODULES"] = str(tmp_path)
     client = portal.app.test_client()
     assert client.get("/vendor/socket.io-client/dist/socket.io.min.js").status_code == 404
+
+
+def test_health_is_for_operators(portal: Portal):  # noqa: F811
+    from datetime import UTC, datetime
+
+    from store.collection import record_heartbeat
+
+    with portal.database.pool.connection() as conn:
+        record_heartbeat(conn, "collector", datetime.now(UTC),
+                         {"devices": 18, "polls": {"reachable": 36}})
+        noc = create_api_token(conn, "noc.wang", "wallboard")
+        customer = create_api_token(conn, USER_A, "script")
+    client = portal.app.test_client()
+    health = client.get("/api/v1/health", headers=bearer(noc))
+    assert health.status_code == 200
+    body = health.get_json()
+    assert body["healthy"] is True and body["services"]["collector"]["devices"] == 18
+    assert body["services"]["collector"]["running"] is True
+    refused = client.get("/api/v1/health", headers=bearer(customer))
+    assert refused.status_code == 403 and refused.get_json()["field"] is None

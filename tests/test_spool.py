@@ -1,4 +1,5 @@
-"""The spooling sink: nothing lost while the database is away, order kept, bounded, durable.
+"""The spooled store: every batch on disk first, forwarded in order; nothing lost while the
+database is away; bounded, with every drop counted and recorded; durable across restarts.
 
 The database is made unavailable for real: `ALTER DATABASE ... ALLOW_CONNECTIONS false` and
 every backend on it terminated, so the pool's connections die and new ones are refused, as
@@ -16,17 +17,10 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg_pool import PoolTimeout
 
 from collectors.model import Observation, Sample
-from collectors.spool import (
-    Outcome,
-    SpoolFiles,
-    SpoolingSink,
-    decode_batch,
-    encode_batch,
-)
-from store.observations import recent_observations
+from collectors.spool import SpooledStore, SpoolFiles, decode_batch, encode_batch
+from store.observations import PortMatchRow, recent_observations
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -50,6 +44,10 @@ def test_batches_round_trip():
     observations = [observation(0, "down")]
     assert decode_batch(encode_batch("observations", observations)) == (
         "observations", observations)
+    statuses = [(12, "unreachable", "no answer", T0)]
+    assert decode_batch(encode_batch("poll_statuses", statuses)) == ("poll_statuses", statuses)
+    matches = [PortMatchRow(4711, 12, None, None, "missing", "not found", T0)]
+    assert decode_batch(encode_batch("port_matches", matches)) == ("port_matches", matches)
     with pytest.raises(ValueError):
         encode_batch("other", batch)
 
@@ -120,142 +118,153 @@ def stored_samples(db) -> list[tuple[datetime, float]]:
         return conn.execute("SELECT time, value FROM samples ORDER BY time").fetchall()
 
 
-def until_replayed(sink: SpoolingSink, timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while sink.spooling and time.monotonic() < deadline:
-        sink.replay()
-        time.sleep(0.05)
-    assert not sink.spooling, "the spool was not replayed after the database came back"
+def spooled(db, tmp_path, **options) -> SpooledStore:
+    options = {"store_timeout_s": 2.0, "retry_interval_s": 0.1, **options}
+    return SpooledStore(db.url, tmp_path / "spool", **options).start()
 
 
-def sink_for(db, tmp_path, **options) -> SpoolingSink:
-    options = {"store_timeout_s": 0.3, "retry_interval_s": 0.1, "max_retry_interval_s": 0.3,
-               **options}
-    return SpoolingSink(db.pool, tmp_path / "spool", **options)
-
-
-def test_writes_through_while_the_store_is_up(db, tmp_path):
-    sink = sink_for(db, tmp_path)
-    assert sink.write_samples(samples(0)) is Outcome.STORED
-    assert sink.write_observations([observation(0, "down")]) is Outcome.STORED
-    assert len(stored_samples(db)) == 3 and not sink.spooling
+def test_every_batch_is_stored_through_the_spool(db, tmp_path):
+    with spooled(db, tmp_path) as store:
+        store.write_samples(samples(0))
+        store.write_observations([observation(0, "down")])
+        store.write_poll_statuses([(12, "reachable", None, T0)])
+        store.write_port_matches([PortMatchRow(4711, 12, 7, "ifName", None, None, T0)])
+        assert store.drain(10)
+        stats = store.stats()
+    assert len(stored_samples(db)) == 3
+    with db.pool.connection() as conn:
+        assert [o.new for o in recent_observations(conn)] == ["down"]
+        assert conn.execute("SELECT status FROM device_poll_status").fetchall() == [
+            ("reachable",)]
+        assert conn.execute("SELECT if_index FROM port_matches").fetchall() == [(7,)]
+    assert stats.forwarded_batches == 4 and stats.spool_bytes == 0
 
 
 def test_nothing_lost_and_order_kept_while_the_database_is_away(db, pg_server, tmp_path,
-                                                               monkeypatch):
-    sink = sink_for(db, tmp_path)
-    assert sink.write_samples(samples(0)) is Outcome.STORED
-    with database_away(pg_server, db.url):
-        assert sink.write_observations([observation(10, "down")]) is Outcome.SPOOLED
-        assert sink.write_samples(samples(20)) is Outcome.SPOOLED
-        assert sink.write_observations([observation(30, "up")]) is Outcome.SPOOLED
-    stored_order: list[tuple[str, datetime]] = []
-    store = sink._store
-    monkeypatch.setattr(sink, "_store", lambda kind, items: (
-        store(kind, items), stored_order.append((kind, items[0].time))))
-    until_replayed(sink)  # as a timer would
-    assert sink.write_samples(samples(40)) is Outcome.STORED
-    assert [kind for kind, _ in stored_order] == [
-        "observations", "samples", "observations", "samples"]
-    assert [at for _, at in stored_order] == sorted(at for _, at in stored_order)
-    assert [at for at, _ in stored_samples(db)] == [
-        T0 + timedelta(seconds=s) for s in (0, 1, 2, 20, 21, 22, 40, 41, 42)]
+                                                               caplog):
+    with caplog.at_level(logging.INFO, logger="collectors.spool"), \
+            spooled(db, tmp_path) as store:
+        store.write_samples(samples(0))
+        assert store.drain(10)
+        with database_away(pg_server, db.url):
+            store.write_observations([observation(10, "down")])
+            store.write_samples(samples(20))
+            store.write_observations([observation(30, "up")])
+            assert store.flush(5)  # on disk at once, whatever the store does
+            deadline = time.monotonic() + 10
+            while store.stats().store_available and time.monotonic() < deadline:
+                store.write_samples(samples(25, 1))
+                time.sleep(0.1)
+            assert not store.stats().store_available and store.spooling
+        assert store.drain(15)
+        stats = store.stats()
+    times = [at for at, _ in stored_samples(db)]
+    assert times[:6] == [T0 + timedelta(seconds=s) for s in (0, 1, 2, 20, 21, 22)]
+    assert len(times) == 6 + stats.spooled_rows - 8  # the probes too, nothing twice
     with db.pool.connection() as conn:
         stored = recent_observations(conn)
-    assert [(o.new, o.id) for o in stored] == [("up", stored[0].id),
-                                              ("down", stored[0].id - 1)]
-    assert sink.spool_bytes == 0 and sink.dropped_samples == 0
+    assert [o.new for o in stored] == ["up", "down"] and stored[0].id > stored[1].id
+    assert stats.dropped == {} and stats.outages == 1
+    warnings = [r for r in caplog.records
+                if r.levelno == logging.WARNING and r.name == "collectors.spool"]
+    assert len(warnings) == 1 and "store unavailable" in warnings[0].getMessage()
+    assert any("store back after" in r.getMessage() for r in caplog.records)
 
 
-def test_new_data_waits_behind_the_spool(db, pg_server, tmp_path):
-    clock = FakeClock()
-    sink = sink_for(db, tmp_path, retry_interval_s=60, max_retry_interval_s=60, clock=clock)
+def test_closing_while_the_store_is_away_returns_within_its_timeout(db, pg_server, tmp_path):
+    store = spooled(db, tmp_path)
     with database_away(pg_server, db.url):
-        assert sink.write_samples(samples(0)) is Outcome.SPOOLED
-    # the database is back, but the next try is not due yet: new data joins the queue
-    assert sink.write_samples(samples(10)) is Outcome.SPOOLED
-    assert stored_samples(db) == []
-    with db.pool.connection(timeout=10):
-        pass  # the pool has reconnected
-    clock.now_s += 60
-    # the next write replays the spool first, then goes in itself
-    assert sink.write_samples(samples(20)) is Outcome.STORED
-    assert [at for at, _ in stored_samples(db)] == [
-        T0 + timedelta(seconds=s) for s in (0, 1, 2, 10, 11, 12, 20, 21, 22)]
-    assert not sink.spooling and sink.replayed_batches == 2
+        store.write_samples(samples(0))
+        started = time.monotonic()
+        store.close(timeout_s=3.0)
+        closed_in_s = time.monotonic() - started
+        assert store.spooling  # kept on disk for the next start
+    assert closed_in_s < 6.0  # bounded by the timeout given, whatever the store does
+    again = spooled(db, tmp_path)  # a new process forwards what the last one spooled
+    try:
+        assert again.drain(15)
+    finally:
+        again.close()
+    assert len(stored_samples(db)) == 3
 
 
-def test_a_new_process_replays_what_the_last_one_spooled(db, pg_server, tmp_path):
-    first = sink_for(db, tmp_path)
-    with database_away(pg_server, db.url):
-        first.write_samples(samples(0))
-        first.write_observations([observation(5, "down")])
-    assert first.spooling
-    second = sink_for(db, tmp_path)  # same spool folder, as after a restart
-    until_replayed(second)
+def test_a_killed_writer_left_its_batches_for_the_next_start(db, pg_server, tmp_path):
+    first = spooled(db, tmp_path, start_forwarding=False)  # as a process killed mid-outage
+    first.write_samples(samples(0))
+    first.write_observations([observation(5, "down")])
+    assert first.flush(5)
+    assert first.pending_observations() == [observation(5, "down")]
+    first.close()
+    with spooled(db, tmp_path) as second:
+        assert second.drain(10)
     assert len(stored_samples(db)) == 3
     with db.pool.connection() as conn:
         assert [o.new for o in recent_observations(conn)] == ["down"]
 
 
-class AwayPool:
-    """A pool whose database never answers (for the tests of the bound)."""
+class NoStore:
+    """A store address nothing listens on: the forwarder never gets through."""
 
-    def connection(self, timeout: float | None = None):
-        raise PoolTimeout("no connection")
+    url = "postgresql://keyline@127.0.0.1:9/nowhere"
 
 
-def test_full_spool_refuses_and_says_so(tmp_path, caplog):
-    sink = SpoolingSink(AwayPool(), tmp_path, max_bytes=1000, retry_interval_s=0)
-    outcomes = []
+def test_a_full_spool_drops_the_newest_samples_counts_them_and_records_them(
+        db, tmp_path, caplog):
+    spool_dir = tmp_path / "full"
     with caplog.at_level(logging.ERROR, logger="collectors.spool"):
+        away = SpooledStore(NoStore.url, spool_dir, max_bytes=1000, retry_interval_s=60,
+                            device_of=lambda object_id: 12 if object_id == 4711 else None,
+                            start_forwarding=False).start()
         for n in range(10):
-            outcomes.append(sink.write_samples(samples(n * 10, 3)))
-    assert Outcome.SPOOLED in outcomes and outcomes[-1] is Outcome.DROPPED
-    assert sink.spool_bytes <= 1000
-    dropped = outcomes.count(Outcome.DROPPED)
-    assert sink.dropped_samples == 3 * dropped
+            away.write_samples(samples(n * 10, 3))
+        away.write_observations([observation(200, "down")])  # never dropped
+        assert away.flush(5)
+        stats = away.stats()
+        away.close()
+    assert stats.dropped["samples"] > 0 and "observations" not in stats.dropped
+    assert stats.spool_bytes <= 1000 + len(encode_batch("observations",
+                                                        [observation(200, "down")]))
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "DROPPING" in errors[0].getMessage()
+    # the counts survive the process, and reach the store once it answers
+    with SpooledStore(db.url, spool_dir, retry_interval_s=0.1).start() as back:
+        assert back.drain(10)
+    with db.pool.connection() as conn:
+        drops = conn.execute("SELECT device_id, kind, rows, first_time, last_time"
+                             " FROM collection_drops").fetchall()
+    (device, kind, rows, first, last), = drops
+    assert (device, kind, rows) == (12, "samples", stats.dropped["samples"])
+    kept = {at for at, _ in stored_samples(db)}
+    assert first > max(kept) and last == T0 + timedelta(seconds=92)  # the newest went
 
 
-class CountingAwayPool(AwayPool):
-    def __init__(self, clock):
-        self.clock = clock
-        self.tries: list[tuple[float, float | None]] = []
-
-    def connection(self, timeout=None):
-        self.tries.append((self.clock.now_s, timeout))
-        raise psycopg.OperationalError("server closed the connection")
-
-
-class FakeClock:
-    def __init__(self):
-        self.now_s = 0.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
-def test_unavailable_store_is_tried_with_backoff(tmp_path):
-    clock = FakeClock()
-    pool = CountingAwayPool(clock)
-    sink = SpoolingSink(pool, tmp_path, retry_interval_s=1, max_retry_interval_s=4,
-                        store_timeout_s=0.25, clock=clock)
-    for _ in range(40):  # a write every 0.5 s for 20 s
-        assert sink.write_samples(samples(0)) is Outcome.SPOOLED
-        clock.now_s += 0.5
-    assert [at for at, _ in pool.tries] == [0, 1, 3, 7, 11, 15, 19]  # +1, +2, +4, +4...
-    assert {timeout for _, timeout in pool.tries} == {0.25}
+def test_drop_oldest_makes_room_by_deleting_the_oldest_samples(db, tmp_path):
+    spool_dir = tmp_path / "oldest"
+    away = SpooledStore(NoStore.url, spool_dir, max_bytes=1000, segment_bytes=200,
+                        when_full="drop_oldest", retry_interval_s=60,
+                        start_forwarding=False).start()
+    for n in range(10):
+        away.write_samples(samples(n * 10, 3))
+    assert away.flush(5)
+    stats = away.stats()
+    away.close()
+    assert stats.dropped["samples"] > 0
+    with SpooledStore(db.url, spool_dir, retry_interval_s=0.1).start() as back:
+        assert back.drain(10)
+    kept = sorted(at for at, _ in stored_samples(db))
+    assert kept[-1] == T0 + timedelta(seconds=92)  # the newest kept
+    assert kept[0] > T0  # the oldest went
+    assert len(kept) + stats.dropped["samples"] == 30
 
 
 def test_an_unreadable_batch_is_set_aside_not_blocking(db, tmp_path, caplog):
-    files = SpoolFiles(tmp_path / "spool")
+    files = SpoolFiles(tmp_path / "spool" / "samples")
     files.append(b'{"kind": "samples", "rows": [["not a time", 1, "m", 1.0]]}\n')
     files.append(encode_batch("samples", samples(0)))
-    sink = sink_for(db, tmp_path)
-    with caplog.at_level(logging.ERROR, logger="collectors.spool"):
-        assert sink.replay() == 1
-    assert len(stored_samples(db)) == 3 and sink.rejected_batches == 1
+    with caplog.at_level(logging.ERROR, logger="collectors.spool"), \
+            spooled(db, tmp_path) as store:
+        assert store.drain(10)
+        stats = store.stats()
+    assert len(stored_samples(db)) == 3 and stats.rejected_batches == 1
     assert (tmp_path / "spool" / "rejected.jsonl").read_bytes().startswith(b'{"kind"')
     assert "set aside" in caplog.text

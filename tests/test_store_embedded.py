@@ -95,3 +95,54 @@ def test_password_never_in_errors_or_logs(tmp_path: Path, caplog):
 ])
 def test_redact_url(url: str, expected: str):
     assert redact_url(url) == expected
+
+
+def _postmaster_pid(pgdata: Path) -> int:
+    return int((pgdata / "postmaster.pid").read_text().split()[0])
+
+
+def _wait(predicate, timeout_s: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _answers(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+    except psycopg.Error:
+        return False
+
+
+def test_a_killed_server_is_started_again_then_the_supervisor_gives_up(data_dir: Path,
+                                                                       caplog):
+    import signal
+
+    server = start_embedded(data_dir)
+    given_up: list[str] = []
+    try:
+        supervisor = server.supervise(given_up.append, interval_s=0.2, max_restarts=2,
+                                      window_s=600)
+        for n in range(2):  # killed twice: started again each time, same socket and URL
+            killed = _postmaster_pid(server.pgdata)
+            os.kill(killed, signal.SIGKILL)
+            assert _wait(lambda n=n: len(supervisor.restarts) == n + 1, 10)
+            assert _wait(lambda: _answers(server.url), 30)
+            assert _postmaster_pid(server.pgdata) != killed
+        assert len(supervisor.restarts) == 2 and given_up == []
+        with caplog.at_level(logging.CRITICAL, logger="store.embedded"):
+            os.kill(_postmaster_pid(server.pgdata), signal.SIGKILL)
+            assert _wait(lambda: given_up, 10)  # the third time: a clear stop, no loop
+        assert "stopped 3 times" in given_up[0] and "not restarting" in given_up[0]
+        assert any(r.levelno == logging.CRITICAL for r in caplog.records)
+        assert not supervisor.running()
+    finally:
+        server.stop()

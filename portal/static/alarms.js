@@ -4,8 +4,14 @@
  * The page is rendered by the server with the alarms as they were at event `data-after`.
  * This script joins the viewer's Socket.IO rooms (portal/live.py: "noc" for operators, the
  * customer's own room for a customer user, the managed customers' rooms for an account
- * manager; `data-rooms`) with "after" = that event id, so the bridge replays the alarm
- * changes that happened since, then keeps the list current:
+ * manager; `data-rooms`), at load and again after every reconnect. Each join brings a
+ * snapshot of the room ("snapshot": true): its active alarms and its circuits' states as
+ * they are now. The snapshots replace the page's set: once every room has answered, a row
+ * whose alarm is in no snapshot (nor heard of live since) leaves the list (with a filter
+ * that shows cleared alarms, the list is fetched again instead, to show it cleared), so an
+ * alarm cleared while the page was away disappears and none shows twice. Then the live
+ * messages keep the list current; each is applied by alarm id, so applying one twice shows
+ * the alarm once:
  *
  * - a new alarm that passes the page's filters (`data-filter-*`) is inserted where the
  *   server would have put it: newest first, a root cause (or lone alarm) as a group of its
@@ -14,7 +20,11 @@
  *   acknowledgement, maintenance), and moved when its root cause changed; one that no
  *   longer passes the filters leaves the list, except a cleared one, which stays marked
  *   cleared so the NOC sees it go;
- * - a message with `resync` makes the page fetch its own list again (no navigation);
+ * - a message with `resync` makes the page fetch its own list again (no navigation), then
+ *   apply on top of it every message heard meanwhile;
+ * - an account manager's alarm may come from several customers' rooms ("room" of each
+ *   message): the page keeps each room's share and shows their union of circuits; a
+ *   snapshot that no longer names the alarm takes that room's share away;
  * - every row names the circuits its alarm impacts, within the viewer's scope, each with its
  *   service state as the alarm pipeline stored it (#console-circuits: the viewer's circuits
  *   and their states when the page was read); the messages' "circuits" (portal/live.py: the
@@ -36,8 +46,11 @@
   var circuits = {};  // circuit id -> {id, key, href, status, underlying}
   var state = {
     socket: null, lastId: Number(list.dataset.after) || 0, applied: 0, resyncs: 0,
-    rooms: (list.dataset.rooms || "").split(" ").filter(Boolean), alarms: {},
-    pending: null, pendingCircuits: null
+    snapshots: 0, rooms: (list.dataset.rooms || "").split(" ").filter(Boolean),
+    alarms: {},   // alarm id -> the alarm as shown (its rooms' shares merged)
+    shares: {},   // alarm id -> room -> the alarm as that room sent it
+    pending: null,  // while the list is fetched again: the messages heard meanwhile
+    round: null, roundDone: null
   };
   window.keylineAlarms = state;
 
@@ -397,20 +410,33 @@
 
   // --- applying messages --------------------------------------------------------------
 
-  function merge(alarm) {
-    var known = state.alarms[alarm.id];
-    if (known && alarm.circuits && known.circuits) {
-      // an account manager hears of an alarm once per customer room: keep every share
-      alarm.circuits = Array.from(new Set(known.circuits.concat(alarm.circuits))).sort();
-      alarm.customers = Array.from(new Set((known.customers || []).concat(alarm.customers || [])));
+  function merged(id, latest) {
+    // an account manager hears of an alarm once per customer room: the union of the shares
+    var shares = state.shares[id] || {};
+    var alarm = Object.assign({}, latest);
+    if (alarm.circuits) {
+      var circuitSet = new Set();
+      var customerSet = new Set();
+      Object.keys(shares).forEach(function (room) {
+        (shares[room].circuits || []).forEach(function (c) { circuitSet.add(c); });
+        (shares[room].customers || []).forEach(function (c) { customerSet.add(c); });
+      });
+      alarm.circuits = Array.from(circuitSet).sort();
+      alarm.customers = Array.from(customerSet);
     }
-    state.alarms[alarm.id] = alarm;
     return alarm;
   }
 
-  function upsert(alarm) {
+  function upsert(alarm, room) {
     if (alarm === null || alarm.id === undefined || !/^\d+$/.test(String(alarm.id))) { return; }
-    alarm = merge(alarm);
+    state.shares[alarm.id] = state.shares[alarm.id] || {};
+    state.shares[alarm.id][room || ""] = alarm;
+    alarm = merged(alarm.id, alarm);
+    state.alarms[alarm.id] = alarm;
+    show(alarm);
+  }
+
+  function show(alarm) {
     var row = findRow(alarm.id);
     var ok = matches(alarm);
     if (!row) {
@@ -439,24 +465,96 @@
     }
   }
 
+  function forget(id) {
+    delete state.alarms[id];
+    delete state.shares[id];
+  }
+
+  function takeSnapshot(message) {
+    // the room's alarms now: a share of this room the snapshot does not name is gone
+    var room = message.room || "";
+    var named = {};
+    (message.alarms || []).forEach(function (alarm) { named[alarm.id] = true; });
+    Object.keys(state.shares).forEach(function (id) {
+      var shares = state.shares[id];
+      if (!shares[room] || named[id]) { return; }
+      delete shares[room];
+      var left = Object.keys(shares);
+      if (!left.length) {
+        delete state.shares[id];
+        delete state.alarms[id];
+        return;
+      }
+      state.alarms[id] = merged(id, shares[left[0]]);
+      show(state.alarms[id]);
+    });
+    var round = state.round;
+    if (round) {
+      round.rooms[room] = true;
+      (message.alarms || []).forEach(function (alarm) { round.keep[alarm.id] = true; });
+      if (message.alarms_complete === false && message.alarms.length) {
+        // only the newest were sent: the older rows are left as they are
+        var oldest = Math.min.apply(null, message.alarms.map(function (a) { return Number(a.id); }));
+        round.floor = Math.max(round.floor, oldest);
+      }
+    }
+  }
+
+  function fullBelow() {
+    // a list as long as the server's limit shows the newest alarms only: a snapshot's older
+    // ones (below the oldest shown) stay out of it, as they did when the page was rendered
+    var limit = Number(list.dataset.limit) || 0;
+    var ids = Array.prototype.map.call(list.querySelectorAll("tr.alarm"),
+                                       function (row) { return Number(row.dataset.alarm); });
+    return limit && ids.length >= limit ? Math.min.apply(null, ids) : 0;
+  }
+
+  function finishRound(round) {
+    // every room has sent its snapshot: a row none of them names (nor any message since)
+    // shows an alarm no longer active, or no longer this viewer's
+    var gone = false;
+    Array.prototype.forEach.call(list.querySelectorAll("tr.alarm"), function (row) {
+      var id = Number(row.dataset.alarm);
+      if (round.keep[id] || id < round.floor) { return; }
+      if (filters.state === "active") {
+        if (row.isConnected) { detach(row); }
+        forget(id);
+      } else if (row.dataset.state === "active") {
+        gone = true;  // cleared meanwhile: the list shows cleared alarms, fetch it again
+      }
+    });
+    refreshMeta();
+    if (gone) { resync(); }
+  }
+
   function apply(message) {
-    if (message.resync) { resync(); }
-    if (state.pendingCircuits) { state.pendingCircuits = state.pendingCircuits.concat(message.circuits || []); }
+    if (state.pending) { state.pending.push(message); }
+    applyMessage(message, false);
+  }
+
+  function applyMessage(message, replayed) {
+    if (message.resync && !replayed) { resync(); }
+    if (message.snapshot) {
+      state.snapshots += replayed ? 0 : 1;
+      takeSnapshot(message);
+    } else if (state.round) {
+      (message.alarms || []).forEach(function (alarm) { state.round.keep[alarm.id] = true; });
+    }
     applyCircuits(message.circuits || []);
+    var floor = message.snapshot ? fullBelow() : 0;
     (message.alarms || []).forEach(function (alarm) {
-      if (state.pending) { state.pending.push(alarm); }
-      upsert(alarm);
+      if (Number(alarm.id) < floor && !findRow(alarm.id)) { return; }  // beyond the page's limit
+      upsert(alarm, message.room);
     });
     refreshMeta();
     if (message.id > state.lastId) { state.lastId = message.id; }
-    state.applied += 1;
+    if (!replayed) { state.applied += 1; }
   }
 
   function resync() {
     // the list again, fetched (no navigation), then what arrived meanwhile on top
     if (state.pending) { return; }
     state.pending = [];
-    state.pendingCircuits = [];
     state.resyncs += 1;
     fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (response) {
@@ -472,16 +570,17 @@
         Object.keys(fresh.dataset).forEach(function (k) { list.dataset[k] = fresh.dataset[k]; });
         readPage();
         var missed = state.pending;
-        var states = state.pendingCircuits;
         state.pending = null;
-        state.pendingCircuits = null;
-        applyCircuits(states);  // heard while the page was fetched: newer than it, or equal
-        missed.forEach(upsert);
+        // heard while the page was fetched: newer than it, or equal
+        missed.forEach(function (message) { applyMessage(message, true); });
+        var round = state.roundDone;
+        state.roundDone = null;
+        if (round) { finishRound(round); }
         refreshMeta();
       })
       .catch(function (error) {
         state.pending = null;
-        state.pendingCircuits = null;
+        state.roundDone = null;
         console.error(error);
       });
   }
@@ -495,13 +594,21 @@
   }
 
   function join() {
-    var waiting = state.rooms.length;
-    var allOk = true;
+    var round = { waiting: state.rooms.length, ok: true, rooms: {}, keep: {}, floor: 0 };
+    state.round = round;
     state.rooms.forEach(function (room) {
       state.socket.emit("join", { room: room, after: state.lastId }, function (answer) {
-        allOk = allOk && !!(answer && answer.ok);
-        waiting -= 1;
-        if (waiting === 0) { setLive(allOk ? "live" : "offline"); }
+        round.ok = round.ok && !!(answer && answer.ok);
+        round.waiting -= 1;
+        if (round.waiting > 0 || state.round !== round) { return; }
+        state.round = null;
+        setLive(round.ok ? "live" : "offline");
+        if (!round.ok) { return; }  // a room refused: leave the list as it is
+        if (state.pending) {
+          state.roundDone = round;  // once the list fetched meanwhile is in place
+        } else {
+          finishRound(round);
+        }
       });
     });
   }

@@ -20,14 +20,17 @@
  * 3. Live status, on the circuit page and on the circuits list (#live-state names the room,
  *    the event id the page was rendered from and the page's state address; see
  *    portal/customer.py and portal/live.py). The page joins the customer's Socket.IO room
- *    with "after" = the last event id it reflects, so the server replays what it missed
- *    (also after every reconnect: socket.io-client fires "connect" again). Each "status"
- *    message is applied at once: circuits' service states (the ones the alarm pipeline
- *    stored; the badges of [data-service] elements), and on the circuit page the route's
- *    devices and links (Cytoscape colours and the hop table). Then the page fetches its
- *    state (JSON, scoped and labelled by the server): the service states with their causes
- *    and since when, the traffic (from samples, which are not events), the hops and
- *    elements (a reroute), the open alarms. A state older than a message already applied is
+ *    (again after every reconnect: socket.io-client fires "connect" again); each join
+ *    brings a snapshot ("snapshot": true) of every circuit's service state and every device
+ *    and link of the customer's view as they are now, which replaces the page's, and the
+ *    page then fetches its state (below), which replaces its alarms: whatever changed while
+ *    it was away, nothing stale stays. Each later "status" message is applied at once:
+ *    circuits' service states (the ones the alarm pipeline stored; the badges of
+ *    [data-service] elements), and on the circuit page the route's devices and links
+ *    (Cytoscape colours and the hop table); applying one twice changes nothing. Then the
+ *    page fetches its state (JSON, scoped and labelled by the server): the service states
+ *    with their causes and since when, the traffic (from samples, which are not events),
+ *    the hops and elements (a reroute), the open alarms. A state older than a message already applied is
  *    not applied (another fetch follows). The state is also fetched every data-refresh-s
  *    seconds. Alarms and hops are built with DOM APIs (textContent), in the shape the
  *    templates render them.
@@ -308,7 +311,7 @@
     const alarmsSection = document.getElementById("alarms");
     const state = {
       socket: null, cy: cy, lastId: Number(indicator.dataset.eventId) || 0, messageId: 0,
-      applied: 0, refreshes: 0, fetching: false, again: false,
+      applied: 0, snapshots: 0, refreshes: 0, fetching: false, again: false,
       circuit: section ? section.dataset.circuitId : null,
     };
     window.keylineCustomer = state;
@@ -405,7 +408,12 @@
         state.messageId = Math.max(state.messageId, message.id);
         state.lastId = Math.max(state.lastId, message.id);
       }
-      let changed = Boolean(message.resync) || (message.alarms || []).length > 0;
+      // a snapshot: the alarms, causes and traffic follow with the page's state, always
+      let changed = Boolean(message.resync || message.snapshot)
+        || (message.alarms || []).length > 0;
+      if (message.snapshot) {
+        state.snapshots += 1;
+      }
       (message.circuits || []).forEach((item) => {
         changed = setService(item.id, {status: item.status, underlying: item.underlying})
           || changed;

@@ -5,10 +5,16 @@
  *    Cytoscape elements with status and utilization, device positions computed by the server
  *    (portal/noc.py device_positions), and `event_id`, the last event the statuses include.
  * 2. Draw it with Cytoscape.js (preset layout: the server's positions), colours by status.
- * 3. Join the Socket.IO room (portal/live.py) with "after" = the last event id seen; every
- *    "status" message recolours the elements it names. On a reconnect socket.io-client fires
- *    "connect" again and the page rejoins with the last id it saw, so the server replays what
- *    was missed. A message with `resync` makes the page fetch the view again.
+ * 3. Join the Socket.IO room (portal/live.py) with "after" = the last event id seen. The
+ *    server first sends a snapshot ("snapshot": true): the status of every device, link and
+ *    circuit of the room as it is now, which the page takes in place of its own (and a view
+ *    element it does not name is gone: the view is fetched again). Every later "status"
+ *    message recolours the elements it names; applying one twice changes nothing. On a
+ *    reconnect socket.io-client fires "connect" again and the page rejoins: a new snapshot,
+ *    then what follows it, so nothing missed meanwhile stays on the page. A message with
+ *    `resync` (the topology changed) makes the page fetch the view again; the messages heard
+ *    while a view is fetched are applied again on top of it, so an answer older than them
+ *    does not undo them.
  *
  * The circuits' table shows each circuit's service state as the alarm pipeline stored it
  * (the view's and the messages' "status", with "underlying" beneath a maintenance, its
@@ -34,7 +40,8 @@
   var beneath = words.querySelector("[data-beneath]");
   var sinceWords = words.querySelector("[data-since]");
 
-  var state = { cy: null, socket: null, lastId: null, view: null, applied: 0, circuits: {} };
+  var state = { cy: null, socket: null, lastId: null, view: null, applied: 0, circuits: {},
+                snapshots: 0, loads: 0, heard: null };
   window.keylineTopology = state;
 
   function style() {
@@ -128,12 +135,16 @@
   }
 
   function load(which) {
+    var heard = [];  // the messages that arrive meanwhile, applied again on the new view
+    state.heard = heard;
     return fetch(api + which, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) {
         if (!response.ok) { throw new Error("view " + which + ": HTTP " + response.status); }
         return response.json();
       })
       .then(function (view) {
+        if (state.heard !== heard) { return view; }  // a later load is under way: its view wins
+        state.heard = null;
         state.view = view;
         var elements = view.elements.nodes.concat(view.elements.edges);
         if (state.cy) {
@@ -148,14 +159,45 @@
         document.getElementById("topology-title").textContent = view.title;
         renderCircuits(view);
         if (state.lastId === null || view.event_id > state.lastId) { state.lastId = view.event_id; }
+        heard.forEach(applyStatuses);
+        state.loads += 1;
         return view;
+      }, function (error) {
+        if (state.heard === heard) { state.heard = null; }
+        throw error;
       });
   }
 
+  // A snapshot names every device, link and circuit of the room: a drawn one it does not
+  // name is no longer there (the topology changed while the page was away).
+  function missingFrom(message) {
+    var named = {};
+    message.devices.concat(message.links, message.circuits)
+      .forEach(function (item) { named[item.id] = true; });
+    var gone = false;
+    if (state.cy) {
+      state.cy.elements().forEach(function (element) {
+        var kind = element.data("kind");
+        if ((element.isEdge() || kind === "device") && !named[element.id()]) { gone = true; }
+      });
+    }
+    Object.keys(state.circuits).forEach(function (id) { if (!named[id]) { gone = true; } });
+    return gone;
+  }
+
   function apply(message) {
-    if (message.resync) {
+    if (state.heard) { state.heard.push(message); }
+    if (message.snapshot) { state.snapshots += 1; }
+    if (message.resync || (message.snapshot && missingFrom(message))) {
       load(selector.value);
     }
+    applyStatuses(message);
+    if (state.lastId === null || message.id > state.lastId) { state.lastId = message.id; }
+    state.applied += 1;
+  }
+
+  // the statuses a message names; the same message applied twice changes nothing
+  function applyStatuses(message) {
     var cy = state.cy;
     if (cy) {
       cy.batch(function () {
@@ -170,8 +212,6 @@
       });
     }
     message.circuits.forEach(function (item) { setCircuitStatus(item.id, item); });
-    if (state.lastId === null || message.id > state.lastId) { state.lastId = message.id; }
-    state.applied += 1;
   }
 
   function setLive(which) {

@@ -1,0 +1,101 @@
+"""What the collectors could not keep, and how the running services are doing.
+
+**Drops.** What a full spool dropped, recorded as gaps.
+
+When the store is away long enough to fill the collector's sample spool (collectors/spool.py),
+something gives, and that must never be silent: every drop is written here as soon as the
+store takes writes again, with the device, the kind of data, how many rows, and the time
+range of the data lost. That range is monitoring time nobody can vouch for: the SLA figures
+count it as unknown time for the device's circuits, `keyline status` and the admin page show
+the totals.
+
+**Heartbeats.** Every running service (the collector, the alarm pipeline) writes its figures
+every few seconds (`record_heartbeat`): the collector its spool (size, age of the oldest
+batch waiting, drops), polls (done, skipped, devices overdue), traps (received, dropped by
+the kernel, undecodable); the alarm pipeline the last event it processed. `collection_status`
+gathers them with the drops and the event stream's head, for `keyline status` and
+/api/v1/health: a heartbeat older than HEARTBEAT_STALE_S is a service that is not running.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+
+@dataclass(frozen=True)
+class Drop:
+    device_id: int | None
+    kind: str
+    rows: int
+    first_time: datetime | None
+    last_time: datetime | None
+    recorded_at: datetime
+
+
+def record_drops(conn: psycopg.Connection,
+                 rows: Sequence[tuple[int | None, str, int, str | None, str | None]]) -> None:
+    """Record drops: (device id or None, kind, rows, first and last time of the data lost,
+    ISO 8601 text or None), in the caller's transaction."""
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            """INSERT INTO collection_drops (device_id, kind, rows, first_time, last_time)
+               VALUES (%s, %s, %s, %s, %s)""", list(rows))
+
+
+def drops_since(conn: psycopg.Connection, since: datetime | None = None) -> list[Drop]:
+    """The recorded drops (recorded at or after `since`), newest first."""
+    rows = conn.execute(
+        """SELECT device_id, kind, rows, first_time, last_time, recorded_at
+             FROM collection_drops
+            WHERE %(since)s::timestamptz IS NULL OR recorded_at >= %(since)s
+            ORDER BY recorded_at DESC, id DESC""", {"since": since}).fetchall()
+    return [Drop(*row) for row in rows]
+
+
+def drop_totals(conn: psycopg.Connection) -> dict[str, int]:
+    """Rows dropped in all, by kind."""
+    return dict(conn.execute(
+        "SELECT kind, sum(rows)::bigint FROM collection_drops GROUP BY kind").fetchall())
+
+
+HEARTBEAT_STALE_S = 30.0
+
+
+def record_heartbeat(conn: psycopg.Connection, name: str, started_at: datetime,
+                     detail: dict[str, Any]) -> None:
+    """This process's heartbeat as service `name`, with its figures."""
+    conn.execute(
+        """INSERT INTO service_heartbeats (name, host, pid, started_at, updated_at, detail)
+           VALUES (%s, %s, %s, %s, now(), %s)
+           ON CONFLICT (name) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid,
+               started_at = EXCLUDED.started_at, updated_at = now(),
+               detail = EXCLUDED.detail""",
+        [name, socket.gethostname(), os.getpid(), started_at, Jsonb(detail)])
+
+
+def collection_status(conn: psycopg.Connection) -> dict[str, Any]:
+    """The services' heartbeats (with their age and whether they run), the drops recorded,
+    and how far behind the event stream each follower is."""
+    now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+    services = {}
+    for name, host, pid, started, updated, detail in conn.execute(
+            "SELECT name, host, pid, started_at, updated_at, detail FROM service_heartbeats"
+            " ORDER BY name"):
+        age_s = (now - updated).total_seconds()
+        services[name] = {"host": host, "pid": pid, "started_at": started.isoformat(),
+                          "updated_at": updated.isoformat(), "age_s": round(age_s, 1),
+                          "running": age_s <= HEARTBEAT_STALE_S, **detail}
+    head = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]  # type: ignore[index]
+    followers = {name: {"last_event_id": last, "behind": head - last}
+                 for name, last in conn.execute(
+                     "SELECT name, last_event_id FROM alarm_pipeline_state ORDER BY name")}
+    return {"time": now.isoformat(), "services": services, "drops": drop_totals(conn),
+            "events": {"head": head, "alarm_pipelines": followers}}
