@@ -967,8 +967,15 @@ class CollectionService:
             with self._pool.connection() as conn:
                 return prune_events(conn, self.event_retention_days)
 
+        def prune_batches() -> int:
+            from store.collection import prune_spool_batches
+
+            with self._pool.connection() as conn:
+                return prune_spool_batches(conn)
+
         await self._in_writer_quietly(apply_retention, self._pool, self.raw_retention_days)
         await self._in_writer_quietly(prune)
+        await self._in_writer_quietly(prune_batches)
 
     def _submit(self, function: Callable[..., Any], *args: Any) -> Future:
         future = self._writer.submit(function, *args)

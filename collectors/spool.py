@@ -58,6 +58,7 @@ import os
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -127,14 +128,26 @@ def encode_batch(kind: str, items: Sequence[Any]) -> bytes:
                  m.seen_at.isoformat()] for m in items]
     else:
         raise ValueError(f"unknown batch kind {kind!r}")
-    return json.dumps({"kind": kind, "rows": rows}, separators=(",", ":")).encode() + b"\n"
+    record = {"id": uuid.uuid4().hex, "kind": kind, "rows": rows}
+    return json.dumps(record, separators=(",", ":")).encode() + b"\n"
 
 
 def decode_batch(line: bytes) -> tuple[str, list[Any]]:
     """The (kind, items) of one spool line."""
+    _, kind, items = decode_record(line)
+    return kind, items
+
+
+def decode_record(line: bytes) -> tuple[str | None, str, list[Any]]:
+    """The (batch id, kind, items) of one spool line (no id: a line of an older spool)."""
+    record = json.loads(line)
+    batch_id = record.get("id")
+    return batch_id, *_items(record)
+
+
+def _items(record: dict[str, Any]) -> tuple[str, list[Any]]:
     from store.observations import PortMatchRow
 
-    record = json.loads(line)
     kind = record["kind"]
     if kind == "samples":
         return kind, [Sample(datetime.fromisoformat(t), o, m, v) for t, o, m, v in record["rows"]]
@@ -326,12 +339,22 @@ class _OwnConnection:
         self._conninfo = conninfo
         self._timeout_s = max(2, int(connect_timeout_s + 0.999))  # libpq: whole seconds, >= 2
         self._conn: psycopg.Connection | None = None
+        self._depth = 0  # blocks open: only the outermost commits or rolls back
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
+        if self._depth:  # inside a block: the same transaction
+            self._depth += 1
+            try:
+                assert self._conn is not None
+                yield self._conn
+            finally:
+                self._depth -= 1
+            return
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self._conninfo, connect_timeout=self._timeout_s)
         conn = self._conn
+        self._depth = 1
         try:
             yield conn
             conn.commit()
@@ -344,6 +367,8 @@ class _OwnConnection:
             except psycopg.Error:
                 self.close()
             raise
+        finally:
+            self._depth = 0
 
     def close(self) -> None:
         if self._conn is not None:
@@ -694,8 +719,8 @@ class SpooledStore:
                         break
                     line, end_offset = batch
                     try:
-                        kind, items = decode_batch(line)
-                        self._store(kind, items)
+                        batch_id, kind, items = decode_record(line)
+                        self._store(kind, items, batch_id)
                     except BATCH_REJECTED as error:
                         self._set_aside(line, error)
                     else:
@@ -715,17 +740,24 @@ class SpooledStore:
                 self._oldest_at = None
         return moved
 
-    def _store(self, kind: str, items: Sequence[Any]) -> None:
-        if kind == "samples":
-            self._writer.discard()
-            self._writer.add_many([(s.time, s.object_id, s.metric, s.value) for s in items])
-            try:
-                self._writer.flush()
-            finally:
-                self._writer.discard()
-            return
+    def _store(self, kind: str, items: Sequence[Any], batch_id: str | None = None) -> None:
+        """One batch in one transaction, with its id: a batch whose commit the store
+        confirmed too late to be marked done (the connection lost right then) is found
+        stored when tried again, and skipped: exactly once."""
         with self._connection.connection() as conn:
-            if kind == "observations":
+            if batch_id is not None and conn.execute(
+                    "INSERT INTO spool_batches (id) VALUES (%s) ON CONFLICT DO NOTHING"
+                    " RETURNING id", [batch_id]).fetchone() is None:
+                return
+            if kind == "samples":
+                self._writer.discard()
+                self._writer.add_many([(s.time, s.object_id, s.metric, s.value)
+                                       for s in items])
+                try:
+                    self._writer.flush()
+                finally:
+                    self._writer.discard()
+            elif kind == "observations":
                 record_observations(conn, items)
             elif kind == "poll_statuses":
                 record_poll_statuses(conn, items)

@@ -27,6 +27,7 @@ from flask.typing import ResponseReturnValue
 
 from portal.openapi import openapi_document
 from portal.security import current_viewer, login_required
+from store.collection import collection_status, dropped_ranges
 from store.queries import (
     CircuitRow,
     circuits_for,
@@ -138,7 +139,6 @@ def health() -> ResponseReturnValue:
     last reports, drops, events processed. The operator's (noc, engineer, admin): it names
     hosts and processes, nothing a customer or an account manager needs."""
     from portal.security import OPERATOR_ROLES
-    from store.collection import collection_status
 
     viewer = current_viewer()
     if viewer.role not in OPERATOR_ROLES:
@@ -172,12 +172,16 @@ def samples() -> ResponseReturnValue:
         if metric not in metric_names(conn):
             _fail(400, f"unknown metric {metric!r}", "metric")
         series = sample_series(conn, current_viewer(), object_id, metric, start, end, points)
+        # asked only once the viewer may read the object (sample_series said so)
+        dropped = dropped_ranges(conn, object_id, start, end) if series is not None else []
     if series is None:
         _fail(404, "no such object", "object_id")
     return jsonify(
         object_id=object_id, metric=metric, start=start.isoformat(), end=end.isoformat(),
         points=[{"time": p.time.isoformat(), "value": p.value, "min": p.min_value,
                  "max": p.max_value} for p in series],
+        unknown=[{"start": max(d.first_time, start).isoformat(),
+                  "end": min(d.last_time, end).isoformat()} for d in dropped],
     )
 
 

@@ -57,6 +57,7 @@ from portal.alarms_views import alarm_time
 from portal.app import format_bps
 from portal.customer import CHART_RANGES, STATE_REFRESH_S
 from portal.security import current_viewer, login_required
+from store.collection import dropped_ranges
 from store.observations import StoredObservation
 from store.queries import (
     DeviceDetail,
@@ -373,16 +374,24 @@ def port_gaps(device_id: int, port_id: int) -> ResponseReturnValue:
         if ports is None or port_id not in {port.id for port in ports}:
             abort(404)
         found = sample_values(conn, viewer, port_id, GAP_METRIC, start, end, MAX_GAPS + 1)
+        # data a full spool dropped: the start and the end of each range, as gaps of
+        # their own (code 0), so the chart breaks there and says why
+        dropped = dropped_ranges(conn, port_id, start, end)
     if found is None:
         abort(404)
     truncated = len(found) > MAX_GAPS
-    return jsonify(
-        device_id=device_id, port_id=port_id, start=start.isoformat(), end=end.isoformat(),
-        truncated=truncated,
-        gaps=[{"time": time.isoformat(), "at": alarm_time(time), "code": int(code),
-               "reason": gap_reason(code)}
-              for time, code in (found[1:] if truncated else found)],
-    )
+    gaps = [{"time": time.isoformat(), "at": alarm_time(time), "code": int(code),
+             "reason": gap_reason(code)}
+            for time, code in (found[1:] if truncated else found)]
+    for first, last, rows in ((d.first_time, d.last_time, d.rows) for d in dropped):
+        reason = gettext("data dropped: the collector's spool was full while the store was "
+                         "away (%(rows)s values of this device); counted as unknown time",
+                         rows=rows)
+        gaps += [{"time": at.isoformat(), "at": alarm_time(at), "code": 0, "reason": reason}
+                 for at in sorted({max(first, start), min(last, end)})]
+    gaps.sort(key=lambda gap: gap["time"])
+    return jsonify(device_id=device_id, port_id=port_id, start=start.isoformat(),
+                   end=end.isoformat(), truncated=truncated, gaps=gaps)
 
 
 # --- links from other pages ----------------------------------------------------------------

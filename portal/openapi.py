@@ -395,6 +395,13 @@ def openapi_document() -> dict[str, Any]:
                     "object_id": {"type": "integer"}, "metric": {"type": "string"},
                     "start": {"type": "string", "format": "date-time"},
                     "end": {"type": "string", "format": "date-time"},
+                    "unknown": {"type": "array", "description":
+                                "time ranges whose samples the collector could not keep (its "
+                                "spool was full while the store was away): unknown time, "
+                                "not zero traffic",
+                                "items": {"type": "object", "properties": {
+                                    "start": {"type": "string", "format": "date-time"},
+                                    "end": {"type": "string", "format": "date-time"}}}},
                     "points": {"type": "array", "items": {"type": "object", "properties": {
                         "time": {"type": "string", "format": "date-time",
                                  "description": "start of the bucket"},

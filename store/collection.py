@@ -66,6 +66,36 @@ def drop_totals(conn: psycopg.Connection) -> dict[str, int]:
         "SELECT kind, sum(rows)::bigint FROM collection_drops GROUP BY kind").fetchall())
 
 
+@dataclass(frozen=True)
+class DroppedRange:
+    first_time: datetime
+    last_time: datetime
+    rows: int
+
+
+def dropped_ranges(conn: psycopg.Connection, object_id: int, start: datetime,
+                   end: datetime) -> list[DroppedRange]:
+    """The time ranges within [start, end) in which samples of `object_id` (a device, a
+    port, or a circuit through its two end ports' devices) may have been dropped, oldest
+    first, each with the rows its device lost then. Drops whose device could not be told
+    count for every object: unknown is unknown. Not scoped: the caller has checked that the
+    viewer may read the object's samples."""
+    rows = conn.execute(
+        """WITH owners AS (
+               SELECT id FROM devices WHERE id = %(obj)s
+               UNION SELECT device_id FROM ports WHERE id = %(obj)s
+               UNION SELECT p.device_id FROM circuits c
+                       JOIN ports p ON p.id IN (c.a_port_id, c.z_port_id)
+                      WHERE c.id = %(obj)s)
+           SELECT first_time, last_time, sum(rows)::bigint FROM collection_drops
+            WHERE kind = 'samples' AND first_time IS NOT NULL AND last_time IS NOT NULL
+              AND (device_id IS NULL OR device_id IN (SELECT id FROM owners))
+              AND first_time < %(end)s AND last_time >= %(start)s
+            GROUP BY first_time, last_time ORDER BY first_time, last_time""",
+        {"obj": object_id, "start": start, "end": end}).fetchall()
+    return [DroppedRange(*row) for row in rows]
+
+
 HEARTBEAT_STALE_S = 30.0
 
 
@@ -99,3 +129,10 @@ def collection_status(conn: psycopg.Connection) -> dict[str, Any]:
                      "SELECT name, last_event_id FROM alarm_pipeline_state ORDER BY name")}
     return {"time": now.isoformat(), "services": services, "drops": drop_totals(conn),
             "events": {"head": head, "alarm_pipelines": followers}}
+
+
+def prune_spool_batches(conn: psycopg.Connection, days: float = 7.0) -> int:
+    """Forget the ids of spool batches stored more than `days` ago (a spool never holds a
+    batch that long once the store takes writes); how many went."""
+    return conn.execute("DELETE FROM spool_batches WHERE stored_at < now() - make_interval("
+                        "secs => %s)", [days * 86400]).rowcount

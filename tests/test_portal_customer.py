@@ -295,6 +295,52 @@ def test_chart_data_is_scoped_and_downsampled(portal: Portal):  # noqa: F811
     assert unknown.status_code == 400 and unknown.get_json()["field"] == "metric"
 
 
+def test_dropped_samples_are_unknown_ranges_of_the_circuits_charts(portal: Portal):  # noqa: F811
+    """What a full spool dropped (store.collection) comes with the samples as "unknown"
+    ranges, for the port, its device and the circuit it ends; never another device's."""
+    from store.collection import record_drops
+
+    circuit_id, a_port, z_port = _circuit(portal, CIRCUIT_A)
+    foreign_port = min(portal.b.ids["port"])
+    now = datetime.now(UTC).replace(microsecond=0)
+    with portal.database.pool.connection() as conn:
+        a_device, z_device, foreign_device = (conn.execute(
+            "SELECT device_id FROM ports WHERE id = %s", [port]).fetchone()[0]
+            for port in (a_port, z_port, foreign_port))
+        assert foreign_device not in (a_device, z_device)
+        first, last = now - timedelta(minutes=50), now - timedelta(minutes=20)
+        record_drops(conn, [
+            (a_device, "samples", 900, first.isoformat(), last.isoformat()),
+            (foreign_device, "samples", 77, (now - timedelta(minutes=10)).isoformat(),
+             (now - timedelta(minutes=5)).isoformat()),
+            # an older outage, outside the hour asked for
+            (a_device, "samples", 5, (now - timedelta(hours=5)).isoformat(),
+             (now - timedelta(hours=4)).isoformat())])
+    with SampleWriter(portal.database.pool) as writer:
+        writer.add(now - timedelta(minutes=55), a_port, "if_in_bps", 1.0)
+    client = logged_in(portal.app, USER_A)
+
+    def unknown(object_id: int, hours: float = 1) -> list[tuple[datetime, datetime]]:
+        answer = client.get("/api/v1/samples", query_string={
+            "object_id": object_id, "metric": "if_in_bps", "end": now.isoformat(),
+            "start": (now - timedelta(hours=hours)).isoformat()})
+        assert answer.status_code == 200, answer.get_json()
+        return [(datetime.fromisoformat(r["start"]), datetime.fromisoformat(r["end"]))
+                for r in answer.get_json()["unknown"]]
+
+    assert unknown(a_port) == [(first, last)]
+    assert unknown(circuit_id) == [(first, last)]  # through its A end's device
+    if z_device != a_device:
+        assert unknown(z_port) == []
+    # a range reaching before the start is cut at the start
+    assert unknown(a_port, hours=0.5) == [(now - timedelta(minutes=30), last)]
+    assert len(unknown(a_port, hours=6)) == 2
+    # another customer's drops are neither shown nor hinted at
+    refused = client.get("/api/v1/samples", query_string={
+        "object_id": foreign_port, "metric": "if_in_bps"})
+    assert refused.status_code == 404 and "unknown" not in refused.get_json()
+
+
 def test_another_customers_circuit_is_404(portal: Portal):  # noqa: F811
     client = logged_in(portal.app, USER_A)
     for circuit_id in portal.b.ids["circuit"]:

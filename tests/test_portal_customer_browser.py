@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from collectors.model import Observation
+from store.collection import record_drops
 from store.observations import record_observations
 from store.timeseries import SampleWriter
 from tests.test_portal_access import (  # noqa: F401
@@ -83,6 +84,15 @@ def test_customer_circuit_charts_route_and_chinese(
     page.on("request", lambda r: requests.append(parse_qs(urlparse(r.url).query))
             if "/api/v1/samples" in r.url else None)
 
+    # half an hour ago the collector's spool was full and it dropped this device's samples
+    with portal.database.pool.connection() as conn:
+        a_device = conn.execute("SELECT device_id FROM ports WHERE id = %s",
+                                [a_port]).fetchone()[0]
+        now = datetime.now(UTC)
+        record_drops(conn, [(a_device, "samples", 1200,
+                             (now - timedelta(minutes=40)).isoformat(),
+                             (now - timedelta(minutes=25)).isoformat())])
+
     log_in(page, base_url, USER_A, PASSWORD)
     page.wait_for_selector("table.circuits")
     page.click(f"a >> text={CIRCUIT}")
@@ -91,6 +101,20 @@ def test_customer_circuit_charts_route_and_chinese(
     assert first > 0
     drawn = page.evaluate("Chart.getChart('chart-traffic').data.datasets.map(d => d.data.length)")
     assert all(count > 0 for count in drawn)
+    # the dropped range: shaded, the line broken inside it, and a note that says why
+    assert page.get_attribute("canvas#chart-traffic", "data-unknown") == "1"
+    assert page.evaluate("Chart.getChart('chart-traffic').data.datasets.every("
+                         "d => d.data.some(p => p.y === null))")
+    note = page.locator("#chart-traffic >> xpath=../../p[contains(@class, 'chart-unknown')]")
+    assert note.is_visible() and "Unknown time, not zero traffic" in note.inner_text()
+    shade = page.evaluate("""() => {
+        const chart = Chart.getChart('chart-traffic');
+        const x = chart.scales.x.getPixelForValue(Date.now() - 32 * 60 * 1000);
+        const y = (chart.chartArea.top + chart.chartArea.bottom) / 2;
+        const ratio = window.devicePixelRatio || 1;
+        return Array.from(chart.ctx.getImageData(x * ratio, y * ratio, 1, 1).data);
+    }""")
+    assert shade[3] > 0, shade  # painted there, not blank canvas
     assert {q["object_id"][0] for q in requests} == {str(a_port)}
     assert {q["metric"][0] for q in requests} >= {"if_in_bps", "if_out_bps"}
 

@@ -281,3 +281,22 @@ def test_noc_inventory_links_device_names(portal: Portal):  # noqa: F811
     assert link.format(ids[DEVICE], DEVICE) in chen
     assert f'href="/devices/{ids["pe-sh1"]}"' not in chen
     assert "<td>pe-sh1:XGigabitEthernet0/1/2</td>" in chen
+
+
+def test_data_a_full_spool_dropped_is_a_gap_on_the_ports_charts(portal: Portal):  # noqa: F811
+    from store.collection import record_drops
+
+    seeded = seed_device(portal)
+    end = datetime.now(UTC)
+    first_lost, last_lost = end - timedelta(hours=3), end - timedelta(hours=2)
+    with portal.database.pool.connection() as conn:
+        record_drops(conn, [(seeded.device_id, "samples", 5000, first_lost.isoformat(),
+                             last_lost.isoformat())])
+    client = logged_in(portal.app, USER_A)
+    first = seeded.ports["GigabitEthernet0/0/0"]
+    day = client.get(f"/devices/{seeded.device_id}/ports/{first}/gaps").get_json()
+    dropped = [g for g in day["gaps"] if g["code"] == 0]
+    assert [datetime.fromisoformat(g["time"]) for g in dropped] == [first_lost, last_lost]
+    assert "spool was full" in dropped[0]["reason"] and "5000" in dropped[0]["reason"]
+    times = [g["time"] for g in day["gaps"]]
+    assert times == sorted(times)

@@ -268,3 +268,29 @@ def test_an_unreadable_batch_is_set_aside_not_blocking(db, tmp_path, caplog):
     assert len(stored_samples(db)) == 3 and stats.rejected_batches == 1
     assert (tmp_path / "spool" / "rejected.jsonl").read_bytes().startswith(b'{"kind"')
     assert "set aside" in caplog.text
+
+
+def test_a_batch_stored_but_not_marked_done_is_not_stored_twice(db, tmp_path):
+    """The commit went through but the confirmation was lost (the connection dropped right
+    then): the batch is still in the spool and is tried again; its id says it is stored."""
+    with spooled(db, tmp_path) as store:
+        store.write_samples(samples(0))
+        store.write_observations([observation(1, "down")])
+        assert store.drain(10)
+    line_samples = encode_batch("samples", samples(0))
+    kept = SpoolFiles(tmp_path / "spool" / "samples")
+    # the same batches, as if never marked done: their ids are those stored
+    with db.pool.connection() as conn:
+        ids = [row[0] for row in conn.execute("SELECT id FROM spool_batches")]
+    assert len(ids) == 2
+    import json
+
+    record = json.loads(line_samples)
+    for batch_id in ids:
+        record["id"] = batch_id
+        kept.append(json.dumps(record).encode() + b"\n")
+    with spooled(db, tmp_path) as store:
+        assert store.drain(10)
+        stats = store.stats()
+    assert len(stored_samples(db)) == 3  # not 6, not 9
+    assert stats.forwarded_batches == 2  # tried, found stored, skipped

@@ -10,8 +10,12 @@
  *    the server into at most POINTS buckets, so a 30-day chart costs the same as a 1-hour
  *    one. A metric the store has never seen answers 400 with field "metric": shown as no
  *    data. Answers to an older request (the user clicked again meanwhile) are dropped.
- *    After drawing, each canvas carries data-range, data-end and data-points (how many
- *    points it shows), which the browser test reads.
+ *    Ranges whose samples the collector dropped (the API's "unknown": its spool was full
+ *    while the store was away) are shaded grey, the line breaks there, and a note under the
+ *    chart says what the shade means.
+ *    After drawing, each canvas carries data-range, data-end, data-points (how many
+ *    points it shows) and data-unknown (how many dropped ranges), which the browser test
+ *    reads.
  *
  * 2. The route drawing (cytoscape, from /vendor): the elements of topology/views.py
  *    circuit_view, embedded as JSON in #route-data, laid out left to right in hop order,
@@ -77,6 +81,26 @@
 
   // --- charts -------------------------------------------------------------------------------
 
+  // Time ranges whose samples were dropped (the API's "unknown") drawn as grey bands behind
+  // the lines: at 3 a.m. a flat line and no line must not look alike.
+  const UNKNOWN_RANGES = {
+    id: "unknownRanges",
+    beforeDatasetsDraw(chart) {
+      const ranges = chart.$keylineUnknown || [];
+      const {ctx, chartArea, scales} = chart;
+      ctx.save();
+      ctx.fillStyle = "rgba(148, 163, 184, 0.35)";
+      for (const range of ranges) {
+        const left = Math.max(scales.x.getPixelForValue(range.start), chartArea.left);
+        const right = Math.min(scales.x.getPixelForValue(range.end), chartArea.right);
+        if (right >= left) {
+          ctx.fillRect(left, chartArea.top, Math.max(right - left, 2), chartArea.height);
+        }
+      }
+      ctx.restore();
+    },
+  };
+
   function setUpCharts(section) {
     if (typeof window.Chart === "undefined") {
       return;
@@ -94,6 +118,7 @@
       const unit = canvas.dataset.unit;
       const chart = new window.Chart(canvas, {
         type: "line",
+        plugins: [UNKNOWN_RANGES],
         data: {datasets: ["in", "out"].map((direction) => ({
           label: labels[direction], data: [], borderColor: LINE_COLOURS[direction],
           backgroundColor: LINE_COLOURS[direction], pointRadius: 0, borderWidth: 1.5,
@@ -127,14 +152,28 @@
       if (response.status === 400) {
         const body = await response.json().catch(() => ({}));
         if (body.field === "metric") {
-          return [];  // a metric nothing has measured yet
+          return {points: [], unknown: []};  // a metric nothing has measured yet
         }
       }
       if (!response.ok) {
         throw new Error("samples: HTTP " + response.status);
       }
       const body = await response.json();
-      return body.points.map((point) => ({x: Date.parse(point.time), y: point.value}));
+      return {
+        points: body.points.map((point) => ({x: Date.parse(point.time), y: point.value})),
+        unknown: (body.unknown || []).map((range) => ({
+          start: Date.parse(range.start), end: Date.parse(range.end)})),
+      };
+    }
+
+    // The line breaks inside every unknown range (a null point there: spanGaps is off), so
+    // it never draws a slope across time nobody measured.
+    function withBreaks(points, unknown) {
+      if (unknown.length === 0) {
+        return points;
+      }
+      const breaks = unknown.map((range) => ({x: (range.start + range.end) / 2, y: null}));
+      return points.concat(breaks).sort((one, other) => one.x - other.x);
     }
 
     async function load() {
@@ -159,14 +198,20 @@
           return;  // the user chose another range or end meanwhile
         }
         const chart = chartFor(canvas);
-        chart.data.datasets[0].data = series[0];
-        chart.data.datasets[1].data = series[1];
+        const unknown = series[0].unknown;  // the same ranges for both: one port's device
+        chart.data.datasets[0].data = withBreaks(series[0].points, unknown);
+        chart.data.datasets[1].data = withBreaks(series[1].points, unknown);
         chart.options.scales.x.min = start.getTime();
         chart.options.scales.x.max = end.getTime();
+        chart.$keylineUnknown = unknown;
         chart.update();
-        const count = series[0].length + series[1].length;
+        const count = series[0].points.length + series[1].points.length;
         note.textContent = section.dataset.noData;
         note.hidden = count > 0;
+        const unknownNote = canvas.closest("figure").querySelector(".chart-unknown");
+        unknownNote.textContent = section.dataset.unknown;
+        unknownNote.hidden = unknown.length === 0;
+        canvas.dataset.unknown = String(unknown.length);
         canvas.dataset.points = String(count);
         canvas.dataset.range = state.range;
         canvas.dataset.end = state.end;

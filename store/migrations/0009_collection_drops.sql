@@ -26,3 +26,13 @@ CREATE TABLE service_heartbeats (
     updated_at timestamptz NOT NULL DEFAULT now(),
     detail     jsonb NOT NULL DEFAULT '{}'
 );
+
+-- The spool's batches already stored (collectors/spool.py): a batch is stored in one
+-- transaction with its id here, so one tried again after a commit whose confirmation was
+-- lost (the connection dropped right then) is skipped: exactly once. Pruned by age.
+CREATE TABLE spool_batches (
+    id        text PRIMARY KEY,
+    stored_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX spool_batches_stored_at ON spool_batches (stored_at);
