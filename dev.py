@@ -108,10 +108,9 @@ def setup() -> None:
 
 def command_run(extra: list[str]) -> None:
     setup()
-    env = dict(os.environ)
-    # The demo keeps its embedded database inside the checkout unless told otherwise.
-    env.setdefault("KEYLINE_DATA_DIR", str(ROOT / "var" / "demo"))
-    os.execve(str(VENV / "bin" / "keyline"), ["keyline", "demo", *extra], env)
+    # The demo uses Keyline's own data directory (the settings' data_dir, KEYLINE_DATA_DIR
+    # if set), so that every `keyline` command in another terminal reaches it as is.
+    os.execv(str(VENV / "bin" / "keyline"), ["keyline", "demo", *extra])
 
 
 def command_test(extra: list[str]) -> None:

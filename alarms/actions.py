@@ -13,6 +13,12 @@ scope (1 to `MAX_SCOPE_ITEMS` existing objects), its start (not more than
 excluded downtime after the fact), its end (after the start), and that a window which is
 over never changes. store/alarms.py persists; the trigger of store/migrations/0006_alarms.sql
 refuses to change a past window even to a caller that bypasses this module.
+
+Every action carries two texts: the internal note (`comment` of an acknowledgement, `reason`
+of a clear or a window; staff only, and the one existing rows hold) and an optional
+`customer_note`, the only free text a customer is ever shown (portal/alarm_access.py). An
+engineer writes to the NOC in the first and to the customer in the second, so a note naming
+another customer or an engineer's guess never reaches a tenant by accident.
 """
 
 from __future__ import annotations
@@ -176,36 +182,39 @@ def alarm_to_change(conn: psycopg.Connection, actor: Actor, alarm_id: int) -> st
 
 
 def _change(change: Any, conn: psycopg.Connection, alarm_id: int, by: str,
-            text: str | None) -> Alarm:
+            text: str | None, customer_note: Any) -> Alarm:
+    note = clean_text(customer_note, "customer_note", required=False)
     try:
-        return change(conn, alarm_id, by, text)
+        return change(conn, alarm_id, by, text, customer_note=note)
     except alarm_store.AlarmStoreError as error:  # its state changed: cleared, not acked
         raise ActionError("alarm_id", str(error), Refusal.CONFLICT) from None
 
 
 def acknowledge(conn: psycopg.Connection, actor: Actor, alarm_id: int,
-                comment: Any = None) -> Alarm:
-    """Acknowledge an active alarm ("I am on it"), with an optional comment; acknowledging
-    again replaces the comment."""
+                comment: Any = None, customer_note: Any = None) -> Alarm:
+    """Acknowledge an active alarm ("I am on it"), with an optional internal note
+    (`comment`) and customer note; acknowledging again replaces both."""
     by = alarm_to_change(conn, actor, alarm_id)
     text = clean_text(comment, "comment", required=False)
-    return _change(alarm_store.acknowledge, conn, alarm_id, by, text)
+    return _change(alarm_store.acknowledge, conn, alarm_id, by, text, customer_note)
 
 
 def unacknowledge(conn: psycopg.Connection, actor: Actor, alarm_id: int,
-                  comment: Any = None) -> Alarm:
-    """Take back the acknowledgement of an active alarm, with an optional comment."""
+                  comment: Any = None, customer_note: Any = None) -> Alarm:
+    """Take back the acknowledgement of an active alarm, with optional notes."""
     by = alarm_to_change(conn, actor, alarm_id)
     text = clean_text(comment, "comment", required=False)
-    return _change(alarm_store.unacknowledge, conn, alarm_id, by, text)
+    return _change(alarm_store.unacknowledge, conn, alarm_id, by, text, customer_note)
 
 
-def clear(conn: psycopg.Connection, actor: Actor, alarm_id: int, reason: Any) -> Alarm:
-    """Clear an active alarm by hand; the reason is required. If its condition still holds,
-    the pipeline raises it again as a new occurrence."""
+def clear(conn: psycopg.Connection, actor: Actor, alarm_id: int, reason: Any,
+          customer_note: Any = None) -> Alarm:
+    """Clear an active alarm by hand; the reason (the internal note) is required, a
+    customer note optional. If its condition still holds, the pipeline raises it again as a
+    new occurrence."""
     by = alarm_to_change(conn, actor, alarm_id)
     text = clean_text(reason, "reason", required=True)
-    return _change(alarm_store.clear_alarm, conn, alarm_id, by, text)
+    return _change(alarm_store.clear_alarm, conn, alarm_id, by, text, customer_note)
 
 
 # --- maintenance windows ---------------------------------------------------------------------
@@ -235,12 +244,13 @@ def _scope_texts(scope: Any) -> list[str]:
 
 
 def declare_maintenance(conn: psycopg.Connection, actor: Actor, scope_texts: Any,
-                        starts_at: Any, ends_at: Any, reason: Any) -> MaintenanceWindow:
+                        starts_at: Any, ends_at: Any, reason: Any,
+                        customer_note: Any = None) -> MaintenanceWindow:
     """Declare a maintenance window on `scope_texts` (`device:KEY`, `port:DEVICE:PORT`,
     `circuit:KEY`, `customer:KEY`; a list, or one text of comma-separated items) from
     `starts_at` to `ends_at` (datetimes, ISO 8601 texts, or timedeltas from the database's
-    now; no offset means UTC). Nothing is stored unless every rule holds (module
-    docstring)."""
+    now; no offset means UTC), `reason` the internal note, `customer_note` optional.
+    Nothing is stored unless every rule holds (module docstring)."""
     by = authorize(actor, "declare maintenance")
     texts = _scope_texts(scope_texts)
     now = _now(conn)
@@ -248,6 +258,7 @@ def declare_maintenance(conn: psycopg.Connection, actor: Actor, scope_texts: Any
     end = _moment(ends_at, "ends_at", now)
     text = clean_text(reason, "reason", required=True)
     assert text is not None
+    note = clean_text(customer_note, "customer_note", required=False)
     if start < now - MAINTENANCE_START_GRACE:
         raise ActionError("starts_at", "a window may not start more than "
                                        f"{_grace_text()} in the past")
@@ -257,7 +268,7 @@ def declare_maintenance(conn: psycopg.Connection, actor: Actor, scope_texts: Any
         items = alarm_store.resolve_scope(conn, texts)
     except alarm_store.AlarmStoreError as error:
         raise ActionError("scope", str(error)) from None
-    return alarm_store.add_window(conn, items, start, end, text, by)
+    return alarm_store.add_window(conn, items, start, end, text, by, note)
 
 
 def end_maintenance(conn: psycopg.Connection, actor: Actor, window_id: int) -> EndedWindow:

@@ -42,6 +42,7 @@ from alarms.service_state import (
     service_state,
 )
 from alarms.stages import ScopeIndex, clear, covering, element_of, entry, reroot
+from alarms.texts import TEXT, english, text
 from topology.current import Topology
 from topology.graph import DEVICE, DOWN, LINK, PORT, Element, edge_data
 from topology.paths import CircuitPath
@@ -371,12 +372,14 @@ def service_alarms(active: dict[AlarmKey, Alarm], keeper: CircuitStates,
             taken = keeper.committed.get(key.object_id)
             when = taken.time if taken is not None else now
             changes.append(clear(active, alarm, max(when, alarm.first_seen),
-                                 f"circuit {taken.verdict.state if taken else 'gone'}: "
-                                 f"{taken.verdict.cause if taken else 'retired'}"))
+                                 text("circuit_now_because", state=str(taken.verdict.state),
+                                      cause=taken.verdict.cause) if taken
+                                 else text("circuit_gone")))
     impact: dict[AlarmKey, set[int]] = {}
     for key, taken in wanted.items():
         verdict = taken.verdict
-        summary = f"circuit out of service: {verdict.cause}"
+        words = text("service_down", cause=verdict.cause)
+        summary = english(words)
         candidates = _explaining(active, link_ports, verdict.elements)
         alarm = active.get(key)
         root = (alarm.root_cause if alarm is not None and alarm.root_cause in candidates
@@ -388,9 +391,10 @@ def service_alarms(active: dict[AlarmKey, Alarm], keeper: CircuitStates,
                 impacted_circuits=frozenset({key.object_id}),
                 impacted_customers=frozenset({customer} if customer is not None else ()),
                 detail={"cause_kind": verdict.cause_kind, "cause": verdict.cause,
-                        "cause_elements": [str(e) for e in verdict.elements]})
+                        "cause_elements": [str(e) for e in verdict.elements], TEXT: words})
             changes.append(AlarmChange(alarm, "raised", (entry(
-                taken.time, "raised", summary, cause_kind=verdict.cause_kind),)))
+                taken.time, "raised", summary, cause_kind=verdict.cause_kind,
+                **{TEXT: words}),)))
         elif alarm.summary != summary and (root != alarm.root_cause or not set(
                 alarm.detail.get("cause_elements", ())) <= {str(e) for e in verdict.elements}):
             # the words follow the cause; a second fault that leaves the first in place
@@ -398,9 +402,9 @@ def service_alarms(active: dict[AlarmKey, Alarm], keeper: CircuitStates,
             alarm.summary = summary
             alarm.detail = {**alarm.detail, "cause_kind": verdict.cause_kind,
                             "cause": verdict.cause,
-                            "cause_elements": [str(e) for e in verdict.elements]}
+                            "cause_elements": [str(e) for e in verdict.elements], TEXT: words}
             changes.append(AlarmChange(alarm, "updated", (entry(
-                now, "cause", summary, cause_kind=verdict.cause_kind),)))
+                now, "cause", summary, cause_kind=verdict.cause_kind, **{TEXT: words}),)))
         changes += reroot(alarm, root, now)
         if root is not None:
             impact.setdefault(root, set()).add(key.object_id)
@@ -427,9 +431,10 @@ def service_alarms(active: dict[AlarmKey, Alarm], keeper: CircuitStates,
         customers_hit = frozenset(customers[c] for c in circuits if c in customers)
         if (circuits, customers_hit) != (alarm.impacted_circuits, alarm.impacted_customers):
             alarm.impacted_circuits, alarm.impacted_customers = circuits, customers_hit
+            note = text("impact", circuits=len(circuits), customers=len(customers_hit))
             changes.append(AlarmChange(alarm, "updated", (entry(
-                now, "impact", f"{len(circuits)} circuits, {len(customers_hit)} customers",
-                circuits=sorted(circuits), customers=sorted(customers_hit)),)))
+                now, "impact", english(note), circuits=sorted(circuits),
+                customers=sorted(customers_hit), **{TEXT: note}),)))
     return changes
 
 
@@ -477,12 +482,13 @@ def _passing_outages(active: dict[AlarmKey, Alarm], states: list[StateChange],
             if not _is_down(change.verdict):
                 if key in active:  # an outage from before the step ended in it
                     changes.append(clear(active, active[key], max(ended, active[key].first_seen),
-                                         f"circuit {following.state}"))
+                                         text("circuit_now", state=str(following.state))))
                 continue
             if key in active:
                 continue  # the outage goes on: service_alarms keeps its alarm
             verdict = change.verdict
-            summary = f"circuit out of service: {verdict.cause}"
+            words = text("service_down", cause=verdict.cause)
+            summary = english(words)
             candidates = _explaining(active, link_ports, verdict.elements)
             customer = customers.get(circuit_id)
             alarm = Alarm(key, Severity.CRITICAL, change.time, change.time, summary,
@@ -491,11 +497,14 @@ def _passing_outages(active: dict[AlarmKey, Alarm], states: list[StateChange],
                           impacted_customers=frozenset({customer} if customer is not None
                                                        else ()),
                           detail={"cause_kind": verdict.cause_kind, "cause": verdict.cause,
-                                  "cause_elements": [str(e) for e in verdict.elements]})
+                                  "cause_elements": [str(e) for e in verdict.elements],
+                                  TEXT: words})
             if not _is_down(following.verdict):
                 active[key] = alarm
                 changes.append(AlarmChange(alarm, "raised", (entry(
-                    change.time, "raised", summary, cause_kind=verdict.cause_kind),)))
-                changes.append(clear(active, alarm, ended, f"circuit {following.state}"))
+                    change.time, "raised", summary, cause_kind=verdict.cause_kind,
+                    **{TEXT: words}),)))
+                changes.append(clear(active, alarm, ended,
+                                     text("circuit_now", state=str(following.state))))
     return changes
 

@@ -102,8 +102,9 @@ class TimelineEntry:
     time: datetime
     action: str
     actor: str
-    comment: str | None = None
+    comment: str | None = None  # the internal note (staff only), or the pipeline's
     detail: dict[str, Any] = field(default_factory=dict)
+    customer_note: str | None = None  # what a person chose to tell the customers
 
 
 @dataclass
@@ -125,7 +126,7 @@ class Alarm:
     cleared_at: datetime | None = None
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
-    ack_comment: str | None = None
+    ack_comment: str | None = None  # the acknowledgement's internal note (staff only)
     root_cause: AlarmKey | None = None
     root_cause_id: int | None = None
     impacted_circuits: frozenset[int] = frozenset()
@@ -134,6 +135,7 @@ class Alarm:
     detail: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
     timeline: list[TimelineEntry] = field(default_factory=list)
+    ack_customer_note: str | None = None  # the acknowledgement's note for the customers
 
     @property
     def active(self) -> bool:
@@ -145,7 +147,9 @@ class Alarm:
 
     @property
     def acknowledged(self) -> bool:
-        return self.acknowledged_by is not None
+        # by when as well as by whom: a customer's copy of an alarm has no acknowledger
+        # (portal/alarm_access.py)
+        return self.acknowledged_by is not None or self.acknowledged_at is not None
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,7 @@ class MaintenanceWindow:
     declared_by: str
     declared_at: datetime | None = None
     ended_by: str | None = None
+    customer_note: str | None = None  # `reason` is the internal note (staff only)
 
     def active_at(self, when: datetime) -> bool:
         return self.starts_at <= when < self.ends_at

@@ -60,6 +60,7 @@ from alarms.model import (
     TimelineEntry,
 )
 from alarms.rules import AlarmSettings, ThresholdRule
+from alarms.texts import TEXT, english, text
 from collectors.model import Observation
 from topology.graph import DEVICE, LINK, PORT, Element
 from topology.impact import ImpactIndex, root_causes
@@ -99,14 +100,11 @@ class PortContext(Protocol):
 
 
 # reachability verdicts (collectors.reachability) -> the device alarm they raise
-_DEVICE_SIGNALS = {
-    "unreachable": (AlarmType.DEVICE_UNREACHABLE, Severity.CRITICAL,
-                    "device down: no SNMP and no ICMP answer"),
-    "snmp-unresponsive": (AlarmType.SNMP_UNRESPONSIVE, Severity.MAJOR,
-                          "SNMP does not answer, the device does: not proven down"),
-    "auth-failed": (AlarmType.SNMP_UNRESPONSIVE, Severity.MAJOR,
-                    "the SNMP agent rejects the credential"),
-    "error": (AlarmType.POLL_FAILED, Severity.MAJOR, "the SNMP agent answers unusably"),
+_DEVICE_SIGNALS = {  # (type, severity, the summary's code in alarms.texts)
+    "unreachable": (AlarmType.DEVICE_UNREACHABLE, Severity.CRITICAL, "device_unreachable"),
+    "snmp-unresponsive": (AlarmType.SNMP_UNRESPONSIVE, Severity.MAJOR, "snmp_unresponsive"),
+    "auth-failed": (AlarmType.SNMP_UNRESPONSIVE, Severity.MAJOR, "snmp_auth_failed"),
+    "error": (AlarmType.POLL_FAILED, Severity.MAJOR, "snmp_unusable"),
 }
 _DEVICE_TYPES = (AlarmType.DEVICE_UNREACHABLE, AlarmType.SNMP_UNRESPONSIVE,
                  AlarmType.POLL_FAILED)
@@ -127,11 +125,13 @@ def observe(observation: Observation, ports: PortContext | None = None) -> list[
         signals = [Signal(key, False, o.time, detail=source) for kind, key in keys.items()
                    if raised is None or kind is not raised[0]]
         if raised is not None:
-            kind, severity, summary = raised
+            kind, severity, code = raised
             reason = o.detail.get("reason")
-            detail = {**source, "reason": reason, "status": o.new,
+            summary = text(code)
+            detail = {**source, "reason": reason, "status": o.new, TEXT: summary,
                       **({"hint": o.detail["hint"]} if o.detail.get("hint") else {})}
-            signals.append(Signal(keys[kind], True, o.time, severity, summary, detail))
+            signals.append(Signal(keys[kind], True, o.time, severity, english(summary),
+                                  detail))
         return signals
     if o.kind in ("oper_status", "admin_status"):
         if ports is not None and not ports.monitored(o.object_id):
@@ -144,8 +144,9 @@ def observe(observation: Observation, ports: PortContext | None = None) -> list[
             oper = ports.oper(o.object_id) if ports is not None else None
             admin = o.new
         if oper in PORT_DOWN_STATES and admin != "down":
-            return [Signal(key, True, o.time, Severity.MAJOR, f"port oper status {oper}",
-                           source)]
+            summary = text("port_oper", oper=oper)
+            return [Signal(key, True, o.time, Severity.MAJOR, english(summary),
+                           {**source, TEXT: summary})]
         if oper == "up" or (oper in PORT_DOWN_STATES and admin == "down"):
             detail = {**source, **({"reason": "shut down by an administrator"}
                                    if admin == "down" else {})}
@@ -160,8 +161,9 @@ def observe(observation: Observation, ports: PortContext | None = None) -> list[
                        {**source, "problem": o.new})]
     if o.kind == "agent_restart":
         key = AlarmKey(ObjectKind.DEVICE, o.object_id, AlarmType.TRAP_EVENT, "agent_restart")
-        return [Signal(key, True, o.time, Severity.WARNING, "SNMP agent restarted",
-                       {**source, **o.detail}, event=True)]
+        summary = text("agent_restart")
+        return [Signal(key, True, o.time, Severity.WARNING, english(summary),
+                       {**source, **o.detail, TEXT: summary}, event=True)]
     return []
 
 
@@ -277,9 +279,9 @@ def _count_change(state: DebounceState, key: AlarmKey, signal: Signal,
     if len(history) <= settings.flap_max_changes or key in state.flapping:
         return []
     state.flapping.add(key)
-    out = [Transition(flapping_key(key), True, signal.time, Severity.MINOR,
-                      f"port changed state {len(history)} times in "
-                      f"{settings.flap_window_s:g} s", {"changes": len(history)})]
+    summary = text("flapping", changes=len(history), window_s=f"{settings.flap_window_s:g}")
+    out = [Transition(flapping_key(key), True, signal.time, Severity.MINOR, english(summary),
+                      {"changes": len(history), TEXT: summary})]
     condition = state.conditions[key]
     if condition.confirmed:  # the flapping alarm stands in for the link-down alarm
         condition.confirmed = False
@@ -365,15 +367,19 @@ def dedupe(active: dict[AlarmKey, Alarm], transition: Transition) -> AlarmChange
         return AlarmChange(alarm, "raised", (entry(t.time, "raised", t.summary, **t.detail),))
     if alarm is None:
         return None
-    return clear(active, alarm, t.time, "condition gone")
+    return clear(active, alarm, t.time, text("condition_gone"))
 
 
-def clear(active: dict[AlarmKey, Alarm], alarm: Alarm, time: datetime, comment: str,
-          actor: str = PIPELINE_ACTOR) -> AlarmChange:
-    """Clear an active alarm and take it out of `active`."""
+def clear(active: dict[AlarmKey, Alarm], alarm: Alarm, time: datetime,
+          comment: str | dict[str, Any], actor: str = PIPELINE_ACTOR) -> AlarmChange:
+    """Clear an active alarm and take it out of `active`. `comment`: a person's words, or
+    the pipeline's as an alarms.texts text."""
     alarm.state = AlarmState.CLEARED
     alarm.cleared_at = time
     active.pop(alarm.key, None)
+    if isinstance(comment, dict):
+        return AlarmChange(alarm, "cleared", (entry(time, "cleared", english(comment), actor,
+                                                    **{TEXT: comment}),))
     return AlarmChange(alarm, "cleared", (entry(time, "cleared", comment, actor),))
 
 
@@ -494,10 +500,10 @@ def reroot(alarm: Alarm, root: AlarmKey | None, now: datetime) -> list[AlarmChan
     if root == alarm.root_cause:
         return []
     alarm.root_cause = root
+    note = text("symptom_of", root=str(root)) if root else text("no_longer_symptom")
     return [AlarmChange(alarm, "updated", (entry(
-        now, "rooted" if root else "unrooted",
-        f"symptom of {root}" if root else "no longer a symptom",
-        root_cause=str(root) if root else None),))]
+        now, "rooted" if root else "unrooted", english(note),
+        root_cause=str(root) if root else None, **{TEXT: note}),))]
 
 
 # --- suppress ----------------------------------------------------------------------------
@@ -568,10 +574,11 @@ def suppress(active: dict[AlarmKey, Alarm], windows: Iterable[MaintenanceWindow]
             was = alarm.suppressed_by
             alarm.suppressed_by = wanted[key]
             action = "suppressed" if wanted[key] else "unsuppressed"
-            comment = (f"in maintenance window {', '.join(map(str, sorted(wanted[key])))}"
-                       if wanted[key] else "maintenance over")
+            note = (text("in_maintenance", windows=", ".join(map(str, sorted(wanted[key]))))
+                    if wanted[key] else text("maintenance_over"))
             changes.append(AlarmChange(alarm, "updated", (entry(
-                now, action, comment, windows=sorted(wanted[key] or was)),)))
+                now, action, english(note), windows=sorted(wanted[key] or was),
+                **{TEXT: note}),)))
     return changes
 
 

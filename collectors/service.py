@@ -391,6 +391,7 @@ class CollectionService:
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        loop.set_exception_handler(drop_late_snmp_answers)
         self._loop = loop
         try:
             loop.run_until_complete(self._start_async())
@@ -1016,3 +1017,17 @@ def _device_of_job(job_id: str) -> int | None:
     device_id = rest.partition(":")[0]
     return (int(device_id) if kind in ("poll", "warmup", "confirm", "health")
             and device_id.isdigit() else None)
+
+
+def drop_late_snmp_answers(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The collector loop's exception handler. A datagram that reached a pysnmp engine just
+    before the engine was closed (at stop) is handed to the closed dispatcher, which raises
+    CarrierError "Unregistered transport": an answer nobody waits for, not an error worth a
+    traceback. Everything else goes to asyncio's default handler."""
+    from pysnmp.carrier.error import CarrierError
+
+    error = context.get("exception")
+    if isinstance(error, CarrierError) and "Unregistered transport" in str(error):
+        log.debug("dropped an SNMP datagram that arrived after its engine was closed")
+        return
+    loop.default_exception_handler(context)

@@ -20,7 +20,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -128,6 +135,50 @@ class SpoolSettings(BaseModel):
     directory: Path | None = None  # default: data_dir / "spool"
 
 
+DEFAULT_TOKEN_EXPIRY_DAYS = 90
+
+
+class AccountSettings(BaseModel):
+    """How portal sessions, API tokens and login protection behave (portal/security.py).
+
+    A session ends after `session_idle_timeout_s` without a request (an open live page
+    counts as activity) and `session_max_age_s` after its login, whatever happens. An API
+    token expires `token_expiry_days` after it is made unless `keyline user token
+    --expires-days` says otherwise. Each failed login for a name makes the next attempt for
+    that name wait `login_backoff_base_s`, doubled per failure up to `login_backoff_max_s`
+    (a right password after the wait works); a streak is forgotten after
+    `login_forget_after_s` without failures. One client address may fail
+    `address_max_failures` times before it waits until `address_window_s` after its last
+    failure."""
+
+    session_idle_timeout_s: int = Field(1800, ge=60, le=7 * 86_400)
+    session_max_age_s: int = Field(12 * 3600, ge=60, le=90 * 86_400)
+    token_expiry_days: int = Field(DEFAULT_TOKEN_EXPIRY_DAYS, ge=1, le=3650)
+    login_backoff_base_s: float = Field(1.0, gt=0, le=60)
+    login_backoff_max_s: float = Field(60.0, gt=0, le=3600)
+    login_forget_after_s: int = Field(900, ge=1, le=86_400)
+    address_max_failures: int = Field(30, ge=1, le=100_000)
+    address_window_s: int = Field(600, ge=1, le=86_400)
+
+
+class PortalServerSettings(BaseModel):
+    """How `keyline serve` serves the portal (portal/server.py, gevent).
+
+    A client has `read_timeout_s` to send a request's line and headers (and may pause no
+    longer while sending a body): a half-sent request is then answered 408 and closed.
+    Beyond `max_connections` open connections (each live page's WebSocket is one) a new one
+    is answered 503 and closed. On SIGTERM the server stops accepting, ends the live
+    sockets (they reconnect, to another process behind a proxy) and gives the requests in
+    flight `shutdown_grace_s` to finish. `websocket_only` makes the pages' live connection
+    use the WebSocket transport alone (no long-polling fallback): several portal processes
+    behind a reverse proxy then need no sticky sessions (docs/deployment.md)."""
+
+    read_timeout_s: float = Field(10.0, gt=0, le=600)
+    max_connections: int = Field(5000, ge=1, le=1_000_000)
+    shutdown_grace_s: float = Field(20.0, ge=0, le=3600)
+    websocket_only: bool = False
+
+
 class StoreSettings(BaseModel):
     pool_min_size: int = Field(1, ge=1, le=100)
     pool_max_size: int = Field(8, ge=1, le=200)
@@ -153,11 +204,21 @@ class Settings(BaseSettings):
     listen_port: int = Field(8080, ge=1, le=65_535)
     log_level: str = "INFO"
     inventory: list[Path] = Field(default_factory=list)
+    # An import that would retire more than this share of the stored inventory's objects,
+    # or all of them (an empty file), stores nothing until confirmed: `keyline import
+    # --allow-retire`, or the admin page's confirmation button.
+    inventory_max_retire_share: float = Field(0.2, ge=0, le=1)
     secret_key: SecretStr | None = None
     secret_key_file: Path | None = None
     # Send the portal's session cookie over HTTPS only: set it whenever the portal is served
     # through TLS (a reverse proxy); off by default so http://127.0.0.1 logins work.
     secure_cookies: bool = False
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto the portal believes (addresses
+    # or networks); `trusted_proxy_hops` of them stand in front of the portal. A request from
+    # any other address is taken at its own address, whatever its headers say.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    trusted_proxy_hops: int = Field(1, ge=1, le=10)
+    accounts: AccountSettings = Field(default_factory=AccountSettings)
     poll: PollSettings = Field(default_factory=PollSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
@@ -165,6 +226,7 @@ class Settings(BaseSettings):
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
     topology: TopologySettings = Field(default_factory=TopologySettings)
     alarms: AlarmSettings = Field(default_factory=AlarmSettings)
+    server: PortalServerSettings = Field(default_factory=PortalServerSettings)
 
     @property
     def spool_dir(self) -> Path:
@@ -273,6 +335,27 @@ def _register_url_password(url: str) -> None:
         return
     if password:
         register_secret(unquote(password))
+
+
+def settings_to_json(settings: Settings) -> str:
+    """The settings as JSON, secrets in clear: for a child process of this one (the portal
+    server process, keyline.wiring), handed over a pipe, never written or logged."""
+    import json
+
+    def value(item: Any) -> Any:
+        return item.get_secret_value() if isinstance(item, SecretStr) else str(item)
+
+    return json.dumps(settings.model_dump(mode="python"), default=value)
+
+
+def settings_from_json(text: str) -> Settings:
+    """What `settings_to_json` wrote, as the same settings (the environment and files are
+    not read again); its secrets are masked in this process's logs too."""
+    try:
+        settings = Settings.model_validate_json(text)
+    except ValidationError as error:
+        raise SettingsError(_describe_validation_error(error, None)) from None
+    return _resolve_secret_files(settings)
 
 
 def session_secret(settings: Settings) -> SecretStr:

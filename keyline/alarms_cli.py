@@ -34,7 +34,13 @@ __all__ = ["alarm", "maintenance"]
 
 # An action's field (alarms.actions.ActionError) -> the option a user of this command typed.
 _OPTIONS = {"starts_at": "--start", "ends_at": "--end", "scope": "--scope",
-            "reason": "--reason", "comment": "--comment", "actor": "--by"}
+            "reason": "--reason", "comment": "--comment", "customer_note": "--customer-note",
+            "actor": "--by"}
+
+# Every change carries an internal note (staff only: --note; its former names --comment and
+# --reason still work) and an optional note for the customers (alarms.actions).
+_NOTE_HELP = "Internal note, staff only (also --comment)."
+_CUSTOMER_NOTE_HELP = "Note the customers may read (optional)."
 
 
 def _command(function: F) -> F:
@@ -276,7 +282,9 @@ def show_command(state: Any, alarm_id: int) -> None:
         click.echo(f"root cause: alarm {found.root_cause_id} ({found.root_cause})")
     if found.acknowledged:
         click.echo(f"acknowledged by {found.acknowledged_by} at "
-                   f"{found.acknowledged_at:%Y-%m-%d %H:%M:%S}: {found.ack_comment or ''}")
+                   f"{found.acknowledged_at:%Y-%m-%d %H:%M:%S}: {found.ack_comment or ''}"
+                   + (f" (to customers: {found.ack_customer_note})"
+                      if found.ack_customer_note else ""))
     if found.impacted_circuits:
         click.echo(f"impacted circuits: {', '.join(map(str, sorted(found.impacted_circuits)))}")
         click.echo("impacted customers: "
@@ -287,51 +295,59 @@ def show_command(state: Any, alarm_id: int) -> None:
     click.echo("timeline:")
     for entry in found.timeline:
         click.echo(f"  {entry.time:%Y-%m-%d %H:%M:%S}  {entry.action:<15} {entry.actor:<12} "
-                   f"{entry.comment or ''}")
+                   f"{entry.comment or ''}"
+                   + (f" (to customers: {entry.customer_note})" if entry.customer_note else ""))
 
 
 @alarm.command("ack")
 @click.argument("alarm_id", type=int)
 @click.option("--by", required=True, help="Who acknowledges (user key).")
-@click.option("--comment", default=None)
+@click.option("--note", "--comment", "comment", default=None, help=_NOTE_HELP)
+@click.option("--customer-note", default=None, help=_CUSTOMER_NOTE_HELP)
 @_command
-def ack_command(state: Any, alarm_id: int, by: str, comment: str | None) -> None:
+def ack_command(state: Any, alarm_id: int, by: str, comment: str | None,
+                customer_note: str | None) -> None:
     """Acknowledge an active alarm."""
     from alarms import actions
 
     stack, conn = _connection(state)
     with stack:
-        actions.acknowledge(conn, by, alarm_id, comment)
+        actions.acknowledge(conn, by, alarm_id, comment, customer_note)
     click.echo(f"alarm {alarm_id} acknowledged by {by}")
 
 
 @alarm.command("unack")
 @click.argument("alarm_id", type=int)
 @click.option("--by", required=True)
-@click.option("--comment", default=None)
+@click.option("--note", "--comment", "comment", default=None, help=_NOTE_HELP)
+@click.option("--customer-note", default=None, help=_CUSTOMER_NOTE_HELP)
 @_command
-def unack_command(state: Any, alarm_id: int, by: str, comment: str | None) -> None:
+def unack_command(state: Any, alarm_id: int, by: str, comment: str | None,
+                  customer_note: str | None) -> None:
     """Take an acknowledgement back."""
     from alarms import actions
 
     stack, conn = _connection(state)
     with stack:
-        actions.unacknowledge(conn, by, alarm_id, comment)
+        actions.unacknowledge(conn, by, alarm_id, comment, customer_note)
     click.echo(f"alarm {alarm_id} no longer acknowledged")
 
 
 @alarm.command("clear")
 @click.argument("alarm_id", type=int)
 @click.option("--by", required=True)
-@click.option("--reason", required=True)
+@click.option("--note", "--reason", "reason", required=True,
+              help="Why, internal note, staff only (also --reason).")
+@click.option("--customer-note", default=None, help=_CUSTOMER_NOTE_HELP)
 @_command
-def clear_command(state: Any, alarm_id: int, by: str, reason: str) -> None:
+def clear_command(state: Any, alarm_id: int, by: str, reason: str,
+                  customer_note: str | None) -> None:
     """Clear an active alarm by hand (raised again if its condition still holds)."""
     from alarms import actions
 
     stack, conn = _connection(state)
     with stack:
-        actions.clear(conn, by, alarm_id, reason)
+        actions.clear(conn, by, alarm_id, reason, customer_note)
     click.echo(f"alarm {alarm_id} cleared by {by}")
 
 
@@ -349,11 +365,13 @@ def maintenance() -> None:
 @click.option("--start", default="now", show_default=True,
               help="ISO 8601 time, 'now' or '+N[mhd]'.")
 @click.option("--end", required=True, help="ISO 8601 time or '+N[mhd]'.")
-@click.option("--reason", required=True)
+@click.option("--note", "--reason", "reason", required=True,
+              help="Why, internal note, staff only (also --reason).")
+@click.option("--customer-note", default=None, help=_CUSTOMER_NOTE_HELP)
 @click.option("--by", required=True, help="Who declares it (user key).")
 @_command
 def add_command(state: Any, scopes: tuple[str, ...], start: str, end: str, reason: str,
-                by: str) -> None:
+                customer_note: str | None, by: str) -> None:
     """Declare a maintenance window. It may not start in the past, beyond a few minutes'
     grace (alarms.actions.MAINTENANCE_START_GRACE): planned work is declared before."""
     from alarms import actions
@@ -361,7 +379,8 @@ def add_command(state: Any, scopes: tuple[str, ...], start: str, end: str, reaso
     starts_at, ends_at = _when(start, "--start"), _when(end, "--end")
     stack, conn = _connection(state)
     with stack:
-        window = actions.declare_maintenance(conn, by, scopes, starts_at, ends_at, reason)
+        window = actions.declare_maintenance(conn, by, scopes, starts_at, ends_at, reason,
+                                             customer_note)
     click.echo(f"maintenance window {window.id}: {window.starts_at:%Y-%m-%d %H:%M} to "
                f"{window.ends_at:%Y-%m-%d %H:%M} UTC")
 

@@ -3,7 +3,7 @@
 Each command builds what it needs (settings, store, inventory) through keyline.wiring and
 reports failures as one clear line on standard error with a non-zero exit, never a
 traceback (unless --debug). Exit codes: 0 done, 1 failed, 2 bad input (settings, inventory,
-arguments).
+arguments), 3 an import that needs --allow-retire.
 """
 
 from __future__ import annotations
@@ -56,10 +56,15 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 def _errors_as_lines(state: _State) -> Iterator[None]:
     """Turn the product's known errors into one line and an exit code."""
     from store.database import StoreError
+    from store.inventory import RetireNotConfirmed
     from store.users import UserError
 
     try:
         yield
+    except RetireNotConfirmed as error:
+        _fail(f"{error}; nothing was written. Is this the right data directory (settings"
+              " data_dir, KEYLINE_DATA_DIR)? Import the files with `keyline import"
+              " --allow-retire` if they are meant to replace the inventory", 3)
     except InventoryError as error:
         for problem in error.problems:
             click.echo(mask_secrets(str(problem)), err=True)
@@ -116,26 +121,49 @@ def main(ctx: click.Context, config_file: Path | None, data_dir: Path | None,
 
 # --- inventory -----------------------------------------------------------------------------
 
+RETIRED_SHOWN = 200  # per kind, when an import that retires much is refused
+
 
 @main.command("import")
 @click.argument("paths", nargs=-1, required=True,
                 type=click.Path(exists=True, path_type=Path))
 @click.option("--check", is_flag=True, help="Validate only; write nothing.")
+@click.option("--allow-retire", is_flag=True,
+              help="Import even if it retires more than inventory_max_retire_share of the"
+                   " inventory (or all of it).")
 @_command
-def import_command(state: _State, paths: tuple[Path, ...], check: bool) -> None:
+def import_command(state: _State, paths: tuple[Path, ...], check: bool,
+                   allow_retire: bool) -> None:
     """Import inventory files (YAML files or folders of them).
 
     Every problem is reported with file, line and field; nothing is written unless the whole
-    inventory is valid. A second import of the same files changes nothing.
+    inventory is valid. A second import of the same files changes nothing. An import that
+    would retire more than the `inventory_max_retire_share` setting of the inventory (20 %
+    by default), or all of it, lists what it would retire and writes nothing unless
+    --allow-retire is given (exit code 3).
     """
     from keyline.wiring import import_inventory, load_inventory_files
+    from store.inventory import RetireNotConfirmed
 
     inventory = load_inventory_files(paths)
     if check:
         click.echo(f"Inventory valid: {inventory.object_count()} objects.")
         return
     with _database(state) as database:
-        summary = import_inventory(database, inventory, paths)
+        try:
+            summary = import_inventory(
+                database, inventory, paths, allow_retire=allow_retire,
+                max_retire_share=state.settings.inventory_max_retire_share)
+        except RetireNotConfirmed as refused:
+            click.echo("This import would retire:", err=True)
+            for kind, part in refused.summary.kinds.items():
+                if part.retired:
+                    shown = ", ".join(part.retired[:RETIRED_SHOWN])
+                    more = len(part.retired) - RETIRED_SHOWN
+                    click.echo(f"  {kind} ({len(part.retired)}): {shown}"
+                               + (f" and {more} more" if more > 0 else ""), err=True)
+            _fail(f"{refused}; nothing was written. Check the files, or run again with"
+                  " --allow-retire to retire them", 3)
     click.echo(summary.report())
 
 
@@ -204,7 +232,7 @@ def _read_new_password(from_stdin: bool) -> str:
 
 @main.group("user")
 def user_group() -> None:
-    """Portal users: add, passwd, list."""
+    """Portal users: add, passwd, list; API tokens and sessions."""
 
 
 @user_group.command("add")
@@ -236,7 +264,8 @@ def user_passwd(state: _State, name: str, password_stdin: bool) -> None:
     password = _read_new_password(password_stdin)
     with _database(state) as database, database.pool.connection() as conn:
         set_password(conn, name, password)
-    click.echo(f"Password of {name} set.")
+    click.echo(f"Password of {name} set; its sessions ended and its API tokens but the"
+               " service tokens revoked.")
 
 
 @user_group.command("list")
@@ -350,14 +379,18 @@ def lab_group() -> None:
     add_help_option=False,
 )
 @click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
-def lab_sim(arguments: tuple[str, ...]) -> None:
+@click.pass_obj
+def lab_sim(state: _State, arguments: tuple[str, ...]) -> None:
     """Run the simulated network: `keyline lab sim [run] [INVENTORY...]`,
     `keyline lab sim fault DEVICE PORT down|up` (or `DEVICE --device|--snmp down|up`),
     `keyline lab sim status`
-    (`keyline lab sim --help` for the options)."""
+    (`keyline lab sim --help` for the options). Its work directory is `lab-sim` in the data
+    directory, as the demo's: the same settings reach the demo's network."""
     from lab.sim.cli import main as sim_main
 
-    sys.exit(sim_main(list(arguments)))
+    with _errors_as_lines(state):
+        data_dir = state.settings.data_dir
+    sys.exit(sim_main(list(arguments), data_dir=data_dir))
 
 
 # --- serving -------------------------------------------------------------------------------
@@ -374,14 +407,18 @@ def lab_sim(arguments: tuple[str, ...]) -> None:
 @_command
 def serve(state: _State, host: str | None, port: int | None,
           inventory_paths: tuple[Path, ...], collect: bool) -> None:
-    """Start the store, apply migrations and serve the portal."""
+    """Start the store, apply migrations and serve the portal.
+
+    The portal runs in a portal server process (gevent: read timeout, connection cap,
+    graceful shutdown on SIGTERM; settings [server]); with `keyline --debug serve`, on
+    Werkzeug's development server instead."""
     from keyline.wiring import run_portal
 
     settings = state.settings
     paths = inventory_paths or tuple(settings.inventory)
     run_portal(settings, host=host or settings.listen_host,
                port=settings.listen_port if port is None else port,
-               inventory_paths=paths, collect=collect)
+               inventory_paths=paths, collect=collect, dev_server=state.debug)
 
 
 @main.command("collect")
@@ -406,7 +443,8 @@ def demo(state: _State, port: int | None, lab_snmp_port: int | None) -> None:
     settings = state.settings
     run_portal(settings, host=settings.listen_host,
                port=settings.listen_port if port is None else port,
-               inventory_paths=(EXAMPLE_INVENTORY,), demo=True, lab_snmp_port=lab_snmp_port)
+               inventory_paths=(EXAMPLE_INVENTORY,), demo=True, lab_snmp_port=lab_snmp_port,
+               dev_server=state.debug)
 
 
 main.add_command(topology)

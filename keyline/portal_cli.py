@@ -1,10 +1,14 @@
-"""`keyline user token|tokens|revoke-token`: API tokens for the portal's REST API.
+"""`keyline user token|tokens|revoke-token|end-sessions`: API tokens and portal sessions.
 
 A token lets a script call /api/v1 as a user, with that user's role and customer scope
 (portal/api.py). `keyline user token NAME --label WHAT` prints a new token once; the store
 keeps only its hash (store.users.create_api_token), so a lost token is revoked and replaced,
-never recovered. `keyline user tokens [NAME]` lists tokens by id, label and first characters;
-`keyline user revoke-token ID` revokes one.
+never recovered. It expires after `--expires-days` (default: the `accounts.token_expiry_days`
+setting); a password change revokes it unless it was made with `--service` (for a system,
+not a person). `keyline user tokens [NAME]` lists tokens by id, label, first characters,
+expiry and state; `keyline user revoke-token ID` revokes one. `keyline user end-sessions
+NAME` ends every portal session of a user at once (a stolen laptop, a departing colleague),
+live pages included.
 
 The commands are registered on the `user` group of the main command:
 
@@ -25,7 +29,8 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["USER_COMMANDS", "revoke_token_command", "token_command", "tokens_command"]
+__all__ = ["USER_COMMANDS", "end_sessions_command", "revoke_token_command", "token_command",
+           "tokens_command"]
 
 
 def _command(function: F) -> F:
@@ -48,34 +53,49 @@ def _command(function: F) -> F:
 @click.command("token")
 @click.argument("name")
 @click.option("--label", required=True, help="What will use the token (a script, a system).")
+@click.option("--expires-days", type=int,
+              help="Days until it expires (default: the accounts.token_expiry_days setting).")
+@click.option("--service", is_flag=True,
+              help="A service token: a password change of its user does not revoke it.")
 @_command
-def token_command(state: Any, name: str, label: str) -> None:
+def token_command(state: Any, name: str, label: str, expires_days: int | None,
+                  service: bool) -> None:
     """Create an API token acting as user NAME and print it (only this once)."""
     from keyline.wiring import open_store
-    from store.users import create_api_token
+    from store.users import create_api_token, list_api_tokens
 
+    days = state.settings.accounts.token_expiry_days if expires_days is None else expires_days
     with open_store(state.settings) as database, database.pool.connection() as conn:
-        token = create_api_token(conn, name, label)
+        token = create_api_token(conn, name, label, expires_days=days, service=service)
+        made = next(t for t in reversed(list_api_tokens(conn, name))
+                    if token.startswith(t.prefix))
     click.echo(token)
-    click.echo(f"API token for {name} ({label}). It is shown only now: keep it secret; send it"
-               " as 'Authorization: Bearer TOKEN'.", err=True)
+    kind = "Service token" if service else "API token"
+    click.echo(f"{kind} {made.id} for {name} ({label}), expires"
+               f" {made.expires_at:%Y-%m-%d %H:%M %Z}. It is shown only now: keep it secret;"
+               " send it as 'Authorization: Bearer TOKEN'.", err=True)
 
 
 @click.command("tokens")
 @click.argument("name", required=False)
 @_command
 def tokens_command(state: Any, name: str | None) -> None:
-    """List API tokens (of user NAME, or all): id, user, label, first characters, use."""
+    """List API tokens (of user NAME, or all): id, user, first characters, label, kind,
+    expiry, state and last use."""
+    from datetime import UTC, datetime
+
     from keyline.wiring import open_store
     from store.users import list_api_tokens
 
     with open_store(state.settings) as database, database.pool.connection() as conn:
         tokens = list_api_tokens(conn, name)
+    now = datetime.now(UTC)
     for token in tokens:
         used = token.last_used_at.strftime("%Y-%m-%d %H:%M") if token.last_used_at else "never"
-        status = "revoked" if token.revoked else f"last used {used}"
+        kind = "service" if token.service else "personal"
         click.echo(f"{token.id:<5} {token.user_key:<20} {token.prefix}...  {token.label}"
-                   f"  ({status})")
+                   f"  ({kind}, expires {token.expires_at:%Y-%m-%d}, {token.state(now)},"
+                   f" last used {used})")
 
 
 @click.command("revoke-token")
@@ -91,4 +111,17 @@ def revoke_token_command(state: Any, token_id: int) -> None:
     click.echo(f"Token {token_id} revoked.")
 
 
-USER_COMMANDS = (token_command, tokens_command, revoke_token_command)
+@click.command("end-sessions")
+@click.argument("name")
+@_command
+def end_sessions_command(state: Any, name: str) -> None:
+    """End every portal session of user NAME (its live pages are disconnected too)."""
+    from keyline.wiring import open_store
+    from store.users import end_user_sessions
+
+    with open_store(state.settings) as database, database.pool.connection() as conn:
+        ended = end_user_sessions(conn, name)
+    click.echo(f"{len(ended)} session(s) of {name} ended.")
+
+
+USER_COMMANDS = (token_command, tokens_command, revoke_token_command, end_sessions_command)

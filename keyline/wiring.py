@@ -6,9 +6,12 @@ flows (config -> store -> portal) and owns the lifetime of what it starts.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -22,14 +25,23 @@ from tqdm import tqdm
 import config as _config_package
 from config.inventory.loader import load_inventory
 from config.inventory.model import Inventory
-from config.settings import Settings
+from config.settings import Settings, settings_from_json, settings_to_json
 from store.database import Database, StoreError, open_database, redact_url
-from store.inventory import ImportSummary, apply_inventory
+from store.inventory import ImportSummary, apply_inventory_guarded
 from store.migrate import check_schema, migrate
 
 log = logging.getLogger(__name__)
 
 EXAMPLE_INVENTORY = Path(_config_package.__file__).resolve().parent / "example"
+
+# Connections the kernel queues for the portal while it is busy accepting.
+LISTEN_BACKLOG = 2048
+# A portal server process gets its shutdown grace and this much more before it is killed.
+PORTAL_STOP_MARGIN_S = 10.0
+# How often a portal server process checks that `keyline serve` is still there.
+PARENT_CHECK_INTERVAL_S = 1.0
+# File descriptors beyond the connection cap: the database pool, logs, the listener.
+OPEN_FILES_MARGIN = 256
 
 # Below this many objects a progress bar is more noise than help.
 PROGRESS_BAR_MIN_OBJECTS = 500
@@ -65,15 +77,20 @@ def load_inventory_files(paths: Sequence[Path]) -> Inventory:
 
 
 def import_inventory(
-    database: Database, inventory: Inventory, paths: Sequence[Path]
+    database: Database, inventory: Inventory, paths: Sequence[Path], *,
+    max_retire_share: float | None = None, allow_retire: bool = False,
 ) -> ImportSummary:
-    """Apply an inventory in one transaction, with a progress bar for large ones."""
+    """Apply an inventory in one transaction, with a progress bar for large ones. With
+    `max_retire_share`, an import retiring more than that share (or everything) without
+    `allow_retire` stores nothing and raises store.inventory.RetireNotConfirmed."""
     total = inventory.object_count()
     show_bar = total >= PROGRESS_BAR_MIN_OBJECTS and sys.stderr.isatty()
     with tqdm(total=total, unit="obj", desc="Importing", disable=not show_bar,
               file=sys.stderr) as bar, database.pool.connection() as conn:
-        return apply_inventory(conn, inventory, files=[str(p) for p in paths],
-                               progress=bar.update)
+        return apply_inventory_guarded(
+            conn, inventory, files=[str(p) for p in paths], progress=bar.update,
+            max_retire_share=1.0 if max_retire_share is None else max_retire_share,
+            allow_retire=allow_retire or max_retire_share is None)
 
 
 def poll_once(settings: Settings, device_keys: Sequence[str]) -> list[str]:
@@ -208,24 +225,28 @@ def run_portal(
     demo: bool = False,
     collect: bool = False,
     lab_snmp_port: int | None = None,
+    dev_server: bool = False,
 ) -> None:
     """Serve the portal until interrupted (Ctrl-C or SIGTERM), then stop what was started.
 
     With `collect`, the collection service (polls and traps) runs in the same process. With
     `demo`, the inventory's devices are also started as the simulated network (lab/sim) and
     polled: live numbers without a single real device. `lab_snmp_port` moves the simulated
-    agents (and the inventory's devices) to another UDP port than the inventory's."""
-    from werkzeug.serving import make_server
+    agents (and the inventory's devices) to another UDP port than the inventory's.
 
-    from portal.app import create_app
-    from portal.live import start_live
-
+    The portal is served by a portal server process (gevent, portal/server.py: see
+    `start_portal_process`); `dev_server` serves it from this process with Werkzeug's
+    development server instead (`keyline --debug serve`)."""
     inventory = load_inventory_files(inventory_paths) if inventory_paths else None
     if inventory is not None and lab_snmp_port is not None:
         inventory = with_snmp_port(inventory, lab_snmp_port)
     with open_store(settings) as database, ExitStack() as started:
         if inventory is not None:
-            summary = import_inventory(database, inventory, inventory_paths)
+            # Guarded like `keyline import`: a demo started on a data directory that holds
+            # a real inventory must not retire it.
+            summary = import_inventory(
+                database, inventory, inventory_paths,
+                max_retire_share=settings.inventory_max_retire_share)
             print(summary.report(), flush=True)
         if demo and inventory is not None:
             started.enter_context(_simulated_network(settings, inventory))
@@ -242,37 +263,226 @@ def run_portal(
         if collect or demo:
             started.enter_context(_collection_service(settings, database))
             started.enter_context(_alarm_service(settings, database))
-        app = create_app(settings, database)
-        # Socket.IO (portal/live.py) is part of the app: this threaded Werkzeug server serves
-        # its WebSocket transport through simple-websocket. The bridge pushes store events.
-        started.callback(start_live(app).stop)
-        try:
-            server = make_server(host, port, app, threaded=True)
-        except OSError as error:
-            raise StoreError(
-                f"cannot listen on {host}:{port} ({error.strerror}): choose another port"
-                " with --port or listen_port"
-            ) from None
-        stop = threading.Event()
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            stop.set()
-            threading.Thread(target=server.shutdown, daemon=True).start()
-
-        previous = signal.signal(signal.SIGTERM, on_signal)
-        database.supervise(_stop_this_process)
+        listener = _listen(host, port)
         where = (f"embedded PostgreSQL in {settings.data_dir}" if database.embedded
                  else "PostgreSQL")
-        print(f"Keyline {'demo ' if demo else ''}is running on {where}.", flush=True)
-        print(f"Open http://{host}:{server.server_port}/ (Ctrl-C stops it)", flush=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-            server.server_close()
+        announce = (f"Keyline {'demo ' if demo else ''}is running on {where}.\n"
+                    f"Open http://{host}:{listener.getsockname()[1]}/ (Ctrl-C stops it)")
+        if dev_server:
+            _serve_with_werkzeug(settings, database, listener, announce)
+        else:
+            _serve_with_portal_process(settings, database, listener, announce)
     print("Keyline stopped.", flush=True)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The portal's listening socket (bound here, so that a port in use is one clear line
+    and port 0 is known before anything is served)."""
+    try:
+        return socket.create_server((host, port), backlog=LISTEN_BACKLOG)
+    except OSError as error:
+        raise StoreError(
+            f"cannot listen on {host}:{port} ({error.strerror}): choose another port"
+            " with --port or listen_port"
+        ) from None
+
+
+def _serve_with_werkzeug(settings: Settings, database: Database, listener: socket.socket,
+                         announce: str) -> None:
+    """Werkzeug's threaded development server in this process (`keyline --debug serve`): a
+    thread per connection, no read timeout; for debugging only."""
+    from werkzeug.serving import make_server
+
+    from portal.app import create_app
+    from portal.live import start_live
+
+    app = create_app(settings, database)
+    bridge = start_live(app)
+    host, port = listener.getsockname()[:2]
+    server = make_server(host, port, app, threaded=True, fd=listener.fileno())
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    database.supervise(_stop_this_process)
+    print("Serving with Werkzeug's development server (--debug): not for production.",
+          flush=True)
+    print(announce, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.server_close()
+        listener.close()
+        bridge.stop()
+
+
+def _serve_with_portal_process(settings: Settings, database: Database,
+                               listener: socket.socket, announce: str) -> None:
+    """Hand the listening socket to a portal server process and wait for SIGTERM or Ctrl-C
+    (then stop it gracefully) or for it to end (an error)."""
+    process = start_portal_process(settings, database.url, listener)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    database.supervise(_stop_this_process)
+    server = settings.server
+    print(f"Portal server process {process.pid} (gevent): read timeout"
+          f" {server.read_timeout_s:g} s, at most {server.max_connections} connections.",
+          flush=True)
+    print(announce, flush=True)
+    try:
+        while not stop.wait(0.5):
+            if process.poll() is not None:
+                raise StoreError(f"the portal server process stopped (exit code"
+                                 f" {process.returncode}); its messages are above")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stop_portal_process(process, settings.server.shutdown_grace_s)
+
+
+def start_portal_process(settings: Settings, database_url: str,
+                         listener: socket.socket) -> subprocess.Popen[bytes]:
+    """Start `python -m keyline.portal_process` serving on `listener` (a bound, listening
+    socket; this process's copy is closed here) with these settings and database, and
+    return it once it serves. Its settings come over its standard input (secrets stay out
+    of its command line and environment); it says it is ready on a pipe."""
+    ready_read, ready_write = os.pipe()
+    config = json.dumps({"settings": settings_to_json(settings), "database_url": database_url,
+                         "listen_fd": listener.fileno(), "ready_fd": ready_write})
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "keyline.portal_process"], stdin=subprocess.PIPE,
+            pass_fds=(listener.fileno(), ready_write))
+    finally:
+        os.close(ready_write)
+        listener.close()
+    try:
+        assert process.stdin is not None
+        process.stdin.write(config.encode())
+        process.stdin.close()
+        with os.fdopen(ready_read, "rb") as ready:
+            line = ready.readline()  # "" when the process ended before it was ready
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    if line.strip() != b"ready":
+        code = process.wait()
+        raise StoreError(f"the portal server process did not start (exit code {code});"
+                         " its messages are above")
+    return process
+
+
+def stop_portal_process(process: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM, then wait for its graceful shutdown (`grace_s` and some), else kill."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace_s + PORTAL_STOP_MARGIN_S)
+    except subprocess.TimeoutExpired:
+        log.warning("the portal server process did not stop within %g s: killed",
+                    grace_s + PORTAL_STOP_MARGIN_S)
+        process.kill()
+        process.wait()
+
+
+def serve_portal_process(config_text: str) -> int:
+    """The portal server process's body (keyline/portal_process.py, monkey-patched by
+    gevent): the app with Socket.IO in gevent mode and its live bridge, served by
+    portal.server.PortalServer on the inherited socket until SIGTERM or SIGINT, then
+    drained. Returns the exit code."""
+    import gevent
+    import gevent.event
+
+    from config.secrets import mask_secrets
+    from config.settings import SettingsError
+    from keyline.logs import setup_logging
+    from portal.app import create_app
+    from portal.live import start_live
+    from portal.server import PortalServer
+
+    config = json.loads(config_text)
+    try:
+        settings = settings_from_json(config["settings"])
+        setup_logging(settings.log_level)
+        server_settings = settings.server
+        _raise_open_files_limit(server_settings.max_connections + OPEN_FILES_MARGIN)
+        database = open_database(config["database_url"], settings.data_dir,
+                                 min_size=settings.store.pool_min_size,
+                                 max_size=settings.store.pool_max_size)
+    except (SettingsError, StoreError) as error:  # one line, as the command line says it
+        print(f"keyline: portal server process: {mask_secrets(str(error))}", file=sys.stderr)
+        return 1
+    try:
+        app = create_app(settings, database, async_mode="gevent")
+        bridge = start_live(app)
+        engineio = app.extensions["keyline.socketio"].server.eio
+        server = PortalServer(
+            socket.socket(fileno=config["listen_fd"]), app,
+            read_timeout_s=server_settings.read_timeout_s,
+            max_connections=server_settings.max_connections,
+            # A live client answers Engine.IO's pings: it is never quiet for this long.
+            websocket_timeout_s=(engineio.ping_interval + engineio.ping_timeout
+                                 + server_settings.read_timeout_s))
+        server.start()
+        _tune_garbage_collector()
+        stopped = gevent.event.Event()
+
+        def drain() -> None:
+            server.drain(server_settings.shutdown_grace_s, end_long_lived=engineio.disconnect)
+            stopped.set()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, lambda: gevent.spawn(drain))
+        parent = os.getppid()
+
+        def follow_parent() -> None:
+            # `keyline serve` killed outright (no SIGTERM to pass on): stop too, rather than
+            # serve on without the store's supervision.
+            while os.getppid() == parent:
+                gevent.sleep(PARENT_CHECK_INTERVAL_S)
+            log.warning("keyline serve went away: the portal server process stops")
+            drain()
+
+        gevent.spawn(follow_parent)
+        with os.fdopen(config["ready_fd"], "wb") as ready:
+            ready.write(b"ready\n")
+        stopped.wait()
+        bridge.stop()
+    finally:
+        database.close()
+    return 0
+
+
+def _tune_garbage_collector() -> None:
+    """A full collection scans every object the process holds: with 2,000 live sockets it
+    paused the portal for 150-350 ms (bench/portal.py, measured with gc.callbacks), every
+    request waiting behind it. What exists once the app is built (modules, the topology,
+    the bridge's state) is frozen out of the collector's scans: the pauses halved (45-180
+    ms). (A higher young-generation threshold made them worse: 500 ms for generation 1.)"""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def _raise_open_files_limit(wanted: int) -> None:
+    """Every connection is a file descriptor: raise the soft limit towards `wanted` (up to
+    the hard limit), and say so when the cap cannot be reached."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        log.warning("open files limited to %d: fewer connections than server.max_connections"
+                    " can be served (raise the limit, e.g. LimitNOFILE in systemd)", hard)
 
 
 def _stop_this_process(reason: str) -> None:
@@ -357,18 +567,24 @@ def _simulated_network(settings: Settings, inventory: Inventory) -> Iterator[obj
     import os
 
     from lab.sim.access import with_lab_defaults
+    from lab.sim.cli import default_work_dir
     from lab.sim.network import SimulatedNetwork, SimulatorError
 
     network = SimulatedNetwork(
-        inventory, settings.data_dir / "lab-sim", environ=with_lab_defaults(inventory, os.environ),
+        inventory, default_work_dir(settings.data_dir),
+        environ=with_lab_defaults(inventory, os.environ),
         trap_receiver=(settings.traps.host, settings.traps.port))
     try:
         network.start()
     except SimulatorError as error:
         raise StoreError(f"simulated network: {error}") from None
+    # The plain command finds this network when the data directory came from the settings
+    # (environment, keyline.toml, default) rather than from `keyline --data-dir`.
+    plain = default_work_dir().absolute() == network.work_dir
+    where = "" if plain else f"--work-dir {network.work_dir} "
     print(f"Simulated network: {len(inventory.devices)} SNMP agents started in"
           f" {network.started_in_s:.1f} s. Take a port down with:\n"
-          f"  keyline lab sim fault --work-dir {network.work_dir} DEVICE PORT down", flush=True)
+          f"  keyline lab sim fault {where}DEVICE PORT down", flush=True)
     try:
         yield network
     finally:

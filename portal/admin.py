@@ -19,14 +19,24 @@ the files have problems, every one is listed with its file (as uploaded, e.g.
 - "Import" applies it in one transaction (apply_inventory's own) and shows the summary.
 
 An import makes the store say what the files say, so objects missing from the upload are
-retired. One guard: an import that would retire the admin's own account is refused (rolled
-back), since it would lock the admin out half-way through. The objects' source positions
-are stored as `upload:<file>:<line>` (the temporary folder means nothing later).
+retired. Two guards: an import that would retire the admin's own account is refused (rolled
+back), since it would lock the admin out half-way through; an import that would retire more
+than the `inventory_max_retire_share` setting of the inventory, or all of it (an empty
+file), stores nothing and shows what would go, with a button to confirm. Until then the
+upload waits in a private folder of the data directory named by a random token, for that
+admin only and for PENDING_TTL_S; the confirmation holds for exactly the objects shown (a
+fingerprint of them): if the store changed meanwhile, the new list is shown instead. The
+objects' source positions are stored as `upload:<file>:<line>` (the upload's folder means
+nothing later).
 
-Users (/admin/users): every user with role, customer, origin and state; add a local user
-(store.users.add_local_user), set a new password (set_password), retire or restore a local
-user (set_local_user_retired: the inventory's users are retired by the inventory files). An
-admin cannot retire their own account here.
+Users (/admin/users): every user with role, customer, origin, state and open sessions; add
+a local user (store.users.add_local_user), set a new password (set_password: it ends the
+user's sessions and revokes its tokens but the service tokens), retire or restore a local
+user (set_local_user_retired: the inventory's users are retired by the inventory files;
+retirement ends the sessions and revokes every token), end all of a user's sessions
+(end_user_sessions; its live pages are disconnected too). An admin cannot retire their own
+account here. Every API token is listed (never the token: its first characters, label,
+kind, expiry and state) with a button to revoke it.
 
 Topology (/admin/topology): the declared-versus-discovered diff (topology.reconcile
 .load_diff); a link discovery sees but nobody declared can be accepted
@@ -36,9 +46,14 @@ currently discovered links (a forged port pair is refused).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import logging
-import tempfile
+import re
+import secrets
+import shutil
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -60,15 +75,28 @@ from werkzeug.datastructures import FileStorage
 
 from config.inventory.loader import FILE_FIELD, YAML_SUFFIXES, check_inventory
 from config.inventory.model import USER_ROLES, Inventory, InventoryProblem, Source
-from portal.security import current_viewer, roles_required
-from store.inventory import ImportSummary, apply_inventory
+from portal.security import clock, current_viewer, roles_required
+from store.inventory import (
+    ImportSummary,
+    RetireNotConfirmed,
+    apply_inventory_guarded,
+    needs_retire_confirmation,
+    retired_share,
+)
 from store.queries import list_customers
+from store.sessions import open_sessions
 from store.topology import accept_link, current_discovered_links
 from store.users import (
     MIN_PASSWORD_LENGTH,
+    TOKEN_PASSWORD_CHANGED,
+    TOKEN_REVOKED,
+    TOKEN_USER_RETIRED,
     UserError,
     add_local_user,
+    end_user_sessions,
+    list_api_tokens,
     list_users,
+    revoke_api_token,
     set_local_user_retired,
     set_password,
 )
@@ -85,6 +113,10 @@ MAX_FILE_BYTES = 8 * 2**20  # one YAML file
 MAX_UPLOAD_BYTES = 32 * 2**20  # all of them, zips unpacked
 SOURCE_PREFIX = "upload:"
 SHOWN_KEYS = 20  # per kind and verb in the import summary
+SHOWN_RETIRED = 1000  # per kind on the confirmation step: what would go, all of it if sane
+PENDING_TTL_S = 1800  # an upload awaits its confirmation this long
+PENDING_OWNER = ".owner"  # in an upload's folder: the admin who may confirm it
+PENDING_TOKEN = re.compile(r"[A-Za-z0-9_-]{24}")
 
 ROLE_LABELS = {
     "noc": lazy_gettext("NOC"),
@@ -92,6 +124,14 @@ ROLE_LABELS = {
     "account_manager": lazy_gettext("account manager"),
     "customer": lazy_gettext("customer"),
     "admin": lazy_gettext("admin"),
+}
+
+
+# Why a token was revoked (store.users.TOKEN_*), in the viewer's language.
+TOKEN_REASON_LABELS = {
+    TOKEN_REVOKED: lazy_gettext("revoked"),
+    TOKEN_PASSWORD_CHANGED: lazy_gettext("password changed"),
+    TOKEN_USER_RETIRED: lazy_gettext("user retired"),
 }
 
 
@@ -233,15 +273,41 @@ class _WouldRetireSelf(Exception):
     pass
 
 
+class _RetiredOtherwise(Exception):
+    """The store changed since the admin confirmed: the import would now retire other
+    objects than the ones shown."""
+
+    def __init__(self, summary: ImportSummary) -> None:
+        super().__init__("the objects to retire changed")
+        self.summary = summary
+
+
+def retired_digest(summary: ImportSummary) -> str:
+    """A fingerprint of what an import retires: a confirmation holds for exactly that."""
+    retired = sorted(f"{kind}:{key}" for kind, part in summary.kinds.items()
+                     for key in part.retired)
+    return hashlib.sha256("\n".join(retired).encode()).hexdigest()
+
+
 def run_import(conn: psycopg.Connection, inventory: Inventory, files: list[str], *,
-               store: bool, admin: str) -> ImportSummary:
+               store: bool, admin: str, max_retire_share: float = 1.0,
+               confirmed_retire: str | None = None) -> ImportSummary:
     """Apply `inventory`: for good when `store`, else in a transaction rolled back (what an
-    import would do). Raises _WouldRetireSelf (having stored nothing) when it would retire
-    the account of `admin`."""
+    import would do). Raises, having stored nothing: _WouldRetireSelf when it would retire
+    the account of `admin`; store.inventory.RetireNotConfirmed when it would retire more
+    than `max_retire_share` and `confirmed_retire` is not given; _RetiredOtherwise when
+    `confirmed_retire` (a retired_digest) is not what it would retire now."""
     with conn.transaction(force_rollback=not store):
-        summary = apply_inventory(conn, inventory, files=files)
+        summary = apply_inventory_guarded(
+            conn, inventory, files=files, max_retire_share=max_retire_share,
+            allow_retire=True)
         if admin in summary.kinds["users"].retired:
             raise _WouldRetireSelf
+        if confirmed_retire is not None:
+            if retired_digest(summary) != confirmed_retire:
+                raise _RetiredOtherwise(summary)
+        elif store and needs_retire_confirmation(summary, max_retire_share):
+            raise RetireNotConfirmed(summary, retired_share(summary), max_retire_share)
     return summary
 
 
@@ -258,61 +324,164 @@ def _summary_rows(summary: ImportSummary) -> list[dict[str, Any]]:
     return rows
 
 
+def _pending_root() -> Path:
+    """Where uploads wait for a confirmation: the data directory, private to Keyline."""
+    settings = current_app.extensions["keyline.settings"]
+    root = Path(settings.data_dir) / "pending-imports"
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return root
+
+
+def _new_upload_folder(owner: str) -> Path:
+    """A private folder for one upload, named by a random token, that remembers its admin;
+    folders left unconfirmed for PENDING_TTL_S are removed."""
+    root = _pending_root()
+    for old in root.iterdir():
+        with contextlib.suppress(OSError):
+            if time.time() - old.stat().st_mtime > PENDING_TTL_S:
+                shutil.rmtree(old, ignore_errors=True)
+    folder = root / secrets.token_urlsafe(18)
+    folder.mkdir(mode=0o700)
+    (folder / PENDING_OWNER).write_text(owner, encoding="utf-8")
+    return folder
+
+
+def _pending_folder(token: str, owner: str) -> Path | None:
+    """The upload waiting under `token` for `owner`; None when there is none (unknown,
+    expired, another admin's)."""
+    if not PENDING_TOKEN.fullmatch(token or ""):
+        return None
+    folder = _pending_root() / token
+    try:
+        if (folder / PENDING_OWNER).read_text(encoding="utf-8") != owner:
+            return None
+        if time.time() - folder.stat().st_mtime > PENDING_TTL_S:
+            return None
+    except OSError:
+        return None
+    return folder
+
+
+def _check_folder(folder: Path, paths: list[Path], problems: list[InventoryProblem]
+                  ) -> tuple[Inventory | None, list[InventoryProblem], list[str]]:
+    """Check the staged files under `folder`: the inventory (sources renamed
+    `upload:<file>:<line>`) or the problems, and the files' names as uploaded."""
+    names = [path.relative_to(folder).as_posix() for path in paths]
+    prefix = str(folder) + "/"
+
+    def shown(text: str | None) -> str | None:
+        return text.replace(prefix, "") if text else text
+
+    inventory_found: Inventory | None = None
+    if paths:  # the files that could be read are checked even if others could not
+        inventory_found, found = check_inventory(paths)
+        problems = problems + [InventoryProblem(shown(p.file) or "", p.line, p.field,
+                                                shown(p.message) or "", shown(p.hint))
+                               for p in found]
+    elif not problems:
+        problems = [InventoryProblem("-", 0, FILE_FIELD, "no inventory files uploaded")]
+    if problems or inventory_found is None:
+        return None, problems, names
+    return _relabel(inventory_found, lambda file: SOURCE_PREFIX + (shown(file) or file)
+                    ), [], names
+
+
+def _staged_files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*")
+                  if path.is_file() and path.suffix.lower() in YAML_SUFFIXES)
+
+
+def _retiring(summary: ImportSummary) -> list[dict[str, Any]]:
+    """What an import would retire, kind by kind, for the confirmation step."""
+    return [{"kind": kind, "count": len(part.retired), "shown": part.retired[:SHOWN_RETIRED],
+             "more": max(0, len(part.retired) - SHOWN_RETIRED)}
+            for kind, part in summary.kinds.items() if part.retired]
+
+
 @blueprint.route("/inventory", methods=["GET", "POST"])
 @admin_required
 def inventory() -> ResponseReturnValue:
+    """Check, import, or confirm an import that retires much (module docstring)."""
     if request.method == "GET":
         return render_template("admin/inventory.html", problems=None, summary=None)
     viewer = current_viewer()
-    store = request.form.get("action") == "import"
+    action = request.form.get("action")
+    if action in ("confirm", "cancel"):
+        folder = _pending_folder(request.form.get("pending", ""), viewer.user_key)
+        if folder is None:
+            return render_template("admin/inventory.html", problems=None, summary=None,
+                                   error=gettext("That import is no longer waiting for a"
+                                                 " confirmation: upload the files again.")), 409
+        if action == "cancel":
+            shutil.rmtree(folder, ignore_errors=True)
+            flash(gettext("Import cancelled: nothing was stored."))
+            return redirect(url_for("admin.inventory"))
+        return _import_folder(viewer.user_key, folder, _staged_files(folder), [],
+                              store=True, confirmed=request.form.get("retired", ""))
+    store = action == "import"
     uploads = [f for f in request.files.getlist("files") if f and f.filename]
     if not uploads:
         return render_template("admin/inventory.html", problems=None, summary=None,
                                error=gettext("Choose the inventory files to upload.")), 400
-    with tempfile.TemporaryDirectory(prefix="keyline-upload-") as scratch:
-        folder = Path(scratch)
-        try:
-            paths, problems = stage_upload(uploads, folder)
-        except UploadRefused as refused:
-            return render_template(
-                "admin/inventory.html", problems=None, summary=None,
-                error=gettext("The upload is too large: %(why)s.", why=str(refused))), 413
-        names = [path.relative_to(folder).as_posix() for path in paths]
-        prefix = str(folder) + "/"
-
-        def shown(text: str | None) -> str | None:
-            return text.replace(prefix, "") if text else text
-
-        inventory_found: Inventory | None = None
-        if paths:  # the files that could be read are checked even if others could not
-            inventory_found, found = check_inventory(paths)
-            problems += [InventoryProblem(shown(p.file) or "", p.line, p.field,
-                                          shown(p.message) or "", shown(p.hint))
-                         for p in found]
-        elif not problems:
-            problems = [InventoryProblem("-", 0, FILE_FIELD, "no inventory files uploaded")]
-    if problems or inventory_found is None:
-        log.info("admin %s: inventory upload refused, %d problem(s)", viewer.user_key,
-                 len(problems))
-        return render_template("admin/inventory.html", problems=problems, summary=None,
-                               files=names), 422
-    inventory_found = _relabel(inventory_found,
-                               lambda file: SOURCE_PREFIX + (shown(file) or file))
+    folder = _new_upload_folder(viewer.user_key)
     try:
-        with _database().pool.connection() as conn:
-            summary = run_import(conn, inventory_found, [SOURCE_PREFIX + n for n in names],
-                                 store=store, admin=viewer.user_key)
-    except _WouldRetireSelf:
+        paths, problems = stage_upload(uploads, folder)
+    except UploadRefused as refused:
+        shutil.rmtree(folder, ignore_errors=True)
         return render_template(
-            "admin/inventory.html", problems=None, summary=None, files=names,
-            error=gettext("This import would retire your own account (%(user)s), so nothing"
-                          " was stored. Keep your user in the files.", user=viewer.user_key)), 409
-    if store:
-        log.info("admin %s imported the inventory from %d file(s): %s", viewer.user_key,
-                 len(names), summary.totals())
-    return render_template("admin/inventory.html", problems=None, summary=summary,
-                           rows=_summary_rows(summary), totals=summary.totals(),
-                           stored=store, files=names)
+            "admin/inventory.html", problems=None, summary=None,
+            error=gettext("The upload is too large: %(why)s.", why=str(refused))), 413
+    return _import_folder(viewer.user_key, folder, paths, problems, store=store)
+
+
+def _import_folder(admin: str, folder: Path, paths: list[Path],
+                   problems: list[InventoryProblem], *, store: bool,
+                   confirmed: str | None = None) -> ResponseReturnValue:
+    """Check the files staged in `folder`, then show what an import would do, import them,
+    or ask for a confirmation (keeping the folder for it; otherwise it is removed)."""
+    keep = False
+    try:
+        inventory_found, problems, names = _check_folder(folder, paths, problems)
+        if inventory_found is None:
+            log.info("admin %s: inventory upload refused, %d problem(s)", admin,
+                     len(problems))
+            return render_template("admin/inventory.html", problems=problems, summary=None,
+                                   files=names), 422
+        max_share = current_app.extensions["keyline.settings"].inventory_max_retire_share
+        try:
+            with _database().pool.connection() as conn:
+                summary = run_import(conn, inventory_found,
+                                     [SOURCE_PREFIX + n for n in names], store=store,
+                                     admin=admin, max_retire_share=max_share,
+                                     confirmed_retire=confirmed or None)
+        except _WouldRetireSelf:
+            return render_template(
+                "admin/inventory.html", problems=None, summary=None, files=names,
+                error=gettext("This import would retire your own account (%(user)s), so"
+                              " nothing was stored. Keep your user in the files.",
+                              user=admin)), 409
+        except (RetireNotConfirmed, _RetiredOtherwise) as refused:
+            keep = True
+            log.info("admin %s: an import retiring %d object(s) awaits confirmation", admin,
+                     refused.summary.totals()["retired"])
+            return render_template(
+                "admin/inventory.html", problems=None, summary=None, files=names,
+                confirm={"pending": folder.name, "retired": retired_digest(refused.summary),
+                         "totals": refused.summary.totals(),
+                         "share": round(100 * retired_share(refused.summary)),
+                         "max_share": round(100 * max_share),
+                         "changed": isinstance(refused, _RetiredOtherwise),
+                         "kinds": _retiring(refused.summary)}), 409
+        if store:
+            log.info("admin %s imported the inventory from %d file(s): %s", admin,
+                     len(names), summary.totals())
+        return render_template(
+            "admin/inventory.html", problems=None, summary=summary,
+            rows=_summary_rows(summary), totals=summary.totals(), stored=store, files=names,
+            needs_confirmation=not store and needs_retire_confirmation(summary, max_share))
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 # --- users ---------------------------------------------------------------------------------
@@ -323,9 +492,15 @@ def _users_page(status: int = 200, error: str | None = None,
     with _database().pool.connection() as conn:
         users = list_users(conn)
         customers = list_customers(conn)
+        tokens = list_api_tokens(conn)
+        sessions: dict[str, int] = {}
+        for found in open_sessions(conn):
+            sessions[found.user_key] = sessions.get(found.user_key, 0) + 1
     return render_template("admin/users.html", users=users, customers=customers,
                            roles=USER_ROLES, role_labels=ROLE_LABELS, error=error,
-                           form=form or {}, min_password=MIN_PASSWORD_LENGTH), status
+                           form=form or {}, min_password=MIN_PASSWORD_LENGTH,
+                           tokens=tokens, sessions=sessions, now=clock(),
+                           reason_labels=TOKEN_REASON_LABELS), status
 
 
 @blueprint.get("/users")
@@ -366,6 +541,38 @@ def reset_password(key: str) -> ResponseReturnValue:
         return _users_page(400, str(refused))
     log.info("admin %s set a new password for user %s", viewer.user_key, key)
     flash(gettext("New password set for %(user)s.", user=key))
+    return redirect(url_for("admin.users"))
+
+
+@blueprint.post("/users/<key>/end-sessions")
+@admin_required
+def end_sessions(key: str) -> ResponseReturnValue:
+    viewer = current_viewer()
+    try:
+        with _database().pool.connection() as conn:
+            ended = end_user_sessions(conn, key)
+    except UserError as refused:
+        return _users_page(400, str(refused))
+    log.info("admin %s ended %d session(s) of user %s", viewer.user_key, len(ended), key)
+    flash(gettext("Sessions of %(user)s ended: %(count)d.", user=key, count=len(ended)))
+    return redirect(url_for("admin.users"))
+
+
+@blueprint.post("/tokens/revoke")
+@admin_required
+def revoke_token() -> ResponseReturnValue:
+    viewer = current_viewer()
+    try:
+        token_id = int(request.form.get("token_id", ""))
+    except ValueError:
+        return _users_page(400, gettext("Choose a token to revoke."))
+    try:
+        with _database().pool.connection() as conn:
+            revoke_api_token(conn, token_id)
+    except UserError as refused:
+        return _users_page(400, str(refused))
+    log.info("admin %s revoked API token %d", viewer.user_key, token_id)
+    flash(gettext("Token %(id)d revoked.", id=token_id))
     return redirect(url_for("admin.users"))
 
 

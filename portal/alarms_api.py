@@ -7,8 +7,16 @@ document (portal/openapi.py describes them).
 
 Reading follows the pages' scoping (store.alarms.alarms_for, get_alarm_for, windows_for):
 an alarm belongs to the customers it hits, so a customer's token lists only the alarms
-that hit that customer and any other alarm id is 404; the impact lists inside an alarm are
-narrowed to the caller's own circuits and customers.
+that hit that customer and any other alarm id is 404; each alarm is cut by
+portal.alarm_access (the same cut as the live messages and the Socket.IO catch-up): impact
+narrowed to the caller's own circuits and customers, a root cause id only if the caller
+may see that alarm, and for a customer no internal text (who acknowledged, internal notes,
+the people in the timeline) and no name of another customer's object. A customer's
+maintenance windows carry no reason, declared_by or ended_by (null): only customer_note.
+
+Each change carries an internal note, "note" (staff only; its former names "comment" for an
+acknowledgement and "reason" for a clear or a window are still read), and an optional
+"customer_note", the only free text a customer is shown.
 
 Writing is for the roles that work alarms (alarms.actions.ACTOR_ROLES: engineer, noc,
 admin): acknowledge or take back an acknowledgement with an optional comment, clear with a
@@ -40,9 +48,11 @@ from flask.typing import ResponseReturnValue
 from alarms import actions
 from alarms.actions import ActionError, Refusal
 from alarms.model import Alarm, MaintenanceWindow, Severity
+from portal import alarm_access
+from portal.params import int_arg
 from portal.security import current_viewer, login_required
 from store import alarms as alarm_store
-from store.queries import Viewer, circuits_for, customers_for
+from store.queries import Viewer
 
 blueprint = Blueprint("alarm_api", __name__)
 
@@ -117,17 +127,10 @@ def alarm_filters(args: Any) -> dict[str, Any]:
             "customer_id": int_arg(args, "customer_id"), "acknowledged": acknowledged}
 
 
-def int_arg(args: Any, name: str, *, low: int = 0, high: int = 2**63 - 1) -> int | None:
-    text = (args.get(name) or "").strip()
-    if not text:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        fail(400, f"{name} must be an integer", name)
-    if not low <= value <= high:
-        fail(400, f"{name} must be between {low} and {high}", name)
-    return value
+def _notes(body: dict[str, Any], former: str) -> tuple[Any, Any]:
+    """The internal note ("note"; the former name `former`, "comment" or "reason", is
+    still read) and the customer note ("customer_note") of a change's body."""
+    return body.get("note", body.get(former)), body.get("customer_note")
 
 
 def _body() -> dict[str, Any]:
@@ -142,42 +145,8 @@ def _body() -> dict[str, Any]:
 # --- JSON forms --------------------------------------------------------------------------
 
 
-def _visible_impact(conn: Any, viewer: Viewer) -> tuple[set[int], set[int]] | None:
-    """The circuit ids and customer ids the viewer may see; None for staff who see all."""
-    if viewer.scope is None and viewer.manager is None:
-        return None
-    return ({c.id for c in circuits_for(conn, viewer)},
-            {c.id for c in customers_for(conn, viewer)})
-
-
-def alarm_json(alarm: Alarm, visible: tuple[set[int], set[int]] | None,
-               visible_roots: set[int] | None = None) -> dict[str, Any]:
-    """An alarm as the caller may see it: impact narrowed to its circuits and customers,
-    the root cause only if the caller may see that alarm too."""
-    body = alarm_store.alarm_payload(alarm)
-    if visible is not None:
-        circuits, customers = visible
-        body["impacted_circuits"] = sorted(alarm.impacted_circuits & circuits)
-        body["impacted_customers"] = sorted(alarm.impacted_customers & customers)
-        if visible_roots is not None and alarm.root_cause_id not in visible_roots:
-            body["root_cause_id"] = None
-    body["acknowledged_at"] = (alarm.acknowledged_at.isoformat()
-                               if alarm.acknowledged_at else None)
-    body["ack_comment"] = alarm.ack_comment
-    return body
-
-
-def _roots_visible(conn: Any, viewer: Viewer, alarms: list[Alarm]) -> set[int] | None:
-    if viewer.scope is None and viewer.manager is None:
-        return None
-    roots = {a.root_cause_id for a in alarms if a.root_cause_id is not None}
-    return {root for root in roots
-            if alarm_store.get_alarm_for(conn, viewer, root, timeline=False) is not None}
-
-
 def timeline_json(alarm: Alarm) -> list[dict[str, Any]]:
-    return [{"time": e.time.isoformat(), "action": e.action, "actor": e.actor,
-             "comment": e.comment} for e in alarm.timeline]
+    return alarm_access.timeline_view(alarm)
 
 
 def window_status(window: MaintenanceWindow, now: datetime) -> str:
@@ -192,7 +161,8 @@ def window_json(window: MaintenanceWindow, now: datetime) -> dict[str, Any]:
         "scope": [{"kind": i.kind, "key": i.key, "object_id": i.object_id}
                   for i in window.scope],
         "starts_at": window.starts_at.isoformat(), "ends_at": window.ends_at.isoformat(),
-        "reason": window.reason, "declared_by": window.declared_by,
+        "reason": window.reason, "customer_note": window.customer_note,
+        "declared_by": window.declared_by,
         "declared_at": window.declared_at.isoformat() if window.declared_at else None,
         "ended_by": window.ended_by, "status": window_status(window, now),
     }
@@ -200,10 +170,15 @@ def window_json(window: MaintenanceWindow, now: datetime) -> dict[str, Any]:
 
 def _one_alarm(conn: Any, viewer: Viewer, alarm_id: int) -> dict[str, Any]:
     alarm = alarm_store.get_alarm_for(conn, viewer, alarm_id)
-    if alarm is None:
+    audience = alarm_access.audience_for(conn, viewer)
+    context = alarm_access.alarm_context(conn, [alarm] if alarm is not None else [])
+    cut = (alarm_access.viewer_alarm(alarm, audience, context)
+           if alarm is not None else None)
+    if alarm is None or cut is None:
         fail(404, "no such alarm", "alarm_id")
-    body = alarm_json(alarm, _visible_impact(conn, viewer), _roots_visible(conn, viewer, [alarm]))
-    body["timeline"] = timeline_json(alarm)
+    body = alarm_access.alarm_view(alarm, audience, context)
+    assert body is not None
+    body["timeline"] = timeline_json(cut)
     assert alarm.id is not None
     body["symptoms"] = [a.id for a in alarm_store.alarms_for(
         conn, viewer, state=None, root_cause_id=alarm.id)]
@@ -221,9 +196,8 @@ def list_alarms() -> ResponseReturnValue:
     limit = int_arg(request.args, "limit", low=1, high=MAX_LIMIT) or DEFAULT_LIMIT
     with _database().pool.connection() as conn:
         alarms = alarm_store.alarms_for(conn, viewer, limit=limit, **filters)
-        visible = _visible_impact(conn, viewer)
-        roots = _roots_visible(conn, viewer, alarms)
-    return jsonify(alarms=[alarm_json(a, visible, roots) for a in alarms])
+        found = alarm_access.views(conn, alarms, alarm_access.audience_for(conn, viewer))
+    return jsonify(alarms=found)
 
 
 @blueprint.get("/alarms/<int:alarm_id>")
@@ -238,12 +212,13 @@ def _act(alarm_id: int, action: str) -> ResponseReturnValue:
     with _database().pool.connection() as conn:
         actions.alarm_to_change(conn, viewer, alarm_id)  # its 404 and 403 before the body's 400
         body = _body()
+        note, customer_note = _notes(body, "reason" if action == "clear" else "comment")
         if action == "clear":
-            actions.clear(conn, viewer, alarm_id, body.get("reason"))
+            actions.clear(conn, viewer, alarm_id, note, customer_note)
         elif action == "acknowledge":
-            actions.acknowledge(conn, viewer, alarm_id, body.get("comment"))
+            actions.acknowledge(conn, viewer, alarm_id, note, customer_note)
         else:
-            actions.unacknowledge(conn, viewer, alarm_id, body.get("comment"))
+            actions.unacknowledge(conn, viewer, alarm_id, note, customer_note)
         return jsonify(_one_alarm(conn, viewer, alarm_id))
 
 
@@ -292,9 +267,10 @@ def create_window() -> ResponseReturnValue:
     actions.authorize(viewer, "declare maintenance")  # 403 before the body's 400
     body = _body()
     with _database().pool.connection() as conn:
+        note, customer_note = _notes(body, "reason")
         window = actions.declare_maintenance(conn, viewer, body.get("scope"),
                                              body.get("starts_at"), body.get("ends_at"),
-                                             body.get("reason"))
+                                             note, customer_note)
         now = _now(conn)
     return jsonify(window_json(window, now)), 201
 

@@ -25,7 +25,13 @@ What the pages show (issues 5 and 6):
 Who sees what: an alarm belongs to the customers it hits (`impacted_customers`). A customer
 user sees only the alarms that hit its customer, and another alarm's id is 404 like one
 that does not exist; inside an alarm it sees only its own circuits and customer, and the
-names of objects that belong to another customer are not shown. It sees the maintenance
+names of objects that belong to another customer are not shown. Every alarm a page shows is
+cut by portal.alarm_access (`_cut`), as the REST API's and the live messages' are: a
+customer sees that an alarm is acknowledged and when, never by whom, no internal note
+(the acknowledgement's comment, a clear's reason, the pipeline's notes), "operator" for
+any person in the timeline, and the notes written for customers; on the maintenance page
+no reason and no names. Each form has both fields: the internal note (staff only) and the
+note for customers. It sees the maintenance
 windows that cover its own objects (narrowed to them) and cannot act. An account manager
 reads, scoped to their customers as store.queries scopes them. Every read goes through the
 viewer-scoped functions of store.alarms; the REST API (portal/alarms_api.py) shares them.
@@ -35,6 +41,7 @@ naming the field) becomes the form's error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,13 +55,16 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_babel import lazy_gettext
+from flask_babel import gettext, lazy_gettext
 
 from alarms import actions
 from alarms.actions import ActionError, Refusal
 from alarms.model import SCOPE_KINDS, Alarm, MaintenanceWindow
+from alarms.texts import TEMPLATES, TEXT, render
+from portal import alarm_access
 from portal.alarms_api import AlarmApiError, alarm_filters, window_status
 from portal.live import CUSTOMER_ROOM, NOC_ROOM
+from portal.params import BadParameter
 from portal.security import OPERATOR_ROLES, current_viewer, login_required, safe_next
 from store import alarms as alarm_store
 from store.circuit_states import current_states
@@ -123,6 +133,7 @@ WINDOW_FIELD_ERRORS = {
     "starts_at": lazy_gettext("Check the start: a date and time (UTC), not in the past."),
     "ends_at": lazy_gettext("Check the end: a date and time (UTC) after the start."),
     "reason": lazy_gettext("Give a reason (at most 2000 characters)."),
+    "customer_note": lazy_gettext("The note for customers may have at most 2000 characters."),
 }
 
 CONSOLE_LIMIT = 500
@@ -138,6 +149,21 @@ def alarm_time(value: datetime | None) -> str:
     if value is None:
         return "-"
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@blueprint.app_template_filter("alarm_text")
+def alarm_text(words: str | None, detail: Mapping[str, Any] | None) -> str:
+    """An alarm's summary or a timeline entry's note in the viewer's language, from the
+    code and parameters the pipeline stored beside the English (alarms.texts: the template
+    is translated, then filled in); a person's words, or an entry from before the texts
+    were kept, as written: ``{{ alarm.summary | alarm_text(alarm.detail) }}``."""
+    stored = (detail or {}).get(TEXT)
+    if isinstance(stored, Mapping) and stored.get("code") in TEMPLATES:
+        try:
+            return render(stored, gettext)
+        except (KeyError, TypeError, ValueError):  # parameters that no longer fit
+            pass
+    return words or ""
 
 
 @blueprint.app_context_processor
@@ -173,6 +199,20 @@ class Scope:
                 if self.all or owner is None or owner in self.customers}
 
 
+def _cut(conn: Any, viewer: Viewer, alarms: list[Alarm], optional: list[Alarm | None]
+         ) -> tuple[list[Alarm], list[Alarm | None]]:
+    """`alarms` and `optional` as the viewer may see them (portal.alarm_access, the REST
+    API's and the live messages' cut): the first without those it may not see, the second
+    with None in their place."""
+    audience = alarm_access.audience_for(conn, viewer)
+    known = [a for a in (*alarms, *optional) if a is not None]
+    context = alarm_access.alarm_context(conn, known)
+    cut = [alarm_access.viewer_alarm(a, audience, context) for a in alarms]
+    return ([a for a in cut if a is not None],
+            [alarm_access.viewer_alarm(a, audience, context) if a is not None else None
+             for a in optional])
+
+
 def _groups(alarms: list[Alarm]) -> list[tuple[Alarm, list[Alarm]]]:
     """Root causes (and lone alarms) in list order, each with its symptoms in the list."""
     listed = {a.id for a in alarms}
@@ -193,8 +233,8 @@ def console() -> ResponseReturnValue:
     viewer = current_viewer()
     try:
         filters = alarm_filters(request.args)
-    except AlarmApiError:
-        abort(400)
+    except AlarmApiError as bad:  # the message names the filter at fault
+        raise BadParameter(bad.field, bad.message) from None
     selected_id = _selected(request.args.get("selected"))
     with _database().pool.connection() as conn:
         live_after = last_event_id(conn)  # first: a later change is replayed on joining
@@ -205,6 +245,7 @@ def console() -> ResponseReturnValue:
             alarms = alarm_store.alarms_for(conn, viewer, limit=CONSOLE_LIMIT, **filters)
         selected = (alarm_store.get_alarm_for(conn, viewer, selected_id, timeline=False)
                     if selected_id is not None else None)
+        alarms, (selected,) = _cut(conn, viewer, alarms, [selected])
         labels = scope.labels(conn, alarms + ([selected] if selected else []))
         states = current_states(conn, scope.circuits) if scope.circuits else {}
     return render_template(
@@ -260,12 +301,14 @@ def _alarm_page(alarm_id: int, *, error: str | None = None, status: int = 200
     viewer = current_viewer()
     with _database().pool.connection() as conn:
         alarm = alarm_store.get_alarm_for(conn, viewer, alarm_id)
+        (alarm,) = _cut(conn, viewer, [], [alarm])[1]
         if alarm is None:
             abort(404)
         scope = Scope(conn, viewer)
         root = (alarm_store.get_alarm_for(conn, viewer, alarm.root_cause_id, timeline=False)
                 if alarm.root_cause_id is not None else None)
         symptoms = alarm_store.alarms_for(conn, viewer, state=None, root_cause_id=alarm_id)
+        symptoms, (root,) = _cut(conn, viewer, symptoms, [root])
         labels = scope.labels(conn, [alarm, *symptoms, *([root] if root else [])])
     return render_template("alarms/alarm.html", alarm=alarm, root=root, symptoms=symptoms,
                            impact=scope.impact(alarm), labels=labels,
@@ -281,14 +324,15 @@ def alarm(alarm_id: int) -> ResponseReturnValue:
 def _act(alarm_id: int, action: str) -> ResponseReturnValue:
     viewer = current_viewer()
     text = request.form.get("reason" if action == "clear" else "comment")
+    customer_note = request.form.get("customer_note")
     try:
         with _database().pool.connection() as conn:
             if action == "acknowledge":
-                actions.acknowledge(conn, viewer, alarm_id, text)
+                actions.acknowledge(conn, viewer, alarm_id, text, customer_note)
             elif action == "unacknowledge":
-                actions.unacknowledge(conn, viewer, alarm_id, text)
+                actions.unacknowledge(conn, viewer, alarm_id, text, customer_note)
             else:
-                actions.clear(conn, viewer, alarm_id, text)
+                actions.clear(conn, viewer, alarm_id, text, customer_note)
     except ActionError as refused:
         if refused.refusal is Refusal.NOT_FOUND:
             abort(404)
@@ -296,7 +340,9 @@ def _act(alarm_id: int, action: str) -> ResponseReturnValue:
             return render_template("error.html", code=403, message=lazy_gettext(
                 "Your role may not change alarms.")), 403
         if refused.refusal is Refusal.INVALID:
-            message = (lazy_gettext("Give a reason (at most 2000 characters).")
+            message = (lazy_gettext("The note for customers may have at most 2000 "
+                                    "characters.") if refused.field == "customer_note" else
+                       lazy_gettext("Give a reason (at most 2000 characters).")
                        if action == "clear" else
                        lazy_gettext("The comment may have at most 2000 characters."))
             return _alarm_page(alarm_id, error=str(message), status=400)
@@ -341,6 +387,7 @@ def _maintenance_page(*, form: dict[str, str] | None = None, error_field: str | 
     sections["past"].reverse()  # the latest first
     return render_template("maintenance/windows.html", sections=sections,
                            section_titles=WINDOW_SECTIONS, may_act=may_act(viewer),
+                           show_internal=viewer.is_staff,
                            scope_kinds=SCOPE_KINDS, form=form or {}, error_field=error_field,
                            error=error), status
 
@@ -359,13 +406,14 @@ def declare() -> ResponseReturnValue:
         return render_template("error.html", code=403, message=lazy_gettext(
             "Your role may not declare maintenance.")), 403
     form = {name: request.form.get(name, "") for name in
-            ("kind", "key", "starts_at", "ends_at", "reason")}
+            ("kind", "key", "starts_at", "ends_at", "reason", "customer_note")}
     kind = form["kind"] if form["kind"] in SCOPE_KINDS else ""
     scope = [f"{kind}:{form['key'].strip()}"] if kind and form["key"].strip() else []
     try:
         with _database().pool.connection() as conn:
             actions.declare_maintenance(conn, viewer, scope, form["starts_at"],
-                                        form["ends_at"], form["reason"])
+                                        form["ends_at"], form["reason"],
+                                        form["customer_note"])
     except ActionError as failure:
         field = failure.field or "scope"
         return _maintenance_page(form=form, error_field=field,

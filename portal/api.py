@@ -26,6 +26,7 @@ from flask import Blueprint, abort, current_app, jsonify, make_response, request
 from flask.typing import ResponseReturnValue
 
 from portal.openapi import openapi_document
+from portal.params import int_arg, time_arg
 from portal.security import current_viewer, login_required
 from store.collection import collection_status, dropped_ranges
 from store.queries import (
@@ -191,32 +192,12 @@ def unknown(anything: str) -> ResponseReturnValue:
 
 
 def _int_arg(name: str, *, required: bool) -> int | None:
-    text = request.args.get(name, "").strip()
-    if not text:
-        if required:
-            _fail(400, f"{name} is required", name)
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        _fail(400, f"{name} must be an integer", name)
-    if not 0 <= value < 2**63:
-        _fail(400, f"{name} is out of range", name)
-    return value
+    return int_arg(request.args, name, required=required)
 
 
 def _time_arg(name: str) -> datetime | None:
     """An ISO 8601 time (`2026-01-31T12:00:00Z`); a time without offset is taken as UTC."""
-    text = request.args.get(name, "").strip()
-    if not text:
-        return None
-    # An unescaped "+08:00" in a query string arrives as " 08:00".
-    text = text.replace(" ", "+").replace("z", "Z").replace("Z", "+00:00")
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        _fail(400, f"{name} must be an ISO 8601 time such as 2026-01-31T12:00:00Z", name)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return time_arg(request.args, name)
 
 
 # Alarms and maintenance windows (portal/alarms_api.py): nested here so that they share this

@@ -4,11 +4,14 @@ The portal reads the store through the shared, viewer-scoped queries (store.quer
 writes only through the domain packages' own functions. `create_app(settings, database)`
 assembles it:
 
-- accounts (portal/security.py, portal/auth.py): login with the store's Argon2 users, a
-  signed session cookie (HttpOnly, SameSite=Lax, Secure when the `secure_cookies` setting
-  is on, KEYLINE_SECURE_COOKIES=1: set it whenever the portal is served over HTTPS), CSRF
-  tokens on every form (Flask-WTF's CSRFProtect: every POST, PUT, PATCH and DELETE without a
-  valid token is refused with 400), login throttling, roles;
+- accounts (portal/security.py, portal/auth.py): login with the store's Argon2 users,
+  sessions kept in the store that end (logout, password change, retirement, an admin, the
+  `accounts` timeouts) and whose random secret is all the signed cookie says of them
+  (HttpOnly, SameSite=Lax, Secure when the `secure_cookies` setting is on,
+  KEYLINE_SECURE_COOKIES=1: set it whenever the portal is served over HTTPS), CSRF tokens on
+  every form (Flask-WTF's CSRFProtect: every POST, PUT, PATCH and DELETE without a valid
+  token is refused with 400), login protection with counters in the store, roles; the
+  client's address from X-Forwarded-For only behind `trusted_proxies` (portal/proxies.py);
 - one blueprint per audience: portal/noc.py (the operator's inventory overview),
   portal/customer.py (a customer's circuits), the live topology (portal/noc.py, with
   Socket.IO rooms per audience fed by the store's events: portal/live.py),
@@ -17,7 +20,10 @@ assembles it:
   topology reconciliation), portal/alarms_views.py (the alarm console, engineers' actions,
   maintenance windows; their REST API is portal/alarms_api.py, nested in the API's),
   portal/devices.py (a device's page: its verdict, health and ports);
-- languages (portal/i18n.py): English and Simplified Chinese, switched in the top bar.
+- languages (portal/i18n.py): English and Simplified Chinese, switched in the top bar;
+- bad input (portal/params.py): ids beyond bigint, times at the calendar's edges, NUL in any
+  text, JSON nested too deep are 400 (or 404) naming the field, never 500; every error under
+  /api/ is answered as JSON `{"error": ..., "field": ...}`, 413 included, pages as HTML.
 
 The navigation lists what comes next (tickets, SLA reports) as "coming",
 not as dead links, until those blueprints land.
@@ -33,11 +39,14 @@ from flask import Flask, g, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel, gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
 
 from config.settings import Settings, session_secret
 from keyline import __version__
 from portal.i18n import LANGUAGES, compile_catalogs, html_lang, select_locale
-from portal.security import LoginThrottle, load_viewer
+from portal.params import BadParameter, BoundedJSONProvider, IdConverter, refuse_bad_text
+from portal.proxies import TrustedProxies
+from portal.security import load_viewer
 from store.database import Database
 
 SERVICE_TYPE_LABELS = {
@@ -82,8 +91,6 @@ COMING = (
     (lazy_gettext("SLA reports"), lazy_gettext("arrives with the SLA engine")),
 )
 
-SESSION_LIFETIME = timedelta(hours=12)
-
 
 def format_bps(rate_bps: int | float | None) -> str:
     """1000000000 -> '1 Gbit/s': how a NOC reads a bandwidth."""
@@ -99,8 +106,15 @@ def format_bps(rate_bps: int | float | None) -> str:
 MAX_REQUEST_BYTES = 40 * 2**20
 
 
-def create_app(settings: Settings, database: Database) -> Flask:
+def create_app(settings: Settings, database: Database, *,
+               async_mode: str = "threading") -> Flask:
+    """The portal's app. `async_mode` is Flask-SocketIO's: "threading" under Werkzeug's
+    server (the tests, `keyline --debug serve`), "gevent" in the portal server process
+    (keyline/portal_process.py, portal/server.py)."""
     app = Flask(__name__)
+    # Before any route is added: `<int:...>` ids are bigint-sized, JSON nesting is bounded.
+    app.url_map.converters["int"] = IdConverter
+    app.json = BoundedJSONProvider(app)
     app.config.update(
         SECRET_KEY=session_secret(settings).get_secret_value(),
         SESSION_COOKIE_NAME="keyline_session",
@@ -110,23 +124,18 @@ def create_app(settings: Settings, database: Database) -> Flask:
         # The largest request: an inventory upload (portal/admin.py checks the files inside);
         # anything bigger is refused before it is read.
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
-        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        # The cookie's own lifetime; the stored session's timeouts are what end a session.
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.accounts.session_max_age_s),
         # The CSRF token is bound to the session, not to a clock: a login page left open
         # over lunch still works.
         WTF_CSRF_TIME_LIMIT=None,
         JSON_SORT_KEYS=False,
         BABEL_DEFAULT_LOCALE="en",
         BABEL_TRANSLATION_DIRECTORIES=str(compile_catalogs(Path(settings.data_dir) / "cache")),
-        KEYLINE_LOGIN_LIMIT_PER_USER=5,
-        KEYLINE_LOGIN_LIMIT_PER_ADDRESS=20,
-        KEYLINE_LOGIN_WINDOW_S=900,
     )
     app.extensions["keyline.database"] = database
-    app.extensions["keyline.login_throttle"] = LoginThrottle(
-        per_user=app.config["KEYLINE_LOGIN_LIMIT_PER_USER"],
-        per_address=app.config["KEYLINE_LOGIN_LIMIT_PER_ADDRESS"],
-        window_s=app.config["KEYLINE_LOGIN_WINDOW_S"],
-    )
+    app.extensions["keyline.settings"] = settings  # portal/admin.py: the import's guard
+    app.extensions["keyline.accounts"] = settings.accounts  # portal/security.py
     CSRFProtect(app)
     Babel(app, locale_selector=select_locale)
 
@@ -135,6 +144,9 @@ def create_app(settings: Settings, database: Database) -> Flask:
         version=__version__, service_labels=SERVICE_TYPE_LABELS, status_labels=STATUS_LABELS,
         service_state_labels=SERVICE_STATE_LABELS, service_state_label=service_state_label,
         coming=COMING, languages=LANGUAGES,
+        # The live pages' Socket.IO transports (base.html; settings server.websocket_only).
+        socket_transports=("websocket" if settings.server.websocket_only
+                           else "websocket,polling"),
     )
 
     @app.context_processor
@@ -142,6 +154,7 @@ def create_app(settings: Settings, database: Database) -> Flask:
         locale = select_locale()  # our code ("zh_CN"), not Babel's parse of it ("zh_Hans_CN")
         return {"viewer": g.get("viewer"), "locale": locale, "html_lang": html_lang(locale)}
 
+    app.before_request(refuse_bad_text)  # first: NUL reaches neither the store nor a view
     app.before_request(load_viewer)
 
     @app.after_request
@@ -178,7 +191,9 @@ def create_app(settings: Settings, database: Database) -> Flask:
 
     from portal.live import init_live
 
-    init_live(app, database)  # Socket.IO on the app; `start_live(app)` follows the events
+    # Socket.IO on the app; `start_live(app)` follows the events
+    init_live(app, database, async_mode=async_mode,
+              websocket_only=settings.server.websocket_only)
 
     @app.get("/")
     def index() -> ResponseReturnValue:
@@ -222,8 +237,30 @@ def create_app(settings: Settings, database: Database) -> Flask:
     def not_allowed(error: Exception) -> tuple[Any, int]:
         return error_page(405, str(lazy_gettext("Method not allowed")))
 
+    @app.errorhandler(BadParameter)
+    def bad_parameter(error: BadParameter) -> tuple[Any, int]:
+        if request.path.startswith("/api/"):
+            return jsonify(error=error.message, field=error.field), error.status
+        return render_template("error.html", code=error.status, message=error.message
+                               ), error.status
+
+    @app.errorhandler(413)
+    def too_large(error: Exception) -> tuple[Any, int]:
+        return error_page(413, str(lazy_gettext(
+            "The request is too large: at most %(mib)d MiB.", mib=MAX_REQUEST_BYTES // 2**20)))
+
+    @app.errorhandler(HTTPException)
+    def other_http_error(error: HTTPException) -> Any:
+        """Every other HTTP error (429, 415...): JSON under /api/ like the ones above."""
+        if error.code is None or not request.path.startswith("/api/"):
+            return error
+        return jsonify(error=error.description or error.name, field=None), error.code
+
     @app.errorhandler(500)
     def server_error(error: Exception) -> tuple[Any, int]:
         return error_page(500, str(lazy_gettext("Internal error")))
 
+    # Outermost, around Socket.IO's middleware too: every request's client address.
+    app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
+        app.wsgi_app, settings.trusted_proxies, settings.trusted_proxy_hops)
     return app

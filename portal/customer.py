@@ -49,6 +49,13 @@ samples, which are not events), and the open alarms with their labels and acknow
 The state is also fetched every STATE_REFRESH_S seconds, which replaces the list's former
 15 s page refresh for those sample-based figures.
 
+**Traffic.** A circuit's traffic at each end is read from the port
+store.queries.traffic_ports chooses for the viewer: the end's per-circuit sub-interface
+where the inventory names one, else the end port, unless that port is the operator's and
+ends another customer's circuit too (a shared PE port carries both customers' traffic: its
+samples are staff-only, object_visible); then the line says it is the operator's and the
+chart of that end is not offered.
+
 The circuit page draws, in the browser (portal/static/customer.js, with chart.js and
 cytoscape from /vendor):
 
@@ -85,6 +92,7 @@ from store.queries import (
     get_circuit,
     get_customer,
     latest_port_traffic,
+    traffic_ports,
 )
 from topology.current import Topology, load_topology
 from topology.views import circuit_view
@@ -121,6 +129,10 @@ CHARTS = {
 
 # What an alarm's object is called when it is not the customer's own (see the docstring).
 OPERATOR_NETWORK = lazy_gettext("operator network")
+
+# An end whose port is shared with another customer's circuit and names no sub-interface:
+# its figures are the operator's (store.queries.traffic_ports).
+OPERATOR_PORT = lazy_gettext("shared operator port: not shown")
 
 # The cause of a circuit the alarm pipeline has not judged yet (shown unknown).
 NOT_ASSESSED = lazy_gettext("not assessed yet")
@@ -235,7 +247,9 @@ def service_state(stored: StoredState | None) -> dict[str, Any]:
             "time": stored.time.isoformat()}
 
 
-def _traffic(traffic: Mapping[int, Any], port_id: int) -> str | None:
+def _traffic(traffic: Mapping[int, Any], port_id: int | None) -> str | None:
+    if port_id is None:
+        return str(OPERATOR_PORT)
     rates = traffic.get(port_id)
     if rates is None:
         return None
@@ -252,12 +266,13 @@ def _list_state(viewer: Viewer, customer_id: int) -> dict[str, Any] | None:
         if customer is None:
             return None
         rows = circuits_for(conn, viewer, customer_id=customer.id)
-        ports = [port for c in rows for port in (c.a_port_id, c.z_port_id)]
-        traffic = latest_port_traffic(conn, ports)
+        ends = {c.id: traffic_ports(conn, viewer, c) for c in rows}
+        traffic = latest_port_traffic(
+            conn, [port for pair in ends.values() for port in pair if port is not None])
         stored = current_states(conn, [c.id for c in rows]) if rows else {}
         alarms = _open_alarms(conn, viewer, customer.id, {c.id: c for c in rows})
     return {
-        "customer": customer, "rows": rows, "traffic": traffic,
+        "customer": customer, "rows": rows, "traffic": traffic, "ends": ends,
         "states": {c.id: service_state(stored.get(c.id)) for c in rows},
         "alarms": alarms, "event_id": event_id,
     }
@@ -272,12 +287,12 @@ def _circuit_state(viewer: Viewer, circuit_id: int) -> dict[str, Any] | None:
             return None
         customer_id = conn.execute("SELECT customer_id FROM circuits WHERE id = %s",
                                    [row.id]).fetchone()[0]
-        ports = [row.a_port_id, row.z_port_id]
-        traffic = latest_port_traffic(conn, ports)
+        ends = traffic_ports(conn, viewer, row)
+        traffic = latest_port_traffic(conn, [port for port in ends if port is not None])
         state = service_state(current_states(conn, [row.id]).get(row.id))
         route = _route(_topology(conn), row)
         alarms = _open_alarms(conn, viewer, customer_id, {row.id: row})
-    return {"circuit": row, "customer_id": customer_id, "traffic": traffic,
+    return {"circuit": row, "customer_id": customer_id, "traffic": traffic, "ends": ends,
             "state": state, "route": route, "alarms": alarms, "event_id": event_id}
 
 
@@ -306,6 +321,7 @@ def circuits(customer_id: int) -> str:
     customer = state["customer"]
     return render_template("customer/circuits.html", customer=customer, circuits=state["rows"],
                            traffic=state["traffic"], states=state["states"],
+                           ends=state["ends"], operator_port=OPERATOR_PORT,
                            element_labels=ELEMENT_STATUS_LABELS,
                            alarms=state["alarms"], event_id=state["event_id"],
                            live=_live(customer.id, "customer.circuits_state",
@@ -324,8 +340,8 @@ def circuits_state(customer_id: int) -> ResponseReturnValue:
         "circuits": [{
             "id": f"circuit:{c.id}", "key": c.key,
             "service": state["states"][c.id],
-            "traffic": {"a": _traffic(state["traffic"], c.a_port_id),
-                        "z": _traffic(state["traffic"], c.z_port_id)},
+            "traffic": {"a": _traffic(state["traffic"], state["ends"][c.id][0]),
+                        "z": _traffic(state["traffic"], state["ends"][c.id][1])},
         } for c in state["rows"]],
         "alarms": state["alarms"],
     })
@@ -339,6 +355,7 @@ def circuit(circuit_id: int) -> str:
         abort(404)
     row = state["circuit"]
     return render_template("customer/circuit.html", circuit=row, traffic=state["traffic"],
+                           ends=state["ends"], operator_port=OPERATOR_PORT,
                            service=state["state"], route=state["route"],
                            element_labels=ELEMENT_STATUS_LABELS, ranges=CHART_RANGES,
                            charts=CHARTS, alarms=state["alarms"], event_id=state["event_id"],
@@ -365,8 +382,8 @@ def circuit_state(circuit_id: int) -> ResponseReturnValue:
         "event_id": state["event_id"],
         "id": f"circuit:{row.id}",
         "service": state["state"],
-        "traffic": {"a": _traffic(state["traffic"], row.a_port_id),
-                    "z": _traffic(state["traffic"], row.z_port_id)},
+        "traffic": {"a": _traffic(state["traffic"], state["ends"][0]),
+                    "z": _traffic(state["traffic"], state["ends"][1])},
         "hops": hops,
         "elements": route["elements"] if route is not None else None,
         "alarms": state["alarms"],

@@ -56,6 +56,7 @@ from collectors.port_names import (
 from portal.alarms_views import alarm_time
 from portal.app import format_bps
 from portal.customer import CHART_RANGES, STATE_REFRESH_S
+from portal.params import time_arg
 from portal.security import current_viewer, login_required
 from store.collection import dropped_ranges
 from store.observations import StoredObservation
@@ -344,15 +345,7 @@ def device_status(device_id: int) -> ResponseReturnValue:
 
 
 def _time_arg(name: str, default: datetime) -> datetime:
-    text = request.args.get(name, "").strip()
-    if not text:
-        return default
-    text = text.replace(" ", "+").replace("z", "Z").replace("Z", "+00:00")
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        abort(400)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return time_arg(request.args, name) or default
 
 
 @blueprint.get("/<int:device_id>/ports/<int:port_id>/gaps")

@@ -12,10 +12,12 @@ cookie, so it also holds before login), else the browser's Accept-Language, else
 
 To add texts: mark them, then refresh the catalog and translate the new entries:
 
-    .venv/bin/pybabel extract -F portal/babel.cfg -k lazy_gettext -o /tmp/messages.pot portal
+    .venv/bin/pybabel extract -F portal/babel.cfg -k lazy_gettext -o /tmp/messages.pot portal alarms
     .venv/bin/pybabel update -i /tmp/messages.pot -d portal/translations -l zh_CN
 
-(tests/test_portal_i18n.py fails when a marked text has no Chinese translation).
+(tests/test_portal_i18n.py fails when a marked text has no Chinese translation). `alarms` is
+there for the alarm pipeline's sentences (alarms/texts.py, marked `N_`; rendered per viewer by
+portal/alarms_views.py `alarm_text`; tests/test_portal_alarm_texts.py checks them).
 """
 
 from __future__ import annotations

@@ -2,11 +2,15 @@
 
 The portal's live pages (the NOC topology, later a customer's circuits) keep a Socket.IO
 connection open; this module is its server side. Flask-SocketIO runs on the app
-(`init_live` in create_app; threading mode: Werkzeug's threaded server with simple-websocket
-serves the WebSocket transport, so `keyline serve` needs no other server).
+(`init_live` in create_app): in gevent mode in the portal server process that `keyline serve`
+runs (portal/server.py, gevent-websocket for the WebSocket transport), in threading mode under
+Werkzeug's server (the tests, `keyline --debug serve`; simple-websocket). The bridge's
+threads and locks are the standard library's, which gevent's patching turns into greenlets.
 
-**Who may listen.** A socket is authenticated at connect time from the same signed session
-cookie as the pages (portal.security.load_viewer): no session, no socket. There are two kinds
+**Who may listen.** A socket is authenticated at connect time from the same session
+cookie as the pages (portal.security.load_viewer; never an API token): no session, no
+socket. It is disconnected when that session ends (portal/socket_sessions.py, a companion
+of the bridge: it follows "session.ended" on the bridge's subscriber). There are two kinds
 of rooms:
 
 - ``"noc"``: every status change of every device, link and circuit, and every alarm; for
@@ -38,10 +42,14 @@ store.events.Subscriber on the topics "observation", "circuit.", "alarm.", "topo
   circuit it is, and to no other;
 - an alarm event goes whole to "noc", with the alarmed object's name ("label",
   store.alarms.object_labels) and the topology element it shows on ("element"); to each
-  customer it impacts goes a copy naming only that customer's circuits, and the alarmed
-  object, its name and summary only when it is in that customer's view (the name never
-  when the object is another customer's): `scoped_alarm`. The live alarm console
-  (portal/static/alarms.js) renders its rows from these;
+  customer it impacts goes that customer's cut, exactly the body REST answers that
+  customer (portal.alarm_access.alarm_view: its own circuits only, root_cause_id only when
+  it may see the root, no internal text, no summary of another customer's object), drawn
+  on its view: the alarmed object's element and name only when it is in that view (the
+  name never when the object is another customer's): `scoped_alarm`. A room that was shown
+  an alarm which stops hitting its customer gets ``{"id", "state": "withdrawn"}`` for it
+  (and nothing more). The live alarm console (portal/static/alarms.js) renders its rows
+  from these;
 - a topology or inventory event reloads the topology; every room gets ``"resync": true``
   (fetch the view again: elements may have come or gone) plus its status differences.
 
@@ -65,9 +73,13 @@ the room's scope (links with their utilization), every circuit's stored service 
 with the room's audience's scoping (store.alarms.alarms_for: the room's customer, or every
 alarm for "noc"), cut and labelled exactly as the live alarm messages are (`alarm_for`,
 `scoped_alarm`), oldest first; "alarms_complete" is false when more than
-`SNAPSHOT_MAX_ALARMS` are active (the newest are sent). Its "id" is the highest event id the
-snapshot reflects. The socket then enters the room, still under the lock, so every message
-it gets after the snapshot is about an event the snapshot does not reflect: no gap, no
+`SNAPSHOT_MAX_ALARMS` are active (the newest are sent). So the catch-up of a join is bounded
+and never replays events: one message, whatever "after" says; and a connection may join at
+most `JOINS_PER_WINDOW` times in `JOIN_WINDOW_S` (`JoinBudget`): a join beyond that gets
+``{"ok": false, "error": "too many joins", "reload": true, "retry_after_s": ...}`` and no
+snapshot (the page fetches its state over REST instead). A snapshot's "id" is the highest
+event id the snapshot reflects. The socket then enters the room, still under the lock, so
+every message it gets after the snapshot is about an event the snapshot does not reflect: no gap, no
 duplicate, and the page needs no filtering by id. To make that true, the store is read in
 one REPEATABLE READ transaction, and the events committed in it that the bridge has not
 processed yet (the subscriber's are waiting for the lock; a lower id may commit after a
@@ -93,8 +105,10 @@ from typing import Any
 from flask import Flask, g, request
 from flask_socketio import SocketIO, join_room
 
-from portal.security import OPERATOR_ROLES, load_viewer
-from store.alarms import alarm_payload, alarms_for, object_labels
+from portal import alarm_access
+from portal.security import OPERATOR_ROLES, load_viewer, utc_now
+from portal.socket_sessions import SocketSessions, socket_disconnector
+from store.alarms import alarm_from_payload, alarm_payload, alarms_for, object_labels
 from store.circuit_states import current_states
 from store.database import Database
 from store.events import REORDER_WINDOW_IDS, Event, Subscriber, last_event_id
@@ -109,10 +123,17 @@ NOC_ROOM = "noc"
 CUSTOMER_ROOM = "customer:{}"
 TOPICS = ("observation", "circuit.", "alarm.", "topology.", "inventory.")
 RELOAD_TOPICS = ("topology.", "inventory.")
-SNAPSHOT_MAX_ALARMS = 2000
+SNAPSHOT_MAX_ALARMS = 2000  # the cap of alarms per join: beyond it, "alarms_complete": false
+# The joins one connection may make in JOIN_WINDOW_S (each brings a snapshot); beyond them a
+# join is refused with "reload": true, and the page fetches its state over REST instead.
+JOINS_PER_WINDOW = 30
+JOIN_WINDOW_S = 60.0
 # The topics above as SQL (LIKE patterns), for reading events from the table.
 _TOPICS_SQL = """(topic = 'observation' OR topic LIKE 'circuit.%%' OR topic LIKE 'alarm.%%'
                   OR topic LIKE 'topology.%%' OR topic LIKE 'inventory.%%')"""
+# The state of an alarm in a customer's room message when it stopped hitting that customer:
+# the page drops it (REST answers 404 for it from then on).
+WITHDRAWN = "withdrawn"
 UTILIZATION_STEP_PCT = 1.0
 UTILIZATION_MAX_AGE_S = 600
 UTILIZATION_METRICS = ("if_in_utilization_pct", "if_out_utilization_pct")
@@ -218,6 +239,10 @@ class LiveBridge:
         self.topology_id = 0  # the last topology or inventory event the topology reflects
         self.generation = 0  # bumped at every change of the bridge's state
         self._snapshots: dict[str, tuple[int, dict[str, Any]]] = {}  # room -> (generation, msg)
+        self._shown: dict[int, set[int]] = {}  # customer id -> active alarm ids its room saw
+        # Started on the bridge's subscriber and stopped with it: `start(subscriber)`, `stop()`
+        # (the sockets' sessions, portal/socket_sessions.py).
+        self.companions: list[Any] = []
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -244,6 +269,8 @@ class LiveBridge:
             subscriber = Subscriber(self.database.url, after_id=self._floor)
             for topic in TOPICS:
                 subscriber.subscribe(topic, self.on_event)
+            for companion in self.companions:
+                companion.start(subscriber)
             self._subscriber = subscriber
         subscriber.start()
         if self.utilization_interval_s > 0:
@@ -253,6 +280,8 @@ class LiveBridge:
 
     def stop(self) -> None:
         self._stop.set()
+        for companion in self.companions:
+            companion.stop()
         if self._subscriber is not None:
             self._subscriber.stop()
         if self._ticker is not None:
@@ -462,35 +491,64 @@ class LiveBridge:
 
     def _on_alarm(self, event: Event) -> None:
         alarm = dict(event.payload)
-        labels = self._labels([alarm])
+        labels, context = self._labels([alarm])
         self.emit(NOC_ROOM, self.message(event.id, event.topic, {},
                                          alarms=[self.alarm_for(self.noc, alarm, labels)]))
-        for customer_id in alarm.get("impacted_customers") or ():
-            scope = self.customers.get(int(customer_id))
+        alarm_id = alarm.get("id")
+        impacted = {int(c) for c in alarm.get("impacted_customers") or ()}
+        for customer_id in sorted(impacted | {c for c, ids in self._shown.items()
+                                              if alarm_id in ids}):
+            scope = self.customers.get(customer_id)
             if scope is None:
                 continue
-            scoped = self.alarm_for(scope, alarm, labels)
-            if scoped is not None:
-                self.emit(CUSTOMER_ROOM.format(customer_id),
-                          self.message(event.id, event.topic, {}, alarms=[scoped]))
+            scoped = (self.alarm_for(scope, alarm, labels, context)
+                      if customer_id in impacted else None)
+            if scoped is None:  # it was shown, and no longer hits this customer
+                scoped = {"id": alarm_id, "state": WITHDRAWN, "circuits": [], "customers": []}
+            self._note_shown(customer_id, [scoped])
+            self.emit(CUSTOMER_ROOM.format(customer_id),
+                      self.message(event.id, event.topic, {}, alarms=[scoped]))
 
-    def _labels(self, alarms: list[dict[str, Any]]) -> dict[int, tuple[str, int | None]]:
-        """The names of the alarmed objects (store.alarms.object_labels)."""
+    def _note_shown(self, customer_id: int, alarms: Iterable[dict[str, Any]]) -> None:
+        """Remember which alarms a customer's room was shown active, so that one that stops
+        hitting the customer is withdrawn from its pages (as REST then answers 404)."""
+        shown = self._shown.setdefault(customer_id, set())
+        for alarm in alarms:
+            if alarm.get("state") == "active":
+                shown.add(alarm["id"])
+            else:
+                shown.discard(alarm.get("id"))
+
+    def _labels(self, alarms: list[dict[str, Any]]
+                ) -> tuple[dict[int, tuple[str, int | None]], alarm_access.AlarmContext]:
+        """The names of the alarmed objects (store.alarms.object_labels), and what a
+        customer's cut needs (portal.alarm_access.alarm_context)."""
         ids = [a["object_id"] for a in alarms if isinstance(a.get("object_id"), int)]
         if not ids:
-            return {}
+            return {}, alarm_access.AlarmContext()
         with self.database.pool.connection() as conn:
-            return object_labels(conn, ids)
+            return (object_labels(conn, ids),
+                    alarm_access.alarm_context(conn, [alarm_from_payload(a) for a in alarms]))
 
     def alarm_for(self, scope: Scope, alarm: dict[str, Any],
-                  labels: dict[int, tuple[str, int | None]]) -> dict[str, Any] | None:
+                  labels: dict[int, tuple[str, int | None]],
+                  context: alarm_access.AlarmContext | None = None) -> dict[str, Any] | None:
         """An alarm as the room of `scope` may see it: the NOC's whole, with the alarmed
-        object's name and its topology element; a customer's cut down (`scoped_alarm`)."""
+        object's name and its topology element; a customer's cut exactly as REST cuts it
+        for that customer (portal.alarm_access.alarm_view, with `context`), then drawn on
+        its view (`scoped_alarm`); None when REST would answer 404."""
         if scope.circuits is None:
             label = labels.get(alarm.get("object_id"))  # type: ignore[arg-type]
             return {**alarm, "label": label[0] if label else None,
                     "element": alarm_element(self.topology, scope, alarm)}
-        return scoped_alarm(alarm, scope, labels=labels, topology=self.topology)
+        assert scope.customer_id is not None
+        audience = alarm_access.Audience(False, frozenset({scope.customer_id}),
+                                         frozenset(scope.circuits))
+        view = alarm_access.alarm_view(alarm_from_payload(alarm), audience,
+                                       context or alarm_access.AlarmContext())
+        if view is None:
+            return None
+        return scoped_alarm(view, scope, labels=labels, topology=self.topology)
 
     # --- messages ----------------------------------------------------------------------------
 
@@ -630,11 +688,12 @@ class LiveBridge:
                       if circuit_ids is None or circuit_ids else {})
             audience = (Viewer("live:noc", "noc") if scope.customer_id is None else
                         Viewer(f"live:{room}", "customer", customer_id=scope.customer_id))
-            alarms = [alarm_payload(a) for a in alarms_for(
-                conn, audience, state="active", limit=SNAPSHOT_MAX_ALARMS + 1)]
+            stored = alarms_for(conn, audience, state="active", limit=SNAPSHOT_MAX_ALARMS + 1)
+            alarms = [alarm_payload(a) for a in stored]
             objects = [a["object_id"] for a in alarms if isinstance(a.get("object_id"), int)]
             labels = object_labels(conn, objects) if objects else {}
-        return StoreRead(event_id, pending, states, circuit_ids, alarms, labels)
+            context = alarm_access.alarm_context(conn, stored)
+        return StoreRead(event_id, pending, states, circuit_ids, alarms, labels, context)
 
     def _take_states(self, states: CircuitStates, circuit_ids: list[int] | None,
                      event_id: int) -> None:
@@ -668,13 +727,15 @@ class LiveBridge:
             self.emit(room, self.message(read.event_id, "status", stale))
         alarms = sorted(read.alarms or (), key=lambda a: a["id"])
         complete = len(alarms) <= SNAPSHOT_MAX_ALARMS
-        scoped = [self.alarm_for(scope, alarm, read.labels or {})
+        scoped = [self.alarm_for(scope, alarm, read.labels or {}, read.context)
                   for alarm in alarms[-SNAPSHOT_MAX_ALARMS:]]
         message = self.message(read.event_id, "snapshot", statuses,
                                alarms=[a for a in scoped if a is not None],
                                utilization=self._link_utilization(scope))
         message.update(room=room, snapshot=True, alarms_complete=complete,
                        topology_id=self.topology_id)
+        if scope.customer_id is not None:
+            self._note_shown(scope.customer_id, message["alarms"])
         return message
 
 
@@ -689,6 +750,7 @@ class StoreRead:
     circuit_ids: list[int] | None = None
     alarms: list[dict[str, Any]] | None = None
     labels: dict[int, tuple[str, int | None]] | None = None
+    context: alarm_access.AlarmContext | None = None
 
 
 def _repeatable_read(conn: Any) -> None:
@@ -733,40 +795,30 @@ def alarm_element(topology: Topology | None, scope: Scope,
     return None
 
 
-def scoped_alarm(alarm: dict[str, Any], scope: Scope, *,
+def scoped_alarm(view: dict[str, Any], scope: Scope, *,
                  labels: dict[int, tuple[str, int | None]] | None = None,
-                 topology: Topology | None = None) -> dict[str, Any] | None:
-    """An alarm as one customer may see it: its own impacted circuits only, and the alarmed
-    object (its name and summary) only when it is in the customer's view; None when none of
-    its circuits is hit. The object's name is left out when it belongs to another customer.
-    With `topology`, a port's alarm is visible when the port's link or device is drawn."""
+                 topology: Topology | None = None) -> dict[str, Any]:
+    """A customer's cut of an alarm (portal.alarm_access.alarm_view: exactly REST's body for
+    that customer) drawn on the customer's view: every field of `view`, plus the alarmed
+    object's element id ("object"), name ("label") and topology element ("element") when the
+    object is in the customer's view and not hidden as another customer's, and its own
+    impacted circuits as element ids ("circuits") and its own id ("customers")."""
     assert scope.circuits is not None
-    circuits = sorted(set(alarm.get("impacted_circuits") or ()) & scope.circuits)
-    kind, object_id = alarm.get("object_kind"), alarm.get("object_id")
-    element = alarm_element(topology, scope, alarm)
-    visible = ((kind == "circuit" and object_id in scope.circuits)
-               or (kind == "device" and scope.has_device(object_id))
-               or (kind == "link" and scope.has_link(object_id))
-               or (kind == "port" and element is not None))
-    if not circuits and not visible:
-        return None
+    kind, object_id = view.get("object_kind"), view.get("object_id")
+    element = alarm_element(topology, scope, view) if object_id is not None else None
+    visible = object_id is not None and (
+        (kind == "circuit" and object_id in scope.circuits)
+        or (kind == "device" and scope.has_device(object_id))
+        or (kind == "link" and scope.has_link(object_id))
+        or (kind == "port" and element is not None))
     label, owner = (labels or {}).get(object_id, (None, None))  # type: ignore[arg-type]
     if not visible or (owner is not None and owner != scope.customer_id):
         label = None
+    circuits = sorted(set(view.get("impacted_circuits") or ()) & scope.circuits)
     return {
-        "id": alarm.get("id"), "severity": alarm.get("severity"), "state": alarm.get("state"),
-        "type": alarm.get("type"), "qualifier": alarm.get("qualifier") if visible else None,
-        "first_seen": alarm.get("first_seen"), "last_seen": alarm.get("last_seen"),
-        "count": alarm.get("count"), "cleared_at": alarm.get("cleared_at"),
-        "root_cause_id": alarm.get("root_cause_id"),
-        "suppressed": alarm.get("suppressed"),
-        "acknowledged_by": alarm.get("acknowledged_by"),
-        "acknowledged_at": alarm.get("acknowledged_at"),
-        "ack_comment": alarm.get("ack_comment"),
-        "object_kind": kind if visible else None,
+        **view,
         "object": element_id(str(kind), object_id) if visible else None,
         "label": label, "element": element if visible else None,
-        "summary": alarm.get("summary") if visible else None,
         "circuits": [element_id("circuit", c) for c in circuits],
         "customers": [scope.customer_id] if scope.customer_id is not None else [],
     }
@@ -789,6 +841,36 @@ def _moved(old: float | None, new: float | None) -> bool:
 # --- Flask-SocketIO ------------------------------------------------------------------------
 
 
+class JoinBudget:
+    """How many joins each connection (socket id) made in the last `window_s`: `allow`
+    says whether one more may be served now, else after how many seconds. Entries of
+    connections quiet for a window are dropped as others join, so the table stays small
+    without a disconnect hook."""
+
+    def __init__(self, joins: int = JOINS_PER_WINDOW, window_s: float = JOIN_WINDOW_S) -> None:
+        self.joins = joins
+        self.window_s = window_s
+        self._lock = threading.Lock()
+        self._times: dict[str, list[float]] = {}
+        self._pruned_at = 0.0
+
+    def allow(self, sid: str, now: float | None = None) -> tuple[bool, float]:
+        """(allowed, seconds until the next join would be allowed)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if now - self._pruned_at > self.window_s:
+                self._pruned_at = now
+                self._times = {k: v for k, v in self._times.items()
+                               if v and now - v[-1] < self.window_s}
+            times = [t for t in self._times.get(sid, ()) if now - t < self.window_s]
+            if len(times) >= self.joins:
+                self._times[sid] = times
+                return False, round(self.window_s - (now - times[0]), 1)
+            times.append(now)
+            self._times[sid] = times
+            return True, 0.0
+
+
 def room_allowed(viewer: Viewer, room: str, customer_ids: Iterable[int],
                  managed_ids: Iterable[int] = ()) -> bool:
     """May `viewer` join `room`? Operators (noc, engineer, admin): "noc" and any customer's
@@ -801,14 +883,26 @@ def room_allowed(viewer: Viewer, room: str, customer_ids: Iterable[int],
     return viewer.customer_id is not None and room == CUSTOMER_ROOM.format(viewer.customer_id)
 
 
-def init_live(app: Flask, database: Database) -> SocketIO:
+def init_live(app: Flask, database: Database, *, async_mode: str = "threading",
+              websocket_only: bool = False) -> SocketIO:
     """Put Flask-SocketIO on the app and create its (not yet started) bridge:
-    app.extensions["keyline.live"]. `start_live(app)` starts following the events."""
-    socketio = SocketIO(app, async_mode="threading", manage_session=False,
-                        logger=False, engineio_logger=False)
+    app.extensions["keyline.live"]. `start_live(app)` starts following the events.
+    `async_mode`: "threading" (Werkzeug's server) or "gevent" (portal/server.py);
+    `websocket_only` refuses Engine.IO's long-polling transport (no sticky sessions needed
+    behind a proxy: docs/deployment.md)."""
+    socketio = SocketIO(app, async_mode=async_mode, manage_session=False,
+                        logger=False, engineio_logger=False,
+                        transports=["websocket"] if websocket_only else None)
     bridge = LiveBridge(database, lambda event, data, room: socketio.emit(event, data, to=room))
+    budget = JoinBudget()
     app.extensions["keyline.live"] = bridge
+    app.extensions["keyline.live_joins"] = budget
     app.extensions["keyline.socketio"] = socketio
+    sockets = SocketSessions(database, socket_disconnector(socketio),
+                             lambda: app.extensions["keyline.accounts"],
+                             lambda: app.extensions.get("keyline.clock", utc_now)())
+    bridge.companions.append(sockets)
+    app.extensions["keyline.socket_sessions"] = sockets
 
     def socket_viewer() -> Viewer | None:
         load_viewer()  # the session cookie of the handshake; the user read again now
@@ -817,7 +911,14 @@ def init_live(app: Flask, database: Database) -> SocketIO:
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> bool:
         # Refused without a session; the client sees a connect_error and nothing else.
-        return socket_viewer() is not None
+        if socket_viewer() is None or g.get("session_id") is None:
+            return False
+        sockets.add(request.sid, request.namespace, g.session_id)  # type: ignore[attr-defined]
+        return True
+
+    @socketio.on("disconnect")
+    def on_disconnect(*reason: Any) -> None:
+        sockets.remove(request.sid)  # type: ignore[attr-defined]
 
     @socketio.on("join")
     def on_join(data: Any = None) -> dict[str, Any]:
@@ -837,6 +938,10 @@ def init_live(app: Flask, database: Database) -> SocketIO:
         if not room_allowed(viewer, room, bridge.customers, managed):
             return {"ok": False, "error": "no such room"}
         sid = request.sid  # type: ignore[attr-defined]
+        allowed, retry_after_s = budget.allow(sid)
+        if not allowed:
+            return {"ok": False, "error": "too many joins", "reload": True,
+                    "retry_after_s": retry_after_s}
         namespace = request.namespace  # type: ignore[attr-defined]
         manager = socketio.server.manager
 

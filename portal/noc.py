@@ -1,7 +1,9 @@
 """The operator's pages: the inventory overview NOC staff start from, and the live topology.
 
 Staff only (noc, engineer, account_manager, admin; see store.queries.STAFF_ROLES): a customer
-user asking for these pages gets 404. The overview shows every customer with its circuits,
+user asking for these pages gets 404. An account manager gets the same pages narrowed to
+the customers they manage: their customers, circuits and counts, their customers' views of
+the topology. The overview shows every customer with its circuits,
 each circuit's service state (store.circuit_states.current_states: the one the alarm
 pipeline decided), its latest traffic at its A end (store.queries.latest_port_traffic) and
 how many devices the collectors last found reachable (store.queries.device_reachability).
@@ -14,8 +16,8 @@ status, utilization and alarms). Each circuit listed carries its service state a
 pipeline stored it (docs/service-state.md), which this module hands the views (`states`:
 topology computes no circuit state), with what lies beneath a maintenance ("underlying"),
 its cause in words and since when ("since", ISO 8601). The page then joins the Socket.IO
-room "noc" (portal/live.py) and recolours nodes, edges and circuits as status messages
-arrive, without a reload.
+room "noc" (portal/live.py; an account manager: the room of the customer whose view is
+shown) and recolours nodes, edges and circuits as status messages arrive, without a reload.
 
 The JSON views are API routes (a blueprint nested in portal/api.py's, so they share its
 errors and its OpenAPI check): /global for staff only, /customers/<id>, /vpns/<id> and
@@ -23,37 +25,29 @@ errors and its OpenAPI check): /global for staff only, /customers/<id>, /vpns/<i
 Each answer carries `event_id`, the last event its statuses include: a client joins its
 room with it as "after" and so misses nothing between the fetch and the join.
 
-**Where nodes stand.** Positions are computed, not stored: `device_positions` is a
-deterministic layout from the inventory alone (no randomness, no browser layout), so a
-device is where it was at the last visit, in every view (a customer's or a circuit's view
-uses the same coordinates as the whole network), and for every user. Sites are laid out as
-units on rings: the sites holding P routers on the inner ring, in key order; every other
-site on the next ring out from the sites it links to, at the mean angle of its neighbours
-(sorted and spread to keep a minimum gap); devices of a site stand in a small grid around
-the site's place, so Cytoscape's compound site boxes stay tight. Adding devices or links
-moves their neighbours on the same ring a little; nothing else moves. Dragging a node is
-allowed but not saved (a table of saved positions, per user or global, would be a
-migration away if the NOC asks for it).
+**Where nodes stand.** Positions are computed, not stored, by portal/layout.py
+(`device_positions`): a deterministic layout from the inventory alone, P routers on the inner
+ring, PE routers on the next, customer devices outside, each site's devices together, and no
+link drawn through a device or over another link's middle. A device is where it was at the
+last visit, in every view (a customer's or a circuit's view uses the same coordinates as the
+whole network), and for every user. Dragging a node is allowed but not saved.
 """
 
 from __future__ import annotations
 
-import math
-from functools import lru_cache
 from typing import Any
 
-import networkx as nx
 from flask import Blueprint, current_app, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
 from portal import api
 from portal.api import ApiError
+from portal.layout import device_positions
 from portal.live import CircuitStates, LiveBridge, latest_port_utilization, stored_states
 from portal.security import (
     OPERATOR_ROLES,
     current_viewer,
     login_required,
-    roles_required,
     staff_required,
 )
 from store.circuit_states import current_states
@@ -67,7 +61,6 @@ from store.queries import (
     latest_port_traffic,
 )
 from topology.current import Topology, load_topology
-from topology.graph import TopologySnapshot
 from topology.views import circuit_view, customer_view, global_view, vpn_view
 
 blueprint = Blueprint("noc", __name__, url_prefix="/noc")
@@ -81,10 +74,11 @@ def inventory() -> str:
     with database.pool.connection() as conn:
         customers = customers_for(conn, viewer)
         circuits = circuits_for(conn, viewer)
-        counts = inventory_counts(conn)
+        # an account manager counts only their customers' objects
+        counts = inventory_counts(conn, manager=viewer.manager)
         traffic = latest_port_traffic(conn, [circuit.a_port_id for circuit in circuits])
         states = current_states(conn, [circuit.id for circuit in circuits]) if circuits else {}
-        reachability = device_reachability(conn)
+        reachability = device_reachability(conn, manager=viewer.manager)
     by_customer: dict[str, list[Any]] = {}
     for circuit in circuits:
         by_customer.setdefault(circuit.customer_key, []).append(circuit)
@@ -122,106 +116,29 @@ def _states(states: CircuitStates) -> dict[int, str]:
 
 
 @blueprint.get("/topology")
-@roles_required(*OPERATOR_ROLES)
+@staff_required
 def topology() -> str:
+    """Operators choose among the whole network and every customer's views, and follow the
+    room "noc"; an account manager among the views of the customers they manage, each
+    followed in that customer's room (data-room of each choice)."""
+    viewer = current_viewer()
     current, _, _, _ = _current()
     snapshot = current.snapshot
-    customers = sorted(snapshot.customers.values(), key=lambda c: c.name)
-    vpns = sorted(snapshot.vpns.values(), key=lambda v: v.key)
-    circuits = sorted(snapshot.circuits.values(), key=lambda c: c.key)
+    operator = viewer.role in OPERATOR_ROLES
+    if operator:
+        mine = set(snapshot.customers)
+    else:
+        database = current_app.extensions["keyline.database"]
+        with database.pool.connection() as conn:
+            mine = {row.id for row in customers_for(conn, viewer)}
+    customers = sorted((c for c in snapshot.customers.values() if c.id in mine),
+                       key=lambda c: c.name)
+    vpns = sorted((v for v in snapshot.vpns.values() if v.customer_id in mine),
+                  key=lambda v: v.key)
+    circuits = sorted((c for c in snapshot.circuits.values() if c.customer_id in mine),
+                      key=lambda c: c.key)
     return render_template("noc/topology.html", customers=customers, vpns=vpns,
-                           circuits=circuits)
-
-
-RING_GAP = 260.0  # px between rings of sites
-UNIT_GAP = 170.0  # px between neighbouring sites on a ring
-DEVICE_GAP = 70.0  # px between devices of one site
-
-
-def device_positions(snapshot: TopologySnapshot, graph: nx.MultiGraph) -> dict[int, tuple[float,
-                                                                                         float]]:
-    """Device id -> (x, y): the deterministic layout of the module docstring."""
-    signature = (
-        tuple(sorted((d.id, d.key, d.role, d.site_id or 0) for d in snapshot.devices.values())),
-        tuple(sorted((min(a, b), max(a, b)) for a, b in graph.edges())),
-    )
-    return dict(_layout(signature))
-
-
-@lru_cache(maxsize=8)
-def _layout(signature: tuple[tuple[tuple[int, str, str, int], ...], tuple[tuple[int, int], ...]]
-            ) -> tuple[tuple[int, tuple[float, float]], ...]:
-    devices, edges = signature
-    unit_of = {device_id: (f"s{site}" if site else f"d{device_id}")
-               for device_id, _, _, site in devices}
-    members: dict[str, list[tuple[int, str, str]]] = {}
-    for device_id, key, role, _ in devices:
-        members.setdefault(unit_of[device_id], []).append((device_id, key, role))
-    name = {unit: min(key for _, key, _ in found) for unit, found in members.items()}
-    neighbours: dict[str, set[str]] = {unit: set() for unit in members}
-    for a, b in edges:
-        if a in unit_of and b in unit_of and unit_of[a] != unit_of[b]:
-            neighbours[unit_of[a]].add(unit_of[b])
-            neighbours[unit_of[b]].add(unit_of[a])
-    core = sorted((u for u, found in members.items() if any(r == "P" for _, _, r in found)),
-                  key=name.__getitem__)
-    if not core and members:
-        core = [max(sorted(members, key=name.__getitem__), key=lambda u: len(neighbours[u]))]
-    angle: dict[str, float] = {}
-    radius: dict[str, float] = {}
-    ring = core
-    level = 0
-    placed: set[str] = set()
-    while ring:
-        if level == 0:
-            wanted = {u: 2 * math.pi * i / len(ring) for i, u in enumerate(ring)}
-        else:
-            wanted = {u: _mean_angle([angle[n] for n in neighbours[u] if n in placed])
-                      for u in ring}
-        order = sorted(ring, key=lambda u: (wanted[u], name[u]))
-        r = max(RING_GAP * (level + (0.6 if level == 0 else 0.4)),
-                len(order) * UNIT_GAP / (2 * math.pi))
-        gap = UNIT_GAP / r
-        spread = _spread([wanted[u] for u in order], gap)
-        for unit, value in zip(order, spread, strict=True):
-            angle[unit], radius[unit] = value, r
-        placed.update(ring)
-        level += 1
-        following = {n for u in ring for n in neighbours[u] if n not in placed}
-        if not following:  # units linked to nothing placed yet: the next ring out
-            following = set(sorted((u for u in members if u not in placed),
-                                   key=name.__getitem__)[:1]) if len(placed) < len(members) \
-                else set()
-        ring = sorted(following, key=name.__getitem__)
-    positions: list[tuple[int, tuple[float, float]]] = []
-    for unit, found in members.items():
-        cx = radius[unit] * math.cos(angle[unit])
-        cy = radius[unit] * math.sin(angle[unit])
-        found = sorted(found, key=lambda d: ({"P": 0, "PE": 1}.get(d[2], 2), d[1]))
-        columns = max(1, math.ceil(math.sqrt(len(found))))
-        rows = math.ceil(len(found) / columns)
-        for i, (device_id, _, _) in enumerate(found):
-            x = cx + (i % columns - (columns - 1) / 2) * DEVICE_GAP
-            y = cy + (i // columns - (rows - 1) / 2) * DEVICE_GAP
-            positions.append((device_id, (round(x, 1), round(y, 1))))
-    return tuple(sorted(positions))
-
-
-def _mean_angle(angles: list[float]) -> float:
-    if not angles:
-        return 0.0
-    value = math.atan2(sum(map(math.sin, angles)), sum(map(math.cos, angles)))
-    return value % (2 * math.pi)
-
-
-def _spread(wanted: list[float], gap: float) -> list[float]:
-    """Angles (sorted ascending) pushed apart to at least `gap` radians, in order."""
-    found: list[float] = []
-    for value in wanted:
-        if found and value < found[-1] + gap:
-            value = found[-1] + gap
-        found.append(value)
-    return found
+                           circuits=circuits, whole_network=operator)
 
 
 def _view_json(view: dict[str, Any], topology: Topology, event_id: int,

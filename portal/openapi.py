@@ -117,11 +117,22 @@ def _alarm_action(summary: str, operation: str, body: dict[str, Any],
 
 
 def _alarm_paths() -> dict[str, Any]:
-    comment = {"type": "object", "properties": {"comment": {
-        "type": "string", "maxLength": 2000, "description": "why (optional)"}}}
-    reason = {"type": "object", "required": ["reason"], "properties": {"reason": {
-        "type": "string", "minLength": 1, "maxLength": 2000,
-        "description": "why it is cleared by hand"}}}
+    customer_note = {"type": "string", "maxLength": 2000, "description": (
+        "optional: what the customers hit may read (the only free text they are shown)")}
+    comment = {"type": "object", "properties": {
+        "note": {"type": "string", "maxLength": 2000,
+                 "description": "internal note, staff only (optional)"},
+        "comment": {"type": "string", "maxLength": 2000, "deprecated": True,
+                    "description": "the former name of note"},
+        "customer_note": customer_note}}
+    reason = {"type": "object", "anyOf": [{"required": ["note"]}, {"required": ["reason"]}],
+              "properties": {
+                  "note": {"type": "string", "minLength": 1, "maxLength": 2000,
+                           "description": "why it is cleared by hand: internal note, "
+                                          "staff only"},
+                  "reason": {"type": "string", "minLength": 1, "maxLength": 2000,
+                             "deprecated": True, "description": "the former name of note"},
+                  "customer_note": customer_note}}
     return {
         "/alarms": {"get": {
             "summary": "Alarms the caller may see (a customer: those hitting it), newest first",
@@ -172,7 +183,8 @@ def _alarm_paths() -> dict[str, Any]:
                 "summary": "Declare a maintenance window (roles engineer, noc, admin)",
                 "operationId": "createMaintenanceWindow",
                 "requestBody": _json_body({
-                    "type": "object", "required": ["scope", "starts_at", "ends_at", "reason"],
+                    "type": "object", "required": ["scope", "starts_at", "ends_at"],
+                    "anyOf": [{"required": ["note"]}, {"required": ["reason"]}],
                     "properties": {
                         "scope": {"type": "array", "minItems": 1, "maxItems": 50,
                                   "items": {"type": "string"}, "description": (
@@ -182,7 +194,11 @@ def _alarm_paths() -> dict[str, Any]:
                                       "description": "not in the past"},
                         "ends_at": {"type": "string", "format": "date-time",
                                     "description": "after starts_at"},
-                        "reason": {"type": "string", "minLength": 1, "maxLength": 2000}}},
+                        "note": {"type": "string", "minLength": 1, "maxLength": 2000,
+                                 "description": "why: internal note, staff only"},
+                        "reason": {"type": "string", "minLength": 1, "maxLength": 2000,
+                                   "deprecated": True, "description": "the former name of note"},
+                        "customer_note": customer_note}},
                     required=True),
                 "responses": {"201": _ok(_ref("MaintenanceWindow"), "the window declared"),
                               "400": _BAD, "403": _FORBIDDEN, **_ERRORS},
@@ -208,23 +224,33 @@ def _alarm_schemas() -> dict[str, Any]:
     alarm = {"type": "object", "required": ["id", "severity", "state", "type"], "properties": {
         "id": {"type": "integer"},
         "object_kind": {"type": "string", "enum": ["device", "port", "link", "circuit"]},
-        "object_id": {"type": "integer"}, "type": {"type": "string", "description": (
+        "object_id": {"type": ["integer", "null"], "description": (
+            "null for a customer when the object is another customer's")},
+        "type": {"type": "string", "description": (
             "device_unreachable, device_isolated, poll_failed, link_down, flapping, "
             "threshold, trap_event, service_down")},
-        "qualifier": {"type": "string"},
+        "qualifier": nullable_text,
         "severity": {"type": "string", "enum": ["critical", "major", "minor", "warning"]},
         "state": {"type": "string", "enum": ["active", "cleared"]},
-        "summary": {"type": "string"},
+        "summary": {"type": ["string", "null"], "description": (
+            "null for a customer when the object is another customer's")},
         "first_seen": {"type": "string", "format": "date-time"},
         "last_seen": {"type": "string", "format": "date-time"},
         "count": {"type": "integer"}, "cleared_at": nullable_time,
-        "root_cause_id": {"type": ["integer", "null"],
-                          "description": "the alarm this one is a symptom of"},
+        "root_cause_id": {"type": ["integer", "null"], "description": (
+            "the alarm this one is a symptom of; null when the caller may not see that "
+            "alarm")},
         "impacted_circuits": {**ids, "description": "circuit ids (the caller's only)"},
         "impacted_customers": {**ids, "description": "customer ids (the caller's only)"},
         "suppressed": {"type": "boolean", "description": "inside a maintenance window"},
-        "acknowledged_by": nullable_text, "acknowledged_at": nullable_time,
-        "ack_comment": nullable_text}}
+        "acknowledged": {"type": "boolean"},
+        "acknowledged_by": {"type": ["string", "null"],
+                            "description": "staff only: null for a customer"},
+        "acknowledged_at": nullable_time,
+        "ack_comment": {"type": ["string", "null"],
+                        "description": "the internal note, staff only: null for a customer"},
+        "ack_customer_note": {"type": ["string", "null"],
+                              "description": "the note for the customers"}}}
     return {
         "Alarm": alarm,
         "AlarmDetail": {"allOf": [alarm, {"type": "object", "properties": {
@@ -234,8 +260,12 @@ def _alarm_schemas() -> dict[str, Any]:
                 "action": {"type": "string", "description": (
                     "raised, repeated, rooted, unrooted, impact, suppressed, unsuppressed, "
                     "acknowledged, unacknowledged, cleared")},
-                "actor": {"type": "string", "description": "a user, or \"pipeline\""},
-                "comment": nullable_text}}}}}]},
+                "actor": {"type": "string", "description": (
+                    "a user, or \"pipeline\"; \"operator\" for any person, to a customer")},
+                "comment": {"type": ["string", "null"], "description": (
+                    "the internal note (or the pipeline's), staff only: null for a "
+                    "customer")},
+                "customer_note": nullable_text}}}}}]},
         "MaintenanceWindow": {"type": "object", "properties": {
             "id": {"type": "integer"},
             "scope": {"type": "array", "items": {"type": "object", "properties": {
@@ -243,7 +273,11 @@ def _alarm_schemas() -> dict[str, Any]:
                 "key": {"type": "string"}, "object_id": {"type": "integer"}}}},
             "starts_at": {"type": "string", "format": "date-time"},
             "ends_at": {"type": "string", "format": "date-time"},
-            "reason": {"type": "string"}, "declared_by": {"type": "string"},
+            "reason": {"type": ["string", "null"],
+                       "description": "the internal note, staff only: null for a customer"},
+            "declared_by": {"type": ["string", "null"],
+                            "description": "staff only: null for a customer"},
+            "customer_note": nullable_text,
             "declared_at": nullable_time, "ended_by": nullable_text,
             "status": {"type": "string", "enum": ["active", "future", "past", "cancelled"]}}},
     }
@@ -349,12 +383,17 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {
                 "bearerToken": {"type": "http", "scheme": "bearer",
-                                "description": "a token from `keyline user token NAME`"},
+                                "description": "a token from `keyline user token NAME`;"
+                                " it expires (`--expires-days`, default the"
+                                " accounts.token_expiry_days setting), and a password"
+                                " change revokes it unless made with `--service`"},
                 "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "keyline_session"},
             },
             "responses": {
                 "BadRequest": _ok(_ref("Error"), "a parameter is missing or wrong"),
-                "Unauthorized": _ok(_ref("Error"), "no valid token or session"),
+                "Unauthorized": _ok(_ref("Error"), "no valid token or session: none sent, or"
+                                    " an unknown, expired or revoked token (error \"invalid,"
+                                    " expired or revoked API token\"), or an ended session"),
                 "NotFound": _ok(_ref("Error"), "no such object, or not the caller's"),
                 "Forbidden": _ok(_ref("Error"), "the caller's role may not do this"),
                 "Conflict": _ok(_ref("Error"), "the object's state forbids this change"),

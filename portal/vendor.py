@@ -7,7 +7,11 @@ repository; this route serves the packages' built files from node_modules, and o
 named in `ALLOWED` (so node_modules' other contents, package sources and metadata, stay
 private). A missing file (npm not run) is 404.
 
-Where node_modules is: KEYLINE_NODE_MODULES in the app config, else the checkout's root.
+An installed Keyline has no checkout: building the wheel copies the files named in `ALLOWED`
+(this table is the one list) into the package as `portal/vendored/<package>/<file>` (setup.py),
+and they are served from there. Where the files are: KEYLINE_NODE_MODULES in the app config,
+else the package's `vendored` folder when it exists (an installed wheel), else the checkout's
+node_modules.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from flask.typing import ResponseReturnValue
 blueprint = Blueprint("vendor", __name__, url_prefix="/vendor")
 
 NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
+PACKAGED = Path(__file__).resolve().parent / "vendored"  # in a wheel (setup.py)
 
 ALLOWED: dict[str, frozenset[str]] = {
     "socket.io-client": frozenset({"dist/socket.io.min.js", "dist/socket.io.min.js.map"}),
@@ -34,7 +39,13 @@ CACHE_SECONDS = 3600
 def vendor_file(package: str, path: str) -> ResponseReturnValue:
     if path not in ALLOWED.get(package, ()):
         abort(404)
-    root = Path(current_app.config.get("KEYLINE_NODE_MODULES") or NODE_MODULES)
+    root = Path(current_app.config.get("KEYLINE_NODE_MODULES") or front_end_root())
     if not (root / package / path).is_file():
         abort(404)
     return send_from_directory(root / package, path, max_age=CACHE_SECONDS)
+
+
+def front_end_root() -> Path:
+    """The folder holding `<package>/<file>`: the wheel's copy if installed, else the
+    checkout's node_modules."""
+    return PACKAGED if PACKAGED.is_dir() else NODE_MODULES

@@ -65,7 +65,7 @@ _COLUMNS = """a.id, a.object_kind, a.object_id, a.type, a.qualifier, a.severity,
     a.summary, a.first_seen, a.last_seen, a.count, a.cleared_at, a.acknowledged_by,
     a.acknowledged_at, a.ack_comment, a.root_cause_id, a.impacted_circuits,
     a.impacted_customers, a.suppressed_by, a.detail,
-    r.object_kind, r.object_id, r.type, r.qualifier"""
+    r.object_kind, r.object_id, r.type, r.qualifier, a.ack_customer_note"""
 
 _SELECT = f"SELECT {_COLUMNS} FROM alarms a LEFT JOIN alarms r ON r.id = a.root_cause_id"
 
@@ -73,7 +73,7 @@ _SELECT = f"SELECT {_COLUMNS} FROM alarms a LEFT JOIN alarms r ON r.id = a.root_
 def _alarm(row: Sequence[Any]) -> Alarm:
     (id_, kind, object_id, type_, qualifier, severity, state, summary, first_seen, last_seen,
      count, cleared_at, ack_by, ack_at, ack_comment, root_id, circuits, customers, suppressed,
-     detail, r_kind, r_object, r_type, r_qualifier) = row
+     detail, r_kind, r_object, r_type, r_qualifier, ack_note) = row
     root = (AlarmKey(ObjectKind(r_kind), r_object, AlarmType(r_type), r_qualifier)
             if r_kind is not None else None)
     return Alarm(
@@ -83,11 +83,12 @@ def _alarm(row: Sequence[Any]) -> Alarm:
         acknowledged_by=ack_by, acknowledged_at=ack_at, ack_comment=ack_comment,
         root_cause=root, root_cause_id=root_id, impacted_circuits=frozenset(circuits),
         impacted_customers=frozenset(customers), suppressed_by=frozenset(suppressed),
-        detail=detail, id=id_)
+        detail=detail, id=id_, ack_customer_note=ack_note)
 
 
 def alarm_payload(alarm: Alarm, **extra: Any) -> dict[str, Any]:
-    """The JSON form of an alarm in an event."""
+    """The JSON form of an alarm in an event: every field, internal notes included (a
+    viewer's copy is cut by portal.alarm_access before it leaves the portal)."""
     return {
         "id": alarm.id, "object_kind": str(alarm.key.kind), "object_id": alarm.key.object_id,
         "type": str(alarm.key.type), "qualifier": alarm.key.qualifier,
@@ -100,8 +101,34 @@ def alarm_payload(alarm: Alarm, **extra: Any) -> dict[str, Any]:
         "impacted_customers": sorted(alarm.impacted_customers),
         "suppressed": alarm.suppressed, "acknowledged_by": alarm.acknowledged_by,
         "acknowledged_at": alarm.acknowledged_at.isoformat() if alarm.acknowledged_at else None,
-        "ack_comment": alarm.ack_comment, **extra,
+        "ack_comment": alarm.ack_comment, "acknowledged": alarm.acknowledged,
+        "ack_customer_note": alarm.ack_customer_note, **extra,
     }
+
+
+def alarm_from_payload(payload: dict[str, Any]) -> Alarm:
+    """The alarm an event's payload (`alarm_payload`) describes, for the portal's live path
+    to cut it exactly as it cuts a stored one (no root cause key, timeline or detail)."""
+    def moment(name: str) -> datetime | None:
+        value = payload.get(name)
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+    first_seen = moment("first_seen")
+    assert first_seen is not None
+    return Alarm(
+        key=AlarmKey(ObjectKind(payload["object_kind"]), int(payload["object_id"]),
+                     AlarmType(payload["type"]), payload.get("qualifier") or ""),
+        severity=Severity.parse(payload["severity"]), first_seen=first_seen,
+        last_seen=moment("last_seen") or first_seen, summary=payload.get("summary") or "",
+        state=AlarmState(payload["state"]), count=int(payload.get("count") or 1),
+        cleared_at=moment("cleared_at"), acknowledged_by=payload.get("acknowledged_by"),
+        acknowledged_at=moment("acknowledged_at"), ack_comment=payload.get("ack_comment"),
+        root_cause_id=payload.get("root_cause_id"),
+        impacted_circuits=frozenset(payload.get("impacted_circuits") or ()),
+        impacted_customers=frozenset(payload.get("impacted_customers") or ()),
+        # only whether it is suppressed travels: the window ids are not the payload's
+        suppressed_by=frozenset({0}) if payload.get("suppressed") else frozenset(),
+        id=payload.get("id"), ack_customer_note=payload.get("ack_customer_note"))
 
 
 def _atomic(conn: psycopg.Connection) -> Any:
@@ -126,11 +153,11 @@ UPDATE alarms SET severity = %(severity)s, state = %(state)s, summary = %(summar
     impacted_circuits = %(circuits)s, impacted_customers = %(customers)s,
     suppressed_by = %(suppressed)s, detail = %(detail)s
  WHERE id = %(id)s AND state = 'active'
-RETURNING acknowledged_by, acknowledged_at, ack_comment"""
+RETURNING acknowledged_by, acknowledged_at, ack_comment, ack_customer_note"""
 
 _TIMELINE = """
-INSERT INTO alarm_timeline (alarm_id, time, action, actor, comment, detail)
-VALUES (%s, %s, %s, %s, %s, %s)"""
+INSERT INTO alarm_timeline (alarm_id, time, action, actor, comment, detail, customer_note)
+VALUES (%s, %s, %s, %s, %s, %s, %s)"""
 
 
 def _row(alarm: Alarm) -> dict[str, Any]:
@@ -198,9 +225,10 @@ def save_changes(
                     gone.append(alarm)
                     continue
                 else:
-                    alarm.acknowledged_by, alarm.acknowledged_at, alarm.ack_comment = row
-                timeline += [(alarm.id, e.time, e.action, e.actor, e.comment, Jsonb(e.detail))
-                             for e in change.entries]
+                    (alarm.acknowledged_by, alarm.acknowledged_at, alarm.ack_comment,
+                     alarm.ack_customer_note) = row
+                timeline += [(alarm.id, e.time, e.action, e.actor, e.comment, Jsonb(e.detail),
+                              e.customer_note) for e in change.entries]
         if timeline:
             cursor.executemany(_TIMELINE, timeline)
         gone_ids = {id(a) for a in gone}
@@ -280,7 +308,7 @@ def get_alarm(conn: psycopg.Connection, alarm_id: int, *, timeline: bool = True)
 
 def alarm_timeline(conn: psycopg.Connection, alarm_id: int) -> list[TimelineEntry]:
     rows = conn.execute(
-        "SELECT time, action, actor, comment, detail FROM alarm_timeline"
+        "SELECT time, action, actor, comment, detail, customer_note FROM alarm_timeline"
         " WHERE alarm_id = %s ORDER BY id", [alarm_id]).fetchall()
     return [TimelineEntry(*row) for row in rows]
 
@@ -296,50 +324,56 @@ def symptoms_of(conn: psycopg.Connection, alarm_id: int) -> list[Alarm]:
 
 def _change_by_hand(conn: psycopg.Connection, alarm_id: int, action: str, by: str,
                     comment: str | None, statement: str, params: dict[str, Any],
-                    when: datetime | None) -> Alarm:
+                    when: datetime | None, customer_note: str | None = None) -> Alarm:
     with _atomic(conn):
         now = when or conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
         row = conn.execute(statement, {"id": alarm_id, "by": by, "comment": comment,
-                                       "now": now, **params}).fetchone()
+                                       "note": customer_note, "now": now,
+                                       **params}).fetchone()
         if row is None:
             alarm = get_alarm(conn, alarm_id, timeline=False)  # raises if it does not exist
             raise AlarmStoreError(f"alarm {alarm_id} is {alarm.state}: it cannot be {action}")
-        conn.execute(_TIMELINE, [alarm_id, now, action, by, comment, Jsonb({})])
+        conn.execute(_TIMELINE, [alarm_id, now, action, by, comment, Jsonb({}),
+                                 customer_note])
         alarm = get_alarm(conn, alarm_id, timeline=False)
         event = "cleared" if action == "cleared" else "updated"
-        publish(conn, TOPIC_PREFIX + event, alarm_payload(alarm, manual=True, action=action,
-                                                          by=by, comment=comment))
+        publish(conn, TOPIC_PREFIX + event, alarm_payload(
+            alarm, manual=True, action=action, by=by, comment=comment,
+            customer_note=customer_note))
     return alarm
 
 
 def acknowledge(conn: psycopg.Connection, alarm_id: int, by: str, comment: str | None = None,
-                *, when: datetime | None = None) -> Alarm:
-    """Acknowledge an active alarm ("I am on it"), recorded in its timeline."""
+                *, when: datetime | None = None, customer_note: str | None = None) -> Alarm:
+    """Acknowledge an active alarm ("I am on it"), recorded in its timeline: `comment` is
+    the internal note, `customer_note` what the customers may read."""
     return _change_by_hand(
         conn, alarm_id, "acknowledged", by, comment,
         """UPDATE alarms SET acknowledged_by = %(by)s, acknowledged_at = %(now)s,
-                             ack_comment = %(comment)s
-            WHERE id = %(id)s AND state = 'active' RETURNING id""", {}, when)
+                             ack_comment = %(comment)s, ack_customer_note = %(note)s
+            WHERE id = %(id)s AND state = 'active' RETURNING id""", {}, when, customer_note)
 
 
 def unacknowledge(conn: psycopg.Connection, alarm_id: int, by: str,
-                  comment: str | None = None, *, when: datetime | None = None) -> Alarm:
+                  comment: str | None = None, *, when: datetime | None = None,
+                  customer_note: str | None = None) -> Alarm:
     """Take an acknowledgement back, recorded in the timeline."""
     return _change_by_hand(
         conn, alarm_id, "unacknowledged", by, comment,
-        """UPDATE alarms SET acknowledged_by = NULL, acknowledged_at = NULL, ack_comment = NULL
+        """UPDATE alarms SET acknowledged_by = NULL, acknowledged_at = NULL, ack_comment = NULL,
+                             ack_customer_note = NULL
             WHERE id = %(id)s AND state = 'active' AND acknowledged_by IS NOT NULL
-           RETURNING id""", {}, when)
+           RETURNING id""", {}, when, customer_note)
 
 
 def clear_alarm(conn: psycopg.Connection, alarm_id: int, by: str, reason: str,
-                *, when: datetime | None = None) -> Alarm:
-    """Clear an active alarm by hand with a reason. If its condition still holds, the
-    pipeline raises it again, as a new occurrence, after its raise delay."""
+                *, when: datetime | None = None, customer_note: str | None = None) -> Alarm:
+    """Clear an active alarm by hand with a reason (the internal note). If its condition
+    still holds, the pipeline raises it again, as a new occurrence, after its raise delay."""
     return _change_by_hand(
         conn, alarm_id, "cleared", by, reason,
         """UPDATE alarms SET state = 'cleared', cleared_at = %(now)s, cleared_by = %(by)s
-            WHERE id = %(id)s AND state = 'active' RETURNING id""", {}, when)
+            WHERE id = %(id)s AND state = 'active' RETURNING id""", {}, when, customer_note)
 
 
 # --- maintenance windows -----------------------------------------------------------------
@@ -376,28 +410,31 @@ def resolve_scope(conn: psycopg.Connection, texts: Iterable[str]) -> tuple[Scope
 
 
 def _window(row: Sequence[Any]) -> MaintenanceWindow:
-    id_, scope, starts, ends, reason, by, declared_at, ended_by = row
+    id_, scope, starts, ends, reason, by, declared_at, ended_by, customer_note = row
     return MaintenanceWindow(
         id_, tuple(ScopeItem(i["kind"], i["id"], i.get("key", "")) for i in scope), starts,
-        ends, reason, by, declared_at, ended_by)
+        ends, reason, by, declared_at, ended_by, customer_note)
 
 
 _WINDOW_COLUMNS = ("id, scope, starts_at, ends_at, reason, declared_by, declared_at, "
-                   "ended_by")
+                   "ended_by, customer_note")
 
 
 def add_window(conn: psycopg.Connection, scope: Sequence[ScopeItem], starts_at: datetime,
-               ends_at: datetime, reason: str, by: str) -> MaintenanceWindow:
-    """Declare a maintenance window; announced as "maintenance.changed". The rules of a new
-    window are alarms.actions.declare_maintenance's."""
+               ends_at: datetime, reason: str, by: str,
+               customer_note: str | None = None) -> MaintenanceWindow:
+    """Declare a maintenance window (`reason`: the internal note; `customer_note`: what the
+    customers may read); announced as "maintenance.changed". The rules of a new window are
+    alarms.actions.declare_maintenance's."""
     if starts_at.tzinfo is None or ends_at.tzinfo is None:  # the session's zone would apply
         raise AlarmStoreError("maintenance window times need a timezone")
     with _atomic(conn):
         row = conn.execute(
-            f"""INSERT INTO maintenance_windows (scope, starts_at, ends_at, reason, declared_by)
-                VALUES (%s, %s, %s, %s, %s) RETURNING {_WINDOW_COLUMNS}""",
+            f"""INSERT INTO maintenance_windows (scope, starts_at, ends_at, reason, declared_by,
+                                                 customer_note)
+                VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_WINDOW_COLUMNS}""",
             [Jsonb([{"kind": i.kind, "id": i.object_id, "key": i.key} for i in scope]),
-             starts_at, ends_at, reason, by]).fetchone()
+             starts_at, ends_at, reason, by, customer_note]).fetchone()
         window = _window(row)  # type: ignore[arg-type]
         publish(conn, MAINTENANCE_TOPIC, {"id": window.id, "action": "added", "by": by})
     return window
@@ -567,7 +604,9 @@ def windows_for(conn: psycopg.Connection, viewer: Viewer) -> list[MaintenanceWin
     """The maintenance windows the viewer may see, by start. Staff other than account
     managers see them all; a customer (an account manager) only the windows whose scope
     names one of its (their customers') objects, with the scope narrowed to those objects,
-    so the names of other tenants' objects never reach them."""
+    so the names of other tenants' objects never reach them. A customer gets no internal
+    text: the reason (the internal note), who declared and who ended it are None; only the
+    customer note is left."""
     windows = list_windows(conn)
     if viewer.scope is None and viewer.manager is None:
         return windows
@@ -575,8 +614,13 @@ def windows_for(conn: psycopg.Connection, viewer: Viewer) -> list[MaintenanceWin
     visible = []
     for window in windows:
         scope = tuple(item for item in window.scope if item.object_id in owned)
-        if scope:
-            visible.append(dataclasses.replace(window, scope=scope))
+        if not scope:
+            continue
+        window = dataclasses.replace(window, scope=scope)
+        if not viewer.is_staff:
+            window = dataclasses.replace(window, reason=None, declared_by=None,
+                                         ended_by=None)
+        visible.append(window)
     return visible
 
 

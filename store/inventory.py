@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 
 from config.inventory.model import Inventory, Source
 from store.events import publish
+from store.users import cut_off_users
 
 # Serialises concurrent imports (an arbitrary constant: "keyl" in ASCII).
 IMPORT_LOCK_ID = 0x6B65796C
@@ -119,6 +120,12 @@ def spec_of(obj: Any, *, exclude: Iterable[str] = ()) -> dict[str, Any]:
     for name in exclude:
         spec.pop(name, None)
     return spec
+
+
+def _sub_port(port_ids: Mapping[str, int], end: Any) -> int | None:
+    """The id of a circuit end's named sub-interface (a port of the end's device)."""
+    sub = getattr(end, "sub_interface", None)
+    return port_ids[f"{end.device}:{sub}"] if sub else None
 
 
 def _canonical(spec: Mapping[str, Any]) -> str:
@@ -260,6 +267,10 @@ def apply_inventory(
                          "full_name": u.full_name, "email": u.email}, spec_of(u), str(u.source))
             for u in inventory.users.values()
         ], managed_only=True)
+        if summary.kinds["users"].retired:  # their sessions and API tokens end with them
+            cut_off_users(conn, [row[0] for row in cur.execute(
+                "SELECT id FROM users WHERE key = ANY(%s)",
+                [summary.kinds["users"].retired]).fetchall()])
         device_ids = sync("devices", [
             _Row(d.key, {
                 "site_id": site_ids.get(d.site or ""), "role": d.role, "platform": d.platform,
@@ -300,6 +311,8 @@ def apply_inventory(
                 "customer_id": customer_ids[c.customer], "service_type": c.service_type,
                 "bandwidth_bps": c.bandwidth_bps, "a_port_id": port_ids[str(c.a_end)],
                 "z_port_id": port_ids[str(c.z_end)],
+                "a_sub_port_id": _sub_port(port_ids, c.a_end),
+                "z_sub_port_id": _sub_port(port_ids, c.z_end),
                 "sla_contract_id": contract_ids.get(c.sla_contract or ""),
                 "monthly_charge": c.monthly_charge, "description": c.description,
             }, spec_of(c), str(c.source))
@@ -327,4 +340,54 @@ def apply_inventory(
                 [list(files), Jsonb(summary.as_dict())],
             )
             publish(conn, "inventory.changed", {"totals": summary.totals()})
+    return summary
+
+
+# --- the retire guard ----------------------------------------------------------------------
+
+
+class RetireNotConfirmed(Exception):
+    """An import would retire more of the inventory than allowed without a confirmation;
+    nothing was stored. `summary` says what it would have done (its `retired` keys are
+    what would go)."""
+
+    def __init__(self, summary: ImportSummary, share: float, max_share: float) -> None:
+        super().__init__(f"this import would retire {summary.totals()['retired']} objects"
+                         f" ({share:.0%} of the inventory; more than {max_share:.0%} needs"
+                         " a confirmation)")
+        self.summary = summary
+        self.share = share
+        self.max_share = max_share
+
+
+def retired_share(summary: ImportSummary) -> float:
+    """The share of the objects the store held before the import that it retires."""
+    totals = summary.totals()
+    before = totals["retired"] + totals["changed"] + totals["unchanged"]
+    return totals["retired"] / before if before else 0.0
+
+
+def needs_retire_confirmation(summary: ImportSummary, max_share: float) -> bool:
+    """An import that retires more than `max_share` of the inventory, or every object
+    of it (an empty or truncated file set), must be confirmed first: a mistake there
+    takes customers' circuits out of monitoring."""
+    retired = summary.totals()["retired"]
+    return retired > 0 and (retired_share(summary) > max_share or retired_share(summary) == 1)
+
+
+def apply_inventory_guarded(
+    conn: psycopg.Connection, inventory: Inventory, *, files: Sequence[str] = (),
+    max_retire_share: float, allow_retire: bool = False, dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """apply_inventory, the one way the command line and the portal import: in a
+    transaction that is rolled back when `dry_run` (what an import would do: the caller
+    asks needs_retire_confirmation of it), or when it would retire more than
+    `max_retire_share` without `allow_retire` (raising RetireNotConfirmed, having stored
+    nothing)."""
+    with conn.transaction(force_rollback=dry_run):
+        summary = apply_inventory(conn, inventory, files=files, progress=progress)
+        if (not allow_retire and not dry_run
+                and needs_retire_confirmation(summary, max_retire_share)):
+            raise RetireNotConfirmed(summary, retired_share(summary), max_retire_share)
     return summary

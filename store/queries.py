@@ -39,6 +39,9 @@ class CircuitRow:
     description: str | None
     a_port_id: int
     z_port_id: int
+    # the per-circuit sub-interfaces the inventory names at each end (None: none named)
+    a_sub_port_id: int | None = None
+    z_sub_port_id: int | None = None
 
 
 def list_customers(
@@ -63,7 +66,7 @@ def list_circuits(
         """SELECT ci.id, ci.key, cu.key, cu.name, ci.service_type, ci.bandwidth_bps,
                   ad.key || ':' || ap.name, zd.key || ':' || zp.name, sc.name,
                   (SELECT count(*) FROM circuit_hops h WHERE h.circuit_id = ci.id),
-                  ci.description, ci.a_port_id, ci.z_port_id
+                  ci.description, ci.a_port_id, ci.z_port_id, ci.a_sub_port_id, ci.z_sub_port_id
              FROM circuits ci
              JOIN customers cu ON cu.id = ci.customer_id
              JOIN ports ap ON ap.id = ci.a_port_id JOIN devices ad ON ad.id = ap.device_id
@@ -78,8 +81,28 @@ def list_circuits(
     return [CircuitRow(*row) for row in rows]
 
 
-def inventory_counts(conn: psycopg.Connection) -> dict[str, int]:
-    """Active objects per kind, for status pages and the command line."""
+def inventory_counts(conn: psycopg.Connection, *, manager: str | None = None
+                     ) -> dict[str, int]:
+    """Active objects per kind, for status pages and the command line. With `manager` (an
+    account manager's login name), only the objects of the customers they manage: their
+    customers, those customers' sites, the devices at those sites, their circuits and VPNs
+    (the operator's own network, shared by every customer, is not theirs to count)."""
+    if manager is not None:
+        found = dict(conn.execute(
+            """WITH mine AS (SELECT id FROM customers
+                              WHERE retired_at IS NULL AND account_manager = %(manager)s),
+                    my_sites AS (SELECT id FROM sites
+                                  WHERE retired_at IS NULL AND customer_id IN (SELECT id FROM mine))
+               SELECT 'customers', count(*) FROM mine
+               UNION ALL SELECT 'sites', count(*) FROM my_sites
+               UNION ALL SELECT 'devices', count(*) FROM devices
+                          WHERE retired_at IS NULL AND site_id IN (SELECT id FROM my_sites)
+               UNION ALL SELECT 'circuits', count(*) FROM circuits
+                          WHERE retired_at IS NULL AND customer_id IN (SELECT id FROM mine)
+               UNION ALL SELECT 'vpns', count(*) FROM vpns
+                          WHERE retired_at IS NULL AND customer_id IN (SELECT id FROM mine)""",
+            {"manager": manager}).fetchall())
+        return {kind: found[kind] for kind in ("customers", "sites", "devices", "circuits", "vpns")}
     counts = {}
     for table in ("customers", "sites", "devices", "ports", "links", "circuits", "vpns",
                   "sla_contracts", "users"):
@@ -122,13 +145,21 @@ def latest_port_traffic(
             for port_id, entry in found.items()}
 
 
-def device_reachability(conn: psycopg.Connection) -> dict[str, int]:
+def device_reachability(conn: psycopg.Connection, *, manager: str | None = None
+                        ) -> dict[str, int]:
     """How many active devices the collectors last found in each poll status
-    ("reachable", "unreachable", ...; "not polled" for those without a status yet)."""
+    ("reachable", "unreachable", ...; "not polled" for those without a status yet). With
+    `manager`, only the devices at the sites of the customers they manage."""
     rows = conn.execute(
         """SELECT coalesce(s.status, 'not polled'), count(*)
              FROM devices d LEFT JOIN device_poll_status s ON s.device_id = d.id
-            WHERE d.retired_at IS NULL GROUP BY 1 ORDER BY 1"""
+            WHERE d.retired_at IS NULL
+              AND (%(manager)s::text IS NULL OR d.site_id IN (
+                   SELECT si.id FROM sites si JOIN customers cu ON cu.id = si.customer_id
+                    WHERE si.retired_at IS NULL AND cu.retired_at IS NULL
+                      AND cu.account_manager = %(manager)s))
+            GROUP BY 1 ORDER BY 1""",
+        {"manager": manager},
     ).fetchall()
     return dict(rows)
 
@@ -273,11 +304,23 @@ def ports_for_device(
     return [PortRow(*row) for row in rows]
 
 
+# The viewer's own circuits, and "another viewer's circuit" (an active circuit of a customer
+# outside the viewer's scope), as SQL conditions on a circuits row `ci` joined to `cu`.
+_MINE = """(%(customer)s::bigint IS NULL OR ci.customer_id = %(customer)s)
+           AND (%(manager)s::text IS NULL OR cu.account_manager = %(manager)s)"""
+_NOT_MINE = """((%(customer)s::bigint IS NOT NULL AND o.customer_id <> %(customer)s)
+               OR (%(manager)s::text IS NOT NULL
+                   AND ocu.account_manager IS DISTINCT FROM %(manager)s))"""
+
+
 def object_visible(conn: psycopg.Connection, viewer: Viewer, object_id: int) -> bool:
     """Whether the viewer may read samples of `object_id` (ids come from one sequence, so the
     id alone says which object): staff any active inventory object; a customer its circuits,
-    its circuits' end ports, its devices and their ports; an account manager the same for
-    each of their customers."""
+    its devices and their ports, and its circuits' end ports and named sub-interfaces
+    unless a circuit of another customer ends there too (a PE port shared by two customers'
+    circuits carries both's traffic: its samples are staff-only, and the customer's figures
+    come from its own end or its sub-interface, `traffic_ports`); an account manager the
+    same for each of their customers."""
     return bool(conn.execute(
         """SELECT EXISTS (
              SELECT 1 FROM circuits ci JOIN customers cu ON cu.id = ci.customer_id
@@ -287,9 +330,14 @@ def object_visible(conn: psycopg.Connection, viewer: Viewer, object_id: int) -> 
              UNION ALL
              SELECT 1 FROM circuits ci JOIN customers cu ON cu.id = ci.customer_id
               WHERE ci.retired_at IS NULL
-                AND %(obj)s IN (ci.a_port_id, ci.z_port_id)
-                AND (%(customer)s::bigint IS NULL OR ci.customer_id = %(customer)s)
-                AND (%(manager)s::text IS NULL OR cu.account_manager = %(manager)s)
+                AND %(obj)s IN (ci.a_port_id, ci.z_port_id, ci.a_sub_port_id, ci.z_sub_port_id)
+                AND """ + _MINE + """
+                AND NOT EXISTS (
+                    SELECT 1 FROM circuits o JOIN customers ocu ON ocu.id = o.customer_id
+                     WHERE o.retired_at IS NULL
+                       AND %(obj)s IN (o.a_port_id, o.z_port_id, o.a_sub_port_id,
+                                       o.z_sub_port_id)
+                       AND """ + _NOT_MINE + """)
              UNION ALL
              SELECT 1 FROM devices d LEFT JOIN sites s ON s.id = d.site_id
                   LEFT JOIN customers cu ON cu.id = s.customer_id
@@ -305,6 +353,20 @@ def object_visible(conn: psycopg.Connection, viewer: Viewer, object_id: int) -> 
                 AND (%(manager)s::text IS NULL OR cu.account_manager = %(manager)s))""",
         {"obj": object_id, "customer": viewer.scope, "manager": viewer.manager},
     ).fetchone()[0])
+
+
+def traffic_ports(conn: psycopg.Connection, viewer: Viewer, circuit: CircuitRow
+                  ) -> tuple[int | None, int | None]:
+    """The ports whose samples are the circuit's traffic at its A and Z end for this viewer:
+    the end's named sub-interface, else the end port when the viewer may read it
+    (`object_visible`: not a port shared with another customer's circuit), else None (the
+    page says the figure is the operator's)."""
+    ends = []
+    for port, sub in ((circuit.a_port_id, circuit.a_sub_port_id),
+                      (circuit.z_port_id, circuit.z_sub_port_id)):
+        chosen = sub if sub is not None else port
+        ends.append(chosen if object_visible(conn, viewer, chosen) else None)
+    return ends[0], ends[1]
 
 
 def metric_names(conn: psycopg.Connection) -> list[str]:

@@ -7,16 +7,22 @@ RFC 9106 recommendation). A retired user cannot log in, but stays in the history
 alarms and tickets it touched.
 
 API clients authenticate with tokens (`create_api_token`): random strings shown once, of
-which only a SHA-256 hash is stored (migration 0007). The demo's login (`reset_demo_user`)
-is a local admin whose random password is printed once when the demo starts.
+which only a SHA-256 hash is stored (migration 0007). A token expires (`expires_days`,
+migration 0010) and can be revoked; a password change or reset revokes the user's tokens
+except *service* tokens (made for a system, not a person), and retirement revokes them all,
+so restoring a retired user gives none of them back. The same changes end the user's portal
+sessions (store/sessions.py), in the same transaction: there is no moment at which the new
+password is set and an old session still works. The demo's login (`reset_demo_user`) is a
+local admin whose random password is printed once when the demo starts.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 from argon2 import PasswordHasher
@@ -24,6 +30,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from config.inventory.model import USER_ROLES
 from config.inventory.validate import LOGIN_NAME
+from config.settings import DEFAULT_TOKEN_EXPIRY_DAYS
+from store.sessions import ENDED_BY_ADMIN, PASSWORD_CHANGED, RETIRED, end_sessions
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -124,28 +132,52 @@ def add_local_user(
 
 
 def set_password(conn: psycopg.Connection, key: str, password: str) -> None:
-    """Set (or replace) the password of an existing, active user."""
+    """Set (or replace) the password of an existing, active user; in the same transaction,
+    end its sessions and revoke its API tokens but the service tokens."""
     check_password_strength(password)
     with conn.transaction():
         row = conn.execute(
-            "SELECT retired_at IS NOT NULL FROM users WHERE key = %s FOR UPDATE", [key]
+            "SELECT id, retired_at IS NOT NULL FROM users WHERE key = %s FOR UPDATE", [key]
         ).fetchone()
         if row is None:
             raise UserError(f"user {key!r} does not exist: declare it in the inventory or use"
                             " 'keyline user add'")
-        if row[0]:
+        if row[1]:
             raise UserError(f"user {key!r} is retired")
         conn.execute(
-            "UPDATE users SET password_hash = %s, password_set_at = now() WHERE key = %s",
-            [hash_password(password), key],
+            "UPDATE users SET password_hash = %s, password_set_at = now() WHERE id = %s",
+            [hash_password(password), row[0]],
         )
+        end_sessions(conn, reason=PASSWORD_CHANGED, user_ids=[row[0]])
+        _revoke_tokens(conn, [row[0]], TOKEN_PASSWORD_CHANGED, service_too=False)
+
+
+def end_user_sessions(conn: psycopg.Connection, key: str) -> list[int]:
+    """An admin's "end all sessions" of user `key`: the ids of the sessions ended (their
+    live sockets are disconnected by every portal process, store/sessions.py)."""
+    with conn.transaction():
+        row = conn.execute("SELECT id FROM users WHERE key = %s", [key]).fetchone()
+        if row is None:
+            raise UserError(f"user {key!r} does not exist")
+        return end_sessions(conn, reason=ENDED_BY_ADMIN, user_ids=[row[0]])
+
+
+def cut_off_users(conn: psycopg.Connection, user_ids: Iterable[int]) -> None:
+    """What retiring users does besides `retired_at` (inside the caller's transaction): end
+    their sessions and revoke every one of their API tokens, service tokens too. Called by
+    `set_local_user_retired` and by an inventory import that retires users."""
+    ids = list(user_ids)
+    if ids:
+        end_sessions(conn, reason=RETIRED, user_ids=ids)
+        _revoke_tokens(conn, ids, TOKEN_USER_RETIRED, service_too=True)
 
 
 def set_local_user_retired(conn: psycopg.Connection, key: str, retired: bool) -> UserRecord:
     """Retire (disable) or restore a local user. A retired user cannot log in, its sessions
-    end at their next request and its API tokens stop working; its row stays, for the
-    history it is part of. Only local users: the inventory's users are retired and restored
-    by the inventory files (an import would undo a change made here)."""
+    end and its API tokens are revoked at once (`cut_off_users`; restoring it gives none
+    back); its row stays, for the history it is part of. Only local users: the inventory's
+    users are retired and restored by the inventory files (an import would undo a change
+    made here)."""
     with conn.transaction():
         row = conn.execute(
             "SELECT origin, retired_at IS NOT NULL FROM users WHERE key = %s FOR UPDATE", [key]
@@ -155,9 +187,11 @@ def set_local_user_retired(conn: psycopg.Connection, key: str, retired: bool) ->
         if row[0] != "local":
             raise UserError(f"user {key!r} comes from the inventory: retire it there")
         if row[1] != retired:
-            conn.execute(
+            user_id = conn.execute(
                 "UPDATE users SET retired_at = CASE WHEN %s THEN now() END, updated_at = now()"
-                " WHERE key = %s", [retired, key])
+                " WHERE key = %s RETURNING id", [retired, key]).fetchone()[0]
+            if retired:
+                cut_off_users(conn, [user_id])
     record = get_user(conn, key)
     assert record is not None
     return record
@@ -183,6 +217,12 @@ _DUMMY_HASH = hash_password("not a real password, only for timing")
 # --- API tokens ----------------------------------------------------------------------------
 
 TOKEN_PREFIX = "kl_"
+TOKEN_MAX_EXPIRY_DAYS = 3650
+
+# Why a token was revoked, as revoke_reason stores it.
+TOKEN_REVOKED = "revoked"
+TOKEN_PASSWORD_CHANGED = "password changed"
+TOKEN_USER_RETIRED = "user retired"
 
 
 @dataclass(frozen=True)
@@ -194,18 +234,35 @@ class ApiToken:
     created_at: datetime
     last_used_at: datetime | None
     revoked: bool
+    expires_at: datetime
+    service: bool
+    revoke_reason: str | None
+    revoked_at: datetime | None
+
+    def state(self, now: datetime) -> str:
+        """"active", "expired", "revoked" or "revoked (why)", as the listings say it."""
+        if self.revoked:
+            reason = self.revoke_reason or TOKEN_REVOKED
+            return "revoked" if reason == TOKEN_REVOKED else f"revoked ({reason})"
+        return "expired" if self.expires_at <= now else "active"
 
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_api_token(conn: psycopg.Connection, user_key: str, label: str) -> str:
-    """Create an API token acting as `user_key`; return it (the only time it is known: the
-    store keeps its hash)."""
+def create_api_token(conn: psycopg.Connection, user_key: str, label: str, *,
+                     expires_days: int = DEFAULT_TOKEN_EXPIRY_DAYS, service: bool = False,
+                     now: datetime | None = None) -> str:
+    """Create an API token acting as `user_key`, valid for `expires_days` days from `now`
+    (default: the database's clock); a `service` token outlives its user's password changes.
+    Return it (the only time it is known: the store keeps its hash)."""
     label = label.strip()
     if not label:
         raise UserError("a token needs a label (what will use it)")
+    if not 1 <= expires_days <= TOKEN_MAX_EXPIRY_DAYS:
+        raise UserError(f"--expires-days must be 1 to {TOKEN_MAX_EXPIRY_DAYS},"
+                        f" not {expires_days}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with conn.transaction():
         row = conn.execute(
@@ -214,8 +271,13 @@ def create_api_token(conn: psycopg.Connection, user_key: str, label: str) -> str
         if row is None:
             raise UserError(f"user {user_key!r} does not exist or is retired")
         conn.execute(
-            "INSERT INTO api_tokens (user_id, label, prefix, token_hash) VALUES (%s, %s, %s, %s)",
-            [row[0], label, token[:len(TOKEN_PREFIX) + 6], _token_hash(token)],
+            """INSERT INTO api_tokens (user_id, label, prefix, token_hash, created_at,
+                                       expires_at, service)
+               VALUES (%(user)s, %(label)s, %(prefix)s, %(hash)s, coalesce(%(now)s, now()),
+                       coalesce(%(now)s, now()) + %(lifetime)s, %(service)s)""",
+            {"user": row[0], "label": label, "prefix": token[:len(TOKEN_PREFIX) + 6],
+             "hash": _token_hash(token), "now": now,
+             "lifetime": timedelta(days=expires_days), "service": service},
         )
     return token
 
@@ -223,7 +285,8 @@ def create_api_token(conn: psycopg.Connection, user_key: str, label: str) -> str
 def list_api_tokens(conn: psycopg.Connection, user_key: str | None = None) -> list[ApiToken]:
     rows = conn.execute(
         """SELECT t.id, u.key, t.label, t.prefix, t.created_at, t.last_used_at,
-                  t.revoked_at IS NOT NULL
+                  t.revoked_at IS NOT NULL, t.expires_at, t.service, t.revoke_reason,
+                  t.revoked_at
              FROM api_tokens t JOIN users u ON u.id = t.user_id
             WHERE %(user)s::text IS NULL OR u.key = %(user)s ORDER BY u.key, t.id""",
         {"user": user_key},
@@ -232,27 +295,41 @@ def list_api_tokens(conn: psycopg.Connection, user_key: str | None = None) -> li
 
 
 def revoke_api_token(conn: psycopg.Connection, token_id: int) -> None:
+    if not 0 < token_id < 2**63:  # not a bigint: no such token, and no database error
+        raise UserError(f"no active token with id {token_id}")
     with conn.transaction():
         done = conn.execute(
-            "UPDATE api_tokens SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL",
-            [token_id],
+            "UPDATE api_tokens SET revoked_at = now(), revoke_reason = %s"
+            " WHERE id = %s AND revoked_at IS NULL",
+            [TOKEN_REVOKED, token_id],
         ).rowcount
     if not done:
         raise UserError(f"no active token with id {token_id}")
 
 
-def authenticate_api_token(conn: psycopg.Connection, token: str) -> UserRecord | None:
-    """The user a presented token acts as, or None (unknown, revoked, user retired)."""
+def _revoke_tokens(conn: psycopg.Connection, user_ids: list[int], reason: str, *,
+                   service_too: bool) -> int:
+    return conn.execute(
+        """UPDATE api_tokens SET revoked_at = now(), revoke_reason = %s
+            WHERE user_id = ANY(%s) AND revoked_at IS NULL AND (%s OR NOT service)""",
+        [reason, user_ids, service_too]).rowcount
+
+
+def authenticate_api_token(conn: psycopg.Connection, token: str, *,
+                           now: datetime | None = None) -> UserRecord | None:
+    """The user a presented token acts as at `now` (default: the database's clock), or None
+    (unknown, revoked, expired, user retired)."""
     if not token.startswith(TOKEN_PREFIX):
         return None
     with conn.transaction():
         row = conn.execute(
-            """UPDATE api_tokens t SET last_used_at = now()
+            """UPDATE api_tokens t SET last_used_at = coalesce(%(now)s, now())
                  FROM users u
-                WHERE t.token_hash = %s AND t.revoked_at IS NULL
+                WHERE t.token_hash = %(hash)s AND t.revoked_at IS NULL
+                  AND t.expires_at > coalesce(%(now)s, now())
                   AND u.id = t.user_id AND u.retired_at IS NULL
             RETURNING u.key""",
-            [_token_hash(token)],
+            {"hash": _token_hash(token), "now": now},
         ).fetchone()
     return get_user(conn, row[0]) if row else None
 

@@ -305,3 +305,18 @@ def test_poll_once_an_unknown_device_is_bad_input(db):
     result = keyline("poll", "--once", "no-such-router", url=db.url)
     last = assert_one_line_error(result, 2)
     assert last == "keyline: error: no such active device in the inventory: no-such-router"
+
+
+def test_serve_refuses_an_inventory_that_would_retire_the_stored_one(db, tmp_path: Path):
+    """`keyline serve --inventory` (and the demo) on a data directory holding another
+    inventory: refused like `keyline import` without --allow-retire, nothing retired."""
+    assert keyline("import", str(EXAMPLE_INVENTORY), url=db.url).returncode == 0
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing here\n")
+    result = keyline("--database-url", db.url, "serve", "--port", "0",
+                     "--inventory", str(empty))
+    last = assert_one_line_error(result, 3)
+    assert "would retire" in last and "data directory" in last
+    with db.pool.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM circuits WHERE retired_at IS NULL"
+                            ).fetchone()[0] > 0

@@ -641,3 +641,26 @@ def test_a_stepped_wall_clock_keeps_the_schedule_and_the_rates_and_restarts_noth
     assert all(record.levelno == logging.WARNING for record in caplog.records
                if "the wall clock stepped" in record.getMessage())
     assert stats.clock_steps == 2
+
+
+def test_a_late_snmp_answer_at_stop_is_dropped_without_a_traceback(caplog):
+    """A datagram that reached a pysnmp engine as it closed (`keyline collect` stopped during
+    a poll) is dropped quietly; any other exception in the loop is still reported."""
+    import asyncio
+    import logging
+
+    from pysnmp.carrier.error import CarrierError
+
+    from collectors.service import drop_late_snmp_answers
+
+    loop = asyncio.new_event_loop()
+    try:
+        with caplog.at_level(logging.DEBUG):
+            drop_late_snmp_answers(loop, {"message": "Exception in callback",
+                                          "exception": CarrierError("Unregistered transport x")})
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+            drop_late_snmp_answers(loop, {"message": "Exception in callback",
+                                          "exception": ValueError("something else")})
+            assert [r for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        loop.close()

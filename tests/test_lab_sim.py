@@ -415,6 +415,37 @@ def test_fault_command_reaches_the_running_network(network: SimulatedNetwork,
     _drain(traps)
 
 
+def test_lab_sim_finds_the_network_in_the_data_dir(network: SimulatedNetwork,
+                                                    tmp_path: Path) -> None:
+    """`keyline lab sim status` with no --work-dir reaches the network running in the data
+    directory's lab-sim folder, where `keyline demo` runs its own (KEYLINE_DATA_DIR here)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "lab-sim").symlink_to(network.work_dir)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("KEYLINE_")}
+    found = subprocess.run([sys.executable, "-m", "keyline", "lab", "sim", "status"],
+                           env=dict(env, KEYLINE_DATA_DIR=str(tmp_path)), capture_output=True,
+                           text=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    assert all(key in found.stdout for key in network.inventory.devices)
+    elsewhere = subprocess.run([sys.executable, "-m", "keyline", "lab", "sim", "status"],
+                               env=dict(env, KEYLINE_DATA_DIR=str(tmp_path / "other")),
+                               capture_output=True, text=True, timeout=60)
+    assert elsewhere.returncode == 1
+    assert f"no simulated network is running in {tmp_path / 'other' / 'lab-sim'}" in (
+        elsewhere.stderr)
+
+
+def test_a_second_network_in_a_running_ones_work_dir_is_refused(
+        network: SimulatedNetwork, inventory: Inventory, environ: dict[str, str]) -> None:
+    pid = network.pid
+    second = SimulatedNetwork(inventory, network.work_dir, environ=environ)
+    with pytest.raises(SimulatorError, match="already running in"):
+        second.start()
+    assert network.running and network.pid == pid  # not taken for a left-over and stopped
+
+
 def test_start_timing_is_recorded(network: SimulatedNetwork) -> None:
     assert network.started_in_s is not None and network.started_in_s < 15
     assert os.stat(network.args_file).st_mode & 0o077 == 0  # secrets are owner-only

@@ -14,7 +14,7 @@ import html
 import io
 import re
 import zipfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask.testing import FlaskClient
 
@@ -191,7 +191,13 @@ def test_admin_manages_local_users(portal: Portal):  # noqa: F811
 
     assert client.post("/admin/users/hsbank.audit/password", data={
         "csrf_token": _token(client), "password": new_password}).status_code == 302
+    # a failed login makes the next attempt for that name wait (portal/security.py): the
+    # app's clock is moved past each wait instead of sleeping
+    now = [datetime.now(UTC)]
+    portal.app.extensions["keyline.clock"] = lambda: now[0]
+    backoff = timedelta(seconds=portal.app.extensions["keyline.accounts"].login_backoff_base_s)
     assert login(portal.app.test_client(), "hsbank.audit").status_code == 401
+    now[0] += backoff
     assert login(portal.app.test_client(), "hsbank.audit", new_password).status_code == 302
 
     session = logged_in(portal.app, USER_A)  # an inventory user cannot be retired here
@@ -206,6 +212,7 @@ def test_admin_manages_local_users(portal: Portal):  # noqa: F811
                        data={"csrf_token": _token(client)}).status_code == 302
     assert "/login" in auditor.get("/my/").headers["Location"]  # its session ended
     assert login(portal.app.test_client(), "hsbank.audit", new_password).status_code == 401
+    now[0] += backoff
     assert client.post("/admin/users/hsbank.audit/restore",
                        data={"csrf_token": _token(client)}).status_code == 302
     assert login(portal.app.test_client(), "hsbank.audit", new_password).status_code == 302

@@ -455,8 +455,11 @@ def test_past_windows_are_immutable_in_the_api(portal: Portal):  # noqa: F811
     a = bearer(token_for(portal, USER_A))
     mine = client.get("/api/v1/maintenance-windows", headers=a).get_json()["windows"]
     assert [(w["id"], w["status"]) for w in mine] == [(past.id, "past")]
+    # ... but not the operator's reason (an internal note) nor who declared it
+    assert (mine[0]["reason"], mine[0]["declared_by"]) == (None, None)
     page = logged_in(portal.app, USER_A).get("/maintenance").get_data(as_text=True)
-    assert "last week&#39;s upgrade" in page and "Declare a window" not in page
+    assert f'data-window="{past.id}"' in page and "Declare a window" not in page
+    assert "last week&#39;s upgrade" not in page and "noc.wang" not in page
 
 
 GRACE_REFUSAL = "a window may not start more than 10 minutes in the past"

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from portal.security import LoginThrottle
 from tests.test_portal_access import PASSWORD, USER_A, Portal, portal  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -70,9 +69,14 @@ def test_customer_logs_in_sees_own_circuits_and_switches_to_chinese(
         browser, base_url: str, portal: Portal):  # noqa: F811
     context = browser.new_context(locale="en-US")
     page = context.new_page()
+    from datetime import UTC, datetime, timedelta
+
+    now = [datetime.now(UTC)]  # the app's clock: past the failure's wait without sleeping
+    portal.app.extensions["keyline.clock"] = lambda: now[0]
     log_in(page, base_url, USER_A, "a wrong password")
     assert page.locator("p.error").inner_text() == "Wrong name or password."
 
+    now[0] += timedelta(seconds=portal.app.extensions["keyline.accounts"].login_backoff_base_s)
     log_in(page, base_url, USER_A, PASSWORD)
     page.wait_for_selector("table.circuits")
     body = page.inner_text("body")
@@ -103,14 +107,23 @@ def test_browser_language_is_the_default(browser, base_url: str):
     context.close()
 
 
-def test_login_is_throttled_after_failures(browser, base_url: str, portal: Portal):  # noqa: F811
-    portal.app.extensions["keyline.login_throttle"] = LoginThrottle(per_user=3, per_address=50)
+def test_login_waits_after_failures_then_works(browser, base_url: str,
+                                               portal: Portal):  # noqa: F811
+    from datetime import UTC, datetime, timedelta
+
+    now = [datetime.now(UTC)]  # the app's clock, moved instead of waiting
+    portal.app.extensions["keyline.clock"] = lambda: now[0]
+    rules = portal.app.extensions["keyline.accounts"].model_copy(
+        update={"login_backoff_base_s": 30.0})
+    portal.app.extensions["keyline.accounts"] = rules
     context = browser.new_context(locale="en-US")
     page = context.new_page()
-    for _ in range(3):
-        log_in(page, base_url, USER_A, "a wrong password")
-        assert "Wrong name or password." in page.inner_text("p.error")
-    log_in(page, base_url, USER_A, PASSWORD)
-    assert "Too many failed logins" in page.inner_text("p.error")
+    log_in(page, base_url, USER_A, "a wrong password")
+    assert "Wrong name or password." in page.inner_text("p.error")
+    log_in(page, base_url, USER_A, PASSWORD)  # at once: even the right password waits
+    assert "Try again in 30 seconds" in page.inner_text("p.error")
     assert "HSB-L3VPN-0001" not in page.content()
+    now[0] += timedelta(seconds=rules.login_backoff_base_s)
+    log_in(page, base_url, USER_A, PASSWORD)  # after the wait: in
+    page.wait_for_selector("text=HSB-L3VPN-0001")
     context.close()

@@ -21,10 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    NodeEvent,
+)
 from ruamel.yaml.nodes import ScalarNode
 
 from config.inventory.model import Inventory, InventoryError, InventoryProblem
@@ -35,6 +42,11 @@ YAML_SUFFIXES = (".yaml", ".yml")
 # as no line of it could be read), or not valid YAML (at the line the parser stopped at).
 FILE_FIELD = "(file)"
 SYNTAX_FIELD = "(yaml)"
+# Bounds on a file's shape, checked before it is built (see `_shape_problem`): an inventory
+# nests a handful of levels, and its anchors and aliases (a shared port list, a calendar)
+# stand for a few hundred nodes, not the billions of an alias flood.
+MAX_YAML_DEPTH = 64
+MAX_ALIAS_NODES = 100_000
 
 
 class _Constructor(RoundTripConstructor):
@@ -109,6 +121,50 @@ def _syntax_problem(file: str, error: MarkedYAMLError) -> InventoryProblem:
     return InventoryProblem(file, line, SYNTAX_FIELD, message, hint)
 
 
+def _shape_problem(file: str, text: str) -> InventoryProblem | None:
+    """A file nested deeper than MAX_YAML_DEPTH, or whose aliases stand for more than
+    MAX_ALIAS_NODES nodes in all ("billion laughs": ten aliases of ten aliases of ... of one
+    line), as a problem at the line where the bound is crossed; else None.
+
+    Read from the parser's events, which come one at a time without recursion, before the
+    document is built: building it recurses once per level (a RecursionError at a few
+    hundred levels), and validating and reporting walk every alias as often as it is used."""
+    nodes_of_anchor: dict[str, int] = {}
+    open_nodes: list[list[Any]] = []  # per open collection: [anchor, nodes so far]
+    aliased = 0
+    for event in _yaml().parse(text):
+        if not isinstance(event, NodeEvent | CollectionEndEvent):
+            continue
+        line = event.start_mark.line + 1 if event.start_mark is not None else 1
+        if isinstance(event, CollectionStartEvent):
+            open_nodes.append([event.anchor, 1])
+            if len(open_nodes) > MAX_YAML_DEPTH:
+                return InventoryProblem(
+                    file, line, SYNTAX_FIELD,
+                    f"the YAML is nested more than {MAX_YAML_DEPTH} levels deep",
+                    "an inventory nests a few levels: section, object, field")
+            continue
+        if isinstance(event, AliasEvent):
+            size = nodes_of_anchor.get(event.anchor or "", 1)
+            aliased += size
+            if aliased > MAX_ALIAS_NODES:
+                return InventoryProblem(
+                    file, line, SYNTAX_FIELD,
+                    f"the YAML aliases (*name) stand for more than {MAX_ALIAS_NODES:,}"
+                    " values in all", "write the objects out, or use fewer aliases")
+        elif isinstance(event, CollectionEndEvent):
+            anchor, size = open_nodes.pop()
+            if anchor:
+                nodes_of_anchor[anchor] = size
+        else:  # a scalar
+            size = 1
+            if event.anchor:
+                nodes_of_anchor[event.anchor] = 1
+        if open_nodes:
+            open_nodes[-1][1] += size
+    return None
+
+
 def parse_file(path: Path, problems: list[InventoryProblem]) -> Document | None:
     """Parse one YAML file with positions; on failure append a problem and return None."""
     file = str(path)
@@ -122,11 +178,15 @@ def parse_file(path: Path, problems: list[InventoryProblem]) -> Document | None:
         problems.append(InventoryProblem(file, 0, FILE_FIELD, "the file is not UTF-8 text"))
         return None
     try:
+        shape = _shape_problem(file, text)
+        if shape is not None:
+            problems.append(shape)
+            return None
         root = _yaml().load(text)
     except MarkedYAMLError as error:
         problems.append(_syntax_problem(file, error))
         return None
-    except (YAMLError, ValueError, TypeError) as error:  # unmarked: no line to give
+    except (YAMLError, ValueError, TypeError, RecursionError) as error:  # no line to give
         problems.append(InventoryProblem(file, 1, SYNTAX_FIELD,
                                          f"YAML error: {type(error).__name__}"))
         return None

@@ -139,6 +139,17 @@ class PortRef:
 
 
 @dataclass(frozen=True)
+class CircuitEnd(PortRef):
+    """A circuit's end: its port, and optionally the per-circuit sub-interface of that port
+    (a port of the same device, e.g. "GigabitEthernet0/0/1.101") whose counters are this
+    circuit's own traffic. A customer is shown the traffic of its end from the
+    sub-interface when one is named: the physical port of a shared PE carries other
+    customers' circuits too (store.queries.traffic_ports)."""
+
+    sub_interface: str | None = None
+
+
+@dataclass(frozen=True)
 class Link:
     """A physical or logical adjacency between two ports. Its key is the two ends in sorted
     order, so declaring it from either side names the same link."""
@@ -172,8 +183,8 @@ class Circuit:
     customer: str
     service_type: str  # one of SERVICE_TYPES
     bandwidth_bps: int
-    a_end: PortRef
-    z_end: PortRef
+    a_end: CircuitEnd
+    z_end: CircuitEnd
     path: tuple[Hop, ...]  # empty: the path is computed from the topology
     sla_contract: str | None
     monthly_charge: float | None  # overrides the contract's charge for this circuit

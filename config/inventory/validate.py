@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from config.inventory.model import (
     USER_ROLES,
     WEEKDAYS,
     Circuit,
+    CircuitEnd,
     Credential,
     CreditStep,
     Customer,
@@ -286,8 +288,31 @@ def read_fields(
     return values
 
 
+def invisible_character(text: str) -> tuple[int, str] | None:
+    """The first control or format character of `text` (Unicode categories Cc and Cf: NUL,
+    ESC, the zero-width space U+200B, the right-to-left override U+202E...) as (1-based
+    position, character); None when there is none. Line breaks and tabs are allowed: free
+    text may span lines, and an identifier refuses all whitespace anyway (read_key)."""
+    for position, char in enumerate(text, start=1):
+        if char not in "\n\t" and unicodedata.category(char) in ("Cc", "Cf"):
+            return position, char
+    return None
+
+
 def read_text(loc: Loc, name: str, value: Any) -> Any:
+    """Text, not empty, without invisible characters: a zero-width space or an RTL override
+    makes a name that looks like another one (`pe1` and `pe1\u200b`), an ESC rewrites the
+    terminal that prints it, and PostgreSQL refuses a NUL."""
     if isinstance(value, str):
+        found = invisible_character(value)
+        if found is not None:
+            position, char = found
+            label = unicodedata.name(char, "a control character")
+            loc.report(name, f"{_leaf(name)} contains the invisible character U+{ord(char):04X}"
+                             f" ({label}) at character {position}",
+                       "retype the text without it: control and format characters are not"
+                       " allowed")
+            return INVALID
         if value.strip():
             return str(value)
         loc.report(name, f"{_leaf(name)} is empty")
@@ -578,6 +603,19 @@ def read_end(loc: Loc, name: str, value: Any) -> Any:
     return PortRef(values["device"], values["port"])
 
 
+CIRCUIT_END_FIELDS = {**END_FIELDS, "sub_interface": Field(read_port_name)}
+
+
+def read_circuit_end(loc: Loc, name: str, value: Any) -> Any:
+    """A circuit end {device, port, sub_interface (optional: a port of the same device)}."""
+    values = read_fields(loc.child(name), CIRCUIT_END_FIELDS,
+                         "a circuit end {device, port, sub_interface}")
+    if (values is None or not _ok(values["device"], values["port"])
+            or values["sub_interface"] is INVALID):
+        return INVALID
+    return CircuitEnd(values["device"], values["port"], values["sub_interface"])
+
+
 HOP_FIELDS = {
     "device": Field(read_text, required=True),
     "in_port": Field(read_port_name, required=True),
@@ -686,8 +724,8 @@ CIRCUIT_FIELDS = {
     "customer": Field(read_text, required=True),
     "service_type": Field(read_choice(SERVICE_TYPES, "service type"), required=True),
     "bandwidth_bps": Field(read_bps, required=True),
-    "a_end": Field(read_end, required=True),
-    "z_end": Field(read_end, required=True),
+    "a_end": Field(read_circuit_end, required=True),
+    "z_end": Field(read_circuit_end, required=True),
     "path": Field(read_path, default=()),
     "sla_contract": Field(read_text),
     "monthly_charge": Field(read_number(0)),
@@ -1299,7 +1337,22 @@ def _check_circuits(check: _Checker, registry: Registry, far_end: Mapping[str, P
         check.end(loc, "a_end", a_end)
         if not (_ok(a_end, z_end) and a_end == z_end):
             check.end(loc, "z_end", z_end)
+        for name, end in (("a_end", a_end), ("z_end", z_end)):
+            _check_sub_interface(check, loc, name, end)
         _check_path(check, entry, far_end)
+
+
+def _check_sub_interface(check: _Checker, loc: Loc, name: str, end: Any) -> None:
+    """A circuit end's sub-interface: a declared port of the end's device, not the port."""
+    if not _ok(end) or end.sub_interface is None:
+        return
+    if end.sub_interface == end.port:
+        loc.report(f"{name}.sub_interface", f"the sub-interface is the port itself"
+                   f" ({end.port})", "name the per-circuit sub-interface, e.g."
+                   f" {end.port}.100, or leave sub_interface out")
+        return
+    device = check.registry.get("devices", end.device)
+    check.port(loc, f"{name}.sub_interface", device, end.sub_interface)
 
 
 def _check_vpns(check: _Checker, registry: Registry) -> None:

@@ -12,8 +12,11 @@
 
 The credentials' secrets come from the environment; a KEYLINE_LAB_* variable that is not set
 gets its lab value (see access.with_lab_defaults), so the example inventory runs as is.
-`run` and `fault` find each other through the work directory (default: a folder per user
-under the system's temporary directory), so they need the same --work-dir, or none.
+`run` and `fault` find each other through the work directory, so they need the same
+--work-dir, or none. The default is `lab-sim` in Keyline's data directory (the settings'
+`data_dir`: `keyline --data-dir`, KEYLINE_DATA_DIR, keyline.toml, else the per-user default),
+where `keyline demo` runs its network too: `keyline lab sim fault DEVICE PORT down` reaches
+the demo started with the same settings.
 Exit codes: 0 done, 1 failed, 2 bad input.
 """
 
@@ -21,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,8 +37,17 @@ from lab.sim.traps import DEFAULT_TRAP_RECEIVER
 log = logging.getLogger(__name__)
 
 
-def default_work_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"keyline-lab-sim-{os.getuid()}"
+WORK_DIR_NAME = "lab-sim"
+
+
+def default_work_dir(data_dir: Path | None = None) -> Path:
+    """The network's work directory in Keyline's data directory (default: the settings'),
+    where `keyline demo` runs its own: one per data directory, so one per user by default."""
+    if data_dir is None:
+        from config.settings import load_settings
+
+        data_dir = load_settings().data_dir
+    return Path(data_dir) / WORK_DIR_NAME
 
 
 def _endpoint(text: str) -> tuple[str, int]:
@@ -69,8 +79,9 @@ def _parser() -> argparse.ArgumentParser:
                             "the poller, the device works on")
     commands.add_parser("status", help="show the running network")
     for command in (run, fault, commands.choices["status"]):
-        command.add_argument("--work-dir", type=Path, default=default_work_dir(),
-                             help="the network's work directory (default: %(default)s)")
+        command.add_argument("--work-dir", type=Path,
+                             help=f"the network's work directory (default: DATA_DIR/"
+                                  f"{WORK_DIR_NAME}, the demo's)")
     return parser
 
 
@@ -126,12 +137,15 @@ def set_fault(work_dir: Path, device: str, port: str | None, status: str, *,
     return bool(answer["changed"])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, data_dir: Path | None = None) -> int:
+    """Run a command; `data_dir` (default: the settings') holds the default work directory."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     if not arguments or arguments[0] not in ("run", "fault", "status", "-h", "--help"):
         arguments.insert(0, "run")
     options = _parser().parse_args(arguments)
     try:
+        if options.work_dir is None:
+            options.work_dir = default_work_dir(data_dir)
         if options.command == "fault":
             command = "device" if options.whole else "snmp" if options.snmp else "port"
             if (command == "port") != (options.port is not None):
@@ -158,11 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         from config.inventory.model import InventoryError
         from config.secrets import SecretError, mask_secrets
+        from config.settings import SettingsError
         from lab.sim.network import SimulatorError
 
         if isinstance(error, InventoryError):
             print(error.report(), file=sys.stderr)
-        elif not isinstance(error, SecretError | SimulatorError | ValueError):
+        elif not isinstance(error, SecretError | SettingsError | SimulatorError | ValueError):
             raise
         print(f"lab sim: {mask_secrets(str(error))}", file=sys.stderr)
         return 2 if not isinstance(error, SimulatorError) else 1

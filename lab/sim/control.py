@@ -97,7 +97,10 @@ def request(work_dir: Path, message: dict[str, Any], *,
         try:
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError):
-            raise ControlError(f"no simulated network is running in {work_dir}") from None
+            raise ControlError(
+                f"no simulated network is running in {work_dir} (`keyline demo` and `keyline "
+                "lab sim` run theirs in DATA_DIR/lab-sim: use the same settings as the one "
+                "running, or name its --work-dir)") from None
         sock.sendall(json.dumps(message).encode() + b"\n")
         with sock.makefile("rb") as stream:
             line = stream.readline()

@@ -273,6 +273,7 @@ class SimulatedNetwork:
                 raise SimulatorError("the simulated network is already running")
             began = time.monotonic()
             self._prepare_work_dir()
+            self._refuse_if_running()
             self._stop_stale_process()
             self._access = {key: device_access(self.inventory, device, self._environ)
                             for key, device in self.inventory.devices.items()}
@@ -557,6 +558,17 @@ class SimulatedNetwork:
         self.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.work_dir.chmod(0o700)
         marker.write_text("Work directory of Keyline's simulated network (lab.sim).\n")
+
+    def _refuse_if_running(self) -> None:
+        """A network already answering in this work directory (the demo's, say) belongs to
+        another process: starting here would stop its snmpsim as if it were left over."""
+        try:
+            control.request(self.work_dir, {"command": "status"}, timeout_s=STOP_TIMEOUT_S)
+        except (control.ControlError, OSError, ValueError):
+            return
+        raise SimulatorError(f"a simulated network is already running in {self.work_dir}: "
+                             "stop it first, or use another work directory (--work-dir, or "
+                             "another data directory)")
 
     def _stop_stale_process(self) -> None:
         """Stop an snmpsim left running in this work directory by a process that died."""

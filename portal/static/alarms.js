@@ -38,6 +38,13 @@
 (function () {
   "use strict";
 
+  // Socket.IO transports as the server allows them (base.html's meta, settings
+  // server.websocket_only): WebSocket alone behind a proxy without sticky sessions.
+  function socketTransports() {
+    var meta = document.querySelector('meta[name="keyline-socket-transports"]');
+    return (meta && meta.content ? meta.content : "websocket,polling").split(",");
+  }
+
   var list = document.getElementById("alarm-list");
   if (!list) { return; }
   var liveState = document.getElementById("live-state");
@@ -83,7 +90,10 @@
 
   // --- filters ------------------------------------------------------------------------
 
-  function acknowledged(alarm) { return !!alarm.acknowledged_by; }
+  // a customer's copy says when, not by whom (portal/alarm_access.py)
+  function acknowledged(alarm) {
+    return !!(alarm.acknowledged || alarm.acknowledged_by || alarm.acknowledged_at);
+  }
 
   function matches(alarm) {
     if (filters.state !== "all" && alarm.state !== filters.state) { return false; }
@@ -269,10 +279,15 @@
 
     var ack = el("td");
     if (acknowledged(alarm)) {
-      var acked = el("span", "acked", text("acknowledged-by").replace("@USER@", alarm.acknowledged_by));
+      var acked = el("span", "acked", alarm.acknowledged_by
+        ? text("acknowledged-by").replace("@USER@", alarm.acknowledged_by) : text("acknowledged"));
       acked.title = formatTime(alarm.acknowledged_at);
       ack.appendChild(acked);
-      if (alarm.ack_comment) { ack.appendChild(el("div", "desc", alarm.ack_comment)); }
+      if (alarm.ack_comment) { ack.appendChild(el("div", "desc ack-note", alarm.ack_comment)); }
+      if (alarm.ack_customer_note) {
+        ack.appendChild(el("div", "desc ack-customer-note",
+                           text("to-customers") + " " + alarm.ack_customer_note));
+      }
     } else {
       ack.appendChild(el("span", "muted", text("not-acknowledged")));
     }
@@ -429,6 +444,20 @@
 
   function upsert(alarm, room) {
     if (alarm === null || alarm.id === undefined || !/^\d+$/.test(String(alarm.id))) { return; }
+    if (alarm.state === "withdrawn") {  // it no longer hits this room's customer
+      if (state.shares[alarm.id]) { delete state.shares[alarm.id][room || ""]; }
+      if (state.shares[alarm.id] && Object.keys(state.shares[alarm.id]).length) {
+        alarm = merged(alarm.id, state.alarms[alarm.id]);
+        state.alarms[alarm.id] = alarm;
+        show(alarm);
+        return;
+      }
+      delete state.shares[alarm.id];
+      delete state.alarms[alarm.id];
+      var gone = findRow(alarm.id);
+      if (gone) { detach(gone); refreshMeta(); }
+      return;
+    }
     state.shares[alarm.id] = state.shares[alarm.id] || {};
     state.shares[alarm.id][room || ""] = alarm;
     alarm = merged(alarm.id, alarm);
@@ -618,7 +647,7 @@
       if (liveState) { liveState.hidden = true; }
       return;
     }
-    var socket = io({ transports: ["websocket", "polling"] });
+    var socket = io({ transports: socketTransports() });
     state.socket = socket;
     socket.on("connect", join);
     socket.on("disconnect", function () { setLive("offline"); });

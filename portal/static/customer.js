@@ -46,6 +46,13 @@
 (function () {
   "use strict";
 
+  // Socket.IO transports as the server allows them (base.html's meta, settings
+  // server.websocket_only): WebSocket alone behind a proxy without sticky sessions.
+  function socketTransports() {
+    var meta = document.querySelector('meta[name="keyline-socket-transports"]');
+    return (meta && meta.content ? meta.content : "websocket,polling").split(",");
+  }
+
   const POINTS = 240;
   const STATUS_COLOURS = {up: "#15803d", down: "#b91c1c", degraded: "#d97706", unknown: "#94a3b8"};
   const LINE_COLOURS = {in: "#0f5da8", out: "#7c3aed"};
@@ -80,6 +87,19 @@
   }
 
   // --- charts -------------------------------------------------------------------------------
+
+  // The value axis: whole bits per second (ticks at 0.2 bit/s all read "0 bit/s" or "1 bit/s"),
+  // and with nothing to draw, 0 to 1 kbit/s rather than 0 to 1 (it read "1 bit/s, 1 bit/s");
+  // the chart's note then says there is no data.
+  function valueAxis(unit) {
+    const axis = {beginAtZero: true, ticks: {callback: (value) => formatValue(value, unit)}};
+    if (unit === "bit/s") {
+      axis.suggestedMax = 1000;
+      axis.ticks.precision = 0;
+    }
+    return axis;
+  }
+
 
   // Time ranges whose samples were dropped (the API's "unknown") drawn as grey bands behind
   // the lines: at 3 a.m. a flat line and no line must not look alike.
@@ -130,7 +150,7 @@
           scales: {
             x: {type: "linear", ticks: {maxTicksLimit: 7,
               callback: (value) => formatTime(value, state.seconds)}},
-            y: {beginAtZero: true, ticks: {callback: (value) => formatValue(value, unit)}},
+            y: valueAxis(unit),
           },
           plugins: {tooltip: {callbacks: {
             title: (items) => items.length ? formatTime(items[0].parsed.x, state.seconds) : "",
@@ -661,7 +681,7 @@
     }
 
     if (typeof window.io === "function") {
-      const socket = window.io({transports: ["websocket", "polling"]});
+      const socket = window.io({transports: socketTransports()});
       state.socket = socket;
       socket.on("connect", join);
       socket.on("disconnect", () => setLive("offline"));

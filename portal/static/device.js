@@ -57,6 +57,18 @@
     return value >= 100 ? value.toFixed(0) : value.toFixed(2);
   }
 
+  // The value axis: whole bits per second (ticks at 0.2 bit/s all read "0 bit/s" or "1 bit/s"),
+  // and with nothing to draw, 0 to 1 kbit/s rather than 0 to 1 (it read "1 bit/s, 1 bit/s");
+  // the chart's note then says there is no data.
+  function valueAxis(unit) {
+    const axis = {beginAtZero: true, ticks: {callback: (value) => formatValue(value, unit)}};
+    if (unit === "bit/s") {
+      axis.suggestedMax = 1000;
+      axis.ticks.precision = 0;
+    }
+    return axis;
+  }
+
   function formatTime(ms, spanSeconds) {
     const lang = document.documentElement.lang || undefined;
     const options = spanSeconds > 86400
@@ -180,7 +192,7 @@
           scales: {
             x: {type: "linear", ticks: {maxTicksLimit: 7,
               callback: (value) => formatTime(value, range.seconds)}},
-            y: {beginAtZero: true, ticks: {callback: (value) => formatValue(value, unit)}},
+            y: valueAxis(unit),
           },
           plugins: {legend: {display: false}, tooltip: {callbacks: {
             title: (items) => items.length ? formatTime(items[0].parsed.x, range.seconds) : "",
@@ -254,7 +266,7 @@
           scales: {
             x: {type: "linear", ticks: {maxTicksLimit: 7,
               callback: (value) => formatTime(value, range.seconds)}},
-            y: {beginAtZero: true, ticks: {callback: (value) => formatValue(value, unit)}},
+            y: valueAxis(unit),
           },
           plugins: {tooltip: {callbacks: {
             title: (items) => items.length ? formatTime(items[0].parsed.x, range.seconds) : "",

@@ -4,7 +4,10 @@
  * 1. Fetch a view (/api/v1/topology/global, customers/<id>, vpns/<id>, circuits/<id>):
  *    Cytoscape elements with status and utilization, device positions computed by the server
  *    (portal/noc.py device_positions), and `event_id`, the last event the statuses include.
- * 2. Draw it with Cytoscape.js (preset layout: the server's positions), colours by status.
+ * 2. Draw it with Cytoscape.js (preset layout: the server's positions, portal/layout.py, where
+ *    no link runs through a device or over another link's middle), colours by status, and
+ *    links stacked by status: down above degraded above unknown above up, so a fault is never
+ *    drawn under a healthy link; parallel links curve apart.
  * 3. Join the Socket.IO room (portal/live.py) with "after" = the last event id seen. The
  *    server first sends a snapshot ("snapshot": true): the status of every device, link and
  *    circuit of the room as it is now, which the page takes in place of its own (and a view
@@ -27,12 +30,21 @@
 (function () {
   "use strict";
 
+  // Socket.IO transports as the server allows them (base.html's meta, settings
+  // server.websocket_only): WebSocket alone behind a proxy without sticky sessions.
+  function socketTransports() {
+    var meta = document.querySelector('meta[name="keyline-socket-transports"]');
+    return (meta && meta.content ? meta.content : "websocket,polling").split(",");
+  }
+
   var COLOURS = { up: "#16a34a", down: "#dc2626", degraded: "#f59e0b", unknown: "#9ca3af" };
+  // A fault is drawn above what is healthy: where links cross, the red one is on top.
+  var EDGE_Z = { up: 1, unknown: 2, degraded: 3, down: 4 };
   var container = document.getElementById("topology");
   var selector = document.getElementById("topology-view");
   var liveState = document.getElementById("live-state");
   var api = container.dataset.api;
-  var room = container.dataset.room;
+  var room = roomOf();
   var labels = {};
   var words = document.getElementById("status-labels").content;
   words.querySelectorAll("[data-status]")
@@ -50,7 +62,7 @@
       byStatus.push({ selector: 'node[kind = "device"][status = "' + status + '"]',
                       style: { "background-color": COLOURS[status] } });
       byStatus.push({ selector: 'edge[status = "' + status + '"]',
-                      style: { "line-color": COLOURS[status] } });
+                      style: { "line-color": COLOURS[status], "z-index": EDGE_Z[status] } });
     });
     return [
       { selector: "node", style: { label: "data(label)", "font-size": 11, "text-valign": "bottom",
@@ -61,8 +73,12 @@
       { selector: 'node[kind = "site"]', style: { "background-color": "#f1f5f9",
         "background-opacity": 0.6, "border-color": "#cbd5e1", "border-width": 1, shape: "round-rectangle",
         "text-valign": "top", "font-size": 10, color: "#64748b", padding: 12 } },
-      { selector: "edge", style: { width: 2, "line-color": COLOURS.unknown, "curve-style": "bezier" } },
-      { selector: "edge[utilization_pct >= 0]",
+      // parallel links (two between the same devices) curve apart, each one visible
+      { selector: "edge", style: { width: 2, "line-color": COLOURS.unknown, "curve-style": "bezier",
+                                   "control-point-step-size": 36, "z-index": EDGE_Z.unknown } },
+      // "[?...]": a link with no utilization (null) keeps width 2; "[utilization_pct >= 0]"
+      // matched null too (null >= 0 in JavaScript) and mapData drew it 30 px wide
+      { selector: "edge[?utilization_pct]",
         style: { width: "mapData(utilization_pct, 0, 100, 2, 12)" } },
       { selector: 'edge[known_from = "discovered"]', style: { "line-style": "dashed" } }
     ].concat(byStatus);
@@ -228,7 +244,7 @@
   }
 
   function connect() {
-    var socket = io({ transports: ["websocket", "polling"] });
+    var socket = io({ transports: socketTransports() });
     state.socket = socket;
     socket.on("connect", join);
     socket.on("disconnect", function () { setLive("offline"); });
@@ -236,7 +252,22 @@
     socket.on("status", apply);
   }
 
-  selector.addEventListener("change", function () { load(selector.value); });
+  // The room that follows the chosen view: "noc" for operators (the container's); for an
+  // account manager, the room of the customer the view belongs to (the option's data-room).
+  function roomOf() {
+    var option = selector.options[selector.selectedIndex];
+    return (option && option.dataset.room) || container.dataset.room;
+  }
+
+  selector.addEventListener("change", function () {
+    load(selector.value).then(function () {
+      var wanted = roomOf();
+      if (wanted === room || !state.socket) { return; }
+      room = wanted;  // a new socket, joined to the new room only (there is no "leave")
+      state.socket.disconnect();
+      connect();
+    }, function (error) { console.error(error); });
+  });
   load(selector.value).then(connect, function (error) {
     container.textContent = container.dataset.noData;
     console.error(error);
