@@ -10,9 +10,12 @@ role may act, in that order, so a refusal never tells a customer that another's 
 exists); the texts (a clear needs a reason, comments and reasons are bounded); a window's
 scope (1 to `MAX_SCOPE_ITEMS` existing objects), its start (not more than
 `MAINTENANCE_START_GRACE` before the database's now(), so an outage cannot be turned into
-excluded downtime after the fact), its end (after the start), and that a window which is
-over never changes. store/alarms.py persists; the trigger of store/migrations/0006_alarms.sql
-refuses to change a past window even to a caller that bypasses this module.
+excluded downtime after the fact, and not more than the `alarms.maintenance_max_ahead_days`
+setting after it), its end (after the start, and at most `alarms.maintenance_max_days`
+later: an end in year 9999 would exclude a circuit from its SLA for ever), and that a
+window which is over never changes. store/alarms.py persists; the trigger of
+store/migrations/0006_alarms.sql refuses to change a past window even to a caller that
+bypasses this module.
 
 Every action carries two texts: the internal note (`comment` of an acknowledgement, `reason`
 of a clear or a window; staff only, and the one existing rows hold) and an optional
@@ -31,6 +34,7 @@ from typing import Any, NamedTuple
 import psycopg
 
 from alarms.model import SCOPE_KINDS, Alarm, MaintenanceWindow
+from alarms.rules import AlarmSettings
 from store import alarms as alarm_store
 from store.queries import Viewer
 
@@ -245,12 +249,15 @@ def _scope_texts(scope: Any) -> list[str]:
 
 def declare_maintenance(conn: psycopg.Connection, actor: Actor, scope_texts: Any,
                         starts_at: Any, ends_at: Any, reason: Any,
-                        customer_note: Any = None) -> MaintenanceWindow:
+                        customer_note: Any = None, *,
+                        rules: AlarmSettings | None = None) -> MaintenanceWindow:
     """Declare a maintenance window on `scope_texts` (`device:KEY`, `port:DEVICE:PORT`,
     `circuit:KEY`, `customer:KEY`; a list, or one text of comma-separated items) from
     `starts_at` to `ends_at` (datetimes, ISO 8601 texts, or timedeltas from the database's
-    now; no offset means UTC), `reason` the internal note, `customer_note` optional.
-    Nothing is stored unless every rule holds (module docstring)."""
+    now; no offset means UTC), `reason` the internal note, `customer_note` optional, within
+    the bounds of `rules` (the `alarms` settings; default: their defaults). Nothing is
+    stored unless every rule holds (module docstring)."""
+    rules = rules or AlarmSettings()
     by = authorize(actor, "declare maintenance")
     texts = _scope_texts(scope_texts)
     now = _now(conn)
@@ -262,8 +269,16 @@ def declare_maintenance(conn: psycopg.Connection, actor: Actor, scope_texts: Any
     if start < now - MAINTENANCE_START_GRACE:
         raise ActionError("starts_at", "a window may not start more than "
                                        f"{_grace_text()} in the past")
+    if start > now + timedelta(days=rules.maintenance_max_ahead_days):
+        raise ActionError("starts_at", "a window may start at most "
+                                       f"{rules.maintenance_max_ahead_days:g} days ahead (setting"
+                                       " alarms.maintenance_max_ahead_days)")
     if end <= start:
         raise ActionError("ends_at", "a window must end after it starts")
+    if end - start > timedelta(days=rules.maintenance_max_days):
+        raise ActionError("ends_at", "a window may last at most "
+                                     f"{rules.maintenance_max_days:g} days (setting"
+                                     " alarms.maintenance_max_days)")
     try:
         items = alarm_store.resolve_scope(conn, texts)
     except alarm_store.AlarmStoreError as error:

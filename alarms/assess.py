@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 from alarms.model import Alarm, AlarmChange, AlarmKey, AlarmType, MaintenanceWindow, ObjectKind
 from alarms.service_state import (
@@ -42,7 +43,7 @@ from alarms.service_state import (
     service_state,
 )
 from alarms.stages import ScopeIndex, clear, covering, element_of, entry, reroot
-from alarms.texts import TEXT, english, text
+from alarms.texts import TEXT, english, state_words, text
 from topology.current import Topology
 from topology.graph import DEVICE, DOWN, LINK, PORT, Element, edge_data
 from topology.paths import CircuitPath
@@ -112,15 +113,16 @@ def _end(topology: Topology, states: States, side: str, port_id: int) -> EndFact
                     _latest(oper_at, admin_at, device_at))
 
 
-def _device_words(topology: Topology, device_id: int) -> str:
+def _device_words(topology: Topology, device_id: int) -> dict[str, Any]:
     device = topology.snapshot.devices.get(device_id)
-    return f"device {device.key if device else '#' + str(device_id)} down"
+    return text("cause_path_device_down",
+                device=device.key if device else "#" + str(device_id))
 
 
-def _link_words(topology: Topology, key: object) -> str:
+def _link_words(topology: Topology, key: object) -> dict[str, Any]:
     data = edge_data(topology.graph, key)  # type: ignore[arg-type]
     if data is None:
-        return f"link {key} down"
+        return text("cause_path_link_down", link=str(key))
     snapshot = topology.snapshot
 
     def end(port_id: int) -> str:
@@ -128,7 +130,7 @@ def _link_words(topology: Topology, key: object) -> str:
         device = snapshot.devices.get(port.device_id) if port else None
         return f"{device.key if device else '?'}:{port.name if port else port_id}"
 
-    return f"link {end(data['a_port_id'])}–{end(data['z_port_id'])} down"
+    return text("cause_path_link_down", link=f"{end(data['a_port_id'])}–{end(data['z_port_id'])}")
 
 
 def _element_time(topology: Topology, states: States, element: Element,
@@ -223,10 +225,11 @@ def gather_facts(topology: Topology, states: States, active: Mapping[AlarmKey, A
         for element in (Element("circuit", circuit_id), Element(PORT, circuit.a_port_id),
                         Element(PORT, circuit.z_port_id)):
             for alarm in degrading.get(element, ()):
-                where = "" if element.kind == "circuit" else (
-                    f" on port {next(e.port_name for e in ends if e.port_id == element.id)}")
-                degradations.append(Degradation(element, f"{alarm.summary}{where}",
-                                                alarm.first_seen))
+                what = alarm.detail.get(TEXT) or alarm.summary
+                words = what if element.kind == "circuit" else text(
+                    "cause_on_port", what=what,
+                    port=next(e.port_name for e in ends if e.port_id == element.id))
+                degradations.append(Degradation(element, words, alarm.first_seen))
         covering_windows: frozenset[int] = frozenset()
         since = None
         if windows:
@@ -372,13 +375,14 @@ def service_alarms(active: dict[AlarmKey, Alarm], keeper: CircuitStates,
             taken = keeper.committed.get(key.object_id)
             when = taken.time if taken is not None else now
             changes.append(clear(active, alarm, max(when, alarm.first_seen),
-                                 text("circuit_now_because", state=str(taken.verdict.state),
-                                      cause=taken.verdict.cause) if taken
+                                 text("circuit_now_because",
+                                      state=state_words(taken.verdict.state),
+                                      cause=taken.verdict.cause_param) if taken
                                  else text("circuit_gone")))
     impact: dict[AlarmKey, set[int]] = {}
     for key, taken in wanted.items():
         verdict = taken.verdict
-        words = text("service_down", cause=verdict.cause)
+        words = text("service_down", cause=verdict.cause_param)
         summary = english(words)
         candidates = _explaining(active, link_ports, verdict.elements)
         alarm = active.get(key)
@@ -482,12 +486,12 @@ def _passing_outages(active: dict[AlarmKey, Alarm], states: list[StateChange],
             if not _is_down(change.verdict):
                 if key in active:  # an outage from before the step ended in it
                     changes.append(clear(active, active[key], max(ended, active[key].first_seen),
-                                         text("circuit_now", state=str(following.state))))
+                                         text("circuit_now", state=state_words(following.state))))
                 continue
             if key in active:
                 continue  # the outage goes on: service_alarms keeps its alarm
             verdict = change.verdict
-            words = text("service_down", cause=verdict.cause)
+            words = text("service_down", cause=verdict.cause_param)
             summary = english(words)
             candidates = _explaining(active, link_ports, verdict.elements)
             customer = customers.get(circuit_id)
@@ -505,6 +509,6 @@ def _passing_outages(active: dict[AlarmKey, Alarm], states: list[StateChange],
                     change.time, "raised", summary, cause_kind=verdict.cause_kind,
                     **{TEXT: words}),)))
                 changes.append(clear(active, alarm, ended,
-                                     text("circuit_now", state=str(following.state))))
+                                     text("circuit_now", state=state_words(following.state))))
     return changes
 

@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from psycopg_pool import ConnectionPool
 
@@ -100,7 +101,7 @@ def stored_state(change: StateChange, alarm_id: int | None) -> object:
         str(change.previous) if change.previous else None,
         str(verdict.underlying) if verdict.underlying else None, verdict.cause,
         verdict.cause_kind, tuple(str(e) for e in verdict.elements),
-        tuple(sorted(verdict.windows)), alarm_id)
+        tuple(sorted(verdict.windows)), alarm_id, cause_text=verdict.cause_as_text)
 
 
 def verdict_of(stored: object) -> ServiceVerdict:
@@ -113,7 +114,15 @@ def verdict_of(stored: object) -> ServiceVerdict:
         ServiceState(stored.state), stored.cause, stored.cause_kind,  # type: ignore[attr-defined]
         tuple(elements), stored.time,  # type: ignore[attr-defined]
         ServiceState(stored.underlying) if stored.underlying else None,  # type: ignore[attr-defined]
-        frozenset(stored.windows))  # type: ignore[attr-defined]
+        frozenset(stored.windows),  # type: ignore[attr-defined]
+        cause_text=stored_reasons(stored.cause_text))  # type: ignore[attr-defined]
+
+
+def stored_reasons(words: Any) -> tuple[dict[str, Any] | str, ...]:
+    """A stored cause_text's reasons (ServiceVerdict.cause_as_text undone); () for none."""
+    if isinstance(words, dict) and words.get("code") == "cause_reasons":
+        return tuple((words.get("params") or {}).get("reasons") or ())
+    return ()
 
 
 def store_publisher(pool: ConnectionPool, pipeline: str = "main") -> Publisher:

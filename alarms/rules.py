@@ -148,6 +148,11 @@ class AlarmSettings(BaseModel):
     # twice the slowest interval a rule's metric is sampled at (device health: 300 s)
     threshold_lookback_s: float = Field(660.0, gt=0, le=86_400)
     thresholds: list[ThresholdRule] = Field(default_factory=default_thresholds)
+    # a declared maintenance window lasts at most this long and starts at most this far
+    # ahead (alarms.actions.declare_maintenance): a typo such as an end in year 9999 must
+    # not exclude a circuit from its SLA for ever; longer work is declared window by window
+    maintenance_max_days: float = Field(31.0, gt=0, le=366)
+    maintenance_max_ahead_days: float = Field(365.0, gt=0, le=3650)
 
 
 def rule_for(rules: Sequence[ThresholdRule], metric: str, object_class: str,

@@ -31,8 +31,10 @@ rule tries them:
     Everything above is false.
 
 The verdict carries its cause in words ("port GigabitEthernet0/0/1 down at the Z end
-(pe-sh1)"), as a code (`cause_kind`), and as the topology elements that caused it, which the
-pipeline turns into the root cause of the circuit's service alarm. `since` is when the
+(pe-sh1)"), the same as data for the reader's language (`cause_text`: each reason an
+alarms.texts code with its parameters), as a code (`cause_kind`), and as the topology
+elements that caused it, which the pipeline turns into the root cause of the circuit's
+service alarm. `since` is when the
 facts behind the verdict became true (an observation's own time, not when the pipeline ran),
 so the state history the SLA engine reads starts each interval when the fault began.
 """
@@ -43,7 +45,9 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+from alarms.texts import english, render_value, state_words, text
 from topology.graph import Element
 
 
@@ -96,9 +100,10 @@ class EndFacts:
     device: str | None
     since: datetime | None = None
 
-    @property
-    def where(self) -> str:
-        return f"at the {self.side} end ({self.device_role} {self.device_key})"
+    def words(self, code: str, **params: Any) -> dict[str, Any]:
+        """A reason about this end (an alarms.texts cause code), naming where it is."""
+        return text(code, device=self.device_key, side=self.side, role=self.device_role,
+                    **params)
 
 
 @dataclass(frozen=True)
@@ -106,14 +111,15 @@ class PathFacts:
     """The circuit's path as the live topology has it. `declared`: provisioned hop by hop;
     `valid`: False for a declared path that does not fit the inventory, or a computed path
     with no route; `down`: the devices and links of the path (with no route: of the path
-    it would take with every link up) that are down now, each with words naming it;
+    it would take with every link up) that are down now, each with words naming it (an
+    alarms.texts "cause_path_device_down" or "cause_path_link_down" text);
     `problems`: why a declared path does not fit; `since`: when the newest of `down` went
     down; `changed`: when any device or link of the path last changed (a path back up is
     up since then)."""
 
     declared: bool
     valid: bool
-    down: tuple[tuple[Element, str], ...] = ()
+    down: tuple[tuple[Element, dict[str, Any] | str], ...] = ()
     problems: tuple[str, ...] = ()
     since: datetime | None = None
     changed: datetime | None = None  # when a device or link of the path last changed
@@ -122,10 +128,11 @@ class PathFacts:
 @dataclass(frozen=True)
 class Degradation:
     """An active condition that degrades the circuit: a threshold alarm or a flapping end
-    port, with words and the time it began."""
+    port, with words (an alarms.texts text, or the alarm's summary as written) and the time
+    it began."""
 
     element: Element
-    text: str
+    words: dict[str, Any] | str
     since: datetime
 
 
@@ -141,7 +148,10 @@ class CircuitFacts:
 
 @dataclass(frozen=True)
 class ServiceVerdict:
-    """A circuit's state and why (see the module docstring)."""
+    """A circuit's state and why (see the module docstring). `cause` is the English of
+    `cause_text`, the reasons as alarms.texts texts that the portal shows in the viewer's
+    language (empty for a verdict rebuilt from a stored state written before the store kept
+    them: store.circuit_states' `cause_text`)."""
 
     state: ServiceState
     cause: str
@@ -150,6 +160,31 @@ class ServiceVerdict:
     since: datetime | None = None
     underlying: ServiceState | None = None  # with maintenance: the state it would have
     windows: frozenset[int] = field(default_factory=frozenset)
+    cause_text: tuple[dict[str, Any] | str, ...] = ()
+
+    @property
+    def cause_param(self) -> list[dict[str, Any] | str] | str:
+        """The cause as an alarms.texts parameter: its reasons, else the English alone."""
+        return list(self.cause_text) or self.cause
+
+    @property
+    def cause_as_text(self) -> dict[str, Any] | None:
+        """The whole cause as one alarms.texts text (how store.circuit_states keeps it for the
+        portal), None without reasons as data."""
+        return text("cause_reasons", reasons=list(self.cause_text)) if self.cause_text else None
+
+
+def _verdict(state: ServiceState, reasons: Sequence[dict[str, Any] | str], kind: str,
+             elements: tuple[Element, ...] = (), since: datetime | None = None,
+             **more: Any) -> ServiceVerdict:
+    """A verdict whose cause is `reasons` (texts), in English and as data."""
+    return ServiceVerdict(state, cause_words(reasons), kind, elements, since,
+                          cause_text=tuple(reasons), **more)
+
+
+def cause_words(reasons: Sequence[dict[str, Any] | str]) -> str:
+    """A cause's reasons in English, joined as alarms.texts joins a list."""
+    return str(render_value(list(reasons)))
 
 
 _NEVER = datetime.max.replace(tzinfo=UTC)
@@ -164,10 +199,10 @@ def _down(facts: CircuitFacts) -> ServiceVerdict | None:
     """Down, with every reason that holds (not only the first): a second fault behind the
     first (a LAN port flapping behind a dead uplink) adds to the cause and leaves the
     earliest reason, and the time the circuit went down, as they were."""
-    reasons: list[tuple[str, str, tuple[Element, ...], datetime | None]] = []
+    reasons: list[tuple[str, dict[str, Any], tuple[Element, ...], datetime | None]] = []
     for end in facts.ends:
         if end.device == DEVICE_DOWN:
-            reasons.append((END_DEVICE_DOWN, f"device {end.device_key} down {end.where}",
+            reasons.append((END_DEVICE_DOWN, end.words("cause_device_down"),
                             (Element("device", end.device_id),), end.since))
     # a port's last state counts only while its device answers: a silent device's port
     # states are old news
@@ -175,63 +210,67 @@ def _down(facts: CircuitFacts) -> ServiceVerdict | None:
         if end.device != DEVICE_REACHABLE or end.oper not in PORT_NOT_UP:
             continue
         if end.admin == "down":
-            reasons.append((END_PORT_SHUT,
-                            f"port {end.port_name} shut down (admin down) {end.where}",
+            reasons.append((END_PORT_SHUT, end.words("cause_port_shut", port=end.port_name),
                             (Element("port", end.port_id),), end.since))
         else:
-            reasons.append((END_PORT_DOWN, f"port {end.port_name} {end.oper} {end.where}",
+            reasons.append((END_PORT_DOWN, end.words("cause_port_down", port=end.port_name,
+                                                     oper=end.oper),
                             (Element("port", end.port_id),), end.since))
     path = facts.path
     if path.down:
-        names = ", ".join(text for _, text in path.down)
+        names = _comma_list([words for _, words in path.down])
         elements = tuple(element for element, _ in path.down)
         if path.declared or path.valid:
-            reasons.append((PATH_DOWN, f"path broken: {names}", elements, path.since))
+            reasons.append((PATH_DOWN, text("cause_path_broken", elements=names), elements,
+                            path.since))
         else:
-            reasons.append((NO_PATH, f"no route: {names}", elements, path.since))
+            reasons.append((NO_PATH, text("cause_no_route_via", elements=names), elements,
+                            path.since))
     elif not path.declared and not path.valid:
-        reasons.append((NO_PATH, "no route between the circuit's ends", (), path.since))
+        reasons.append((NO_PATH, text("cause_no_route"), (), path.since))
     if not reasons:
         return None
     # the earliest reason first: it is the one the circuit went down for
-    reasons.sort(key=lambda r: (r[3] or _NEVER, r[1]))
+    reasons.sort(key=lambda r: (r[3] or _NEVER, english(r[1])))
     elements = tuple(dict.fromkeys(e for _, _, found, _ in reasons for e in found))
     known = [since for *_, since in reasons if since is not None]
-    return ServiceVerdict(ServiceState.DOWN, "; ".join(words for _, words, _, _ in reasons),
-                          reasons[0][0], elements, min(known) if known else None)
+    return _verdict(ServiceState.DOWN, [words for _, words, _, _ in reasons], reasons[0][0],
+                    elements, min(known) if known else None)
+
+
+def _comma_list(items: list[dict[str, Any] | str]) -> dict[str, Any]:
+    """Texts read as one, joined by ", " (a path's down devices and links)."""
+    return text("comma_list", items=items)
 
 
 def _unknown(facts: CircuitFacts) -> ServiceVerdict | None:
     for end in facts.ends:
         if end.device is None:
-            return ServiceVerdict(
-                ServiceState.UNKNOWN, f"device {end.device_key} not polled yet {end.where}",
-                END_DEVICE_UNPOLLED, (Element("device", end.device_id),), end.since)
+            return _verdict(ServiceState.UNKNOWN, [end.words("cause_unpolled")],
+                            END_DEVICE_UNPOLLED, (Element("device", end.device_id),), end.since)
         if end.device in DEVICE_SILENT:
-            return ServiceVerdict(
-                ServiceState.UNKNOWN,
-                f"device {end.device_key} {end.where} does not answer SNMP usably "
-                f"({end.device}); not proven down", END_DEVICE_SILENT,
-                (Element("device", end.device_id),), end.since)
+            return _verdict(ServiceState.UNKNOWN, [end.words("cause_silent",
+                                                             verdict=end.device)],
+                            END_DEVICE_SILENT, (Element("device", end.device_id),), end.since)
     for end in facts.ends:
         if end.oper is None:
-            return ServiceVerdict(
-                ServiceState.UNKNOWN,
-                f"port {end.port_name} {end.where} not seen on the device",
-                END_PORT_UNSEEN, (Element("port", end.port_id),), end.since)
+            return _verdict(ServiceState.UNKNOWN,
+                            [end.words("cause_port_unseen", port=end.port_name)],
+                            END_PORT_UNSEEN, (Element("port", end.port_id),), end.since)
     if facts.path.declared and not facts.path.valid:
-        problems = "; ".join(facts.path.problems) or "it does not fit the inventory"
-        return ServiceVerdict(ServiceState.UNKNOWN, f"declared path invalid: {problems}",
-                              PATH_INVALID, (), facts.path.since)
+        # topology.paths words each problem (hop numbers and port names) in English
+        problems = list(facts.path.problems) or [text("cause_path_unfit")]
+        return _verdict(ServiceState.UNKNOWN, [text("cause_path_invalid", problems=problems)],
+                        PATH_INVALID, (), facts.path.since)
     return None
 
 
 def _degraded(facts: CircuitFacts) -> ServiceVerdict | None:
     if not facts.degradations:
         return None
-    ordered = sorted(facts.degradations, key=lambda d: (d.since, d.text))
-    return ServiceVerdict(ServiceState.DEGRADED, "; ".join(d.text for d in ordered), THRESHOLD,
-                          tuple(d.element for d in ordered), ordered[-1].since)
+    ordered = sorted(facts.degradations, key=lambda d: (d.since, cause_words([d.words])))
+    return _verdict(ServiceState.DEGRADED, [d.words for d in ordered], THRESHOLD,
+                    tuple(d.element for d in ordered), ordered[-1].since)
 
 
 def underlying_state(facts: CircuitFacts) -> ServiceVerdict:
@@ -242,7 +281,7 @@ def underlying_state(facts: CircuitFacts) -> ServiceVerdict:
             return verdict
     since = _latest([facts.ends[0].since, facts.ends[1].since, facts.path.since,
                      facts.path.changed])
-    return ServiceVerdict(ServiceState.UP, "in service", IN_SERVICE, (), since)
+    return _verdict(ServiceState.UP, [text("cause_in_service")], IN_SERVICE, (), since)
 
 
 def service_state(facts: CircuitFacts) -> ServiceVerdict:
@@ -252,8 +291,10 @@ def service_state(facts: CircuitFacts) -> ServiceVerdict:
         windows = ", ".join(str(w) for w in sorted(facts.maintenance))
         # in maintenance since the window began, or since what lies beneath changed in it
         since = _latest([facts.maintenance_since, verdict.since])
-        return ServiceVerdict(
-            ServiceState.MAINTENANCE, f"in maintenance window {windows} ({verdict.state}: "
-            f"{verdict.cause})", IN_MAINTENANCE, verdict.elements, since, verdict.state,
-            facts.maintenance)
+        return _verdict(ServiceState.MAINTENANCE,
+                        [text("cause_maintenance", windows=windows,
+                              state=state_words(verdict.state),
+                              cause=verdict.cause_param)],
+                        IN_MAINTENANCE, verdict.elements, since, underlying=verdict.state,
+                        windows=facts.maintenance)
     return verdict

@@ -13,8 +13,9 @@ and "port oper status lowerLayerDown" are one message for the translators.
 `TEMPLATES` is the one list of these sentences, marked with `N_` so that Babel's extraction
 finds them (portal/i18n.py says how the catalog is refreshed; tests/test_portal_i18n.py fails
 when one has no Chinese translation). A parameter may itself be a text (a dict with "code"),
-rendered the same way. Parameters are the pipeline's facts (a port's IF-MIB status, an alarm
-key, window numbers, a circuit's cause as alarms.service_state words it), not translated.
+rendered the same way, and so may a list of texts (a circuit's cause: its reasons, joined by
+"; "). The other parameters are the pipeline's facts (a port's IF-MIB status, an alarm key,
+window numbers, device and port names), not translated.
 """
 
 from __future__ import annotations
@@ -48,7 +49,49 @@ TEMPLATES: dict[str, str] = {
     "circuit_now_because": N_("circuit %(state)s: %(cause)s"),
     "circuit_gone": N_("circuit gone: retired"),
     "impact": N_("%(circuits)s circuits, %(customers)s customers"),
+    # a circuit's service state cause (alarms.service_state), a list of these: the reasons
+    "cause_device_down": N_("device %(device)s down at the %(side)s end (%(role)s %(device)s)"),
+    "cause_port_shut": N_("port %(port)s shut down (admin down) at the %(side)s end "
+                          "(%(role)s %(device)s)"),
+    "cause_port_down": N_("port %(port)s %(oper)s at the %(side)s end (%(role)s %(device)s)"),
+    "cause_path_broken": N_("path broken: %(elements)s"),
+    "cause_no_route_via": N_("no route: %(elements)s"),
+    "cause_no_route": N_("no route between the circuit's ends"),
+    "cause_path_device_down": N_("device %(device)s down"),
+    "cause_path_link_down": N_("link %(link)s down"),
+    "cause_unpolled": N_("device %(device)s not polled yet at the %(side)s end "
+                         "(%(role)s %(device)s)"),
+    "cause_silent": N_("device %(device)s at the %(side)s end (%(role)s %(device)s) does not "
+                       "answer SNMP usably (%(verdict)s); not proven down"),
+    "cause_port_unseen": N_("port %(port)s at the %(side)s end (%(role)s %(device)s) not seen "
+                            "on the device"),
+    "cause_path_invalid": N_("declared path invalid: %(problems)s"),
+    "cause_path_unfit": N_("it does not fit the inventory"),
+    "cause_on_port": N_("%(what)s on port %(port)s"),
+    "cause_in_service": N_("in service"),
+    "cause_maintenance": N_("in maintenance window %(windows)s (%(state)s: %(cause)s)"),
+    # a whole cause as one text, as store.circuit_states keeps it: its reasons, joined by "; "
+    "cause_reasons": N_("%(reasons)s"),
+    "comma_list": N_("%(items)s"),  # a path's down devices and links, joined by ", "
+    # a circuit's service state (alarms.service_state.ServiceState) as a parameter: `state`
+    "state_up": N_("up"),
+    "state_down": N_("down"),
+    "state_degraded": N_("degraded"),
+    "state_unknown": N_("unknown"),
+    "state_maintenance": N_("maintenance"),
 }
+
+# The codes only the timeline's notes use, never a summary: staff read them (a customer's
+# timeline carries no pipeline note, portal.alarm_access), so the customers' pages and API
+# need not carry their templates ("6 circuits, 2 customers" is staff-only, even as a form).
+NOTE_CODES = frozenset({"condition_gone", "symptom_of", "no_longer_symptom", "in_maintenance",
+                        "maintenance_over", "circuit_now", "circuit_now_because",
+                        "circuit_gone", "impact"})
+
+# A list parameter (a cause's several reasons) reads as its items joined by "; ", or by the
+# separator of the code whose parameter it is.
+LIST_SEPARATOR = "; "
+LIST_SEPARATORS = {"comma_list": ", "}
 
 
 def text(code: str, **params: Any) -> dict[str, Any]:
@@ -58,13 +101,32 @@ def text(code: str, **params: Any) -> dict[str, Any]:
     return {"code": code, "params": params}
 
 
+def state_words(name: str) -> dict[str, Any]:
+    """A circuit's service state ("up", "down"...) as a text, to be a parameter."""
+    return text(f"state_{name}")
+
+
 def render(words: Mapping[str, Any], translate: Callable[[str], str] = lambda t: t) -> str:
     """The sentence in words: `translate` (gettext) applied to its template and to the
-    templates of texts among its parameters; English without it."""
-    params = {name: render(value, translate) if isinstance(value, Mapping) and "code" in value
-              else value for name, value in dict(words.get("params") or {}).items()}
+    templates of texts among its parameters (a list parameter: each item, joined by
+    `LIST_SEPARATOR`); English without it. portal/static/alarm_texts.js renders the same
+    way in the browser."""
+    separator = LIST_SEPARATORS.get(words["code"], LIST_SEPARATOR)
+    params = {name: render_value(value, translate, separator)
+              for name, value in dict(words.get("params") or {}).items()}
     template = translate(TEMPLATES[words["code"]])
     return template % params if params else template
+
+
+def render_value(value: Any, translate: Callable[[str], str] = lambda t: t,
+                 separator: str = LIST_SEPARATOR) -> Any:
+    """A parameter as `render` fills it in: a text rendered, a list's items joined by
+    `separator`, anything else as it is."""
+    if isinstance(value, Mapping) and "code" in value:
+        return render(value, translate)
+    if isinstance(value, list | tuple):
+        return separator.join(str(render_value(item, translate)) for item in value)
+    return value
 
 
 def english(words: Mapping[str, Any]) -> str:

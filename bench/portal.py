@@ -6,9 +6,10 @@ portal/server.py) on a scratch database holding the example inventory. With `--p
 two `keyline serve` run side by side behind nginx on loopback (a generated configuration:
 docs/deployment.md's WebSocket-only set-up, `server.websocket_only` on, round robin, no
 sticky sessions), each process following the store's events itself. This process then opens
-asyncio python-socketio clients (WebSocket transport, a NOC user's session cookie, each
-joining the "noc" room) in steps (default 200, 500, 1000, 2000; with two processes 1000,
-2000, 4000). At each step it records status changes in the store as a collector does
+lean asyncio clients (LeanClient: the WebSocket transport spoken by hand, a NOC user's
+logged-in session cookie, the Engine.IO v4 and Socket.IO handshakes, each joining the "noc"
+room as the pages do and answering pings) in steps (default 200, 500, 1000, 2000; with two
+processes 1000, 2000, 4000). At each step it records status changes in the store as a collector does
 (store.observations.record_observations: one port flipping up/down, which publishes an
 "observation" event), and measures, per event, the time from just before the commit to the
 moment each client got the "status" message carrying that event's id. It prints, per step:
@@ -20,17 +21,21 @@ Then REST: GET /api/v1/circuits at a fixed rate (default 200 requests/s, open lo
 are started on schedule whatever the answers do) for a few seconds, with the last step's
 sockets still connected; it prints p50/p99/max latency and errors.
 
-The clients are spread over several client processes (`--client-procs`, default: one per
-CPU), each with its own asyncio event loop; arrival times are taken with time.time() in the
-client processes (one clock: same machine). With all 2,000 clients on one event loop, the
-bench's own decoding of 2,000 messages (WebSocket inflate, Engine.IO/Socket.IO/JSON decode,
-one after another on one core) made up a large part of "all clients have it", although the
-machine had CPU to spare; spread over processes, the clients decode in parallel, as real
-browsers do. They still run on the same cores as the portal, so their decoding is still part
-of the figures (a conservative measure), and the clients' CPU per event is printed in its
-own column ("client CPU ms/ev": the client processes' user + system time during the step's
-events, divided by the events). `--client-procs 1` measures as before. File descriptor limits
-are raised to the hard limit in every process. Only loopback is used.
+The clients are lean on purpose. python-socketio's asyncio client spent about 0.25 ms of
+CPU per client per event (WebSocket frame parsing in aiohttp, Engine.IO and Socket.IO
+packet decoding, a full JSON decode, a callback task): with 4,000 of them on the same two
+cores the bench used twice the CPU of the two portal processes it measured, and its own
+queueing showed up as the portal's latency. A LeanClient does what a page's socket does on
+the wire (connect, handshake, join, pong) and recognises each "status" message by its
+prefix and the event id at its fixed place, without decoding the rest; the arrival time is
+taken as the frame is parsed. They are spread over several client processes
+(`--client-procs`, default: one per CPU), each with its own event loop; arrival times are
+taken with time.time() (one clock: same machine). They still share the cores with the
+portal, so their CPU is part of the figures (a conservative measure), and it is printed
+next to the portal's ("client CPU ms/ev": the client processes' user + system time during
+the step's events, their waits included, divided by the events; "portal CPU ms/ev" the same
+for the portal processes). File descriptor limits are raised to the hard limit in every
+process. Only loopback is used.
 
 Every run ends with one line per figure the issue asks for ("verdict": REST p99 < 100 ms at
 200 requests/s with the sockets connected, event to all clients p99 < 1 s, none lost).
@@ -45,7 +50,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import hashlib
+import json
 import logging
 import multiprocessing
 import os
@@ -62,6 +70,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from scratch_database import scratch_database
@@ -211,36 +220,165 @@ async def login_cookie(base: str) -> str:
         return f"keyline_session={cookie.value}"
 
 
+STATUS_PREFIX = b'42["status",{"id":'
+WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def _masked_frame(text: bytes) -> bytes:
+    """A client's WebSocket text frame (RFC 6455: a client masks what it sends)."""
+    mask = os.urandom(4)
+    length = len(text)
+    if length < 126:
+        head = bytes([0x81, 0x80 | length])
+    elif length < 1 << 16:
+        head = bytes([0x81, 0x80 | 126]) + length.to_bytes(2, "big")
+    else:
+        head = bytes([0x81, 0x80 | 127]) + length.to_bytes(8, "big")
+    key = int.from_bytes(mask * (length // 4 + 1), "big") >> (8 * (4 - length % 4))
+    return head + mask + (int.from_bytes(text, "big") ^ key).to_bytes(length, "big")
+
+
+class LeanClient(asyncio.Protocol):
+    """One page's live connection, spoken by hand: an HTTP Upgrade to WebSocket on
+    /socket.io/?EIO=4&transport=websocket with the user's session cookie (the accept key
+    checked), Engine.IO v4's open packet, Socket.IO's namespace connect ("40"), then
+    ``join`` {"room": ...} with an acknowledgement id, as the pages do; it answers each
+    Engine.IO ping ("2") with a pong ("3") and WebSocket pings with pongs. A "status"
+    message is recognised by its prefix and its event id read from the fixed place the
+    portal puts it (``42["status",{"id":123,...``), without decoding the rest of the JSON:
+    the arrival time is taken when the frame is parsed."""
+
+    def __init__(self, host: str, cookie: str, room: str,
+                 received: dict[int, list[float]]) -> None:
+        self.host = host
+        self.cookie = cookie
+        self.room = room
+        self.received = received
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.upgraded = False
+        self.key = base64.b64encode(os.urandom(16))
+        self.joined: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.fragments = bytearray()
+        self.unrecognised = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+            b"Host: " + self.host.encode() + b"\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: " + self.key + b"\r\n"
+            b"Sec-WebSocket-Version: 13\r\nCookie: " + self.cookie.encode() + b"\r\n\r\n")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if not self.joined.done():
+            self.joined.set_exception(ConnectionError(f"connection closed: {exc}"))
+
+    def send(self, text: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(_masked_frame(text))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        buffer = self.buffer
+        buffer += data
+        if not self.upgraded:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buffer[:end]).decode("latin-1")
+            del buffer[:end + 4]
+            accept = base64.b64encode(hashlib.sha1(self.key + WEBSOCKET_GUID).digest())
+            if (not head.startswith("HTTP/1.1 101")
+                    or accept.decode() not in head):
+                self.joined.set_exception(ConnectionError(head.splitlines()[0]))
+                self.close()
+                return
+            self.upgraded = True
+        while len(buffer) >= 2:
+            first, length = buffer[0], buffer[1] & 0x7F
+            start = 2
+            if length == 126:
+                if len(buffer) < 4:
+                    return
+                length, start = int.from_bytes(buffer[2:4], "big"), 4
+            elif length == 127:
+                if len(buffer) < 10:
+                    return
+                length, start = int.from_bytes(buffer[2:10], "big"), 10
+            if len(buffer) < start + length:
+                return
+            payload = bytes(buffer[start:start + length])
+            del buffer[:start + length]
+            opcode = first & 0x0F
+            if opcode == 0x9:  # WebSocket ping: pong with the same payload
+                if self.transport is not None:
+                    mask = b"\0\0\0\0"  # masked with a zero key: the payload unchanged
+                    self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + mask + payload)
+                continue
+            if opcode == 0x8:
+                self.close()
+                return
+            if opcode in (0x0, 0x1, 0x2) and not first & 0x80:
+                self.fragments += payload  # a fragment: wait for the final one
+                continue
+            if opcode == 0x0:
+                payload, self.fragments = bytes(self.fragments) + payload, bytearray()
+            if opcode in (0x0, 0x1):
+                self.on_message(payload, now)
+
+    def on_message(self, payload: bytes, now: float) -> None:
+        if payload.startswith(STATUS_PREFIX):
+            digits = payload[len(STATUS_PREFIX):payload.find(b",", len(STATUS_PREFIX))]
+            self.received.setdefault(int(digits), []).append(now)
+        elif payload == b"2":
+            self.send(b"3")
+        elif payload.startswith(b"0{"):  # Engine.IO open: connect the default namespace
+            self.send(b"40")
+        elif payload.startswith(b"40"):  # Socket.IO connected: join as the pages do
+            self.send(b'420["join",' + json.dumps({"room": self.room}).encode() + b"]")
+        elif payload.startswith(b"430"):
+            answer = json.loads(payload[3:])
+            if not self.joined.done():
+                if answer and answer[0].get("ok"):
+                    self.joined.set_result(None)
+                else:
+                    self.joined.set_exception(RuntimeError(f"join refused: {answer}"))
+        elif payload.startswith(b"42") or payload.startswith(b"44"):
+            self.unrecognised += 1  # another event, or a connect error
+
+
 class Clients:
-    """Many asyncio Socket.IO clients; `received[event id]` = arrival times."""
+    """Many LeanClient connections on one event loop; `received[event id]` = arrival
+    times."""
 
     def __init__(self, base: str, cookie: str) -> None:
-        self.base = base
+        parts = urlsplit(base)
+        self.address = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.host = parts.netloc
         self.cookie = cookie
-        self.clients: list[Any] = []
+        self.clients: list[LeanClient] = []
         self.received: dict[int, list[float]] = {}
         self.failed = 0
 
     async def _one(self) -> None:
-        import socketio
-
-        client = socketio.AsyncClient(reconnection=False)
-
-        async def on_status(message: dict[str, Any]) -> None:
-            self.received.setdefault(message["id"], []).append(time.time())
-
-        client.on("status", on_status)
+        loop = asyncio.get_running_loop()
+        client = LeanClient(self.host, self.cookie, "noc", self.received)
         try:
-            await client.connect(self.base, headers={"Cookie": self.cookie},
-                                 transports=["websocket"], wait_timeout=30)
-            answer = await client.call("join", {"room": "noc"}, timeout=30)
-            if not answer.get("ok"):
-                raise RuntimeError(answer)
+            await loop.create_connection(lambda: client, *self.address)
+            await asyncio.wait_for(client.joined, 30)
             self.clients.append(client)
-        except Exception:
+        except Exception as error:
+            if not self.failed:
+                print(f"bench client: {error!r}", file=sys.stderr)
             self.failed += 1
-            with contextlib.suppress(Exception):
-                await client.disconnect()
+            client.close()
 
     async def grow(self, total: int, batch: int = 50) -> float:
         started = time.monotonic()
@@ -253,7 +391,9 @@ class Clients:
         return time.monotonic() - started
 
     async def close(self) -> None:
-        await asyncio.gather(*(c.disconnect() for c in self.clients), return_exceptions=True)
+        for client in self.clients:
+            client.close()
+        await asyncio.sleep(0.1)
 
 
 def client_worker(base: str, cookie: str, pipe: Any) -> None:

@@ -451,6 +451,9 @@ class SpooledStore:
         self._last_drop_log = -ERROR_LOG_INTERVAL_S
         self._dropped_since_log = 0
         self._drops = self._read_drops()  # (device, kind) -> [rows, first time, last time]
+        # The writer counts drops while the forwarder stores and forgets them: both change
+        # the table and rewrite drops.json, so they take turns.
+        self._drops_lock = threading.Lock()
         self._oldest_at: float | None = None
         waiting = self._kept.size_bytes + self._samples.size_bytes
         if waiting:
@@ -650,14 +653,15 @@ class SpooledStore:
 
     def _count_drop(self, kind: str, items: Sequence[Any]) -> None:
         """Count what a full spool dropped, per device and kind, durably (drops.json)."""
-        for item in items:
-            device = self.device_of(item.object_id) if kind == "samples" else None
-            entry = self._drops.setdefault(f"{device}|{kind}", [0, None, None])
-            entry[0] += 1
-            stamp = item.time.isoformat()
-            entry[1] = min(entry[1] or stamp, stamp)
-            entry[2] = max(entry[2] or stamp, stamp)
-        self._write_drops()
+        with self._drops_lock:
+            for item in items:
+                device = self.device_of(item.object_id) if kind == "samples" else None
+                entry = self._drops.setdefault(f"{device}|{kind}", [0, None, None])
+                entry[0] += 1
+                stamp = item.time.isoformat()
+                entry[1] = min(entry[1] or stamp, stamp)
+                entry[2] = max(entry[2] or stamp, stamp)
+            self._write_drops()
         with self._stats_lock:
             self._dropped[kind] = self._dropped.get(kind, 0) + len(items)
             if self._outage is not None:
@@ -680,6 +684,7 @@ class SpooledStore:
             return {}
 
     def _write_drops(self) -> None:
+        """Rewrite drops.json from the table (the caller holds `_drops_lock`)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         temporary = self.dir / (DROPS_NAME + ".tmp")
         with open(temporary, "w") as file:
@@ -765,7 +770,8 @@ class SpooledStore:
                 record_port_matches(conn, items)
 
     def _forward_drops(self) -> None:
-        drops = dict(self._drops)
+        with self._drops_lock:  # a copy of the counts as they are now, lists included
+            drops = {key: list(entry) for key, entry in self._drops.items()}
         rows = []
         for key, (count, first, last) in drops.items():
             device, _, kind = key.partition("|")
@@ -773,10 +779,16 @@ class SpooledStore:
                          first, last))
         with self._connection.connection() as conn:
             record_drops(conn, rows)
-        for key in drops:  # only what was written: counts may have grown meanwhile
-            if self._drops.get(key) == drops[key]:
-                del self._drops[key]
-        self._write_drops()
+        with self._drops_lock:
+            for key, (written, _first, _last) in drops.items():
+                # Forget only what was written: rows counted meanwhile stay for the next
+                # round (their range kept whole: it may say a little more than they cover).
+                entry = self._drops.get(key)
+                if entry is not None:
+                    entry[0] -= written
+                    if entry[0] <= 0:
+                        del self._drops[key]
+            self._write_drops()
 
     def _went_away(self, error: Exception) -> None:
         self._connection.close()

@@ -179,6 +179,20 @@ class PortalServerSettings(BaseModel):
     websocket_only: bool = False
 
 
+class LiveSettings(BaseModel):
+    """The portal's live updates (portal/live.py, Socket.IO).
+
+    Each join of a room answers with one snapshot of the room's state, bounded to the
+    `snapshot_max_alarms` newest active alarms (beyond: "alarms_complete": false), and one
+    connection may join at most `joins_per_window` times in `join_window_s` (a snapshot is
+    a few store reads); beyond that a join is refused with "reload": true, and the page
+    asks its user to reload it."""
+
+    joins_per_window: int = Field(30, ge=1, le=10_000)
+    join_window_s: float = Field(60.0, gt=0, le=86_400)
+    snapshot_max_alarms: int = Field(2000, ge=1, le=100_000)
+
+
 class StoreSettings(BaseModel):
     pool_min_size: int = Field(1, ge=1, le=100)
     pool_max_size: int = Field(8, ge=1, le=200)
@@ -227,6 +241,7 @@ class Settings(BaseSettings):
     topology: TopologySettings = Field(default_factory=TopologySettings)
     alarms: AlarmSettings = Field(default_factory=AlarmSettings)
     server: PortalServerSettings = Field(default_factory=PortalServerSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
 
     @property
     def spool_dir(self) -> Path:

@@ -380,7 +380,7 @@ def add_command(state: Any, scopes: tuple[str, ...], start: str, end: str, reaso
     stack, conn = _connection(state)
     with stack:
         window = actions.declare_maintenance(conn, by, scopes, starts_at, ends_at, reason,
-                                             customer_note)
+                                             customer_note, rules=state.settings.alarms)
     click.echo(f"maintenance window {window.id}: {window.starts_at:%Y-%m-%d %H:%M} to "
                f"{window.ends_at:%Y-%m-%d %H:%M} UTC")
 

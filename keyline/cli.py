@@ -268,6 +268,22 @@ def user_passwd(state: _State, name: str, password_stdin: bool) -> None:
                " service tokens revoked.")
 
 
+@user_group.command("role")
+@click.argument("name")
+@click.option("--role", type=click.Choice(USER_ROLES), required=True)
+@click.option("--customer", help="The customer a customer user belongs to (its key).")
+@_command
+def user_role(state: _State, name: str, role: str, customer: str | None) -> None:
+    """Give a local user another role or customer: its sessions end and all its API tokens
+    are revoked at once."""
+    from store.users import set_user_role
+
+    with _database(state) as database, database.pool.connection() as conn:
+        set_user_role(conn, name, role, customer)
+    click.echo(f"User {name} is now {role}" + (f" of customer {customer}" if customer else "")
+               + "; its sessions ended and its API tokens revoked.")
+
+
 @user_group.command("list")
 @_command
 def user_list(state: _State) -> None:
@@ -396,6 +412,19 @@ def lab_sim(state: _State, arguments: tuple[str, ...]) -> None:
 # --- serving -------------------------------------------------------------------------------
 
 
+@contextmanager
+def _stopped_by_sigterm(what: str) -> Iterator[None]:
+    """SIGTERM at any moment of a long-running command is a clean stop, exit code 0
+    (keyline.wiring.sigterm_unwinds); while starting, one line says so."""
+    from keyline.wiring import Terminated, sigterm_unwinds
+
+    try:
+        with sigterm_unwinds():
+            yield
+    except Terminated:
+        click.echo(f"{what} stopped (SIGTERM).")
+
+
 @main.command("serve")
 @click.option("--host", help="Listen address (default: the settings' listen_host).")
 @click.option("--port", type=int, help="Listen port (default: the settings' listen_port).")
@@ -414,11 +443,12 @@ def serve(state: _State, host: str | None, port: int | None,
     Werkzeug's development server instead."""
     from keyline.wiring import run_portal
 
-    settings = state.settings
-    paths = inventory_paths or tuple(settings.inventory)
-    run_portal(settings, host=host or settings.listen_host,
-               port=settings.listen_port if port is None else port,
-               inventory_paths=paths, collect=collect, dev_server=state.debug)
+    with _stopped_by_sigterm("Keyline"):
+        settings = state.settings
+        paths = inventory_paths or tuple(settings.inventory)
+        run_portal(settings, host=host or settings.listen_host,
+                   port=settings.listen_port if port is None else port,
+                   inventory_paths=paths, collect=collect, dev_server=state.debug)
 
 
 @main.command("collect")
@@ -427,7 +457,8 @@ def collect(state: _State) -> None:
     """Poll every device on its group's interval and receive traps, into the store."""
     from keyline.wiring import run_collector
 
-    run_collector(state.settings)
+    with _stopped_by_sigterm("Keyline collector"):
+        run_collector(state.settings)
 
 
 @main.command("demo")
@@ -440,11 +471,12 @@ def demo(state: _State, port: int | None, lab_snmp_port: int | None) -> None:
     polled live, and the portal."""
     from keyline.wiring import EXAMPLE_INVENTORY, run_portal
 
-    settings = state.settings
-    run_portal(settings, host=settings.listen_host,
-               port=settings.listen_port if port is None else port,
-               inventory_paths=(EXAMPLE_INVENTORY,), demo=True, lab_snmp_port=lab_snmp_port,
-               dev_server=state.debug)
+    with _stopped_by_sigterm("Keyline"):
+        settings = state.settings
+        run_portal(settings, host=settings.listen_host,
+                   port=settings.listen_port if port is None else port,
+                   inventory_paths=(EXAMPLE_INVENTORY,), demo=True,
+                   lab_snmp_port=lab_snmp_port, dev_server=state.debug)
 
 
 main.add_command(topology)

@@ -33,7 +33,8 @@ Users (/admin/users): every user with role, customer, origin, state and open ses
 a local user (store.users.add_local_user), set a new password (set_password: it ends the
 user's sessions and revokes its tokens but the service tokens), retire or restore a local
 user (set_local_user_retired: the inventory's users are retired by the inventory files;
-retirement ends the sessions and revokes every token), end all of a user's sessions
+retirement ends the sessions and revokes every token), change a local user's role or
+customer (set_user_role: it ends the sessions and revokes every token), end all of a user's sessions
 (end_user_sessions; its live pages are disconnected too). An admin cannot retire their own
 account here. Every API token is listed (never the token: its first characters, label,
 kind, expiry and state) with a button to revoke it.
@@ -90,6 +91,7 @@ from store.users import (
     MIN_PASSWORD_LENGTH,
     TOKEN_PASSWORD_CHANGED,
     TOKEN_REVOKED,
+    TOKEN_ROLE_CHANGED,
     TOKEN_USER_RETIRED,
     UserError,
     add_local_user,
@@ -99,6 +101,7 @@ from store.users import (
     revoke_api_token,
     set_local_user_retired,
     set_password,
+    set_user_role,
 )
 from topology.reconcile import load_diff
 
@@ -132,6 +135,7 @@ TOKEN_REASON_LABELS = {
     TOKEN_REVOKED: lazy_gettext("revoked"),
     TOKEN_PASSWORD_CHANGED: lazy_gettext("password changed"),
     TOKEN_USER_RETIRED: lazy_gettext("user retired"),
+    TOKEN_ROLE_CHANGED: lazy_gettext("role changed"),
 }
 
 
@@ -541,6 +545,26 @@ def reset_password(key: str) -> ResponseReturnValue:
         return _users_page(400, str(refused))
     log.info("admin %s set a new password for user %s", viewer.user_key, key)
     flash(gettext("New password set for %(user)s.", user=key))
+    return redirect(url_for("admin.users"))
+
+
+@blueprint.post("/users/<key>/role")
+@admin_required
+def change_role(key: str) -> ResponseReturnValue:
+    viewer = current_viewer()
+    if key == viewer.user_key:
+        return _users_page(400, gettext("You cannot change your own role."))
+    role = request.form.get("role", "").strip()
+    customer = request.form.get("customer", "").strip() or None
+    try:
+        with _database().pool.connection() as conn:
+            set_user_role(conn, key, role, customer if role == "customer" else None)
+    except UserError as refused:
+        return _users_page(400, str(refused))
+    log.info("admin %s gave local user %s the role %s%s", viewer.user_key, key, role,
+             f" of customer {customer}" if role == "customer" else "")
+    flash(gettext("Role of %(user)s changed; its sessions ended and its tokens revoked.",
+                  user=key))
     return redirect(url_for("admin.users"))
 
 

@@ -16,7 +16,8 @@ is cut by `viewer_alarm`:
   (`customer_note`, alarms.actions) is what is left;
 - the alarmed object's summary, qualifier and id are left out for a customer when the
   object belongs to another customer (a device or port at its site, or a port ending only
-  its circuits, even on the operator's PE).
+  its circuits, even on the operator's PE); of the detail, a customer keeps only the
+  summary's words as data (`customer_words`, for its language), where the summary shows.
 
 `alarm_view` is the JSON form of that cut (REST's body, and the fields of a live message:
 portal/live.py adds only where the alarm shows on the topology). A live room
@@ -26,11 +27,12 @@ portal/live.py adds only where the alarm shows on the topology). A live room
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from alarms.model import PIPELINE_ACTOR, Alarm, AlarmKey, TimelineEntry
+from alarms.texts import TEXT, english
 from store import alarms as alarm_store
 from store.queries import Viewer, circuits_for, customers_for
 
@@ -151,12 +153,45 @@ def viewer_alarm(alarm: Alarm, audience: Audience, context: AlarmContext) -> Ala
 
 def _customer_texts(alarm: Alarm, *, hidden: bool) -> Alarm:
     key = alarm.key
+    words = customer_words(alarm, hidden=hidden)
     return dataclasses.replace(
-        alarm, acknowledged_by=None, ack_comment=None, detail={"object_hidden": hidden},
+        alarm, acknowledged_by=None, ack_comment=None,
+        detail={"object_hidden": hidden, **({TEXT: words} if words is not None else {})},
         suppressed_by=frozenset({0}) if alarm.suppressed_by else frozenset(),
         summary="" if hidden else alarm.summary,
         key=AlarmKey(key.kind, key.object_id, key.type, "") if hidden else key,
         timeline=[customer_entry(e) for e in alarm.timeline])
+
+
+def customer_words(alarm: Alarm, *, hidden: bool) -> dict[str, Any] | None:
+    """The summary's words as data (alarms.texts), as a customer may read them: only where
+    the summary itself is shown (not `hidden`), and only when they say exactly what it says
+    (their English is the summary). So the translation tells a customer nothing the English
+    would not: the names among the parameters (a cause's devices, ports and links) are the
+    summary's, which the hiding rule above vetted; words that differ (an older sentence, or
+    parameters naming anything else) are dropped and the summary shows as written."""
+    words = alarm.detail.get(TEXT)
+    if hidden or not isinstance(words, Mapping):
+        return None
+    try:
+        return dict(words) if english(words) == alarm.summary else None
+    except (KeyError, TypeError, ValueError):  # an unknown code, parameters that do not fit
+        return None
+
+
+def cause_words(cause: str | None, words: Any) -> dict[str, Any] | None:
+    """A circuit state's cause as data (store.circuit_states' `cause_text`) as every viewer of
+    its English `cause` may read it: only when it says exactly that English, by the rule of
+    `customer_words`. A customer reads its circuits' causes as they are (they name the
+    circuit's own ends and the route the route table shows: portal/customer.py), so the
+    translation's parameters name nothing more; words that differ are dropped and the English
+    shows."""
+    if not isinstance(words, Mapping) or cause is None:
+        return None
+    try:
+        return dict(words) if english(words) == cause else None
+    except (KeyError, TypeError, ValueError):  # an unknown code, parameters that do not fit
+        return None
 
 
 def alarm_view(alarm: Alarm, audience: Audience, context: AlarmContext
@@ -168,14 +203,15 @@ def alarm_view(alarm: Alarm, audience: Audience, context: AlarmContext
         return None
     body = alarm_store.alarm_payload(cut)
     if cut.detail.get("object_hidden"):
-        body.update(object_id=None, summary=None, qualifier=None)
+        body.update(object_id=None, summary=None, qualifier=None, text=None)
     return body
 
 
 def timeline_view(alarm: Alarm) -> list[dict[str, Any]]:
     """The (already cut) alarm's timeline as JSON."""
     return [{"time": e.time.isoformat(), "action": e.action, "actor": e.actor,
-             "comment": e.comment, "customer_note": e.customer_note} for e in alarm.timeline]
+             "comment": e.comment, "customer_note": e.customer_note,
+             "text": e.detail.get(TEXT)} for e in alarm.timeline]
 
 
 def views(conn: Any, alarms: Iterable[Alarm], audience: Audience,

@@ -14,6 +14,11 @@ may see that alarm, and for a customer no internal text (who acknowledged, inter
 the people in the timeline) and no name of another customer's object. A customer's
 maintenance windows carry no reason, declared_by or ended_by (null): only customer_note.
 
+An alarm's "text" (and a staff timeline entry's) is its summary as data, a code and its
+parameters (alarms/texts.py); /api/v1/alarm-texts gives the templates in the caller's
+language (Accept-Language; a customer gets those of summaries only), so a client shows the
+summary in its reader's language.
+
 Each change carries an internal note, "note" (staff only; its former names "comment" for an
 acknowledgement and "reason" for a clear or a window are still read), and an optional
 "customer_note", the only free text a customer is shown.
@@ -44,10 +49,13 @@ from typing import Any, NoReturn
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from alarms import actions
 from alarms.actions import ActionError, Refusal
 from alarms.model import Alarm, MaintenanceWindow, Severity
+from alarms.rules import AlarmSettings
+from alarms.texts import LIST_SEPARATOR, LIST_SEPARATORS, NOTE_CODES, TEMPLATES
 from portal import alarm_access
 from portal.params import int_arg
 from portal.security import current_viewer, login_required
@@ -104,6 +112,11 @@ def _csrf_unless_token() -> None:
 
 def _database() -> Any:
     return current_app.extensions["keyline.database"]
+
+
+def alarm_settings() -> AlarmSettings:
+    """The `alarms` settings the app was made with (a window's bounds)."""
+    return current_app.extensions["keyline.settings"].alarms
 
 
 # --- parameters --------------------------------------------------------------------------
@@ -207,6 +220,22 @@ def get_alarm(alarm_id: int) -> ResponseReturnValue:
         return jsonify(_one_alarm(conn, current_viewer(), alarm_id))
 
 
+def text_catalog(*, notes: bool) -> dict[str, Any]:
+    """The alarm pipeline's sentence templates (alarms.texts) in the reader's language, and
+    how lists join: what a client needs to show an alarm's "text" as the portal does
+    (portal/static/alarm_texts.js reads the same from its page). Without `notes`, only the
+    templates a summary uses (alarms.texts.NOTE_CODES are the timeline's, staff-only)."""
+    return {"templates": {code: gettext(template) for code, template in TEMPLATES.items()
+                          if notes or code not in NOTE_CODES},
+            "separator": LIST_SEPARATOR, "separators": dict(LIST_SEPARATORS)}
+
+
+@blueprint.get("/alarm-texts")
+@login_required
+def alarm_texts() -> ResponseReturnValue:
+    return jsonify(text_catalog(notes=current_viewer().is_staff))
+
+
 def _act(alarm_id: int, action: str) -> ResponseReturnValue:
     viewer = current_viewer()
     with _database().pool.connection() as conn:
@@ -270,7 +299,7 @@ def create_window() -> ResponseReturnValue:
         note, customer_note = _notes(body, "reason")
         window = actions.declare_maintenance(conn, viewer, body.get("scope"),
                                              body.get("starts_at"), body.get("ends_at"),
-                                             note, customer_note)
+                                             note, customer_note, rules=alarm_settings())
         now = _now(conn)
     return jsonify(window_json(window, now)), 201
 

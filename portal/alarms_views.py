@@ -62,7 +62,13 @@ from alarms.actions import ActionError, Refusal
 from alarms.model import SCOPE_KINDS, Alarm, MaintenanceWindow
 from alarms.texts import TEMPLATES, TEXT, render
 from portal import alarm_access
-from portal.alarms_api import AlarmApiError, alarm_filters, window_status
+from portal.alarms_api import (
+    AlarmApiError,
+    alarm_filters,
+    alarm_settings,
+    text_catalog,
+    window_status,
+)
 from portal.live import CUSTOMER_ROOM, NOC_ROOM
 from portal.params import BadParameter
 from portal.security import OPERATOR_ROLES, current_viewer, login_required, safe_next
@@ -164,6 +170,14 @@ def alarm_text(words: str | None, detail: Mapping[str, Any] | None) -> str:
         except (KeyError, TypeError, ValueError):  # parameters that no longer fit
             pass
     return words or ""
+
+
+@blueprint.app_template_global("alarm_text_catalog")
+def alarm_text_catalog() -> dict[str, Any]:
+    """The templates of summaries that `alarm_text` translates, in the viewer's language, for
+    a page's scripts to render the summaries of alarms that arrive live the same way (a JSON
+    block read by portal/static/alarm_texts.js; /api/v1/alarm-texts gives the same)."""
+    return text_catalog(notes=False)
 
 
 @blueprint.app_context_processor
@@ -413,7 +427,7 @@ def declare() -> ResponseReturnValue:
         with _database().pool.connection() as conn:
             actions.declare_maintenance(conn, viewer, scope, form["starts_at"],
                                         form["ends_at"], form["reason"],
-                                        form["customer_note"])
+                                        form["customer_note"], rules=alarm_settings())
     except ActionError as failure:
         field = failure.field or "scope"
         return _maintenance_page(form=form, error_field=field,

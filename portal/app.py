@@ -193,7 +193,7 @@ def create_app(settings: Settings, database: Database, *,
 
     # Socket.IO on the app; `start_live(app)` follows the events
     init_live(app, database, async_mode=async_mode,
-              websocket_only=settings.server.websocket_only)
+              websocket_only=settings.server.websocket_only, live=settings.live)
 
     @app.get("/")
     def index() -> ResponseReturnValue:

@@ -78,7 +78,9 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext, lazy_gettext
 
 from alarms.model import Alarm
-from portal.alarms_views import SEVERITY_LABELS, TYPE_LABELS, alarm_time
+from alarms.texts import TEXT
+from portal.alarm_access import cause_words, customer_words
+from portal.alarms_views import SEVERITY_LABELS, TYPE_LABELS, alarm_text, alarm_time
 from portal.app import service_state_label
 from portal.live import CUSTOMER_ROOM
 from portal.security import current_viewer, login_required
@@ -218,7 +220,9 @@ def _open_alarms(conn: Any, viewer: Viewer, customer_id: int,
             "type_label": str(TYPE_LABELS.get(str(alarm.key.type), alarm.key.type)),
             "own": own,
             "object_label": label if own else str(OPERATOR_NETWORK),
-            "summary": alarm.summary if own and alarm.summary else None,
+            # in the viewer's language, from the words a customer may read
+            "summary": alarm_text(alarm.summary, {TEXT: customer_words(alarm, hidden=False)})
+            if own and alarm.summary else None,
             "since": alarm_time(alarm.first_seen),
             "acknowledged": alarm.acknowledged,
             "acknowledged_at": alarm_time(alarm.acknowledged_at) if alarm.acknowledged
@@ -232,17 +236,19 @@ def _open_alarms(conn: Any, viewer: Viewer, customer_id: int,
 
 def service_state(stored: StoredState | None) -> dict[str, Any]:
     """A circuit's stored service state as the pages and their JSON show it: the state, what
-    lies beneath a maintenance, its label in the viewer's language, its cause in words and
-    since when ("since": the time in UTC as the pages write it, "since_text": in a sentence,
-    "time": ISO 8601). A circuit not judged yet: unknown, "not assessed yet"."""
+    lies beneath a maintenance, its label in the viewer's language, its cause in words (in
+    English, and as data for the viewer's language: "cause_text", alarm_access.cause_words)
+    and since when ("since": the time in UTC as the pages write it, "since_text": in a
+    sentence, "time": ISO 8601). A circuit not judged yet: unknown, "not assessed yet"."""
     if stored is None:
         return {"status": "unknown", "underlying": None, "label": service_state_label("unknown"),
-                "cause": str(NOT_ASSESSED), "cause_kind": None, "since": None,
-                "since_text": None, "time": None}
+                "cause": str(NOT_ASSESSED), "cause_text": None, "cause_kind": None,
+                "since": None, "since_text": None, "time": None}
     since = alarm_time(stored.time)
     return {"status": stored.state, "underlying": stored.underlying,
             "label": service_state_label(stored.state, stored.underlying),
-            "cause": stored.cause, "cause_kind": stored.cause_kind, "since": since,
+            "cause": stored.cause, "cause_text": cause_words(stored.cause, stored.cause_text),
+            "cause_kind": stored.cause_kind, "since": since,
             "since_text": gettext("since %(time)s", time=since),
             "time": stored.time.isoformat()}
 

@@ -49,17 +49,20 @@ store.events.Subscriber on the topics "observation", "circuit.", "alarm.", "topo
   name never when the object is another customer's): `scoped_alarm`. A room that was shown
   an alarm which stops hitting its customer gets ``{"id", "state": "withdrawn"}`` for it
   (and nothing more). The live alarm console (portal/static/alarms.js) renders its rows
-  from these;
+  from these, the summary in the viewer's language from the alarm's "text" (its words as
+  data, alarms/texts.py; a customer's only where its summary shows);
 - a topology or inventory event reloads the topology; every room gets ``"resync": true``
   (fetch the view again: elements may have come or gone) plus its status differences.
 
 Every message is a ``"status"`` event: ``{"id": <event id>, "topic", "time", "room",
 "devices": [{"id": "device:12", "status"}], "links": [{"id": "link:40", "status",
 "utilization_pct"}], "circuits": [{"id": "circuit:7", "status", "underlying", "cause",
-"since"}], "alarms": [...], "resync": bool}``; element ids are the Cytoscape ids of
-topology.views; "room" the room it was sent to (one socket may be in several); a circuit's
-"underlying" is what lies beneath its "maintenance" (else None), "cause" its stored cause in
-words and "since" (ISO 8601) when the state began. Utilization is not an event (samples are
+"cause_text", "since"}], "alarms": [...], "resync": bool}``; element ids are the Cytoscape
+ids of topology.views; "room" the room it was sent to (one socket may be in several); a
+circuit's "underlying" is what lies beneath its "maintenance" (else None), "cause" its stored
+cause in words, "cause_text" the same as data for the viewer's language (alarms/texts.py,
+alarm_access.cause_words; None: show the English) and "since" (ISO 8601) when the state
+began. Utilization is not an event (samples are
 written in bulk, without notifications): the bridge reads the ports' latest utilization
 every `utilization_interval_s` and sends the links whose figure moved by at least
 `UTILIZATION_STEP_PCT`, with the id of the last event it processed.
@@ -73,11 +76,12 @@ the room's scope (links with their utilization), every circuit's stored service 
 with the room's audience's scoping (store.alarms.alarms_for: the room's customer, or every
 alarm for "noc"), cut and labelled exactly as the live alarm messages are (`alarm_for`,
 `scoped_alarm`), oldest first; "alarms_complete" is false when more than
-`SNAPSHOT_MAX_ALARMS` are active (the newest are sent). So the catch-up of a join is bounded
-and never replays events: one message, whatever "after" says; and a connection may join at
-most `JOINS_PER_WINDOW` times in `JOIN_WINDOW_S` (`JoinBudget`): a join beyond that gets
+the `live.snapshot_max_alarms` setting are active (the newest are sent). So the catch-up of
+a join is bounded and never replays events: one message, whatever "after" says; and a
+connection may join at most `live.joins_per_window` times in `live.join_window_s`
+(`JoinBudget`; config.settings.LiveSettings): a join beyond that gets
 ``{"ok": false, "error": "too many joins", "reload": true, "retry_after_s": ...}`` and no
-snapshot (the page fetches its state over REST instead). A snapshot's "id" is the highest
+snapshot (the page says so and asks to be reloaded). A snapshot's "id" is the highest
 event id the snapshot reflects. The socket then enters the room, still under the lock, so
 every message it gets after the snapshot is about an event the snapshot does not reflect: no gap, no
 duplicate, and the page needs no filtering by id. To make that true, the store is read in
@@ -105,6 +109,7 @@ from typing import Any
 from flask import Flask, g, request
 from flask_socketio import SocketIO, join_room
 
+from config.settings import LiveSettings
 from portal import alarm_access
 from portal.security import OPERATOR_ROLES, load_viewer, utc_now
 from portal.socket_sessions import SocketSessions, socket_disconnector
@@ -123,11 +128,6 @@ NOC_ROOM = "noc"
 CUSTOMER_ROOM = "customer:{}"
 TOPICS = ("observation", "circuit.", "alarm.", "topology.", "inventory.")
 RELOAD_TOPICS = ("topology.", "inventory.")
-SNAPSHOT_MAX_ALARMS = 2000  # the cap of alarms per join: beyond it, "alarms_complete": false
-# The joins one connection may make in JOIN_WINDOW_S (each brings a snapshot); beyond them a
-# join is refused with "reload": true, and the page fetches its state over REST instead.
-JOINS_PER_WINDOW = 30
-JOIN_WINDOW_S = 60.0
 # The topics above as SQL (LIKE patterns), for reading events from the table.
 _TOPICS_SQL = """(topic = 'observation' OR topic LIKE 'circuit.%%' OR topic LIKE 'alarm.%%'
                   OR topic LIKE 'topology.%%' OR topic LIKE 'inventory.%%')"""
@@ -216,8 +216,10 @@ class LiveBridge:
     one message; in the app it is Flask-SocketIO's emit."""
 
     def __init__(self, database: Database, emit: Callable[[str, Any, str], None], *,
-                 utilization_interval_s: float = 10.0) -> None:
+                 utilization_interval_s: float = 10.0,
+                 snapshot_max_alarms: int = LiveSettings().snapshot_max_alarms) -> None:
         self.database = database
+        self.snapshot_max_alarms = snapshot_max_alarms
         self._emit = emit
         self.utilization_interval_s = utilization_interval_s
         self.lock = threading.RLock()
@@ -567,7 +569,9 @@ class LiveBridge:
                 state, _, underlying = status.partition("/")
                 stored = details.get(int(ident)) or {}
                 entry = {"id": key, "status": state, "underlying": underlying or None,
-                         "cause": stored.get("cause"), "since": stored.get("time")}
+                         "cause": stored.get("cause"), "since": stored.get("time"),
+                         "cause_text": alarm_access.cause_words(stored.get("cause"),
+                                                                stored.get("cause_text"))}
             {"device": devices, "link": links, "circuit": circuits}[kind].append(entry)
         for key, value in sorted((utilization or {}).items()):
             found = next((entry for entry in links if entry["id"] == key), None)
@@ -688,7 +692,8 @@ class LiveBridge:
                       if circuit_ids is None or circuit_ids else {})
             audience = (Viewer("live:noc", "noc") if scope.customer_id is None else
                         Viewer(f"live:{room}", "customer", customer_id=scope.customer_id))
-            stored = alarms_for(conn, audience, state="active", limit=SNAPSHOT_MAX_ALARMS + 1)
+            stored = alarms_for(conn, audience, state="active",
+                                limit=self.snapshot_max_alarms + 1)
             alarms = [alarm_payload(a) for a in stored]
             objects = [a["object_id"] for a in alarms if isinstance(a.get("object_id"), int)]
             labels = object_labels(conn, objects) if objects else {}
@@ -726,9 +731,9 @@ class LiveBridge:
             self.generation += 1
             self.emit(room, self.message(read.event_id, "status", stale))
         alarms = sorted(read.alarms or (), key=lambda a: a["id"])
-        complete = len(alarms) <= SNAPSHOT_MAX_ALARMS
+        complete = len(alarms) <= self.snapshot_max_alarms
         scoped = [self.alarm_for(scope, alarm, read.labels or {}, read.context)
-                  for alarm in alarms[-SNAPSHOT_MAX_ALARMS:]]
+                  for alarm in alarms[-self.snapshot_max_alarms:]]
         message = self.message(read.event_id, "snapshot", statuses,
                                alarms=[a for a in scoped if a is not None],
                                utilization=self._link_utilization(scope))
@@ -847,7 +852,8 @@ class JoinBudget:
     connections quiet for a window are dropped as others join, so the table stays small
     without a disconnect hook."""
 
-    def __init__(self, joins: int = JOINS_PER_WINDOW, window_s: float = JOIN_WINDOW_S) -> None:
+    def __init__(self, joins: int = LiveSettings().joins_per_window,
+                 window_s: float = LiveSettings().join_window_s) -> None:
         self.joins = joins
         self.window_s = window_s
         self._lock = threading.Lock()
@@ -884,17 +890,19 @@ def room_allowed(viewer: Viewer, room: str, customer_ids: Iterable[int],
 
 
 def init_live(app: Flask, database: Database, *, async_mode: str = "threading",
-              websocket_only: bool = False) -> SocketIO:
+              websocket_only: bool = False, live: LiveSettings | None = None) -> SocketIO:
     """Put Flask-SocketIO on the app and create its (not yet started) bridge:
     app.extensions["keyline.live"]. `start_live(app)` starts following the events.
     `async_mode`: "threading" (Werkzeug's server) or "gevent" (portal/server.py);
     `websocket_only` refuses Engine.IO's long-polling transport (no sticky sessions needed
-    behind a proxy: docs/deployment.md)."""
+    behind a proxy: docs/deployment.md); `live` bounds the joins and their snapshots."""
+    live = live or LiveSettings()
     socketio = SocketIO(app, async_mode=async_mode, manage_session=False,
                         logger=False, engineio_logger=False,
                         transports=["websocket"] if websocket_only else None)
-    bridge = LiveBridge(database, lambda event, data, room: socketio.emit(event, data, to=room))
-    budget = JoinBudget()
+    bridge = LiveBridge(database, lambda event, data, room: socketio.emit(event, data, to=room),
+                        snapshot_max_alarms=live.snapshot_max_alarms)
+    budget = JoinBudget(live.joins_per_window, live.join_window_s)
     app.extensions["keyline.live"] = bridge
     app.extensions["keyline.live_joins"] = budget
     app.extensions["keyline.socketio"] = socketio

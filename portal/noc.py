@@ -40,7 +40,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
-from portal import api
+from portal import alarm_access, api
 from portal.api import ApiError
 from portal.layout import device_positions
 from portal.live import CircuitStates, LiveBridge, latest_port_utilization, stored_states
@@ -153,6 +153,9 @@ def _view_json(view: dict[str, Any], topology: Topology, event_id: int,
         state = states.get(circuit["object_id"])
         circuit["underlying"] = state.get("underlying") if state else None
         circuit["cause"] = state.get("cause") if state else None
+        circuit["cause_text"] = (alarm_access.cause_words(state.get("cause"),
+                                                          state.get("cause_text"))
+                                 if state else None)
         circuit["since"] = state.get("time") if state else None
     view["event_id"] = event_id
     return jsonify(view)

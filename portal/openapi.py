@@ -159,6 +159,18 @@ def _alarm_paths() -> dict[str, Any]:
             "responses": {"200": _ok(_ref("AlarmDetail"), "the alarm"), "404": _NOT_FOUND,
                           **_ERRORS},
         }},
+        "/alarm-texts": {"get": {
+            "summary": "The templates of alarms' texts (AlarmText) in the caller's language "
+                       "(Accept-Language); a customer gets those of summaries only",
+            "operationId": "getAlarmTexts",
+            "responses": {"200": _ok({"type": "object", "properties": {
+                "templates": {"type": "object", "additionalProperties": {"type": "string"},
+                              "description": "code -> template with %(name)s placeholders"},
+                "separator": {"type": "string", "description": "joins a list parameter"},
+                "separators": {"type": "object", "additionalProperties": {"type": "string"},
+                               "description": "code -> the separator of its lists"}}},
+                "the templates"), **_ERRORS},
+        }},
         "/alarms/{alarm_id}/acknowledge": _alarm_action(
             "Acknowledge an active alarm (roles engineer, noc, admin)", "acknowledgeAlarm",
             comment, False),
@@ -234,6 +246,9 @@ def _alarm_schemas() -> dict[str, Any]:
         "state": {"type": "string", "enum": ["active", "cleared"]},
         "summary": {"type": ["string", "null"], "description": (
             "null for a customer when the object is another customer's")},
+        "text": {"oneOf": [{"$ref": "#/components/schemas/AlarmText"}, {"type": "null"}],
+                 "description": "the summary as data, to show it in the reader's language; "
+                                "null where the summary is a person's words or hidden"},
         "first_seen": {"type": "string", "format": "date-time"},
         "last_seen": {"type": "string", "format": "date-time"},
         "count": {"type": "integer"}, "cleared_at": nullable_time,
@@ -265,7 +280,18 @@ def _alarm_schemas() -> dict[str, Any]:
                 "comment": {"type": ["string", "null"], "description": (
                     "the internal note (or the pipeline's), staff only: null for a "
                     "customer")},
-                "customer_note": nullable_text}}}}}]},
+                "customer_note": nullable_text,
+                "text": {"oneOf": [{"$ref": "#/components/schemas/AlarmText"},
+                                   {"type": "null"}],
+                         "description": "the pipeline's comment as data, staff only"}}}}}}]},
+        "AlarmText": {"type": "object", "required": ["code", "params"], "description": (
+            "A sentence as data (alarms/texts.py): `code` names its template (GET "
+            "/api/v1/alarm-texts gives the templates in the caller's language), `params` "
+            "fill its %(name)s placeholders. A parameter is a value as it is, an AlarmText "
+            "(render it the same way), or a list of those (join them with \"; \", with "
+            "\", \" in code comma_list)."), "properties": {
+            "code": {"type": "string"},
+            "params": {"type": "object", "additionalProperties": True}}},
         "MaintenanceWindow": {"type": "object", "properties": {
             "id": {"type": "integer"},
             "scope": {"type": "array", "items": {"type": "object", "properties": {

@@ -6,7 +6,9 @@ user the one customer it is bound to), found in this order:
 
 1. an API token (`Authorization: Bearer kl_...`, see store.users.create_api_token), only
    under /api/; an unknown, expired or revoked token, or one whose user is retired, gets a
-   JSON 401;
+   JSON 401. A token has no rights of its own: its user is read on every request, so it
+   acts with the user's current role and customer (and a change of them through the store
+   functions revokes the user's tokens: store/users.py);
 2. the session started at login (store/sessions.py). The cookie (Flask's, signed with the
    settings' session key, HttpOnly, SameSite=Lax, Secure when the settings say so) carries
    the session's random secret, beside the CSRF token and the chosen language; never who

@@ -192,12 +192,20 @@ class PortalServer(WSGIServer):
         started = time.monotonic()
         waiting = list(self.idle.values())
         gevent.killall(waiting, block=False)
-        try:
-            end_long_lived()
-        except Exception:
-            log.exception("ending the live connections failed")
+
+        def end() -> None:
+            try:
+                end_long_lived()
+            except Exception:
+                log.exception("ending the live connections failed")
+
+        # Beside the grace period, not before it: Engine.IO closes its sockets one by one,
+        # waiting for each one's writer, and one whose client went away at that moment has
+        # none left (2,000 clients closing as the server drained blocked it for good).
+        ending = gevent.spawn(end)
         left = max(0.0, grace_s - (time.monotonic() - started))
         self.pool.join(timeout=left)
+        ending.kill(block=False)
         if self.pool:
             log.warning("%d requests still running after %g s: closing them", len(self.pool),
                         grace_s)

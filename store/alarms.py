@@ -49,6 +49,7 @@ from alarms.model import (
     Severity,
     TimelineEntry,
 )
+from alarms.texts import TEXT
 from store.events import _PUBLISH, publish
 from store.queries import Viewer
 
@@ -102,13 +103,16 @@ def alarm_payload(alarm: Alarm, **extra: Any) -> dict[str, Any]:
         "suppressed": alarm.suppressed, "acknowledged_by": alarm.acknowledged_by,
         "acknowledged_at": alarm.acknowledged_at.isoformat() if alarm.acknowledged_at else None,
         "ack_comment": alarm.ack_comment, "acknowledged": alarm.acknowledged,
-        "ack_customer_note": alarm.ack_customer_note, **extra,
+        "ack_customer_note": alarm.ack_customer_note,
+        # the summary as data (alarms.texts): code and parameters, for the viewer's language
+        "text": alarm.detail.get(TEXT), **extra,
     }
 
 
 def alarm_from_payload(payload: dict[str, Any]) -> Alarm:
     """The alarm an event's payload (`alarm_payload`) describes, for the portal's live path
-    to cut it exactly as it cuts a stored one (no root cause key, timeline or detail)."""
+    to cut it exactly as it cuts a stored one (no root cause key or timeline; of the
+    detail, only the summary's words as data)."""
     def moment(name: str) -> datetime | None:
         value = payload.get(name)
         return datetime.fromisoformat(value) if isinstance(value, str) else None
@@ -128,7 +132,8 @@ def alarm_from_payload(payload: dict[str, Any]) -> Alarm:
         impacted_customers=frozenset(payload.get("impacted_customers") or ()),
         # only whether it is suppressed travels: the window ids are not the payload's
         suppressed_by=frozenset({0}) if payload.get("suppressed") else frozenset(),
-        id=payload.get("id"), ack_customer_note=payload.get("ack_customer_note"))
+        id=payload.get("id"), ack_customer_note=payload.get("ack_customer_note"),
+        detail={TEXT: payload["text"]} if isinstance(payload.get("text"), dict) else {})
 
 
 def _atomic(conn: psycopg.Connection) -> Any:

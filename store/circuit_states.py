@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from store.events import publish
 
@@ -44,22 +45,25 @@ class StoredState:
     windows: tuple[int, ...]
     alarm_id: int | None
     until: datetime | None = None
+    # the cause as data, for the reader's language (alarms.texts; None: only the English)
+    cause_text: dict[str, Any] | None = None
 
     def payload(self) -> dict[str, Any]:
         return {"circuit_id": self.circuit_id, "customer_id": self.customer_id,
                 "time": self.time.isoformat(), "state": self.state, "previous": self.previous,
                 "underlying": self.underlying, "cause": self.cause,
-                "cause_kind": self.cause_kind, "alarm_id": self.alarm_id}
+                "cause_text": self.cause_text, "cause_kind": self.cause_kind,
+                "alarm_id": self.alarm_id}
 
 
 _INSERT = """
 INSERT INTO circuit_states (circuit_id, customer_id, time, state, previous, underlying, cause,
-                            cause_kind, elements, windows, alarm_id)
+                            cause_kind, elements, windows, alarm_id, cause_text)
 VALUES (%(circuit_id)s, %(customer_id)s, %(time)s, %(state)s, %(previous)s, %(underlying)s,
-        %(cause)s, %(cause_kind)s, %(elements)s, %(windows)s, %(alarm_id)s)"""
+        %(cause)s, %(cause_kind)s, %(elements)s, %(windows)s, %(alarm_id)s, %(cause_text)s)"""
 
 _COLUMNS = ("circuit_id, customer_id, time, state, previous, underlying, cause, cause_kind, "
-            "elements, windows, alarm_id")
+            "elements, windows, alarm_id, cause_text")
 
 
 def record_states(conn: psycopg.Connection, states: Sequence[StoredState]) -> None:
@@ -72,15 +76,18 @@ def record_states(conn: psycopg.Connection, states: Sequence[StoredState]) -> No
             "circuit_id": s.circuit_id, "customer_id": s.customer_id, "time": s.time,
             "state": s.state, "previous": s.previous, "underlying": s.underlying,
             "cause": s.cause, "cause_kind": s.cause_kind, "elements": list(s.elements),
-            "windows": list(s.windows), "alarm_id": s.alarm_id} for s in states])
+            "windows": list(s.windows), "alarm_id": s.alarm_id,
+            "cause_text": Jsonb(s.cause_text) if s.cause_text is not None else None}
+            for s in states])
     publish(conn, TOPIC, {"states": [s.payload() for s in states]})
 
 
 def _stored(row: Sequence[Any], until: datetime | None = None) -> StoredState:
     (circuit_id, customer_id, time, state, previous, underlying, cause, cause_kind, elements,
-     windows, alarm_id) = row
+     windows, alarm_id, cause_text) = row
     return StoredState(circuit_id, customer_id, time, state, previous, underlying, cause,
-                       cause_kind, tuple(elements), tuple(windows), alarm_id, until)
+                       cause_kind, tuple(elements), tuple(windows), alarm_id, until,
+                       cause_text)
 
 
 def current_states(conn: psycopg.Connection,
@@ -107,7 +114,7 @@ def state_history(conn: psycopg.Connection, circuit_id: int, start: datetime,
             UNION ALL
             (SELECT {_COLUMNS}, id FROM circuit_states
               WHERE circuit_id = %(c)s AND time > %(start)s AND time < %(end)s)
-            ORDER BY 3, 12""", {"c": circuit_id, "start": start, "end": end}).fetchall()
+            ORDER BY 3, 13""", {"c": circuit_id, "start": start, "end": end}).fetchall()
     found = [_stored(row[:-1]) for row in rows]
     return [StoredState(**{**s.__dict__, "until": found[i + 1].time if i + 1 < len(found)
                            else None}) for i, s in enumerate(found)]

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -134,11 +137,13 @@ class Database:
 
 
 def open_database(
-    url: str | None, data_dir: Path, *, min_size: int = 1, max_size: int = 8
+    url: str | None, data_dir: Path, *, min_size: int = 1, max_size: int = 8,
+    check_after_idle_s: float = 0.0,
 ) -> Database:
     """Connect to `url`, or with `url` None start the embedded server in `data_dir` and connect
     to its `keyline` database. Returns once `min_size` connections are open; raises StoreError
-    (one line, no password) if the database cannot be reached within a few seconds."""
+    (one line, no password) if the database cannot be reached within a few seconds.
+    `check_after_idle_s`: see IdleCheck (0: every borrow is checked)."""
     server = None
     if url is None:
         from store.embedded import start_embedded
@@ -146,7 +151,8 @@ def open_database(
         server = start_embedded(Path(data_dir))
         url = server.url
     try:
-        pool = _open_pool(url, min_size=min_size, max_size=max_size)
+        pool = _open_pool(url, min_size=min_size, max_size=max_size,
+                          check_after_idle_s=check_after_idle_s)
     except BaseException:
         if server is not None:
             server.stop()
@@ -158,7 +164,34 @@ def open_database(
 RECONNECT_TIMEOUT_S = 5.0
 
 
-def _open_pool(url: str, *, min_size: int, max_size: int) -> ConnectionPool:
+class IdleCheck:
+    """The pool's `check` callback, run on every borrow: psycopg_pool's check (a round
+    trip to the server) only for a connection not handed out within the last
+    `after_idle_s`, or never handed out yet.
+
+    The portal's server process borrows twice per request (the session's look-up and the
+    view's): checking connections that answered a query milliseconds before was a round
+    trip per borrow, a good part of a request's time. A connection that dies within
+    `after_idle_s` of its last use fails its first query instead, as one dying in use
+    does, and the pool then replaces it. (Noted at borrow, not at return: a `reset`
+    callback would make the pool return every connection through its worker tasks.)
+    The other processes (collectors, alarms, the spool's forwarder) check every borrow."""
+
+    def __init__(self, after_idle_s: float) -> None:
+        self.after_idle_s = after_idle_s
+        self._handed_out_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary())
+
+    def check(self, conn: psycopg.Connection[Any]) -> None:
+        now = time.monotonic()
+        handed_out_at = self._handed_out_at.get(conn)
+        if handed_out_at is None or now - handed_out_at >= self.after_idle_s:
+            ConnectionPool.check_connection(conn)
+        self._handed_out_at[conn] = now
+
+
+def _open_pool(url: str, *, min_size: int, max_size: int,
+               check_after_idle_s: float) -> ConnectionPool:
     where = redact_url(url)
     # One direct attempt first: the pool only says "timed out", the driver says why.
     try:
@@ -180,9 +213,10 @@ def _open_pool(url: str, *, min_size: int, max_size: int) -> ConnectionPool:
         # a connection. Giving up after a few seconds starts a fresh attempt (from 1 s) at
         # the next request: reconnections stay a few seconds apart.
         reconnect_timeout=RECONNECT_TIMEOUT_S,
-        # A borrowed connection is checked first, so one that died while idle (database
-        # restarted, network cut) is replaced rather than handed out.
-        check=ConnectionPool.check_connection,
+        # A borrowed connection that sat idle is checked first, so one that died meanwhile
+        # (database restarted, network cut) is replaced rather than handed out.
+        check=(IdleCheck(check_after_idle_s).check if check_after_idle_s > 0
+               else ConnectionPool.check_connection),
     )
     try:
         pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)

@@ -24,7 +24,7 @@ from psycopg.types.json import Jsonb
 
 from config.inventory.model import Inventory, Source
 from store.events import publish
-from store.users import cut_off_users
+from store.users import cut_off_users, end_scope_changes, user_scopes
 
 # Serialises concurrent imports (an arbitrary constant: "keyl" in ASCII).
 IMPORT_LOCK_ID = 0x6B65796C
@@ -262,6 +262,7 @@ def apply_inventory(
             }, spec_of(s), str(s.source))
             for s in inventory.sla_contracts.values()
         ])
+        scopes = user_scopes(conn)
         sync("users", [
             _Row(u.key, {"role": u.role, "customer_id": customer_ids.get(u.customer or ""),
                          "full_name": u.full_name, "email": u.email}, spec_of(u), str(u.source))
@@ -271,6 +272,8 @@ def apply_inventory(
             cut_off_users(conn, [row[0] for row in cur.execute(
                 "SELECT id FROM users WHERE key = ANY(%s)",
                 [summary.kinds["users"].retired]).fetchall()])
+        # a user whose role or customer changed: its sessions and tokens end (store/users.py)
+        end_scope_changes(conn, scopes)
         device_ids = sync("devices", [
             _Row(d.key, {
                 "site_id": site_ids.get(d.site or ""), "role": d.role, "platform": d.platform,

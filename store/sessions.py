@@ -5,7 +5,8 @@ A *session* is one login of one user in one browser. The browser's cookie carrie
 secret (`new_session_secret`); the store keeps only its SHA-256 hash, the user, when it began
 and was last seen, and from which address and user agent. A session is open until it is
 *ended*: by logout, by its idle or absolute timeout, and, for every session of a user at
-once, by a password change or reset, retirement, or an admin's "end all sessions"
+once, by a password change or reset, retirement, a change of its role or customer, or an
+admin's "end all sessions"
 (store/users.py calls `end_sessions` inside those changes' own transactions). Ending
 sessions records one "session.ended" event naming their row ids (never their secrets), so
 that every portal process disconnects the live sockets opened with them
@@ -48,6 +49,7 @@ EXPIRED = "expired"
 PASSWORD_CHANGED = "password changed"
 RETIRED = "retired"
 ENDED_BY_ADMIN = "ended by an admin"
+ROLE_CHANGED = "role changed"
 REPLACED = "replaced by a new login"
 
 # The timeouts: NULL while the session may go on, else why it may not (%(now)s, %(idle_s)s

@@ -12,8 +12,19 @@ migration 0010) and can be revoked; a password change or reset revokes the user'
 except *service* tokens (made for a system, not a person), and retirement revokes them all,
 so restoring a retired user gives none of them back. The same changes end the user's portal
 sessions (store/sessions.py), in the same transaction: there is no moment at which the new
-password is set and an old session still works. The demo's login (`reset_demo_user`) is a
-local admin whose random password is printed once when the demo starts.
+password is set and an old session still works.
+
+A change of a user's role or customer (`set_user_role` for a local user, an inventory
+import for the inventory's: `end_scope_changes`) ends its sessions and live sockets too
+(reason "role changed"), and revokes every one of its tokens, service tokens too. A token
+never carries rights of its own: each request reads its user again
+(`authenticate_api_token`), so even a change made behind these functions' back acts at
+once, with the new rights. Revoking still matters: a token was handed to a script for a
+purpose under the old scope (a customer's ERP reading customer 1), and must not go on
+working as the user's new scope (customer 2, or admin) without a person issuing it again.
+
+The demo's login (`reset_demo_user`) is a local admin whose random password is printed once
+when the demo starts.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from config.inventory.model import USER_ROLES
 from config.inventory.validate import LOGIN_NAME
 from config.settings import DEFAULT_TOKEN_EXPIRY_DAYS
-from store.sessions import ENDED_BY_ADMIN, PASSWORD_CHANGED, RETIRED, end_sessions
+from store.sessions import ENDED_BY_ADMIN, PASSWORD_CHANGED, RETIRED, ROLE_CHANGED, end_sessions
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -112,14 +123,7 @@ def add_local_user(
     with conn.transaction():
         if get_user(conn, key) is not None:
             raise UserError(f"user {key!r} exists already: use 'keyline user passwd {key}'")
-        customer_id = None
-        if customer is not None:
-            row = conn.execute(
-                "SELECT id FROM customers WHERE key = %s AND retired_at IS NULL", [customer]
-            ).fetchone()
-            if row is None:
-                raise UserError(f"customer {customer!r} does not exist")
-            customer_id = row[0]
+        customer_id = _customer_id(conn, role, customer)
         conn.execute(
             """INSERT INTO users (key, role, customer_id, full_name, password_hash,
                                   password_set_at, origin, spec, source)
@@ -170,6 +174,65 @@ def cut_off_users(conn: psycopg.Connection, user_ids: Iterable[int]) -> None:
     if ids:
         end_sessions(conn, reason=RETIRED, user_ids=ids)
         _revoke_tokens(conn, ids, TOKEN_USER_RETIRED, service_too=True)
+
+
+def _customer_id(conn: psycopg.Connection, role: str, customer: str | None) -> int | None:
+    """The id of `customer` for a user of `role` (checked: a customer user names an active
+    customer, the other roles none)."""
+    if role not in USER_ROLES:
+        raise UserError(f"role {role!r} is not one of {', '.join(USER_ROLES)}")
+    if (role == "customer") != (customer is not None):
+        raise UserError("a customer user must name its customer (--customer), other roles must not")
+    if customer is None:
+        return None
+    row = conn.execute(
+        "SELECT id FROM customers WHERE key = %s AND retired_at IS NULL", [customer]
+    ).fetchone()
+    if row is None:
+        raise UserError(f"customer {customer!r} does not exist")
+    return row[0]
+
+
+def user_scopes(conn: psycopg.Connection) -> dict[int, tuple[str, int | None]]:
+    """Every user's (role, customer id) by user id: what `end_scope_changes` compares."""
+    return {row[0]: (row[1], row[2])
+            for row in conn.execute("SELECT id, role, customer_id FROM users")}
+
+
+def end_scope_changes(conn: psycopg.Connection,
+                      before: dict[int, tuple[str, int | None]]) -> list[int]:
+    """Inside the caller's transaction: for every user whose role or customer is no longer
+    what `before` (`user_scopes`) says, end its sessions and revoke all its tokens (see the
+    module docstring). The ids of those users."""
+    changed = [user_id for user_id, scope in user_scopes(conn).items()
+               if user_id in before and before[user_id] != scope]
+    if changed:
+        end_sessions(conn, reason=ROLE_CHANGED, user_ids=changed)
+        _revoke_tokens(conn, changed, TOKEN_ROLE_CHANGED, service_too=True)
+    return changed
+
+
+def set_user_role(conn: psycopg.Connection, key: str, role: str,
+                  customer: str | None = None) -> UserRecord:
+    """Give the local user `key` another role (and, for role customer, its customer). When
+    that changes anything, its sessions end and its tokens are revoked in the same
+    transaction (`end_scope_changes`). Only local users: the inventory's users change in
+    the inventory files (an import would undo a change made here)."""
+    with conn.transaction():
+        row = conn.execute("SELECT origin FROM users WHERE key = %s FOR UPDATE",
+                           [key]).fetchone()
+        if row is None:
+            raise UserError(f"user {key!r} does not exist")
+        if row[0] != "local":
+            raise UserError(f"user {key!r} comes from the inventory: change it there")
+        customer_id = _customer_id(conn, role, customer)
+        before = user_scopes(conn)
+        conn.execute("UPDATE users SET role = %s, customer_id = %s, updated_at = now()"
+                     " WHERE key = %s", [role, customer_id, key])
+        end_scope_changes(conn, before)
+    record = get_user(conn, key)
+    assert record is not None
+    return record
 
 
 def set_local_user_retired(conn: psycopg.Connection, key: str, retired: bool) -> UserRecord:
@@ -223,6 +286,7 @@ TOKEN_MAX_EXPIRY_DAYS = 3650
 TOKEN_REVOKED = "revoked"
 TOKEN_PASSWORD_CHANGED = "password changed"
 TOKEN_USER_RETIRED = "user retired"
+TOKEN_ROLE_CHANGED = ROLE_CHANGED
 
 
 @dataclass(frozen=True)
@@ -350,7 +414,9 @@ def reset_demo_user(conn: psycopg.Connection) -> tuple[str, str]:
         raise UserError(f"the inventory declares a user {DEMO_USER!r}: the demo will not reset it")
     else:
         with conn.transaction():
+            scopes = user_scopes(conn)
             conn.execute("UPDATE users SET retired_at = NULL, role = 'admin', customer_id = NULL"
                          " WHERE key = %s", [DEMO_USER])
+            end_scope_changes(conn, scopes)
         set_password(conn, DEMO_USER, password)
     return DEMO_USER, password

@@ -10,6 +10,7 @@ import pytest
 from alarms import actions
 from alarms.actions import MAINTENANCE_START_GRACE, ActionError, Refusal
 from alarms.model import Alarm, AlarmChange, AlarmKey, AlarmType, ObjectKind, Severity
+from alarms.rules import AlarmSettings
 from alarms.stages import entry
 from store import alarms as alarm_store
 from store.queries import Viewer
@@ -75,6 +76,39 @@ def test_a_window_may_start_only_within_the_grace_before_the_databases_now(db) -
     assert within.declared_by == "alice" and [i.key for i in within.scope] == ["p-sh1"]
     with db.pool.connection() as conn:
         assert [w.id for w in alarm_store.list_windows(conn)] == [within.id]
+
+
+def test_a_window_is_bounded_in_length_and_in_how_far_ahead_it_starts(db) -> None:
+    """An end in year 9999 (a typo, or a way to exclude a circuit from its SLA for ever) is
+    refused, naming the field; the bounds are settings."""
+    with db.pool.connection() as conn:
+        add_device(conn, "p-sh1")
+        for start, end, field, message in (
+                (timedelta(0), "9999-12-31T23:59:59Z", "ends_at",
+                 "ends_at: a window may last at most 31 days"),
+                (timedelta(0), timedelta(days=31, seconds=1), "ends_at",
+                 "ends_at: a window may last at most 31 days"),
+                ("9999-12-31T00:00:00Z", "9999-12-31T01:00:00Z", "starts_at",
+                 "starts_at: a window may start at most 365 days ahead"),
+                (timedelta(days=366), timedelta(days=366, hours=1), "starts_at",
+                 "starts_at: a window may start at most 365 days ahead")):
+            error = refusal(actions.declare_maintenance, conn, "alice", ["device:p-sh1"],
+                            start, end, "swap")
+            assert (error.field, error.refusal) == (field, Refusal.INVALID)
+            assert str(error).startswith(message), str(error)
+        assert window_count(conn) == 0
+        # at the bounds: accepted
+        actions.declare_maintenance(conn, "alice", ["device:p-sh1"], timedelta(days=364),
+                                    timedelta(days=395), "long swap")
+        # the settings move the bounds
+        strict = AlarmSettings(maintenance_max_days=1, maintenance_max_ahead_days=2)
+        error = refusal(actions.declare_maintenance, conn, "alice", ["device:p-sh1"],
+                        timedelta(0), timedelta(days=1, seconds=1), "swap", rules=strict)
+        assert error.field == "ends_at" and "at most 1 days" in str(error)
+        error = refusal(actions.declare_maintenance, conn, "alice", ["device:p-sh1"],
+                        timedelta(days=3), timedelta(days=3, hours=1), "swap", rules=strict)
+        assert error.field == "starts_at" and "at most 2 days ahead" in str(error)
+        assert window_count(conn) == 1
 
 
 @pytest.mark.parametrize(("change", "field"), [

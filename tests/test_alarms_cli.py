@@ -128,6 +128,24 @@ def test_maintenance_add_refuses_a_window_starting_in_the_past(db, cli) -> None:
         "--reason", "x", "--by", "a", code=2)
 
 
+def test_maintenance_add_refuses_a_window_without_end_in_sight(db, cli, monkeypatch) -> None:
+    """An end in year 9999 is a clear error naming the option; the bound is the setting."""
+    with db.pool.connection() as conn:
+        insert_device(conn, "p-sh1")
+    add = ("maintenance", "add", "--scope", "device:p-sh1", "--reason", "swap", "--by", "a")
+    refused = cli(*add, "--end", "9999-12-31T23:59:59Z", code=2)
+    assert _error_line(refused) == ("keyline: error: --end: a window may last at most 31 days"
+                                    " (setting alarms.maintenance_max_days)")
+    refused = cli(*add, "--start", "+400d", "--end", "+401d", code=2)
+    assert _error_line(refused).startswith(
+        "keyline: error: --start: a window may start at most 365 days ahead")
+    monkeypatch.setenv("KEYLINE_ALARMS__MAINTENANCE_MAX_DAYS", "2")
+    assert "--end: a window may last at most 2 days" in cli(*add, "--end", "+3d", code=2)
+    with db.pool.connection() as conn:
+        assert alarm_store.list_windows(conn) == []
+    cli(*add, "--end", "+2d")
+
+
 def test_alarm_actions_keep_the_portals_rules(db, cli) -> None:
     pipeline = AlarmPipeline(AlarmSettings(raise_after_s=0), publisher=store_publisher(db.pool))
     now = datetime.now(UTC)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import urllib.request
 from pathlib import Path
 
 from keyline import __version__
 from keyline.wiring import EXAMPLE_INVENTORY
+from tests.portal_process import start_portal
 
 
 def keyline(*args: str, url: str | None = None, stdin: str | None = None,
@@ -134,66 +134,6 @@ def test_users_add_passwd_list(db):
     assert "correct horse battery" not in added.stdout + added.stderr + listing.stdout
 
 
-class Portal:
-    """A `keyline` process serving the portal, its output read as it comes (an unread pipe
-    that fills up would block the process)."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._reader: threading.Thread | None = None
-
-    def read_until_url(self, timeout_s: float) -> str:
-        import re
-        import time
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            match = re.search(r"Open (http://\S+)", line)
-            if match:
-                self._reader = threading.Thread(target=self._read_rest, daemon=True)
-                self._reader.start()
-                return match.group(1)
-        self.process.kill()
-        raise AssertionError("no URL printed:\n" + "".join(self.lines))
-
-    def _read_rest(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def stop(self) -> None:
-        import signal
-
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=30)
-        if self._reader is not None:
-            self._reader.join(5)
-        assert self.process.returncode == 0, self.output
-
-
-def start_portal(*args: str, env_extra: dict[str, str] | None = None) -> tuple[Portal, str]:
-    """Start `keyline ARGS` and return the process and the URL it printed."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYLINE_")}
-    env.update(env_extra or {})
-    process = subprocess.Popen([sys.executable, "-m", "keyline", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=env)
-    portal = Portal(process)
-    return portal, portal.read_until_url(90)
-
-
-def stop_portal(portal: Portal) -> None:
-    portal.stop()
-
-
 def portal_login(url: str, name: str, password: str) -> urllib.request.OpenerDirector:
     """Log in to the portal at `url` as a browser does (cookie jar, CSRF token from the login
     form); return the opener, which carries the session."""
@@ -231,7 +171,7 @@ def test_serve_shows_customers_and_circuits(db):
         for key in circuits:
             assert key in page
     finally:
-        stop_portal(process)
+        process.stop()
 
 
 def test_demo_runs_on_embedded_postgres_and_stops_it(scratch_dir: Path):
@@ -265,7 +205,7 @@ def test_demo_runs_on_embedded_postgres_and_stops_it(scratch_dir: Path):
             assert time.monotonic() < deadline, "no live traffic on the page within a minute"
             time.sleep(1)
     finally:
-        stop_portal(process)
+        process.stop()
     output = process.output
     assert output.count(printed[0][1]) == 1  # the password is printed once, logged never
     assert health["status"] == "ok"

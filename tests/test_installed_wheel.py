@@ -28,7 +28,7 @@ import pytest
 
 from keyline.wiring import EXAMPLE_INVENTORY
 from portal.vendor import ALLOWED, NODE_MODULES
-from tests.test_cli import Portal
+from tests.portal_process import Portal
 from tests.test_portal_browser import browser, log_in  # noqa: F401
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -499,6 +499,10 @@ def test_a_window_starting_in_the_past_is_refused_by_the_api_and_the_page(
     assert [w.declared_by for w in windows] == [NOC, NOC]
 
 
+# a window's start in the API tests: ahead, within alarms.maintenance_max_ahead_days
+SOON = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+
+
 @pytest.mark.parametrize(("change", "field"), [
     ({"scope": []}, "scope"),
     ({"scope": "device:p-sh1"}, "scope"),
@@ -508,15 +512,19 @@ def test_a_window_starting_in_the_past_is_refused_by_the_api_and_the_page(
     ({"scope": ["device:p-sh1"] * 51}, "scope"),
     ({"starts_at": "soon"}, "starts_at"),
     ({"starts_at": "2001-01-01T00:00:00Z"}, "starts_at"),
-    ({"ends_at": "2029-12-31T00:00:00Z"}, "ends_at"),
+    ({"starts_at": (SOON + timedelta(days=366)).isoformat()}, "starts_at"),
+    ({"ends_at": (SOON - timedelta(days=1)).isoformat()}, "ends_at"),
+    ({"ends_at": (SOON + timedelta(days=31, seconds=1)).isoformat()}, "ends_at"),
+    ({"ends_at": "9999-12-31T23:59:59Z"}, "ends_at"),
     ({"reason": ""}, "reason"),
     ({"reason": "x\u0000y"}, "reason"),
     ({"reason": "x" * 2001}, "reason"),
 ])
 def test_api_window_errors_name_the_field(portal: Portal, change, field):  # noqa: F811
     client = portal.app.test_client()
-    body = {"scope": ["device:p-sh1"], "starts_at": "2030-01-01T00:00:00Z",
-            "ends_at": "2030-01-01T10:00:00+08:00", "reason": "planned"}
+    body = {"scope": ["device:p-sh1"], "starts_at": SOON.isoformat(),
+            "ends_at": (SOON + timedelta(hours=2)).astimezone(timezone(timedelta(hours=8)))
+            .isoformat(), "reason": "planned"}
     noc = bearer(token_for(portal, NOC))
     assert client.post("/api/v1/maintenance-windows", headers=noc,
                        json=body).status_code == 201
@@ -527,6 +535,31 @@ def test_api_window_errors_name_the_field(portal: Portal, change, field):  # noq
         return
     assert response.status_code == 400, response.get_json()
     assert response.get_json()["field"] == field
+
+
+def test_api_refuses_a_window_without_end_in_sight(portal: Portal):  # noqa: F811
+    """Year 9999 as the end is a 400 naming the field; the app's setting is the bound."""
+    client = portal.app.test_client()
+    noc = bearer(token_for(portal, NOC))
+    body = {"scope": ["device:p-sh1"], "starts_at": SOON.isoformat(),
+            "ends_at": "9999-12-31T23:59:59Z", "reason": "planned"}
+    response = client.post("/api/v1/maintenance-windows", headers=noc, json=body)
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "error": "a window may last at most 31 days (setting alarms.maintenance_max_days)",
+        "field": "ends_at"}
+    settings = portal.app.extensions["keyline.settings"]
+    portal.app.extensions["keyline.settings"] = settings.model_copy(update={
+        "alarms": settings.alarms.model_copy(update={"maintenance_max_days": 1.0})})
+    try:
+        body["ends_at"] = (SOON + timedelta(days=2)).isoformat()
+        response = client.post("/api/v1/maintenance-windows", headers=noc, json=body)
+        assert response.status_code == 400 and response.get_json()["field"] == "ends_at"
+        assert "at most 1 days" in response.get_json()["error"]
+    finally:
+        portal.app.extensions["keyline.settings"] = settings
+    assert client.post("/api/v1/maintenance-windows", headers=noc,
+                       json=body).status_code == 201
 
 
 def test_account_manager_reads_only_their_customers_alarms(

@@ -413,6 +413,7 @@ def test_service_state_maintenance_unknown_and_chinese(portal: Portal):  # noqa:
     assert state == {"status": "maintenance", "underlying": "down",
                      "label": "maintenance (down beneath)",
                      "cause": "in maintenance window 4 (down: port Gi0/0/5 down)",
+                     "cause_text": None,  # stored without words as data: the English
                      "cause_kind": "test", "since": at, "since_text": f"since {at}",
                      "time": since.isoformat()}
     listing = client.get(f"/customers/{portal.a.customer_id}/").get_data(as_text=True)

@@ -13,87 +13,25 @@ a Socket.IO client connected through it gets a live event.
 
 from __future__ import annotations
 
-import os
 import re
 import select
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 
 from collectors.model import Observation
-from keyline.wiring import EXAMPLE_INVENTORY
 from store.database import Database
 from store.events import last_event_id
 from store.observations import record_observations
 from store.users import set_password
+from tests.portal_process import Portal, serve
 
 USER, PASSWORD = "noc.wang", "portal server test password"
-# How long the server may take to start (imports, inventory, topology) on a loaded machine.
-START_TIMEOUT_S = 120
-
-
-@dataclass
-class Served:
-    process: subprocess.Popen[str]
-    url: str
-    host: str
-    port: int
-    lines: list[str] = field(default_factory=list)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-
-@contextmanager
-def serve(db: Database, **server_settings: Any) -> Iterator[Served]:
-    """`keyline serve` on `db` with the example inventory and these [server] settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYLINE_")}
-    env.update({f"KEYLINE_SERVER__{name.upper()}": str(value)
-                for name, value in server_settings.items()})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "keyline", "--database-url", db.url, "serve", "--port", "0",
-         "--inventory", str(EXAMPLE_INVENTORY)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    lines: list[str] = []
-    url = None
-    deadline = time.monotonic() + START_TIMEOUT_S
-    assert process.stdout is not None
-    while url is None and time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        match = re.search(r"Open (http://(\S+):(\d+)/)", line)
-        if match:
-            url = match.group(1)
-    if url is None:
-        process.kill()
-        raise AssertionError("no URL printed:\n" + "".join(lines))
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()), daemon=True)
-    reader.start()
-    served = Served(process, url, match.group(2), int(match.group(3)), lines)
-    try:
-        yield served
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        reader.join(5)
 
 
 def set_user_password(db: Database) -> None:
@@ -101,7 +39,7 @@ def set_user_password(db: Database) -> None:
         set_password(conn, USER, PASSWORD)
 
 
-def half_sent(served: Served) -> socket.socket:
+def half_sent(served: Portal) -> socket.socket:
     """A connection that sent a request line and one header, never the blank line."""
     sock = socket.create_connection((served.host, served.port), timeout=10)
     sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: keyline\r\n")

@@ -539,10 +539,10 @@ def test_keyline_serve_disconnects_the_sockets_of_an_ended_session(db: Database)
     "session.ended" event crosses from this process's store call to that one's sockets."""
     import socketio
 
+    from tests.portal_process import serve as keyline_serve
     from tests.test_portal_live import wait_for
     from tests.test_portal_server import PASSWORD as SERVE_PASSWORD
     from tests.test_portal_server import USER as SERVE_USER
-    from tests.test_portal_server import serve as keyline_serve
     from tests.test_portal_server import set_user_password
 
     with keyline_serve(db) as served:

@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 
 from alarms.model import AlarmState, TimelineEntry
+from config.settings import LiveSettings, load_settings
 from keyline.wiring import EXAMPLE_INVENTORY, import_inventory, load_inventory_files
-from portal.live import JOINS_PER_WINDOW
+from portal.app import create_app
 from store.alarms import save_changes
 from store.events import last_event_id
 from store.timeseries import SampleWriter
@@ -42,6 +43,7 @@ from tests.test_portal_live import (  # noqa: F401
     Served,
     live,
     raise_alarm,
+    serve,
     session_cookie,
     wait_for,
 )
@@ -251,15 +253,17 @@ def test_joins_are_bounded_per_connection(live: Served, portal: Portal,  # noqa:
     """A client replaying its catch-up again and again gets a bounded snapshot each time,
     then a "reload" answer and nothing more."""
     room = f"customer:{portal.a.customer_id}"
+    joins = LiveSettings().joins_per_window  # the default of the live.joins_per_window setting
+    assert portal.app.extensions["keyline.live_joins"].joins == joins
     customer = Listener(live.url, session_cookie(live.url, USER_A))
     try:
-        answers = [customer.join(room, after=0) for _ in range(JOINS_PER_WINDOW + 5)]
-        assert all(a["ok"] for a in answers[:JOINS_PER_WINDOW])
-        for refused in answers[JOINS_PER_WINDOW:]:
+        answers = [customer.join(room, after=0) for _ in range(joins + 5)]
+        assert all(a["ok"] for a in answers[:joins])
+        for refused in answers[joins:]:
             assert refused["ok"] is False and refused["reload"] is True
             assert refused["error"] == "too many joins" and refused["retry_after_s"] > 0
         time.sleep(0.3)
-        assert len(customer.snapshots) == JOINS_PER_WINDOW
+        assert len(customer.snapshots) == joins
         assert all(len(s["alarms"]) <= 2000 for s in customer.snapshots)
     finally:
         customer.close()
@@ -271,18 +275,26 @@ def test_joins_are_bounded_per_connection(live: Served, portal: Portal,  # noqa:
         other.close()
 
 
-def test_snapshot_caps_its_alarms(live: Served, portal: Portal, monkeypatch,  # noqa: F811
-                                  alarms: dict[str, Any]):
-    import portal.live as live_module
-
-    monkeypatch.setattr(live_module, "SNAPSHOT_MAX_ALARMS", 2)
-    customer = Listener(live.url, session_cookie(live.url, "noc.wang"))
-    try:
-        assert customer.join("noc", after=0)["ok"]
-        (snapshot,) = customer.received
-    finally:
-        customer.close()
-    assert len(snapshot["alarms"]) == 2 and snapshot["alarms_complete"] is False
+def test_the_live_settings_bound_snapshots_and_joins(portal: Portal, tmp_path,  # noqa: F811
+                                                     alarms: dict[str, Any]):
+    """`live.snapshot_max_alarms` and `live.joins_per_window` (KEYLINE_LIVE__...) are what
+    an app made with them enforces."""
+    settings = load_settings(None, overrides={
+        "data_dir": tmp_path / "data", "database_url": portal.database.url,
+        "live": {"snapshot_max_alarms": 2, "joins_per_window": 3}})
+    app = create_app(settings, portal.database)
+    with serve(app) as served:
+        noc = Listener(served.url, session_cookie(served.url, "noc.wang"))
+        try:
+            answers = [noc.join("noc", after=0) for _ in range(4)]
+            time.sleep(0.3)
+            snapshots = list(noc.snapshots)
+        finally:
+            noc.close()
+    assert [a["ok"] for a in answers] == [True, True, True, False]
+    assert answers[3]["reload"] is True
+    assert len(snapshots) == 3
+    assert all(len(s["alarms"]) == 2 and s["alarms_complete"] is False for s in snapshots)
 
 
 def test_internal_notes_and_names_stay_with_staff(portal: Portal,  # noqa: F811

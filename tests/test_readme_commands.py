@@ -34,8 +34,8 @@ import pytest
 
 from config.inventory.loader import load_inventory
 from keyline.wiring import EXAMPLE_INVENTORY
+from tests.portal_process import Portal
 from tests.snmp_agents import free_udp_port_on, free_udp_ports, snmpsim_installed
-from tests.test_cli import Portal
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +95,9 @@ STEPS: list[tuple[str, Run | NotRun]] = [
          expect=r"User alice added \(engineer\)")),
     ("keyline user passwd noc.wang",
      Run("keyline user passwd noc.wang", stdin=PASSWORD, expect="Password of noc.wang set")),
-    ("keyline user list", Run("keyline user list", expect=r"(?m)^alice\s+engineer\s+local\s+ok")),
+    ("keyline user role alice --role noc",
+     Run("keyline user role alice --role noc", expect="User alice is now noc")),
+    ("keyline user list", Run("keyline user list", expect=r"(?m)^alice\s+noc\s+local\s+ok")),
     # the demo has made no token: the first is number 1, as the README's revoke-token says
     ("keyline user token noc.wang --label wallboard [--expires-days 30] [--service]",
      Run("keyline user token noc.wang --label wallboard", expect=r" 1 for noc\.wang \(wallboard")),

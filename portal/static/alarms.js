@@ -33,7 +33,8 @@
  *
  * Rows are built with DOM APIs and textContent only: nothing received is parsed as HTML.
  * Visible words come from <template id="alarm-labels"> (translated like the rest of the
- * portal). window.keylineAlarms exposes the state for the browser tests.
+ * portal); an alarm's summary is rendered from its "text" (code and parameters) with the
+ * templates the page carries (portal/static/alarm_texts.js), as the server renders its rows. window.keylineAlarms exposes the state for the browser tests.
  */
 (function () {
   "use strict";
@@ -244,7 +245,10 @@
                   (alarm.qualifier ? " (" + alarm.qualifier + ")" : ""));
     link.href = alarmUrl(alarm.id);
     what.appendChild(link);
-    if (alarm.summary) { what.appendChild(el("div", "desc", alarm.summary)); }
+    // the summary in the viewer's language, from its words as data (alarm_texts.js)
+    if (alarm.summary) {
+      what.appendChild(el("div", "desc", window.keylineAlarmText(alarm.text, alarm.summary)));
+    }
     var hit = impactedCircuits(alarm);
     if (hit) { what.appendChild(hit); }
     if (alarm.root_cause_id && !rootListed) { what.appendChild(symptomOf(alarm.root_cause_id)); }
@@ -617,7 +621,7 @@
   // --- the socket ---------------------------------------------------------------------
 
   function setLive(which) {
-    if (!liveState) { return; }
+    if (!liveState || liveState.dataset.state === "reload") { return; }  // final, see mustReload
     liveState.dataset.state = which;
     liveState.textContent = liveState.dataset["label" + which.charAt(0).toUpperCase() + which.slice(1)];
   }
@@ -628,9 +632,11 @@
     state.rooms.forEach(function (room) {
       state.socket.emit("join", { room: room, after: state.lastId }, function (answer) {
         round.ok = round.ok && !!(answer && answer.ok);
+        round.reload = round.reload || !!(answer && answer.reload);
         round.waiting -= 1;
         if (round.waiting > 0 || state.round !== round) { return; }
         state.round = null;
+        if (round.reload) { mustReload(); return; }
         setLive(round.ok ? "live" : "offline");
         if (!round.ok) { return; }  // a room refused: leave the list as it is
         if (state.pending) {
@@ -640,6 +646,14 @@
         }
       });
     });
+  }
+
+  // A join answered "reload": this connection joined too often (portal/live.py's budget, the
+  // live.joins_per_window setting). Reconnecting would be refused the same way: stop, and
+  // say so instead of looking merely offline.
+  function mustReload() {
+    setLive("reload");
+    state.socket.disconnect();
   }
 
   function connect() {

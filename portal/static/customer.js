@@ -413,8 +413,8 @@
     // Each returns whether the page shows that element (else the message does not concern
     // this page, and does not make it fetch its state).
 
-    // A circuit's service state: {status, underlying, label, cause, since_text}; from a
-    // live message only status and underlying (the words follow with the page's state).
+    // A circuit's service state: {status, underlying, label, cause, cause_text, since_text};
+    // from a live message only status and underlying (the words follow with the page's state).
     function setService(id, service) {
       const cells = document.querySelectorAll('[data-service="' + CSS.escape(id) + '"]');
       cells.forEach((cell) => {
@@ -434,8 +434,8 @@
         const cause = cell.querySelector(".service-cause");
         const since = cell.querySelector(".service-since");
         if (service.cause !== undefined) {
-          if (cause) {
-            cause.textContent = service.cause || "";
+          if (cause) {  // in the viewer's language from its words as data (alarm_texts.js)
+            cause.textContent = window.keylineAlarmText(service.cause_text, service.cause);
           }
           if (since) {
             since.textContent = service.since_text || "";
@@ -669,6 +669,9 @@
     // -- the socket
 
     function setLive(which) {
+      if (indicator.dataset.state === "reload") {
+        return;  // final, see join
+      }
       indicator.dataset.state = which;
       indicator.textContent = indicator.dataset["label" + which.charAt(0).toUpperCase()
                                                 + which.slice(1)];
@@ -676,6 +679,12 @@
 
     function join() {
       state.socket.emit("join", {room: indicator.dataset.room, after: state.lastId}, (answer) => {
+        if (answer && answer.reload) {
+          // joined too often (portal/live.py's budget): reconnecting would be refused too
+          setLive("reload");
+          state.socket.disconnect();
+          return;
+        }
         setLive(answer && answer.ok ? "live" : "offline");
       });
     }

@@ -135,7 +135,7 @@
     return labels[status] || status;
   }
 
-  // item: {status, underlying, cause, since} (a view's circuit or a message's)
+  // item: {status, underlying, cause, cause_text, since} (a view's circuit or a message's)
   function setCircuitStatus(id, item) {
     var cell = state.circuits[id];
     if (!cell) { return; }
@@ -145,7 +145,9 @@
     badge.dataset.status = item.status;
     badge.dataset.underlying = underlying;
     badge.textContent = stateLabel(item.status, underlying);
-    cell.querySelector(".service-cause").textContent = item.cause || "";
+    // the cause in the viewer's language from its words as data (alarm_texts.js), else as sent
+    cell.querySelector(".service-cause").textContent =
+      window.keylineAlarmText(item.cause_text, item.cause);
     cell.querySelector(".service-since").textContent = item.since && sinceWords
       ? sinceWords.textContent.replace("@TIME@", formatTime(item.since)) : "";
   }
@@ -231,6 +233,7 @@
   }
 
   function setLive(which) {
+    if (liveState.dataset.state === "reload") { return; }  // final, see join
     liveState.dataset.state = which;
     liveState.textContent = liveState.dataset["label" + which.charAt(0).toUpperCase() + which.slice(1)];
   }
@@ -239,6 +242,12 @@
     var request = { room: room };
     if (state.lastId !== null) { request.after = state.lastId; }
     state.socket.emit("join", request, function (answer) {
+      if (answer && answer.reload) {
+        // joined too often (portal/live.py's budget): reconnecting would be refused too
+        setLive("reload");
+        state.socket.disconnect();
+        return;
+      }
       setLive(answer && answer.ok ? "live" : "offline");
     });
   }
