@@ -184,8 +184,8 @@ class LiveSettings(BaseModel):
 
     Each join of a room answers with one snapshot of the room's state, bounded to the
     `snapshot_max_alarms` newest active alarms (beyond: "alarms_complete": false), and one
-    connection may join at most `joins_per_window` times in `join_window_s` (a snapshot is
-    a few store reads); beyond that a join is refused with "reload": true, and the page
+    connection may join each room at most `joins_per_window` times in `join_window_s` (a
+    snapshot is a few store reads); beyond that a join is refused with "reload": true, and the page
     asks its user to reload it."""
 
     joins_per_window: int = Field(30, ge=1, le=10_000)

@@ -411,7 +411,16 @@ def serve_portal_process(config_text: str) -> int:
     from portal.live import start_live
     from portal.server import PortalServer
 
-    config = json.loads(config_text)
+    if not config_text.strip():
+        # `keyline serve` was stopped (SIGTERM during start-up) before it handed the settings
+        # over: there is nothing to serve, and nothing went wrong.
+        return 0
+    try:
+        config = json.loads(config_text)
+    except ValueError:
+        print("keyline: portal server process: its settings arrived cut short (was `keyline"
+              " serve` stopped while starting it?)", file=sys.stderr)
+        return 2
     try:
         settings = settings_from_json(config["settings"])
         setup_logging(settings.log_level)

@@ -136,8 +136,10 @@ WINDOW_SECTIONS = (
 WINDOW_FIELD_ERRORS = {
     "scope": lazy_gettext("Check the scope: the key of an existing device, port "
                           "(DEVICE:PORT), circuit or customer."),
-    "starts_at": lazy_gettext("Check the start: a date and time (UTC), not in the past."),
-    "ends_at": lazy_gettext("Check the end: a date and time (UTC) after the start."),
+    "starts_at": lazy_gettext("Check the start: a date and time (UTC), not in the past and not"
+                              " further ahead than allowed (alarms.maintenance_max_ahead_days)."),
+    "ends_at": lazy_gettext("Check the end: a date and time (UTC) after the start, for a window"
+                            " no longer than allowed (alarms.maintenance_max_days)."),
     "reason": lazy_gettext("Give a reason (at most 2000 characters)."),
     "customer_note": lazy_gettext("The note for customers may have at most 2000 characters."),
 }

@@ -78,7 +78,7 @@ alarm for "noc"), cut and labelled exactly as the live alarm messages are (`alar
 `scoped_alarm`), oldest first; "alarms_complete" is false when more than
 the `live.snapshot_max_alarms` setting are active (the newest are sent). So the catch-up of
 a join is bounded and never replays events: one message, whatever "after" says; and a
-connection may join at most `live.joins_per_window` times in `live.join_window_s`
+connection may join each room at most `live.joins_per_window` times in `live.join_window_s`
 (`JoinBudget`; config.settings.LiveSettings): a join beyond that gets
 ``{"ok": false, "error": "too many joins", "reload": true, "retry_after_s": ...}`` and no
 snapshot (the page says so and asks to be reloaded). A snapshot's "id" is the highest
@@ -847,33 +847,37 @@ def _moved(old: float | None, new: float | None) -> bool:
 
 
 class JoinBudget:
-    """How many joins each connection (socket id) made in the last `window_s`: `allow`
-    says whether one more may be served now, else after how many seconds. Entries of
-    connections quiet for a window are dropped as others join, so the table stays small
-    without a disconnect hook."""
+    """How many times each connection (socket id) joined each room in the last `window_s`:
+    `allow` says whether one more join of that room may be served now, else after how many
+    seconds. Counted per room because one page joins several rooms on one connection (an
+    account manager's console joins one per managed customer, however many); what the
+    budget stops is the same catch-up replayed again and again, and a viewer may only join
+    the rooms it is allowed. Entries quiet for a window are dropped as others join, so the
+    table stays small without a disconnect hook."""
 
     def __init__(self, joins: int = LiveSettings().joins_per_window,
                  window_s: float = LiveSettings().join_window_s) -> None:
         self.joins = joins
         self.window_s = window_s
         self._lock = threading.Lock()
-        self._times: dict[str, list[float]] = {}
+        self._times: dict[tuple[str, str], list[float]] = {}
         self._pruned_at = 0.0
 
-    def allow(self, sid: str, now: float | None = None) -> tuple[bool, float]:
-        """(allowed, seconds until the next join would be allowed)."""
+    def allow(self, sid: str, room: str, now: float | None = None) -> tuple[bool, float]:
+        """(allowed, seconds until the next join of `room` would be allowed)."""
         now = time.monotonic() if now is None else now
         with self._lock:
             if now - self._pruned_at > self.window_s:
                 self._pruned_at = now
                 self._times = {k: v for k, v in self._times.items()
                                if v and now - v[-1] < self.window_s}
-            times = [t for t in self._times.get(sid, ()) if now - t < self.window_s]
+            key = (sid, room)
+            times = [t for t in self._times.get(key, ()) if now - t < self.window_s]
             if len(times) >= self.joins:
-                self._times[sid] = times
+                self._times[key] = times
                 return False, round(self.window_s - (now - times[0]), 1)
             times.append(now)
-            self._times[sid] = times
+            self._times[key] = times
             return True, 0.0
 
 
@@ -946,7 +950,7 @@ def init_live(app: Flask, database: Database, *, async_mode: str = "threading",
         if not room_allowed(viewer, room, bridge.customers, managed):
             return {"ok": False, "error": "no such room"}
         sid = request.sid  # type: ignore[attr-defined]
-        allowed, retry_after_s = budget.allow(sid)
+        allowed, retry_after_s = budget.allow(sid, room)
         if not allowed:
             return {"ok": False, "error": "too many joins", "reload": True,
                     "retry_after_s": retry_after_s}

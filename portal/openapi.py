@@ -203,9 +203,13 @@ def _alarm_paths() -> dict[str, Any]:
                                       "device:KEY, port:DEVICE:PORT, circuit:KEY or "
                                       "customer:KEY")},
                         "starts_at": {"type": "string", "format": "date-time",
-                                      "description": "not in the past"},
+                                      "description": "not in the past, at most the setting"
+                                                     " alarms.maintenance_max_ahead_days"
+                                                     " (365) ahead"},
                         "ends_at": {"type": "string", "format": "date-time",
-                                    "description": "after starts_at"},
+                                    "description": "after starts_at, at most the setting"
+                                                   " alarms.maintenance_max_days (31)"
+                                                   " after it; a 400 names the field"},
                         "note": {"type": "string", "minLength": 1, "maxLength": 2000,
                                  "description": "why: internal note, staff only"},
                         "reason": {"type": "string", "minLength": 1, "maxLength": 2000,

@@ -100,3 +100,15 @@ def test_sigterm_while_importing_the_inventory_is_a_clean_exit(db: Database):
     assert code == 0, (code, first, out, err)
     assert "stopped" in first + out
     assert "Traceback" not in err, err
+
+
+def test_a_portal_process_whose_parent_stopped_before_handing_over_exits_quietly():
+    """SIGTERM can reach `keyline serve` after it started its portal server process and
+    before it wrote the settings to that process's stdin: the child then reads nothing (or
+    a cut-off text) and must end without a traceback."""
+    for stdin, code in (("", 0), ('{"settings": {"data_di', 2)):
+        done = subprocess.run([sys.executable, "-m", "keyline.portal_process"], input=stdin,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == code, done.stderr
+        assert "Traceback" not in done.stderr
+        assert done.stderr.count("\n") <= 1, done.stderr
