@@ -416,12 +416,21 @@ def lab_sim(state: _State, arguments: tuple[str, ...]) -> None:
 def _stopped_by_sigterm(what: str) -> Iterator[None]:
     """SIGTERM at any moment of a long-running command is a clean stop, exit code 0
     (keyline.wiring.sigterm_unwinds); while starting, one line says so."""
+    import threading
+
     from keyline.wiring import Terminated, sigterm_unwinds
 
+    received = threading.Event()
     try:
-        with sigterm_unwinds():
+        with sigterm_unwinds(received):
             yield
     except Terminated:
+        click.echo(f"{what} stopped (SIGTERM).")
+    except Exception:
+        if not received.is_set():
+            raise
+        # Terminated, wrapped by a library on its way out (e.g. pydantic serializing the
+        # settings for the portal process): still the stop that was asked for.
         click.echo(f"{what} stopped (SIGTERM).")
 
 

@@ -508,7 +508,7 @@ class Terminated(BaseException):
 
 
 @contextmanager
-def sigterm_unwinds() -> Iterator[None]:
+def sigterm_unwinds(received: threading.Event | None = None) -> Iterator[None]:
     """Within this block SIGTERM at any moment is a clean stop: it raises `Terminated` in
     the main thread, and every context already entered (the embedded database, the
     services, the portal server process) exits in order; `keyline serve`, `demo` and
@@ -516,13 +516,17 @@ def sigterm_unwinds() -> Iterator[None]:
     own handler for the time they serve. Once `Terminated` was raised, further SIGTERMs
     are ignored: one stop is enough, and the unwinding must not be cut short. (Before
     Python runs the command, during the interpreter's own start, the default action still
-    applies.)"""
+    applies.) `received` is set when SIGTERM came: a library that catches exceptions and
+    wraps them in its own (pydantic's serializers do) can turn `Terminated` into another
+    error, which the caller then knows to be the stop."""
     raised = False
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         nonlocal raised
         if not raised:
             raised = True
+            if received is not None:
+                received.set()
             raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)

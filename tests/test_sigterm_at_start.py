@@ -112,3 +112,24 @@ def test_a_portal_process_whose_parent_stopped_before_handing_over_exits_quietly
         assert done.returncode == code, done.stderr
         assert "Traceback" not in done.stderr
         assert done.stderr.count("\n") <= 1, done.stderr
+
+
+def test_sigterm_wrapped_by_a_library_is_still_the_stop(capsys):
+    """pydantic's serializers wrap an exception raised inside them (the CI saw SIGTERM land
+    while the settings were serialized for the portal process): the stop that was asked for
+    is still a clean stop, not "unexpected PydanticSerializationError"."""
+    from pydantic import BaseModel, field_serializer
+
+    from keyline.cli import _stopped_by_sigterm
+
+    class Settings(BaseModel):
+        data_dir: Path
+
+        @field_serializer("data_dir")
+        def ser_path(self, value: Path) -> str:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return str(value)
+
+    with _stopped_by_sigterm("Keyline"):
+        Settings(data_dir=Path("/x")).model_dump_json()
+    assert "Keyline stopped (SIGTERM)." in capsys.readouterr().out
