@@ -264,8 +264,8 @@ def user_passwd(state: _State, name: str, password_stdin: bool) -> None:
     password = _read_new_password(password_stdin)
     with _database(state) as database, database.pool.connection() as conn:
         set_password(conn, name, password)
-    click.echo(f"Password of {name} set; its sessions ended and its API tokens but the"
-               " service tokens revoked.")
+    click.echo(f"Password of {name} set; its sessions ended and its personal API tokens"
+               " revoked (service tokens stay).")
 
 
 @user_group.command("role")

@@ -31,7 +31,7 @@ nothing later).
 
 Users (/admin/users): every user with role, customer, origin, state and open sessions; add
 a local user (store.users.add_local_user), set a new password (set_password: it ends the
-user's sessions and revokes its tokens but the service tokens), retire or restore a local
+user's sessions and revokes its personal tokens; service tokens stay), retire or restore a local
 user (set_local_user_retired: the inventory's users are retired by the inventory files;
 retirement ends the sessions and revokes every token), change a local user's role or
 customer (set_user_role: it ends the sessions and revokes every token), end all of a user's sessions
@@ -80,7 +80,7 @@ from portal.security import clock, current_viewer, roles_required
 from store.inventory import (
     ImportSummary,
     RetireNotConfirmed,
-    apply_inventory_guarded,
+    apply_inventory,
     needs_retire_confirmation,
     retired_share,
 )
@@ -302,9 +302,9 @@ def run_import(conn: psycopg.Connection, inventory: Inventory, files: list[str],
     than `max_retire_share` and `confirmed_retire` is not given; _RetiredOtherwise when
     `confirmed_retire` (a retired_digest) is not what it would retire now."""
     with conn.transaction(force_rollback=not store):
-        summary = apply_inventory_guarded(
-            conn, inventory, files=files, max_retire_share=max_retire_share,
-            allow_retire=True)
+        # The guard is applied here rather than by apply_inventory_guarded: the admin's own
+        # account is checked first, and a confirmation is for exactly what it showed.
+        summary = apply_inventory(conn, inventory, files=files)
         if admin in summary.kinds["users"].retired:
             raise _WouldRetireSelf
         if confirmed_retire is not None:

@@ -137,7 +137,7 @@ def add_local_user(
 
 def set_password(conn: psycopg.Connection, key: str, password: str) -> None:
     """Set (or replace) the password of an existing, active user; in the same transaction,
-    end its sessions and revoke its API tokens but the service tokens."""
+    end its sessions and revoke its personal API tokens (service tokens stay)."""
     check_password_strength(password)
     with conn.transaction():
         row = conn.execute(

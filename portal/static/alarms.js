@@ -39,12 +39,7 @@
 (function () {
   "use strict";
 
-  // Socket.IO transports as the server allows them (base.html's meta, settings
-  // server.websocket_only): WebSocket alone behind a proxy without sticky sessions.
-  function socketTransports() {
-    var meta = document.querySelector('meta[name="keyline-socket-transports"]');
-    return (meta && meta.content ? meta.content : "websocket,polling").split(",");
-  }
+  const socketTransports = window.keylineCommon.socketTransports;
 
   var list = document.getElementById("alarm-list");
   if (!list) { return; }

@@ -46,59 +46,14 @@
 (function () {
   "use strict";
 
-  // Socket.IO transports as the server allows them (base.html's meta, settings
-  // server.websocket_only): WebSocket alone behind a proxy without sticky sessions.
-  function socketTransports() {
-    var meta = document.querySelector('meta[name="keyline-socket-transports"]');
-    return (meta && meta.content ? meta.content : "websocket,polling").split(",");
-  }
+  const {socketTransports, formatValue, formatTime, valueAxis} = window.keylineCommon;
 
   const POINTS = 240;
   const STATUS_COLOURS = {up: "#15803d", down: "#b91c1c", degraded: "#d97706", unknown: "#94a3b8"};
   const LINE_COLOURS = {in: "#0f5da8", out: "#7c3aed"};
 
-  // --- formatting ---------------------------------------------------------------------------
-
-  function formatValue(value, unit) {
-    if (value === null || value === undefined || Number.isNaN(value)) {
-      return "-";
-    }
-    if (unit === "bit/s") {
-      const steps = [[1e12, "Tbit/s"], [1e9, "Gbit/s"], [1e6, "Mbit/s"], [1e3, "kbit/s"]];
-      for (const [size, name] of steps) {
-        if (Math.abs(value) >= size) {
-          return (value / size).toFixed(value / size >= 100 ? 0 : 1) + " " + name;
-        }
-      }
-      return value.toFixed(0) + " bit/s";
-    }
-    if (unit === "%") {
-      return value.toFixed(1) + " %";
-    }
-    return value >= 100 ? value.toFixed(0) : value.toFixed(2);
-  }
-
-  function formatTime(ms, spanSeconds) {
-    const lang = document.documentElement.lang || undefined;
-    const options = spanSeconds > 86400
-      ? {month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit"}
-      : {hour: "2-digit", minute: "2-digit"};
-    return new Date(ms).toLocaleString(lang, options);
-  }
-
   // --- charts -------------------------------------------------------------------------------
 
-  // The value axis: whole bits per second (ticks at 0.2 bit/s all read "0 bit/s" or "1 bit/s"),
-  // and with nothing to draw, 0 to 1 kbit/s rather than 0 to 1 (it read "1 bit/s, 1 bit/s");
-  // the chart's note then says there is no data.
-  function valueAxis(unit) {
-    const axis = {beginAtZero: true, ticks: {callback: (value) => formatValue(value, unit)}};
-    if (unit === "bit/s") {
-      axis.suggestedMax = 1000;
-      axis.ticks.precision = 0;
-    }
-    return axis;
-  }
 
 
   // Time ranges whose samples were dropped (the API's "unknown") drawn as grey bands behind

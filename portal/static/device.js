@@ -30,52 +30,13 @@
 (function () {
   "use strict";
 
+  const {formatValue, formatTime, valueAxis} = window.keylineCommon;
+
   const POINTS = 240;
   const LINE_COLOURS = {in: "#0f5da8", out: "#7c3aed", health: "#0f766e"};
   const GAP_COLOUR = "#b91c1c";
   // a hole this many times the usual spacing of the points breaks the line
   const HOLE_FACTOR = 3;
-
-  // --- formatting ---------------------------------------------------------------------------
-
-  function formatValue(value, unit) {
-    if (value === null || value === undefined || Number.isNaN(value)) {
-      return "-";
-    }
-    if (unit === "bit/s") {
-      const steps = [[1e12, "Tbit/s"], [1e9, "Gbit/s"], [1e6, "Mbit/s"], [1e3, "kbit/s"]];
-      for (const [size, name] of steps) {
-        if (Math.abs(value) >= size) {
-          return (value / size).toFixed(value / size >= 100 ? 0 : 1) + " " + name;
-        }
-      }
-      return value.toFixed(0) + " bit/s";
-    }
-    if (unit === "%" || unit === "°C") {
-      return value.toFixed(1) + " " + unit;
-    }
-    return value >= 100 ? value.toFixed(0) : value.toFixed(2);
-  }
-
-  // The value axis: whole bits per second (ticks at 0.2 bit/s all read "0 bit/s" or "1 bit/s"),
-  // and with nothing to draw, 0 to 1 kbit/s rather than 0 to 1 (it read "1 bit/s, 1 bit/s");
-  // the chart's note then says there is no data.
-  function valueAxis(unit) {
-    const axis = {beginAtZero: true, ticks: {callback: (value) => formatValue(value, unit)}};
-    if (unit === "bit/s") {
-      axis.suggestedMax = 1000;
-      axis.ticks.precision = 0;
-    }
-    return axis;
-  }
-
-  function formatTime(ms, spanSeconds) {
-    const lang = document.documentElement.lang || undefined;
-    const options = spanSeconds > 86400
-      ? {month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit"}
-      : {hour: "2-digit", minute: "2-digit"};
-    return new Date(ms).toLocaleString(lang, options);
-  }
 
   function element(tag, className, text) {
     const node = document.createElement(tag);

@@ -30,12 +30,7 @@
 (function () {
   "use strict";
 
-  // Socket.IO transports as the server allows them (base.html's meta, settings
-  // server.websocket_only): WebSocket alone behind a proxy without sticky sessions.
-  function socketTransports() {
-    var meta = document.querySelector('meta[name="keyline-socket-transports"]');
-    return (meta && meta.content ? meta.content : "websocket,polling").split(",");
-  }
+  const socketTransports = window.keylineCommon.socketTransports;
 
   var COLOURS = { up: "#16a34a", down: "#dc2626", degraded: "#f59e0b", unknown: "#9ca3af" };
   // A fault is drawn above what is healthy: where links cross, the red one is on top.
