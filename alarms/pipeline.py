@@ -11,10 +11,11 @@ pass (debounce timers expire, trap events age out, maintenance windows begin and
 states wait to be taken); `evaluate_thresholds(samples, now)` feeds the latest metric values.
 Each returns the alarm changes it published; the circuit states it took are in
 `last_states`. *Publish* hands one step's changes, merged to one per alarm, and its circuit
-states to a publisher: `store_publisher(pool)` saves them, the pipeline's read position, an
-"alarm.<raised|updated|cleared>" event per alarm and a "circuit.state" event in one
-transaction (store.alarms.save_changes, store.circuit_states.record_states); without a
-publisher the changes are only returned, which is how the stages are tested together.
+states to a publisher: `store_publisher(...)` saves them, an "alarm.<raised|updated|cleared>"
+event per alarm and a "circuit.state" event in one transaction (store.alarms.save_changes,
+store.circuit_states.record_states) - the transaction of the alarm service's event consumer,
+which saves its read position with them (alarms.service); without a publisher the changes
+are only returned, which is how the stages are tested together.
 
 The topology (`set_topology(topology)`, a topology.current.Topology: the inventory, accepted
 and discovered links) is kept live by the pipeline itself: every observation updates the
@@ -38,6 +39,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -125,18 +127,26 @@ def stored_reasons(words: Any) -> tuple[dict[str, Any] | str, ...]:
     return ()
 
 
-def store_publisher(pool: ConnectionPool, pipeline: str = "main") -> Publisher:
+def store_publisher(source: ConnectionPool | Callable[[], Any],
+                    pipeline: str = "main") -> Publisher:
     """A publisher that saves each step in one transaction (store.alarms.save_changes and
-    store.circuit_states.record_states)."""
+    store.circuit_states.record_states): a connection borrowed from the pool `source` for
+    the step, or the connection `source()` returns, in whose transaction the step is saved
+    (alarms.service: the event consumer's batch, which commits it with its position)."""
     from store.alarms import save_changes
     from store.circuit_states import record_states
+
+    def connection() -> Any:
+        if isinstance(source, ConnectionPool):
+            return source.connection()
+        return nullcontext(source())
 
     def publish(changes: Sequence[AlarmChange], states: Sequence[StateChange],
                 last_event_id: int | None,
                 alarm_for: Callable[[AlarmKey], Alarm | None]) -> list[Alarm]:
         if not changes and not states and last_event_id is None:
             return []
-        with pool.connection() as conn:
+        with connection() as conn:
             gone = save_changes(conn, changes, alarm_for=alarm_for,
                                 last_event_id=last_event_id, pipeline=pipeline)
             stored = []

@@ -37,6 +37,8 @@ from pydantic_settings import (
 
 from alarms.rules import AlarmSettings
 from config.secrets import SecretError, read_secret_file, register_secret
+from sla.notify import NotifySettings
+from sla.settings import SlaSettings
 
 DEFAULT_CONFIG_FILE = Path("keyline.toml")
 
@@ -242,6 +244,8 @@ class Settings(BaseSettings):
     alarms: AlarmSettings = Field(default_factory=AlarmSettings)
     server: PortalServerSettings = Field(default_factory=PortalServerSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    sla: SlaSettings = Field(default_factory=SlaSettings)
 
     @property
     def spool_dir(self) -> Path:
@@ -332,6 +336,7 @@ def _resolve_secret_files(settings: Settings) -> Settings:
             settings.secret_key = read_secret_file(settings.secret_key_file)
         if settings.database_url_file is not None:
             settings.database_url = read_secret_file(settings.database_url_file)
+        settings.notify.resolve_secret_files()
     except SecretError as error:
         raise SettingsError(str(error)) from None
     if settings.secret_key is not None:

@@ -24,7 +24,9 @@ from config.settings import Settings, SettingsError, load_settings
 from keyline import __version__
 from keyline.alarms_cli import alarm, maintenance
 from keyline.logs import setup_logging
+from keyline.notify_cli import notify
 from keyline.portal_cli import USER_COMMANDS
+from keyline.tickets_cli import ticket
 from keyline.topology_cli import topology
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -355,8 +357,8 @@ def _status_lines(report: dict[str, Any]) -> list[str]:
                          " errors")
     if report.get("store", {}).get("reachable") and not report.get("services"):
         lines.append("no service has reported: is the collector running?")
-    for name, follower in report.get("events", {}).get("alarm_pipelines", {}).items():
-        lines.append(f"alarm pipeline {name}: {follower['behind']} events behind")
+    for name, follower in report.get("events", {}).get("consumers", {}).items():
+        lines.append(f"event consumer {name}: {follower['behind']} events behind")
     for kind, rows in (report.get("drops") or {}).items():
         lines.append(f"dropped in all (recorded as unknown time): {rows} {kind}")
     return lines
@@ -382,6 +384,66 @@ def poll(state: _State, devices: tuple[str, ...], once: bool) -> None:
 
 
 # --- lab ------------------------------------------------------------------------------------
+
+
+@main.group("calendar")
+def calendar_group() -> None:
+    """SLA service calendars: hours, holidays, make-up working days."""
+
+
+def _hours_text(periods: list[dict[str, Any]]) -> str:
+    """Stored weekly hours as "mon-fri 08:30-18:00; sat 09:00-12:00" ("24x7" when none)."""
+    from sla.calendar import WEEKDAYS
+
+    parts = []
+    for period in periods:
+        runs: list[list[int]] = []
+        for day in sorted(WEEKDAYS.index(name) for name in period["days"]):
+            if runs and runs[-1][-1] == day - 1:
+                runs[-1].append(day)
+            else:
+                runs.append([day])
+        days = ",".join(WEEKDAYS[run[0]] + (f"-{WEEKDAYS[run[-1]]}" if len(run) > 1 else "")
+                        for run in runs)
+        parts.append(f"{days} {period['start']}-{period['end']}")
+    return "; ".join(parts) or "24x7"
+
+
+@calendar_group.command("show")
+@click.argument("contract")
+@click.option("--year", type=click.IntRange(1900, 2200),
+              help="The year whose dates to list (default: this year in the calendar's zone).")
+@_command
+def calendar_show(state: _State, contract: str, year: int | None) -> None:
+    """Show a contract's time zone, weekly hours, and each holiday and working date of a
+    year with where it came from (file:line, or the package that filled it)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from sla.calendar import calendar_of
+    from store.queries import contract_calendars
+
+    with _database(state) as database, database.pool.connection() as conn:
+        contracts = contract_calendars(conn)
+    if contract not in contracts:
+        known = ", ".join(contracts) or "none (import an inventory first)"
+        _fail(f"no SLA contract {contract!r}; contracts: {known}", 2)
+    name, spec = contracts[contract]
+    calendar = calendar_of(spec)
+    if year is None:
+        year = datetime.now(ZoneInfo(calendar.timezone)).year
+    click.echo(f"Contract: {contract} ({name})")
+    click.echo(f"Time zone: {calendar.timezone}")
+    click.echo(f"Hours: {_hours_text(spec.get('hours') or [])}")
+    dates = sorted(day for day in calendar.holidays | calendar.working_dates if day.year == year)
+    if not dates:
+        click.echo(f"No holidays or working dates in {year}.")
+        return
+    click.echo(f"Holidays and working dates in {year}:")
+    for day in dates:
+        kind = "holiday" if day in calendar.holidays else "working date"
+        click.echo(f"  {day.isoformat()} {day:%a}  {kind:<12}  "
+                   f"{calendar.sources.get(day, 'unknown source')}")
 
 
 @main.group("lab")
@@ -491,6 +553,8 @@ def demo(state: _State, port: int | None, lab_snmp_port: int | None) -> None:
 main.add_command(topology)
 main.add_command(alarm)
 main.add_command(maintenance)
+main.add_command(notify)
+main.add_command(ticket)
 for _command in USER_COMMANDS:
     user_group.add_command(_command)
 

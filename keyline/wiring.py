@@ -263,6 +263,8 @@ def run_portal(
         if collect or demo:
             started.enter_context(_collection_service(settings, database))
             started.enter_context(_alarm_service(settings, database))
+            started.enter_context(_ticket_service(settings, database))
+            started.enter_context(_notifier(settings, database))
         listener = _listen(host, port)
         where = (f"embedded PostgreSQL in {settings.data_dir}" if database.embedded
                  else "PostgreSQL")
@@ -546,7 +548,8 @@ def _stop_this_process(reason: str) -> None:
 def run_collector(settings: Settings) -> None:
     """Run the collection service alone (no portal) until Ctrl-C or SIGTERM."""
     with (open_store(settings) as database, _collection_service(settings, database),
-          _alarm_service(settings, database)):
+          _alarm_service(settings, database), _ticket_service(settings, database),
+          _notifier(settings, database)):
         stop = threading.Event()
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
         database.supervise(_stop_this_process)
@@ -607,6 +610,39 @@ def _alarm_service(settings: Settings, database: Database) -> Iterator[object]:
     service = AlarmService(database.pool, database.url, settings.alarms)
     service.start()
     print("Alarm pipeline running: keyline alarm list shows what is active.", flush=True)
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@contextmanager
+def _notifier(settings: Settings, database: Database) -> Iterator[object]:
+    """The notifier: delivers the notification outbox's rows (e-mail, webhooks)."""
+    from sla.notify import Notifier
+
+    notify = settings.notify
+    notifier = Notifier(database.pool, notify)
+    notifier.start()
+    mail = (f"e-mail via {notify.smtp_host}:{notify.smtp_port}" if notify.smtp_host
+            else "no SMTP server (notify.smtp_host): e-mails wait in the outbox")
+    hooks = ", ".join(hook.name for hook in notify.webhooks) or "none"
+    print(f"Notifier running: {mail}; webhooks: {hooks}.", flush=True)
+    try:
+        yield notifier
+    finally:
+        # a delivery still talking after this is cut short by the exit: its row is sent
+        # again once its lease is over (at least once)
+        notifier.stop(timeout_s=notify.timeout_s)
+
+
+@contextmanager
+def _ticket_service(settings: Settings, database: Database) -> Iterator[object]:
+    """Tickets from the circuits' service states, with their clocks and escalations."""
+    from sla.service import TicketService
+
+    service = TicketService(database.pool, database.url, settings.sla)
+    service.start()
     try:
         yield service
     finally:

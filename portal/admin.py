@@ -43,6 +43,11 @@ Topology (/admin/topology): the declared-versus-discovered diff (topology.reconc
 .load_diff); a link discovery sees but nobody declared can be accepted
 (store.topology.accept_link, recorded with the admin's login name), only if it is among the
 currently discovered links (a forged port pair is refused).
+
+Notifications (/admin/notifications): the notification outbox's failures (sla/notify.py):
+every notification that gave up, and every one waiting for a retry after a failed attempt,
+with its channel, destination, attempts and last error (scrubbed of secrets when stored);
+"Retry now" makes one due at once (store.outbox.retry).
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ from store.inventory import (
     needs_retire_confirmation,
     retired_share,
 )
+from store.outbox import OutboxError, counts, list_recent, retry
 from store.queries import list_customers
 from store.sessions import open_sessions
 from store.topology import accept_link, current_discovered_links
@@ -682,3 +688,44 @@ def health() -> ResponseReturnValue:
         drops = drops_since(conn)[:100]
         names = dict(conn.execute("SELECT id, key FROM devices").fetchall())
     return render_template("admin/health.html", status=status, drops=drops, devices=names)
+
+
+# --- notifications ----------------------------------------------------------------------------
+
+NOTIFICATIONS_SHOWN = 500
+CHANNEL_LABELS = {"email": lazy_gettext("e-mail"), "webhook": lazy_gettext("webhook")}
+
+
+def _notifications_page(status: int = 200, error: str | None = None) -> ResponseReturnValue:
+    with _database().pool.connection() as conn:
+        rows = list_recent(conn, ("failed", "pending"), NOTIFICATIONS_SHOWN, with_errors=True)
+        totals = counts(conn)
+    return render_template("admin/notifications.html", rows=rows, counts=totals,
+                           channel_labels=CHANNEL_LABELS, error=error), status
+
+
+@blueprint.get("/notifications")
+@admin_required
+def notifications() -> ResponseReturnValue:
+    return _notifications_page()
+
+
+@blueprint.post("/notifications/retry")
+@admin_required
+def retry_notification() -> ResponseReturnValue:
+    viewer = current_viewer()
+    try:
+        notification_id = int(request.form.get("notification_id", ""))
+    except ValueError:
+        return _notifications_page(400, gettext("Choose a notification to retry."))
+    try:
+        with _database().pool.connection() as conn:
+            retry(conn, notification_id)
+    except OutboxError:
+        return _notifications_page(400, gettext(
+            "Notification %(id)d cannot be retried now: it does not exist, is being sent"
+            " or was sent.", id=notification_id))
+    log.info("admin %s retried notification %d", viewer.user_key, notification_id)
+    flash(gettext("Notification %(id)d is due now: the notifier sends it at its next look.",
+                  id=notification_id))
+    return redirect(url_for("admin.notifications"))

@@ -11,9 +11,10 @@ with status 400 (bad parameter), 401 (no or bad token), 404 (no such object for 
 The document at /api/v1/openapi.json (portal/openapi.py) describes every endpoint; it needs
 no authentication.
 
-The alarm and maintenance endpoints (portal/alarms_api.py, nested in this blueprint) also
-write: a session-authenticated caller must send the CSRF token (`X-CSRFToken`), a
-token-authenticated one need not; a role that may not act gets 403.
+The alarm and maintenance endpoints (portal/alarms_api.py) and the ticket endpoints
+(portal/tickets_api.py), nested in this blueprint, also write: a session-authenticated
+caller must send the CSRF token (`X-CSRFToken`), a token-authenticated one need not; a role
+that may not act gets 403.
 """
 
 from __future__ import annotations
@@ -205,3 +206,8 @@ def _time_arg(name: str) -> datetime | None:
 from portal import alarms_api  # noqa: E402
 
 blueprint.register_blueprint(alarms_api.blueprint)
+
+# Trouble tickets (portal/tickets_api.py), nested the same way.
+from portal import tickets_api  # noqa: E402
+
+blueprint.register_blueprint(tickets_api.blueprint)

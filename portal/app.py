@@ -19,13 +19,14 @@ assembles it:
   packages from node_modules), portal/admin.py (the admin's inventory import, users and
   topology reconciliation), portal/alarms_views.py (the alarm console, engineers' actions,
   maintenance windows; their REST API is portal/alarms_api.py, nested in the API's),
-  portal/devices.py (a device's page: its verdict, health and ports);
+  portal/devices.py (a device's page: its verdict, health and ports), portal/tickets_views.py
+  (the ticket queue, a customer's tickets and its reports, a ticket's page);
 - languages (portal/i18n.py): English and Simplified Chinese, switched in the top bar;
 - bad input (portal/params.py): ids beyond bigint, times at the calendar's edges, NUL in any
   text, JSON nested too deep are 400 (or 404) naming the field, never 500; every error under
   /api/ is answered as JSON `{"error": ..., "field": ...}`, 413 included, pages as HTML.
 
-The navigation lists what comes next (tickets, SLA reports) as "coming",
+The navigation lists what comes next (SLA reports) as "coming",
 not as dead links, until those blueprints land.
 """
 
@@ -87,7 +88,6 @@ def service_state_label(state: str, underlying: str | None = None) -> str:
 
 # What the top bar will link to once built; shown greyed out until then.
 COMING = (
-    (lazy_gettext("Tickets"), lazy_gettext("arrives with the SLA engine")),
     (lazy_gettext("SLA reports"), lazy_gettext("arrives with the SLA engine")),
 )
 
@@ -188,12 +188,18 @@ def create_app(settings: Settings, database: Database, *,
     from portal import devices
 
     app.register_blueprint(devices.blueprint)  # /devices/<id>: health, verdict, ports
+    from portal import tickets_views
+
+    app.register_blueprint(tickets_views.blueprint)  # /tickets: queue, reports, a ticket
 
     from portal.live import init_live
 
     # Socket.IO on the app; `start_live(app)` follows the events
     init_live(app, database, async_mode=async_mode,
               websocket_only=settings.server.websocket_only, live=settings.live)
+    from portal.live_tickets import init_live_tickets
+
+    init_live_tickets(app)  # "ticket" messages to the rooms, from the bridge's consumer
 
     @app.get("/")
     def index() -> ResponseReturnValue:

@@ -10,8 +10,8 @@ threads and locks are the standard library's, which gevent's patching turns into
 **Who may listen.** A socket is authenticated at connect time from the same session
 cookie as the pages (portal.security.load_viewer; never an API token): no session, no
 socket. It is disconnected when that session ends (portal/socket_sessions.py, a companion
-of the bridge: it follows "session.ended" on the bridge's subscriber). There are two kinds
-of rooms:
+of the bridge: it follows "session.ended" and sweeps on the bridge's consumer). There are
+two kinds of rooms:
 
 - ``"noc"``: every status change of every device, link and circuit, and every alarm; for
   staff (store.queries.STAFF_ROLES);
@@ -26,9 +26,15 @@ acknowledgement: ``{"ok": true, "room": ..., "last_id": ...}`` (after its snapsh
 
 **The bridge.** One `LiveBridge` per app holds the network as it is now
 (topology.current.Topology), every circuit's service state as the alarm pipeline stored it
-(store.circuit_states.current_states at start, then its events) and a
-store.events.Subscriber on the topics "observation", "circuit.", "alarm.", "topology." and
-"inventory.". For each event it works out what changed for whom:
+(store.circuit_states.current_states at start, then its events), and follows the topics
+"observation", "circuit.", "alarm.", "topology." and "inventory." with the store's one event
+consumer (store.consumer.Consumer, "live"), without a stored position (`durable=False`): its
+state is memory only, loaded whole from one view of the store by the consumer's `recover`,
+which tells the consumer the events that load reflects (`Resume`); the consumer's one worker
+thread hands it the events that follow, and ticks it (utilization, the companions' sweeps).
+After a failure (the store away, a bug) the consumer recovers it: the bridge loads the store
+again and sends every room its differences with ``"resync": true``, since events handled
+meanwhile may have reached no one. For each event it works out what changed for whom:
 
 - an observation batch updates the latest states and calls `refresh_status`; the devices and
   links whose status changed, the circuits over them (the impact index, before and after a
@@ -64,8 +70,8 @@ cause in words, "cause_text" the same as data for the viewer's language (alarms/
 alarm_access.cause_words; None: show the English) and "since" (ISO 8601) when the state
 began. Utilization is not an event (samples are
 written in bulk, without notifications): the bridge reads the ports' latest utilization
-every `utilization_interval_s` and sends the links whose figure moved by at least
-`UTILIZATION_STEP_PCT`, with the id of the last event it processed.
+every `utilization_interval_s` (on the consumer's tick) and sends the links whose figure
+moved by at least `UTILIZATION_STEP_PCT`, with the id of the last event it processed.
 
 **Joining: a snapshot, then what follows.** On every join (the first and every rejoin:
 socket.io-client rejoins on each reconnect) the bridge sends that socket, under its lock,
@@ -86,9 +92,9 @@ event id the snapshot reflects. The socket then enters the room, still under the
 every message it gets after the snapshot is about an event the snapshot does not reflect: no gap, no
 duplicate, and the page needs no filtering by id. To make that true, the store is read in
 one REPEATABLE READ transaction, and the events committed in it that the bridge has not
-processed yet (the subscriber's are waiting for the lock; a lower id may commit after a
+processed yet (the consumer's are waiting for the lock; a lower id may commit after a
 higher one, store/events.py) are processed first (their messages go to the rooms, which the
-joining socket has not entered) and remembered, so that the subscriber's later delivery of
+joining socket has not entered) and remembered, so that the consumer's later delivery of
 them is skipped. A circuit state of the store that differs from the bridge's is taken, and
 sent to the rooms as a change. The "after" a client sends (the last event id it saw) only
 decides the snapshot's "resync": true when the topology or inventory changed after it (the
@@ -102,6 +108,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -115,8 +122,9 @@ from portal.security import OPERATOR_ROLES, load_viewer, utc_now
 from portal.socket_sessions import SocketSessions, socket_disconnector
 from store.alarms import alarm_from_payload, alarm_payload, alarms_for, object_labels
 from store.circuit_states import current_states
+from store.consumer import Consumer, Resume
 from store.database import Database
-from store.events import REORDER_WINDOW_IDS, Event, Subscriber, last_event_id
+from store.events import REORDER_WINDOW_IDS, Event, last_event_id
 from store.queries import Viewer, customers_for
 from topology.current import Topology, load_topology, refresh_status
 from topology.graph import DEGRADED, DOWN, UNKNOWN, UP, LinkKey, edge_data
@@ -137,6 +145,7 @@ WITHDRAWN = "withdrawn"
 UTILIZATION_STEP_PCT = 1.0
 UTILIZATION_MAX_AGE_S = 600
 UTILIZATION_METRICS = ("if_in_utilization_pct", "if_out_utilization_pct")
+TICK_INTERVAL_S = 1.0  # the consumer's tick: utilization and the companions' sweeps are due
 
 # Element id (Cytoscape's, as topology.views writes it) -> status; a circuit's is
 # `circuit_value` of its service state.
@@ -230,9 +239,9 @@ class LiveBridge:
         self.noc = Scope()
         self.customers: dict[int, Scope] = {}
         self._latest: dict[tuple[int, str], str] = {}
-        self._subscriber: Subscriber | None = None
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
+        self.consumer: Consumer | None = None
+        self._starting = threading.Lock()  # one start at a time; a second waits for it
+        self._next_utilization = 0.0
         self.sent_messages = 0
         # The events reflected in the bridge's state: every id <= _floor, and those in
         # _processed (a lower id may commit after a higher one: store/events.py).
@@ -242,52 +251,77 @@ class LiveBridge:
         self.generation = 0  # bumped at every change of the bridge's state
         self._snapshots: dict[str, tuple[int, dict[str, Any]]] = {}  # room -> (generation, msg)
         self._shown: dict[int, set[int]] = {}  # customer id -> active alarm ids its room saw
-        # Started on the bridge's subscriber and stopped with it: `start(subscriber)`, `stop()`
-        # (the sockets' sessions, portal/socket_sessions.py).
+        # Fed by the bridge's consumer: `topics` (prefixes) for `on_event(event)`, and
+        # `tick(conn)` on its ticks (the sockets' sessions, portal/socket_sessions.py).
         self.companions: list[Any] = []
 
     # --- life cycle ------------------------------------------------------------------------
 
     @property
     def started(self) -> bool:
-        return self._subscriber is not None
+        consumer = self.consumer
+        return consumer is not None and consumer.started
 
     def start(self) -> None:
         """Load the network and its statuses, then follow the events from that moment: those
-        the load does not reflect, a late commit of a lower id included."""
-        with self.lock:
-            if self._subscriber is not None:
+        the load does not reflect, a late commit of a lower id included. A second call waits
+        for the first to finish."""
+        with self._starting:
+            if self.consumer is not None:
                 return
-            with self.database.pool.connection() as conn, conn.transaction():
-                _repeatable_read(conn)  # one view of the store: the events and the state
-                self.last_id = last_event_id(conn)
-                self._floor = max(0, self.last_id - REORDER_WINDOW_IDS)
-                self._processed = {row[0] for row in conn.execute(
-                    "SELECT id FROM events WHERE id > %s", [self._floor])}
-                self.topology_id = conn.execute(
-                    "SELECT coalesce(max(id), 0) FROM events"
-                    " WHERE topic LIKE 'topology.%' OR topic LIKE 'inventory.%'").fetchone()[0]
-                self._load(conn)
-            subscriber = Subscriber(self.database.url, after_id=self._floor)
-            for topic in TOPICS:
-                subscriber.subscribe(topic, self.on_event)
-            for companion in self.companions:
-                companion.start(subscriber)
-            self._subscriber = subscriber
-        subscriber.start()
-        if self.utilization_interval_s > 0:
-            self._ticker = threading.Thread(target=self._tick, name="keyline-live-util",
-                                            daemon=True)
-            self._ticker.start()
+            topics = [*TOPICS, *(t for companion in self.companions
+                                 for t in companion.topics)]
+            consumer = Consumer(self.database.pool, self.database.url, "live", topics,
+                                handle=self._handle, recover=self._recover, tick=self._tick,
+                                tick_interval_s=TICK_INTERVAL_S, durable=False)
+            consumer.start()
+            self.consumer = consumer
 
     def stop(self) -> None:
-        self._stop.set()
+        if self.consumer is not None:
+            self.consumer.stop()
+
+    def _recover(self, conn: Any) -> Resume:
+        """The consumer's recover: load everything from one view of the store, and say
+        which events that view reflects. After a failure the rooms are sent what differs,
+        with "resync" (what was handled meanwhile may have reached no one)."""
+        with self.lock:
+            _repeatable_read(conn)  # one view of the store: the events and the state
+            last = last_event_id(conn)
+            self._floor = max(0, last - REORDER_WINDOW_IDS)
+            self._processed = {row[0] for row in conn.execute(
+                "SELECT id FROM events WHERE id > %s", [self._floor])}
+            self.topology_id = max(self.topology_id, conn.execute(
+                "SELECT coalesce(max(id), 0) FROM events"
+                " WHERE topic LIKE 'topology.%' OR topic LIKE 'inventory.%'").fetchone()[0])
+            if self.topology is None:
+                self._load(conn)
+            else:
+                self.generation += 1
+                self.utilization = latest_port_utilization(conn)
+                self._reload(conn, Event(last, datetime.now(UTC), "live.recovered", {}))
+            self.last_id = max(self.last_id, last)
+            return Resume(self._floor, frozenset(self._processed))
+
+    def _handle(self, conn: Any, events: list[Event]) -> None:
+        """The consumer's batch: each event to the bridge and to the companions that follow
+        its topic."""
+        for event in events:
+            for companion in self.companions:
+                if event.topic.startswith(tuple(companion.topics)):
+                    companion.on_event(event)
+            if event.topic.startswith(TOPICS):
+                self.on_event(event, conn)
+
+    def _tick(self, conn: Any) -> None:
+        """The consumer's tick: utilization every `utilization_interval_s` (0: never), and
+        the companions' own."""
+        if (self.utilization_interval_s > 0
+                and time.monotonic() >= self._next_utilization):
+            self._next_utilization = time.monotonic() + self.utilization_interval_s
+            self.refresh_utilization(conn)
         for companion in self.companions:
-            companion.stop()
-        if self._subscriber is not None:
-            self._subscriber.stop()
-        if self._ticker is not None:
-            self._ticker.join(5)
+            companion.tick(conn)
 
     def _load(self, conn: Any) -> None:
         self.topology = load_topology(conn)
@@ -369,9 +403,10 @@ class LiveBridge:
 
     # --- events ----------------------------------------------------------------------------
 
-    def on_event(self, event: Event) -> None:
-        """The subscriber's callback: one event in, scoped messages out (nothing for an event
-        already processed: at a join, or reflected in the load)."""
+    def on_event(self, event: Event, conn: Any = None) -> None:
+        """One event in, scoped messages out (nothing for an event already processed: at a
+        join, or reflected in the load); reading the store on `conn` if given (the
+        consumer's), else on a connection of the pool."""
         with self.lock:
             if self.topology is None or self._seen(event.id):
                 return
@@ -382,9 +417,10 @@ class LiveBridge:
             elif event.topic.startswith("circuit."):
                 self._on_circuit_states(event)
             elif event.topic.startswith("alarm."):
-                self._on_alarm(event)
+                self._on_alarm(event, conn)
             else:
-                self._on_reload(event)
+                with self._connection(conn) as db:
+                    self._reload(db, event)
             self.last_id = max(self.last_id, event.id)
 
     def _seen(self, event_id: int) -> bool:
@@ -477,10 +513,14 @@ class LiveBridge:
         return [(NOC_ROOM, self.noc)] + [(CUSTOMER_ROOM.format(c), s)
                                          for c, s in self.customers.items()]
 
-    def _on_reload(self, event: Event) -> None:
-        with self.database.pool.connection() as conn:
-            topology = load_topology(conn)
-            self.circuit_states = stored_states(conn)
+    def _connection(self, conn: Any) -> Any:
+        return nullcontext(conn) if conn is not None else self.database.pool.connection()
+
+    def _reload(self, conn: Any, event: Event) -> None:
+        """Load the topology and the circuit states again (a topology or inventory event, a
+        recovery); every room gets "resync" and its differences."""
+        topology = load_topology(conn)
+        self.circuit_states = stored_states(conn)
         self.topology = topology
         self.topology_id = max(self.topology_id, event.id)
         self._latest = dict(topology.latest)
@@ -491,9 +531,9 @@ class LiveBridge:
             self._rescope(customer_id)
         self._send_changes(event, self._everything(), resync_all=True)
 
-    def _on_alarm(self, event: Event) -> None:
+    def _on_alarm(self, event: Event, conn: Any = None) -> None:
         alarm = dict(event.payload)
-        labels, context = self._labels([alarm])
+        labels, context = self._labels([alarm], conn)
         self.emit(NOC_ROOM, self.message(event.id, event.topic, {},
                                          alarms=[self.alarm_for(self.noc, alarm, labels)]))
         alarm_id = alarm.get("id")
@@ -521,16 +561,16 @@ class LiveBridge:
             else:
                 shown.discard(alarm.get("id"))
 
-    def _labels(self, alarms: list[dict[str, Any]]
+    def _labels(self, alarms: list[dict[str, Any]], conn: Any = None
                 ) -> tuple[dict[int, tuple[str, int | None]], alarm_access.AlarmContext]:
         """The names of the alarmed objects (store.alarms.object_labels), and what a
         customer's cut needs (portal.alarm_access.alarm_context)."""
         ids = [a["object_id"] for a in alarms if isinstance(a.get("object_id"), int)]
         if not ids:
             return {}, alarm_access.AlarmContext()
-        with self.database.pool.connection() as conn:
-            return (object_labels(conn, ids),
-                    alarm_access.alarm_context(conn, [alarm_from_payload(a) for a in alarms]))
+        with self._connection(conn) as db:
+            return (object_labels(db, ids),
+                    alarm_access.alarm_context(db, [alarm_from_payload(a) for a in alarms]))
 
     def alarm_for(self, scope: Scope, alarm: dict[str, Any],
                   labels: dict[int, tuple[str, int | None]],
@@ -590,17 +630,10 @@ class LiveBridge:
 
     # --- utilization -----------------------------------------------------------------------
 
-    def _tick(self) -> None:
-        while not self._stop.wait(self.utilization_interval_s):
-            try:
-                self.refresh_utilization()
-            except Exception:
-                log.exception("live utilization refresh failed")
-
-    def refresh_utilization(self) -> None:
+    def refresh_utilization(self, conn: Any = None) -> None:
         """Read the latest utilization and send each room the links that moved."""
-        with self.database.pool.connection() as conn:
-            utilization = latest_port_utilization(conn)
+        with self._connection(conn) as db:
+            utilization = latest_port_utilization(db)
         with self.lock:
             if self.topology is None:
                 return
@@ -648,7 +681,7 @@ class LiveBridge:
                 if scope is None:
                     return None
                 read = self._read_store(room, scope)
-                for event in read.pending:  # in id order; the subscriber's copy is skipped
+                for event in read.pending:  # in id order; the consumer's copy is skipped
                     self.on_event(event)
                 self.last_id = max(self.last_id, read.event_id)
                 if not any(e.topic.startswith(RELOAD_TOPICS) for e in read.pending):

@@ -313,6 +313,235 @@ def _alarm_schemas() -> dict[str, Any]:
     }
 
 
+# --- trouble tickets (portal/tickets_api.py) -----------------------------------------------
+
+_TICKET_STATES = ["open", "acknowledged", "in_progress", "pending_customer", "resolved",
+                  "closed"]
+_TICKET_KINDS = ["fault", "complaint", "incident", "monitoring_gap"]
+_PRIORITIES = ["P1", "P2", "P3", "P4"]
+
+
+def _ticket_action(summary: str, operation: str, body: dict[str, Any], required: bool,
+                   created: bool = False) -> dict[str, Any]:
+    return {"post": {
+        "summary": summary, "operationId": operation,
+        "parameters": [_id_param("ticket_id", "the ticket's id")],
+        "requestBody": _json_body(body, required=required),
+        "responses": {("201" if created else "200"): _ok(_ref("TicketDetail"),
+                                                         "the ticket, changed"),
+                      "400": _BAD, "403": _FORBIDDEN, "404": _NOT_FOUND, "409": _CONFLICT,
+                      **_ERRORS},
+    }}
+
+
+def _ticket_paths() -> dict[str, Any]:
+    def comment(required: bool, *, internal: bool = False,
+                description: str = "optional") -> dict[str, Any]:
+        body: dict[str, Any] = {"type": "object", "properties": {
+            "comment": {"type": "string", "minLength": 1 if required else 0,
+                        "maxLength": 2000, "description": description}}}
+        if required:
+            body["required"] = ["comment"]
+        if internal:
+            body["properties"]["internal"] = {
+                "type": "boolean", "default": False,
+                "description": "staff only: the comment is not shown to the customer"}
+        return body
+
+    shared = "shown to the customer"
+    return {
+        "/tickets": {
+            "get": {
+                "summary": "Tickets the caller may see (a customer: its own fault and "
+                           "complaint tickets), active ones by time to breach, then the "
+                           "others newest first",
+                "operationId": "listTickets",
+                "parameters": [
+                    {**_query("state", "only these states (repeat it or separate by "
+                                       "commas); \"active\" (the default) is open, "
+                                       "acknowledged, in_progress and pending_customer, "
+                                       "\"all\" every state",
+                              {"type": "array", "items": {
+                                  "type": "string",
+                                  "enum": ["active", "all", *_TICKET_STATES]}}),
+                     "style": "form", "explode": True},
+                    {**_query("kind", "only these kinds (repeatable)",
+                              {"type": "array", "items": {"type": "string",
+                                                          "enum": _TICKET_KINDS}}),
+                     "style": "form", "explode": True},
+                    _query("customer_id", "only this customer's tickets (a customer: its "
+                                          "own, any other gives none)",
+                           {"type": "integer", "format": "int64", "minimum": 0}),
+                    _query("limit", "at most this many (1-1000, default 200)",
+                           {"type": "integer", "minimum": 1, "maximum": 1000}),
+                    _query("before", "only tickets with a smaller id (the next page of "
+                                     "resolved and closed tickets: the last id seen)",
+                           {"type": "integer", "format": "int64", "minimum": 1}),
+                ],
+                "responses": {"200": _ok(_ref("TicketList"), "tickets"), "400": _BAD,
+                              **_ERRORS},
+            },
+            "post": {
+                "summary": "Open a ticket on one circuit: a customer reports a fault or a "
+                           "complaint on its own circuit; staff (roles engineer, noc, admin) "
+                           "for any customer, with a priority if they name one",
+                "operationId": "openTicket",
+                "requestBody": _json_body({
+                    "type": "object", "required": ["circuit_id", "title"],
+                    "properties": {
+                        "circuit_id": {"type": "integer", "format": "int64", "minimum": 1},
+                        "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "description": {"type": "string", "maxLength": 2000},
+                        "kind": {"type": "string", "enum": ["fault", "complaint"],
+                                 "default": "fault"},
+                        "priority": {"type": "string", "enum": _PRIORITIES, "description": (
+                            "staff only (a customer gets 403); default: the sla.priority_rules"
+                            " rule for a reported fault or a complaint")}}},
+                    required=True),
+                "responses": {"201": _ok(_ref("TicketDetail"), "the ticket opened"),
+                              "400": _BAD, "403": _FORBIDDEN, "404": _NOT_FOUND, **_ERRORS},
+            },
+        },
+        "/tickets/{ticket_id}": {"get": {
+            "summary": "One ticket with its circuits, clocks and timeline",
+            "operationId": "getTicket",
+            "parameters": [_id_param("ticket_id", "the ticket's id")],
+            "responses": {"200": _ok(_ref("TicketDetail"), "the ticket"), "404": _NOT_FOUND,
+                          **_ERRORS},
+        }},
+        "/tickets/{ticket_id}/acknowledge": _ticket_action(
+            "Acknowledge: meets the response clock (staff)", "acknowledgeTicket",
+            comment(False, internal=True), False),
+        "/tickets/{ticket_id}/start": _ticket_action(
+            "Start work (acknowledges too if nobody had; staff)", "startTicket",
+            comment(False, internal=True), False),
+        "/tickets/{ticket_id}/pause": _ticket_action(
+            "Pending the customer: both clocks pause (staff)", "pauseTicket",
+            comment(True, description=f"what the customer is asked for, {shared}"), True),
+        "/tickets/{ticket_id}/resume": _ticket_action(
+            "Resume a ticket pending the customer (staff)", "resumeTicket",
+            comment(False), False),
+        "/tickets/{ticket_id}/resolve": _ticket_action(
+            "Resolve: stops the resolution clock (staff)", "resolveTicket",
+            comment(True, description=f"what was done, {shared}"), True),
+        "/tickets/{ticket_id}/close": _ticket_action(
+            "Close a resolved ticket (staff; a customer confirms its resolution)",
+            "closeTicket", comment(False), False),
+        "/tickets/{ticket_id}/reopen": _ticket_action(
+            "Reopen a resolved or closed ticket within sla.reopen_window_h of its "
+            "resolution: the resolution clock resumes (staff; a customer rejects the "
+            "resolution)", "reopenTicket", comment(True, description="why"), True),
+        "/tickets/{ticket_id}/comments": _ticket_action(
+            "Comment (text only; staff may keep it internal)", "commentTicket",
+            {"type": "object", "required": ["text"], "properties": {
+                "text": {"type": "string", "minLength": 1, "maxLength": 2000},
+                "internal": {"type": "boolean", "default": False, "description": (
+                    "staff only: not shown to the customer (a customer gets 400)")}}},
+            True, created=True),
+        "/tickets/{ticket_id}/priority": _ticket_action(
+            "Change the priority, with a reason: the clocks keep the time used and take "
+            "the new priority's targets (staff)", "setTicketPriority",
+            {"type": "object", "required": ["priority", "reason"], "properties": {
+                "priority": {"type": "string", "enum": _PRIORITIES},
+                "reason": {"type": "string", "minLength": 1, "maxLength": 2000}}}, True),
+    }
+
+
+def _ticket_schemas() -> dict[str, Any]:
+    nullable_text = {"type": ["string", "null"]}
+    nullable_time = {"type": ["string", "null"], "format": "date-time"}
+    staff_only = "staff only: absent for a customer"
+    clock = {"type": "object", "required": [
+        "target_s", "used_s", "remaining_s", "due_at", "running", "paused", "paused_s",
+        "met_at", "breached"], "properties": {
+        "target_s": {"type": "integer", "description": "business seconds promised"},
+        "used_s": {"type": "number", "description": "business seconds used at server_time"},
+        "remaining_s": {"type": "number", "description": (
+            "business seconds left at server_time; negative once over the target")},
+        "due_at": {**nullable_time, "description": (
+            "when the running clock reaches its target, on the contract's calendar; null "
+            "while it is paused or met")},
+        "running": {"type": "boolean"}, "paused": {"type": "boolean"},
+        "paused_s": {"type": "number", "description": "wall seconds spent paused"},
+        "met_at": {**nullable_time, "description": "when it was met (acknowledged, "
+                                                   "resolved)"},
+        "breached": {"type": "boolean"}}}
+    circuit = {"type": "object", "required": ["id", "key"], "properties": {
+        "id": {"type": "integer"}, "key": {"type": "string"}}}
+    ticket = {"type": "object", "required": [
+        "id", "kind", "origin", "priority", "state", "title", "opened_at", "clocks",
+        "circuits"], "properties": {
+        "id": {"type": "integer"},
+        "kind": {"type": "string", "enum": _TICKET_KINDS},
+        "origin": {"type": "string", "enum": ["alarm", "customer", "noc"]},
+        "priority": {"type": "string", "enum": _PRIORITIES},
+        "impact": {"type": "string", "description": (
+            "all_down, partial_down, redundancy_lost, degraded, monitoring_gap, reported, "
+            "complaint")},
+        "state": {"type": "string", "enum": _TICKET_STATES},
+        "title": {"type": "string"},
+        "customer_id": {"type": ["integer", "null"], "description": (
+            "null for the NOC's incident and monitoring-gap tickets")},
+        "customer_key": nullable_text, "customer_name": nullable_text,
+        "contract_key": nullable_text,
+        "opened_at": {"type": "string", "format": "date-time"},
+        "opened_by": {**nullable_text, "description": (
+            "a user, or \"keyline\" for the ticket service; \"operator\" for the NOC's "
+            "people, to a customer")},
+        "acknowledged_at": nullable_time,
+        "acknowledged_by": {**nullable_text, "description": "staff only: null for a customer"},
+        "resolved_at": nullable_time, "closed_at": nullable_time,
+        "updated_at": {"type": "string", "format": "date-time"},
+        "clocks": {"type": "object", "required": ["response", "resolution"], "properties": {
+            "response": {**clock, "description": "met by the first acknowledgement"},
+            "resolution": {**clock, "description": "met by the resolution"}}},
+        "circuits": {"type": "array", "items": circuit},
+        "master_id": {"type": ["integer", "null"], "description": (
+            f"the NOC's incident ticket this one belongs to; {staff_only}")},
+        "incident_key": {**nullable_text, "description": staff_only}}}
+    entry = {"type": "object", "required": ["id", "time", "actor", "action"], "properties": {
+        "id": {"type": "integer"},
+        "time": {"type": "string", "format": "date-time"},
+        "actor": {"type": "string", "description": (
+            "a user, or \"keyline\" for the ticket service; \"operator\" for the NOC's "
+            "people, to a customer")},
+        "actor_kind": {"type": "string", "enum": ["system", "staff", "customer"]},
+        "action": {"type": "string", "description": (
+            "opened, acknowledged, in_progress, paused, resumed, resolved, closed, "
+            "reopened, commented, priority, circuit_added, escalated, breached")},
+        "from_state": nullable_text, "to_state": nullable_text,
+        "comment": nullable_text,
+        "internal": {"type": "boolean", "description": (
+            "an internal note (staff only: a customer never gets one)")},
+        "alarm_id": {"type": ["integer", "null"],
+                     "description": "the alarm behind it; null for a customer"},
+        "detail": {"type": "object", "additionalProperties": True, "description": (
+            "the facts of the change (circuits, priority from/to, clock, level_pct, "
+            "due_at...); a customer gets no alarm or incident ids")}}}
+    return {
+        "TicketClock": clock,
+        "Ticket": ticket,
+        "TicketList": {"type": "object", "required": ["tickets", "server_time"], "properties": {
+            "tickets": {"type": "array", "items": _ref("Ticket")},
+            "server_time": {"type": "string", "format": "date-time", "description": (
+                "the database's now, at which the clocks' figures hold: count down from it")}}},
+        "TicketDetail": {"allOf": [ticket, {"type": "object", "required": [
+            "description", "timeline", "server_time"], "properties": {
+            "description": {"type": "string"},
+            "circuits": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "integer"}, "key": {"type": "string"},
+                "state": {"type": "string", "description": (
+                    "the state that brought it in (down, degraded, unknown, reported)")},
+                "added_at": {"type": "string", "format": "date-time"},
+                "restored_at": {**nullable_time, "description": "when it was back"},
+                "alarm_id": {"type": ["integer", "null"], "description": staff_only}}}},
+            "timeline": {"type": "array", "items": entry},
+            "children": {"type": "array", "items": {"type": "integer"}, "description": (
+                f"an incident's customer tickets; {staff_only}")},
+            "server_time": {"type": "string", "format": "date-time"}}}]},
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     nullable_text = {"type": ["string", "null"]}
     return {
@@ -409,6 +638,7 @@ def openapi_document() -> dict[str, Any]:
             }},
             **_topology_paths(),
             **_alarm_paths(),
+            **_ticket_paths(),
         },
         "components": {
             "securitySchemes": {
@@ -460,6 +690,7 @@ def openapi_document() -> dict[str, Any]:
                     "description": nullable_text}},
                 "TopologyView": _TOPOLOGY_VIEW,
                 **_alarm_schemas(),
+                **_ticket_schemas(),
                 "Series": {"type": "object", "properties": {
                     "object_id": {"type": "integer"}, "metric": {"type": "string"},
                     "start": {"type": "string", "format": "date-time"},

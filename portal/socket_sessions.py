@@ -8,8 +8,10 @@ process remembers which of its sockets belongs to which stored session (`SocketS
 filled by portal/live.py's connect and disconnect handlers) and disconnects them:
 
 - at once, on the store's "session.ended" event, which names the sessions ended in any
-  process (followed on the live bridge's own event subscriber: no extra connection);
-- at the latest `interval_s` later, by the sweep, which finds the sessions of its sockets
+  process (followed by the live bridge's event consumer, store.consumer, whose companion
+  this is: no extra connection, no thread of its own);
+- at the latest `interval_s` later, by the sweep (on the bridge consumer's tick, in its
+  transaction), which finds the sessions of its sockets
   that were ended or whose user was retired behind the store functions' back (a race
   between a connect and an ending, an UPDATE by hand). The same sweep moves the
   `last_seen_at` of the sessions that have a socket open (an open live page is activity,
@@ -22,13 +24,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
+import psycopg
+
 from config.settings import AccountSettings
 from store.database import Database
-from store.events import Event, Subscriber
+from store.events import Event
 from store.sessions import TOPIC, TOUCH_INTERVAL_S, end_expired_sessions, gone_among, touch_sessions
 
 log = logging.getLogger(__name__)
@@ -47,8 +53,7 @@ class SocketSessions:
         self.interval_s = interval_s
         self._lock = threading.Lock()
         self._sockets: dict[str, tuple[str, int]] = {}  # sid -> (namespace, session id)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._next_sweep = time.monotonic() + interval_s
         self.disconnected = 0  # sockets dropped because their session ended
 
     def add(self, sid: str, namespace: str, session_id: int) -> None:
@@ -86,13 +91,16 @@ class SocketSessions:
         ids = event.payload.get("sessions") or ()
         self.drop(int(i) for i in ids if isinstance(i, int) and not isinstance(i, bool))
 
-    def sweep(self, now: datetime | None = None) -> list[int]:
+    def sweep(self, now: datetime | None = None,
+              conn: psycopg.Connection | None = None) -> list[int]:
         """Touch the sessions with a socket open, end those the timeouts end, and drop the
-        sockets of sessions that may no longer be used; the session ids dropped."""
+        sockets of sessions that may no longer be used; the session ids dropped. On `conn`
+        (in its transaction) when given, else on a connection of the pool."""
         now = now or self.clock()
         ids = self.session_ids()
         rules = self.rules()
-        with self.database.pool.connection() as conn:
+        with (nullcontext(conn) if conn is not None
+              else self.database.pool.connection()) as conn:
             touch_sessions(conn, ids, now)
             ended = end_expired_sessions(conn, now=now, idle_s=rules.session_idle_timeout_s,
                                          max_age_s=rules.session_max_age_s)
@@ -100,27 +108,15 @@ class SocketSessions:
         self.drop(gone)
         return sorted(gone)
 
-    # --- life cycle (with the live bridge: portal/live.py) ------------------------------------
+    # --- as a companion of the live bridge (portal/live.py) ----------------------------------
 
-    def start(self, subscriber: Subscriber) -> None:
-        """Follow "session.ended" on `subscriber` (before it starts) and start the sweep."""
-        subscriber.subscribe(TOPIC, self.on_event)
-        if self.interval_s > 0 and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="keyline-socket-sessions",
-                                             daemon=True)
-            self._thread.start()
+    topics = (TOPIC,)  # what the bridge's consumer hands to on_event
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.sweep()
-            except Exception:
-                log.exception("live: the session sweep failed")
+    def tick(self, conn: psycopg.Connection) -> None:
+        """The bridge consumer's tick: the sweep, every `interval_s` (0: never)."""
+        if self.interval_s > 0 and time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self.interval_s
+            self.sweep(conn=conn)
 
 
 def socket_disconnector(socketio: Any) -> Callable[[str, str], None]:

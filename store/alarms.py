@@ -50,6 +50,7 @@ from alarms.model import (
     TimelineEntry,
 )
 from alarms.texts import TEXT
+from store.consumer import save_position, stored_position
 from store.events import _PUBLISH, publish
 from store.queries import Viewer
 
@@ -262,21 +263,21 @@ def _each(cursor: psycopg.Cursor, statement: str,
             return out
 
 
+def consumer_name(pipeline: str = DEFAULT_PIPELINE) -> str:
+    """The event consumer (store.consumer) name of an alarm pipeline: "alarms:main"."""
+    return f"alarms:{pipeline}"
+
+
 def set_position(conn: psycopg.Connection, last_event_id: int,
                  pipeline: str = DEFAULT_PIPELINE) -> None:
-    """Record the id of the last observation event the pipeline has processed."""
-    conn.execute(
-        """INSERT INTO alarm_pipeline_state (name, last_event_id) VALUES (%s, %s)
-           ON CONFLICT (name) DO UPDATE SET last_event_id = greatest(
-               alarm_pipeline_state.last_event_id, EXCLUDED.last_event_id), updated_at = now()""",
-        [pipeline, last_event_id])
+    """Record the id of the last event the pipeline has processed (its consumer's
+    position, store.consumer)."""
+    save_position(conn, consumer_name(pipeline), last_event_id)
 
 
 def position(conn: psycopg.Connection, pipeline: str = DEFAULT_PIPELINE) -> int | None:
-    """The id of the last observation event processed; None if the pipeline never ran."""
-    row = conn.execute("SELECT last_event_id FROM alarm_pipeline_state WHERE name = %s",
-                       [pipeline]).fetchone()
-    return row[0] if row else None
+    """The id of the last event the pipeline processed; None if it never ran."""
+    return stored_position(conn, consumer_name(pipeline))
 
 
 # --- reading -----------------------------------------------------------------------------

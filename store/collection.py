@@ -29,6 +29,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from store.consumer import consumer_positions
+
 
 @dataclass(frozen=True)
 class Drop:
@@ -113,7 +115,7 @@ def record_heartbeat(conn: psycopg.Connection, name: str, started_at: datetime,
 
 def collection_status(conn: psycopg.Connection) -> dict[str, Any]:
     """The services' heartbeats (with their age and whether they run), the drops recorded,
-    and how far behind the event stream each follower is."""
+    and how far behind the event stream each consumer (store.consumer) is."""
     now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
     services = {}
     for name, host, pid, started, updated, detail in conn.execute(
@@ -125,10 +127,9 @@ def collection_status(conn: psycopg.Connection) -> dict[str, Any]:
                           "running": age_s <= HEARTBEAT_STALE_S, **detail}
     head = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]  # type: ignore[index]
     followers = {name: {"last_event_id": last, "behind": head - last}
-                 for name, last in conn.execute(
-                     "SELECT name, last_event_id FROM alarm_pipeline_state ORDER BY name")}
+                 for name, last in consumer_positions(conn).items()}
     return {"time": now.isoformat(), "services": services, "drops": drop_totals(conn),
-            "events": {"head": head, "alarm_pipelines": followers}}
+            "events": {"head": head, "consumers": followers}}
 
 
 def prune_spool_batches(conn: psycopg.Connection, days: float = 7.0) -> int:

@@ -27,6 +27,12 @@ one delivered and skips the ones already delivered.
     with database.pool.connection() as conn:
         publish(conn, "alarm.raised", {"alarm_id": 7})   # delivered after the commit
     subscriber.stop()
+
+`Subscriber` is the low-level piece. A service that follows the store (the alarm pipeline,
+the ticket service, the portal's live bridge) does not use it directly: it uses
+store.consumer.Consumer, the one way to follow events, which subscribes, hands the events to
+the service in batches, saves the position in the same transaction as the batch's effects,
+and rebuilds the service from the store after a failure.
 """
 
 from __future__ import annotations

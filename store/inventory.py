@@ -138,6 +138,34 @@ class _Row:
     columns: dict[str, Any]
     spec: dict[str, Any]
     source: str
+    # columns that hold file positions (a calendar's dates' file:line): refreshed silently
+    # like `source` when the spec is unchanged
+    positions: tuple[str, ...] = ()
+
+
+def _customer_spec(customer: Any) -> dict[str, Any]:
+    """A customer's spec; one without a language keeps the spec it had before the field."""
+    spec = spec_of(customer)
+    if spec.get("language") is None:
+        spec.pop("language", None)
+    return spec
+
+
+def _contract_spec(contract: Any) -> dict[str, Any]:
+    """A contract's spec: its calendar's date sources are positions, not part of it, and a
+    contract without working dates, official days, a degraded rule or escalation levels
+    keeps the spec it had before those fields existed."""
+    spec = spec_of(contract)
+    calendar = spec["calendar"]
+    calendar.pop("sources", None)
+    if not calendar.get("working_dates"):
+        calendar.pop("working_dates", None)
+    if calendar.get("official_days") is None:
+        calendar.pop("official_days", None)
+    for name, default in (("degraded_counts_as_down", False), ("escalation", None)):
+        if spec.get(name) == default:
+            spec.pop(name, None)
+    return spec
 
 
 def _sync_table(
@@ -200,6 +228,10 @@ def _sync_table(
                 if old_source != row.source:
                     cur.execute(f"UPDATE {table} SET source = %s WHERE id = %s",
                                 [row.source, object_id])
+                for name in row.positions:
+                    cur.execute(f"UPDATE {table} SET {name} = %s WHERE id = %s"
+                                f" AND {name} IS DISTINCT FROM %s",
+                                [row.columns[name], object_id, row.columns[name]])
                 summary.unchanged += 1
         ids[row.key] = object_id
         if advance:
@@ -236,7 +268,8 @@ def apply_inventory(
 
         customer_ids = sync("customers", [
             _Row(c.key, {"name": c.name, "account_manager": c.account_manager,
-                         "contact_email": c.contact_email}, spec_of(c), str(c.source))
+                         "contact_email": c.contact_email, "language": c.language},
+                 _customer_spec(c), str(c.source))
             for c in inventory.customers.values()
         ])
         site_ids = sync("sites", [
@@ -259,7 +292,7 @@ def apply_inventory(
                 "priorities": Jsonb(_jsonable(s.priorities)),
                 "credits": Jsonb(_jsonable(s.credits)), "monthly_charge": s.monthly_charge,
                 "currency": s.currency,
-            }, spec_of(s), str(s.source))
+            }, _contract_spec(s), str(s.source), positions=("calendar",))
             for s in inventory.sla_contracts.values()
         ])
         scopes = user_scopes(conn)

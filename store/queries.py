@@ -528,3 +528,10 @@ def sample_values(
         {"obj": object_id, "metric": metric, "start": start, "end": end, "limit": limit},
     ).fetchall()
     return [(time, value) for time, value in rows]
+
+
+def contract_calendars(conn: psycopg.Connection) -> dict[str, tuple[str, dict[str, object]]]:
+    """Every active SLA contract's key -> (name, stored service calendar JSON, which
+    sla.calendar.calendar_of reads). Contracts are operator data: staff only."""
+    return {key: (name, calendar) for key, name, calendar in conn.execute(
+        "SELECT key, name, calendar FROM sla_contracts WHERE retired_at IS NULL ORDER BY key")}

@@ -260,3 +260,29 @@ def test_serve_refuses_an_inventory_that_would_retire_the_stored_one(db, tmp_pat
     with db.pool.connection() as conn:
         assert conn.execute("SELECT count(*) FROM circuits WHERE retired_at IS NULL"
                             ).fetchone()[0] > 0
+
+
+def test_calendar_show_lists_each_date_with_its_source(db):
+    assert keyline("import", str(EXAMPLE_INVENTORY), url=db.url).returncode == 0
+    result = keyline("calendar", "show", "bronze", "--year", "2025", url=db.url)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "Time zone: Asia/Shanghai" in lines
+    assert "Hours: mon-fri 08:30-18:00; sat 09:00-12:00" in lines
+    sla_yaml = EXAMPLE_INVENTORY / "sla.yaml"
+    # written in config/example/sla.yaml: the make-up Sunday and 1 October, each on its line
+    written = {line.split("#")[0].strip(" -"): number for number, line in enumerate(
+        sla_yaml.read_text(encoding="utf-8").splitlines(), start=1) if line.strip()}
+    assert f"  2025-09-28 Sun  working date  {sla_yaml}:{written['2025-09-28']}" in lines
+    assert f"  2025-10-01 Wed  holiday       {sla_yaml}:{written['2025-10-01']}" in lines
+    assert not any("2026-" in line for line in lines)
+    # 2026 is filled from the chinesecalendar package: Saturday 10 October is worked
+    result = keyline("calendar", "show", "bronze", "--year", "2026", url=db.url)
+    assert result.returncode == 0, result.stderr
+    assert "  2026-10-10 Sat  working date  chinesecalendar 1.11.0" in result.stdout.splitlines()
+    # gold runs around the clock and lists no dates
+    result = keyline("calendar", "show", "gold", "--year", "2025", url=db.url)
+    assert "Hours: 24x7" in result.stdout
+    assert "No holidays or working dates in 2025." in result.stdout
+    last = assert_one_line_error(keyline("calendar", "show", "platinum", url=db.url), 2)
+    assert "no SLA contract 'platinum'; contracts: bronze, gold, hsbank-gold, silver" in last

@@ -483,6 +483,89 @@ CASES: list = [
         (12, "sla_contracts[0].calendar.holidays[2]", "the text '1 May' is not an ISO date",
          None),
     ], id="holidays"),
+    pytest.param(sla("holidays: [2025-10-01]",
+                     "holidays: [2025-10-01, 2025-10-02, 2025-10-01]\n"
+                     "      working_dates:\n"
+                     "        - 2025-09-28\n"
+                     "        - 2025-09-28\n"
+                     "        - 2025-10-02"), [
+        (12, "sla_contracts[0].calendar.holidays[2]",
+         "holiday 2025-10-01 is listed twice (also at line 12)", None),
+        (15, "sla_contracts[0].calendar.working_dates[1]",
+         "working date 2025-09-28 is listed twice (also at line 14)", None),
+        (16, "sla_contracts[0].calendar.working_dates[2]",
+         "2025-10-02 is both a holiday (line 12) and a working date",
+         "a date is either off or worked: remove one of them"),
+    ], id="dates-twice-or-in-both-lists"),
+    pytest.param(sla("holidays: [2025-10-01]",
+                     "holidays: [2025-10-01]\n"
+                     "      official_days: {source: chinesecalendar, years: [2026, 2027]}"), [
+        (13, "sla_contracts[0].calendar.official_days.years[1]",
+         "chinesecalendar 1.11.0 has no official days for 2027 (it carries 2004-2026)",
+         "list that year's holidays and working_dates by hand, or use a newer package"),
+    ], id="official-days-year-not-carried"),
+    pytest.param(sla("holidays: [2025-10-01]",
+                     "holidays: [2026-10-10]\n"
+                     "      working_dates: [2026-10-01]\n"
+                     "      official_days: {source: chinesecalendar, years: [2026]}"), [
+        # chinesecalendar 1.11.0: 2026-10-10 (a Saturday) is worked, 2026-10-01 is off
+        (12, "sla_contracts[0].calendar.holidays[0]",
+         "2026-10-10 is listed as a holiday but is a working date in chinesecalendar 1.11.0",
+         "remove it, or take 2026 out of official_days.years and list that year's dates by"
+         " hand"),
+        (13, "sla_contracts[0].calendar.working_dates[0]",
+         "2026-10-01 is listed as a working date but is a holiday in chinesecalendar 1.11.0",
+         None),
+    ], id="official-days-contradict-written-dates"),
+    pytest.param(sla("holidays: [2025-10-01]",
+                     "holidays: [2025-10-01]\n"
+                     "      official_days: {source: holidays, years: [2026, 2026]}"), [
+        (13, "sla_contracts[0].calendar.official_days.country",
+         "missing required field 'country'", "the holidays package needs a country code, e.g. CN"),
+        (13, "sla_contracts[0].calendar.official_days.years[1]", "year 2026 is listed twice",
+         None),
+    ], id="official-days-shape"),
+    pytest.param(sla("holidays: [2025-10-01]",
+                     "holidays: [2025-10-01]\n"
+                     "      official_days: {source: holiday, country: CN, years: [2026]}"), [
+        (13, "sla_contracts[0].calendar.official_days.source",
+         "unknown source of official days 'holiday'",
+         "did you mean 'holidays'? allowed: chinesecalendar, holidays"),
+    ], id="official-days-source"),
+    # lines: 22 is currency, the fields added follow it
+    pytest.param(sla("    currency: CNY\n",
+                     "    currency: CNY\n"
+                     "    degraded_counts_as_down: \"yes\"\n"
+                     "    escalation:\n"
+                     "      - {at_pct: 50, notify: [role:nocs]}\n"
+                     "      - {at_pct: 75, notify: [pager]}\n"
+                     "      - {at_pct: 100, clock: reply, notify: [customer]}\n"), [
+        (23, "sla_contracts[0].degraded_counts_as_down",
+         "expected true or false, got the text 'yes'", None),
+        (25, "sla_contracts[0].escalation[0].notify[0]",
+         "unknown role 'nocs' (roles: noc, engineer, account_manager, customer, admin)", None),
+        (26, "sla_contracts[0].escalation[1].notify[0]",
+         "unknown recipient 'pager': use customer, account_manager, role:NAME, user:LOGIN or"
+         " webhook:NAME", None),
+        (27, "sla_contracts[0].escalation[2].clock", "unknown clock 'reply'",
+         "allowed: response, resolution, both"),
+    ], id="escalation-recipients-and-clock"),
+    pytest.param(sla("    currency: CNY\n",
+                     "    currency: CNY\n"
+                     "    escalation:\n"
+                     "      - {at_pct: 80, notify: [role:noc]}\n"
+                     "      - {at_pct: 50, notify: []}\n"), [
+        (25, "sla_contracts[0].escalation[1].at_pct",
+         "at_pct 50 is not above the level before (80)", "list the levels from the lowest up"),
+        (25, "sla_contracts[0].escalation[1].notify", "name at least one recipient", None),
+    ], id="escalation-order-and-empty"),
+    pytest.param(sla("holidays: [2025-10-01]",
+                     "holidays: [2025-10-01]\n"
+                     "      official_days: {source: holidays, country: CN, years: [2027]}"), [
+        (13, "sla_contracts[0].calendar.official_days.years[0]",
+         "holidays 0.108 has no official make-up working days of CN for 2027: its dates for"
+         " that year are computed by rule, not the published schedule", None),
+    ], id="official-days-holidays-year-not-published"),
     pytest.param(sla("P1: {response_min: 30, resolution_min: 240}",
                      "P1: {response_min: 300, resolution_min: 240}")
                  .replace("P2: {response_min: 60", "P2: {response_min: 0"), [
@@ -770,3 +853,17 @@ circuits:
         (4, "devices[0].platform"),
         (7, "devices[0].ports[0].speed_bps"),
     ]
+
+
+def test_official_days_from_the_holidays_package_keep_their_source(tmp_path: Path):
+    text = sla("holidays: [2025-10-01]",
+               "holidays: [2025-10-01]\n"
+               "      official_days: {source: holidays, country: CN, years: [2025]}")
+    (tmp_path / "base.yaml").write_text(BASE, encoding="utf-8")
+    (tmp_path / "more.yaml").write_text(text, encoding="utf-8")
+    calendar = load_inventory([tmp_path]).sla_contracts["silver"].calendar
+    # the date written at line 12 keeps its line; the package's 2025 make-up Sunday of
+    # National Day (28 Sep) and a bridged weekday off (8 Oct) come from the package
+    assert calendar.sources["2025-10-01"] == f"{tmp_path / 'more.yaml'}:12"
+    assert calendar.sources["2025-09-28"] == "holidays 0.108"
+    assert "2025-09-28" in calendar.working_dates and "2025-10-08" in calendar.holidays

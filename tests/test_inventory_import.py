@@ -124,6 +124,27 @@ def test_moved_lines_are_not_changes(db, example):
         assert source.endswith(f":{customer.source.line + 40}")
 
 
+def test_moved_calendar_dates_are_not_changes_but_their_lines_follow(db, example):
+    moved = copy_of(example)
+    bronze = moved.sla_contracts["bronze"]
+    sources = {day: where.replace("sla.yaml:", "sla.yaml:1") if "sla.yaml:" in where else where
+               for day, where in bronze.calendar.sources.items()}  # line 99 -> 199
+    moved.sla_contracts["bronze"] = replace(bronze, calendar=replace(bronze.calendar,
+                                                                     sources=sources))
+    with db.pool.connection() as conn:
+        apply_inventory(conn, example)
+        summary = apply_inventory(conn, moved)
+        assert not summary.changed_anything
+        stored = conn.execute("SELECT calendar FROM sla_contracts WHERE key = 'bronze'"
+                              ).fetchone()[0]
+        assert stored["sources"]["2025-10-01"] == sources["2025-10-01"]
+        assert stored["sources"]["2025-10-01"] != bronze.calendar.sources["2025-10-01"]
+        assert stored["sources"]["2026-10-10"] == "chinesecalendar 1.11.0"
+        # a contract without working dates keeps the spec it had before they existed
+        spec = conn.execute("SELECT spec FROM sla_contracts WHERE key = 'gold'").fetchone()[0]
+        assert set(spec["calendar"]) == {"timezone", "hours", "holidays"}
+
+
 def test_failure_midway_writes_nothing(db, example):
     with db.pool.connection() as conn:
         apply_inventory(conn, example)

@@ -132,6 +132,13 @@ def test_example_vpns_credentials_users_and_contracts(example: Inventory):
     assert bronze.calendar.hours[0] == WeeklyHours(("mon", "tue", "wed", "thu", "fri"),
                                                    "08:30", "18:00")
     assert "2025-10-01" in bronze.calendar.holidays
+    # 2025's National Day make-up days are written in the file, 2026's filled from the
+    # chinesecalendar package; each date says where it came from
+    assert bronze.calendar.working_dates[:2] == ("2025-09-28", "2025-10-11")
+    assert bronze.calendar.sources["2025-09-28"].endswith("sla.yaml:109")
+    assert bronze.calendar.sources["2026-10-10"] == "chinesecalendar 1.11.0"
+    assert "2026-10-10" in bronze.calendar.working_dates
+    assert "2026-10-01" in bronze.calendar.holidays
     assert gold.priorities["P1"] == PriorityTimes(15, 240)
     assert [step.below_pct for step in silver.credits] == [99.9, 99.5, 99.0]
 

@@ -343,12 +343,23 @@ class _Caller:
         return response
 
 
+def _ticket_of_a(portal: Portal) -> int:  # noqa: F811
+    """A ticket of tenant A's, opened by the NOC (sla.tickets), for the ticket routes."""
+    from sla.tickets import open_ticket
+    from store.queries import Viewer
+
+    with portal.database.pool.connection() as conn:
+        return open_ticket(conn, Viewer("noc.wang", "noc"), title="benign",
+                           circuit_id=min(portal.a.ids["circuit"])).id
+
+
 def _benign(portal: Portal, seeded: Any) -> dict[str, Any]:  # noqa: F811
     now = datetime.now(UTC)
     return {
         "customer_id": portal.a.customer_id, "circuit_id": min(portal.a.ids["circuit"]),
         "device_id": min(portal.a.ids["device"]), "port_id": min(portal.a.ids["port"]),
         "alarm_id": min(seeded.services_a), "window_id": seeded.window_b, "vpn_id": 1,
+        "ticket_id": _ticket_of_a(portal), "step": "acknowledge",  # a ticket page's step
         "key": "noc.wang", "package": "socket.io-client", "path": "dist/socket.io.min.js",
         "filename": "keyline.css", "anything": "nothing-here",
         # query and form fields

@@ -479,6 +479,46 @@ def test_circuit_states_go_to_their_own_customers_room_only(
                 listener.close()
 
 
+def test_a_failed_event_is_recovered_and_every_room_told_to_resync(
+        portal: Portal, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
+    """The bridge follows the events with the store's consumer (durable=False): an event
+    whose handling fails is not lost for the pages; the bridge loads the store again and
+    sends every room its differences with "resync" (what failed may have reached no one)."""
+    sent: list[tuple[str, dict[str, Any]]] = []
+    bridge = LiveBridge(portal.database, lambda event, data, room: sent.append((room, data)),
+                        utilization_interval_s=0)
+    bridge.start()
+    try:
+        consumer = bridge.consumer
+        assert consumer is not None and consumer.stats.recoveries == 1
+        handled = bridge._on_circuit_states
+        failures = {"left": 1}
+
+        def failing(event: Any) -> None:
+            if failures["left"]:
+                failures["left"] -= 1
+                raise RuntimeError("a bug in the bridge")
+            handled(event)
+
+        monkeypatch.setattr(bridge, "_on_circuit_states", failing)
+        a_circuit = min(portal.a.ids["circuit"])
+        went_down = set_circuit_states(portal.database, {a_circuit: "down"})
+        # after the consumer's retry delay (1 s) and a load of the store: not a speed figure
+        wait_for(lambda: consumer.stats.recoveries == 2 and consumer.idle(), 30)
+        assert consumer.stats.errors == 1
+        assert bridge.circuit_states[a_circuit]["state"] == "down"
+        told = {room: m for room, m in sent if m["resync"] and m["id"] >= went_down}
+        assert set(told) == {"noc", *(f"customer:{c}" for c in bridge.customers)}
+        own = told[f"customer:{portal.a.customer_id}"]["circuits"]
+        assert [(c["id"], c["status"]) for c in own] == [(f"circuit:{a_circuit}", "down")]
+        # and it goes on: the next event is handled as usual
+        back = set_circuit_states(portal.database, {a_circuit: "up"})
+        wait_for(lambda: bridge.last_id >= back and consumer.idle(), LIVE_WITHIN_S)
+        assert bridge.circuit_states[a_circuit]["state"] == "up"
+    finally:
+        bridge.stop()
+
+
 # --- joining: a snapshot, then what follows ----------------------------------------------
 
 

@@ -133,6 +133,32 @@ STEPS: list[tuple[str, Run | NotRun]] = [
          ' --customer-note "An engineer is on the way."')),
     ("keyline alarm show ID",
      Run("keyline alarm show {alarm}", expect="(?s)acknowledged by noc.wang.*timeline:")),
+    # the port fault opened the customer's ticket (the alarm's acknowledgement above
+    # acknowledged it); a ticket opened by hand is worked here
+    ("keyline ticket list [--state S] [--customer KEY] [--all]",
+     Run("keyline ticket list", until=True, capture="ticket",
+         expect=r"(?m)^\s*(\d+) P\d\s+\S+\s+hsbank\s+fault")),
+    ("keyline ticket list [--state S] [--customer KEY] [--all]",
+     Run("keyline ticket list --customer hsbank --all", expect=r"hsbank\s+fault")),
+    ("keyline ticket show ID",
+     Run("keyline ticket show {ticket}", expect="(?s)circuits:.*clocks .*timeline")),
+    ("keyline ticket open --circuit KEY --title T [--kind fault|complaint]"
+     " [--priority P1..P4] --by USER",
+     Run('keyline ticket open --circuit HSB-L3VPN-0002 --title "slow to Guangzhou"'
+         " --kind complaint --by noc.wang", capture="opened", expect=r"ticket (\d+) opened")),
+    ("keyline ticket ack ID [--comment C] --by USER",
+     Run('keyline ticket ack {opened} --comment "looking into it" --by noc.wang',
+         expect=r"by noc\.wang: now acknowledged")),
+    ("keyline ticket comment ID TEXT [--internal] --by USER",
+     Run('keyline ticket comment {opened} "called the branch" --internal --by noc.wang',
+         expect="internal comment")),
+    ("keyline ticket priority ID P2 --reason R --by USER",
+     Run('keyline ticket priority {opened} P2 --reason "a branch is cut off" --by noc.wang',
+         expect="is P2 now")),
+    ("keyline calendar show CONTRACT [--year Y]",
+     Run("keyline calendar show bronze --year 2026", expect="chinesecalendar 1.11.0")),
+    ("keyline notify list [--failed]", Run("keyline notify list")),
+    ("keyline notify list [--failed]", Run("keyline notify list --failed")),
     ("keyline lab sim fault DEVICE PORT down|up",
      Run("keyline lab sim fault {} {} up".format(*FAULTED), expect="is now up")),
     ("keyline lab sim fault DEVICE --snmp down|up",
@@ -223,7 +249,7 @@ def test_every_readme_command_is_run_or_says_why_not():
     assert not excused & run, excused & run
     for line, step in STEPS:
         if isinstance(step, Run):
-            sample = step.command.format(alarm="1", window="1")
+            sample = step.command.format(alarm="1", window="1", ticket="1", opened="1")
             assert fits(line, sample), f"{sample!r} is not the README's {line!r} filled in"
 
 

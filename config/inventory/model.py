@@ -30,7 +30,9 @@ SNMP_AUTH_PROTOCOLS = ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512")
 SNMP_PRIV_PROTOCOLS = ("DES", "AES", "AES192", "AES256")
 USER_ROLES = ("noc", "engineer", "account_manager", "customer", "admin")
 PRIORITIES = ("P1", "P2", "P3", "P4")
+LANGUAGES = ("zh_CN", "en")  # of a customer's messages
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+OFFICIAL_DAY_SOURCES = ("chinesecalendar", "holidays")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class Customer:
     account_manager: str | None  # a user key with role account_manager
     contact_email: str | None
     source: Source
+    # the language its contact is written to in (ticket notifications); None: the `[sla]
+    # customer_language` setting
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,13 +219,30 @@ class WeeklyHours:
 
 
 @dataclass(frozen=True)
+class OfficialDays:
+    """A calendar's request to fill some years' public holidays and make-up working days
+    (China's 调休) from a package: `chinesecalendar`, or `holidays` with a country code."""
+
+    source: str  # one of OFFICIAL_DAY_SOURCES
+    years: tuple[int, ...]
+    country: str | None = None  # ISO 3166 code, for the holidays package
+
+
+@dataclass(frozen=True)
 class ServiceCalendar:
-    """When the SLA clock runs: weekly hours in a time zone, minus holidays. `hours` empty
-    means around the clock (24x7)."""
+    """When the SLA clock runs: weekly hours in a time zone, minus holidays, plus extra
+    working dates (make-up days, which open with the first working weekday's hours; see
+    sla/calendar.py). `hours` empty means around the clock (24x7). `holidays` and
+    `working_dates` hold the dates written in the files and those filled by
+    `official_days`; `sources` says where each came from ("sla.yaml:87",
+    "chinesecalendar 1.11.0"), for display."""
 
     timezone: str
     hours: tuple[WeeklyHours, ...]
     holidays: tuple[str, ...]  # ISO dates
+    working_dates: tuple[str, ...] = ()  # ISO dates
+    official_days: OfficialDays | None = None
+    sources: dict[str, str] = field(default_factory=dict)  # ISO date -> where it came from
 
 
 @dataclass(frozen=True)
@@ -235,6 +257,32 @@ class CreditStep:
 
     below_pct: float
     credit_pct: float
+
+
+ESCALATION_CLOCKS = ("response", "resolution", "both")
+
+
+def recipient_problem(value: str) -> str | None:
+    """What is wrong with a notification recipient's name (None: nothing): `customer` (its
+    contact), `account_manager`, `role:NAME`, `user:LOGIN` or `webhook:NAME`."""
+    if value in ("customer", "account_manager"):
+        return None
+    kind, sep, name = value.partition(":")
+    if sep and kind in ("role", "user", "webhook") and name.strip():
+        if kind == "role" and name not in USER_ROLES:
+            return f"unknown role {name!r} (roles: {', '.join(USER_ROLES)})"
+        return None
+    return (f"unknown recipient {value!r}: use customer, account_manager, role:NAME,"
+            " user:LOGIN or webhook:NAME")
+
+
+@dataclass(frozen=True)
+class EscalationStep:
+    """When a ticket's clock has used `at_pct` of its time, tell `notify`."""
+
+    at_pct: float
+    clock: str  # one of ESCALATION_CLOCKS
+    notify: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -254,6 +302,10 @@ class SlaContract:
     monthly_charge: float
     currency: str
     source: Source
+    # whether `degraded` is an outage under this contract (tickets, SLA figures)
+    degraded_counts_as_down: bool = False
+    # the contract's own escalation levels (None: the `[sla] escalation` settings)
+    escalation: tuple[EscalationStep, ...] | None = None
 
 
 @dataclass(frozen=True)

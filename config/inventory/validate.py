@@ -40,9 +40,13 @@ from decimal import Decimal, InvalidOperation
 from ipaddress import ip_address
 from typing import Any
 
+from config.inventory import official_days as official
 from config.inventory.model import (
     CREDENTIAL_KINDS,
     DEVICE_ROLES,
+    ESCALATION_CLOCKS,
+    LANGUAGES,
+    OFFICIAL_DAY_SOURCES,
     PLATFORMS,
     PRIORITIES,
     SERVICE_TYPES,
@@ -56,10 +60,12 @@ from config.inventory.model import (
     CreditStep,
     Customer,
     Device,
+    EscalationStep,
     Hop,
     Inventory,
     InventoryProblem,
     Link,
+    OfficialDays,
     Port,
     PortRef,
     PriorityTimes,
@@ -71,6 +77,7 @@ from config.inventory.model import (
     User,
     Vpn,
     WeeklyHours,
+    recipient_problem,
 )
 
 # The top-level sections a file may hold, in the order objects depend on each other.
@@ -645,6 +652,7 @@ CUSTOMER_FIELDS = {
     "name": Field(read_text, required=True),
     "account_manager": Field(read_text),
     "contact_email": Field(read_email),
+    "language": Field(read_choice(LANGUAGES, "language")),
 }
 SITE_FIELDS = {
     "id": Field(read_key, required=True),
@@ -832,28 +840,125 @@ def _read_holiday(loc: Loc, name: str, value: Any) -> Any:
     return INVALID
 
 
+def _read_official_days(loc: Loc, name: str, value: Any) -> Any:
+    """`{source: chinesecalendar, years: [2025, 2026]}` or `{source: holidays, country: CN,
+    years: [...]}`: which years' official days to fill (config/inventory/official_days.py)."""
+    request = loc.child(name)
+    values = read_fields(request, OFFICIAL_DAYS_FIELDS, "official days {source, years, country}")
+    if values is None:
+        return INVALID
+    source, years, country = values["source"], values["years"], values["country"]
+    if not _ok(source, years) or INVALID in years or country is INVALID:
+        return INVALID
+    failed = False
+    if source == official.HOLIDAYS and country is None:
+        request.report("country", "missing required field 'country'",
+                       "the holidays package needs a country code, e.g. CN")
+        failed = True
+    if source == official.CHINESECALENDAR and country not in (None, "CN"):
+        request.report("country", f"chinesecalendar has official days of CN only, not {country}",
+                       "omit country, or use source: holidays")
+        failed = True
+    if not years:
+        request.report("years", "years is empty", "name the years to fill, e.g. [2026]")
+        failed = True
+    for index, year in enumerate(years):
+        if year in years[:index]:
+            request.report(f"years[{index}]", f"year {year} is listed twice")
+            failed = True
+    return INVALID if failed else OfficialDays(source, tuple(years), country)
+
+
 CALENDAR_FIELDS = {
     "timezone": Field(read_timezone, required=True),
     "hours": Field(_read_hours, default=()),
     "holidays": Field(read_list(_read_holiday, "ISO dates"), default=()),
+    "working_dates": Field(read_list(_read_holiday, "ISO dates"), default=()),
+    "official_days": Field(_read_official_days),
 }
+OFFICIAL_DAYS_FIELDS = {
+    "source": Field(read_choice(OFFICIAL_DAY_SOURCES, "source of official days"), required=True),
+    "years": Field(read_list(read_int_at_least(1900, 2200), "years"), required=True),
+    "country": Field(read_text),
+}
+_LIST_WHAT = {"holidays": "holiday", "working_dates": "working date"}
+
+
+def _written_dates(calendar: Loc, name: str, dates: tuple[Any, ...],
+                   sources: dict[str, str]) -> dict[str, int]:
+    """The dates of one list by line, their sources recorded; a date listed twice reported."""
+    lines: dict[str, int] = {}
+    for index, day in enumerate(dates):
+        if day is INVALID:
+            continue
+        line = calendar.line_of(f"{name}[{index}]")
+        if day in lines:
+            calendar.report(f"{name}[{index}]", f"{_LIST_WHAT[name]} {day} is listed twice"
+                            f" (also at line {lines[day]})")
+            continue
+        lines[day] = line
+        sources[day] = str(Source(calendar.file, line))
+    return lines
 
 
 def read_calendar(loc: Loc, name: str, value: Any) -> Any:
+    """A service calendar. Each date keeps its source (file:line, or the package that filled
+    it); a date both a holiday and a working date, from the files or from a package, and a
+    year the package does not carry are errors."""
     calendar = loc.child(name)
     values = read_fields(calendar, CALENDAR_FIELDS, "a service calendar")
     if values is None:
         return INVALID
-    holidays = values["holidays"]
-    if _ok(holidays):
-        seen: set[str] = set()
-        for index, holiday in enumerate(holidays):
-            if holiday is not INVALID and holiday in seen:
-                calendar.report(f"holidays[{index}]", f"holiday {holiday} is listed twice")
-            seen.add(holiday)
-    if not _ok(*values.values()) or INVALID in holidays:
+    holidays, working, request = (values["holidays"], values["working_dates"],
+                                  values["official_days"])
+    if not _ok(values["timezone"], values["hours"], holidays, working) or request is INVALID:
         return INVALID
-    return ServiceCalendar(values["timezone"], values["hours"], tuple(holidays))
+    problems_before = len(calendar.problems)
+    sources: dict[str, str] = {}
+    holiday_lines = _written_dates(calendar, "holidays", holidays, sources)
+    working_lines = _written_dates(calendar, "working_dates", working, sources)
+    for index, day in enumerate(working):
+        if day in holiday_lines and working.index(day) == index:
+            calendar.report(f"working_dates[{index}]", f"{day} is both a holiday (line"
+                            f" {holiday_lines[day]}) and a working date",
+                            "a date is either off or worked: remove one of them")
+    filled_holidays: set[str] = set()
+    filled_working: set[str] = set()
+    years = request.years if request else ()
+    if request:
+        try:
+            official.source_label(request.source)
+        except official.OfficialDaysError as error:  # not installed: once, not per year
+            calendar.report("official_days.source", error.message, error.hint)
+            years = ()
+    for index, year in enumerate(years):
+        try:
+            days = official.year_days(request.source, year, request.country)
+        except official.OfficialDaysError as error:
+            calendar.report(f"official_days.years[{index}]", error.message, error.hint)
+            continue
+        for kind, filled, written, other, other_name in (
+                ("holiday", days.holidays, holiday_lines, working_lines, "working_dates"),
+                ("working date", days.working_dates, working_lines, holiday_lines, "holidays")):
+            other_kind = _LIST_WHAT[other_name]
+            for day in sorted(filled):
+                text = day.isoformat()
+                if text in other:
+                    calendar.report(f"{other_name}[{values[other_name].index(text)}]",
+                                    f"{text} is listed as a {other_kind} but is a {kind} in"
+                                    f" {days.source}",
+                                    f"remove it, or take {year} out of official_days.years and"
+                                    " list that year's dates by hand")
+                elif text not in written:  # a date also written keeps its file:line
+                    (filled_holidays if kind == "holiday" else filled_working).add(text)
+                    sources[text] = days.source
+    if INVALID in holidays or INVALID in working or len(calendar.problems) > problems_before:
+        return INVALID
+    return ServiceCalendar(
+        values["timezone"], values["hours"],
+        tuple(holiday_lines) + tuple(sorted(filled_holidays)),
+        tuple(working_lines) + tuple(sorted(filled_working)),
+        request, dict(sorted(sources.items())))
 
 
 PRIORITY_FIELDS = {
@@ -937,6 +1042,44 @@ def read_credits(loc: Loc, name: str, value: Any) -> Any:
     return INVALID if INVALID in steps else tuple(steps)
 
 
+ESCALATION_FIELDS = {
+    "at_pct": Field(read_number(0, 1000, low_open=True), required=True),
+    "clock": Field(read_choice(ESCALATION_CLOCKS, "clock"), default="both"),
+    "notify": Field(read_list(read_text, "recipients"), required=True),
+}
+
+
+def read_escalation(loc: Loc, name: str, value: Any) -> Any:
+    """Escalation levels {at_pct, clock, notify}: percent of a deadline, from the lowest up."""
+    if not isinstance(value, list) or not value:
+        loc.report(name, f"expected a list of escalation levels, got {describe(value)}",
+                   "e.g. - {at_pct: 50, notify: [role:noc]}")
+        return INVALID
+    steps: list[Any] = []
+    for index in range(len(value)):
+        level = loc.child(f"{name}[{index}]")
+        values = read_fields(level, ESCALATION_FIELDS, "an escalation level {at_pct, notify}")
+        if values is None or not _ok(*values.values()):
+            steps.append(INVALID)
+            continue
+        bad = False
+        for position, recipient in enumerate(values["notify"]):
+            problem = recipient_problem(recipient) if recipient is not INVALID else "invalid"
+            if problem:
+                level.report(f"notify[{position}]", problem)
+                bad = True
+        if not values["notify"]:
+            level.report("notify", "name at least one recipient")
+            bad = True
+        if steps and _ok(steps[-1]) and values["at_pct"] <= steps[-1].at_pct:
+            level.report("at_pct", f"at_pct {values['at_pct']:g} is not above the level"
+                         f" before ({steps[-1].at_pct:g})", "list the levels from the lowest up")
+            bad = True
+        steps.append(INVALID if bad else EscalationStep(values["at_pct"], values["clock"],
+                                                        tuple(values["notify"])))
+    return INVALID if INVALID in steps else tuple(steps)
+
+
 SLA_FIELDS = {
     "id": Field(read_key, required=True),
     "name": Field(read_text, required=True),
@@ -950,6 +1093,8 @@ SLA_FIELDS = {
     "credits": Field(read_credits, default=()),
     "monthly_charge": Field(read_number(0), required=True),
     "currency": Field(read_currency, required=True),
+    "degraded_counts_as_down": Field(read_bool, default=False),
+    "escalation": Field(read_escalation),
 }
 
 
@@ -1395,7 +1540,7 @@ def _build(registry: Registry) -> Inventory:
     for key, e in entries["customers"].items():
         v = e.values
         inventory.customers[key] = Customer(key, v["name"], v["account_manager"],
-                                            v["contact_email"], e.loc.source())
+                                            v["contact_email"], e.loc.source(), v["language"])
     for key, e in entries["sites"].items():
         v = e.values
         inventory.sites[key] = Site(key, v["name"], v["customer"], v["address"], v["city"],
@@ -1436,7 +1581,7 @@ def _build(registry: Registry) -> Inventory:
             key, v["name"], v["customer"], v["availability_target_pct"],
             v["latency_target_ms"], v["jitter_target_ms"], v["loss_target_pct"], v["calendar"],
             v["priorities"], tuple(v["credits"]), v["monthly_charge"], v["currency"],
-            e.loc.source())
+            e.loc.source(), v["degraded_counts_as_down"], v["escalation"])
     for key, e in entries["users"].items():
         v = e.values
         inventory.users[key] = User(key, v["role"], v["customer"], v["full_name"], v["email"],
