@@ -68,10 +68,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg_pool import PoolTimeout
 
 from collectors.model import Observation, Sample
 from store.collection import record_drops
+from store.database import STORE_UNAVAILABLE
 from store.observations import record_observations, record_poll_statuses, record_port_matches
 from store.timeseries import SampleWriter
 
@@ -90,10 +90,8 @@ KEPT_KINDS = ("observations", "poll_statuses", "port_matches")
 WHEN_FULL = ("drop_newest", "drop_oldest")
 DROPS_NAME = "drops.json"
 
-# What "the store refuses" means: the database is away or too busy to hand out a connection.
-# Anything else (a malformed sample, a schema problem) is a bug to raise, not to spool: it
-# would fail again on replay and block the spool.
-STORE_UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
+# What "the store refuses" is store.database.STORE_UNAVAILABLE: anything else (a malformed
+# sample) is a bug to raise, not to spool: it would fail again on replay and block the spool.
 # A spooled batch that can never be stored (an unreadable line, data the database refuses) is
 # set aside in REJECTED_NAME, not retried for ever in front of everything spooled after it.
 BATCH_REJECTED = (ValueError, KeyError, TypeError, psycopg.DataError, psycopg.IntegrityError)

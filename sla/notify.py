@@ -47,8 +47,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
-import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from config.secrets import (
@@ -59,7 +58,7 @@ from config.secrets import (
     register_secret,
 )
 from store import outbox
-from store.database import scrub
+from store.database import STORE_UNAVAILABLE, scrub
 from store.outbox import OutboxRow
 
 log = logging.getLogger(__name__)
@@ -71,8 +70,6 @@ LEASE_WAITS = 12
 RESPONSE_MAX_BYTES = 64 * 1024  # of a webhook's answer: enough for a robot's errcode
 WECOM_MARKDOWN_MAX_BYTES = 4096  # WeCom refuses a longer markdown content
 DINGTALK_MARKDOWN_MAX_CHARS = 18_000
-# what "the store is away" looks like: the connection or the pool failing
-STORE_UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
 
 
 def utc_now() -> datetime:

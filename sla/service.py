@@ -37,7 +37,8 @@ from sla.tickets import (
     rekey_incidents,
 )
 from store.circuit_states import TOPIC as CIRCUIT_STATE_TOPIC
-from store.consumer import STORE_UNAVAILABLE, Consumer
+from store.consumer import Consumer
+from store.database import STORE_UNAVAILABLE
 from store.events import Event
 
 log = logging.getLogger(__name__)

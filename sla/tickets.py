@@ -40,7 +40,7 @@ import psycopg
 
 from alarms.actions import ActionError, Actor, Refusal, authorize, clean_text
 from sla import clocks as sla_clocks
-from sla.calendar import Calendar, calendar_of
+from sla.calendar import Calendar, add_business_seconds, calendar_of
 from sla.clocks import Clock
 from sla.messages import render
 from sla.settings import EscalationLevel, SlaSettings
@@ -377,10 +377,11 @@ def _act(conn: psycopg.Connection, actor: Actor, ticket_id: Any, action: str,
     key, kind = _actor(actor, action)
     text = clean_text(comment, "comment", required=comment_required)
     internal_note = _internal(internal, kind)
-    changed = _apply(conn, ticket, action, now_of(conn), actor=key, actor_kind=kind,
+    at = now_of(conn)
+    changed = _apply(conn, ticket, action, at, actor=key, actor_kind=kind,
                      comment=text, internal=internal_note, settings=settings)
     if ticket.row.kind == "incident" and action in ("acknowledged", "in_progress", "resolved"):
-        _propagate(conn, changed, action, now_of(conn), key, settings)
+        _propagate(conn, changed, action, at, key, settings)
     return changed
 
 
@@ -866,10 +867,12 @@ def check_gaps(conn: psycopg.Connection, now: datetime, settings: SlaSettings) -
     for row in conn.execute(
             """SELECT s.circuit_id, s.customer_id, s.time, s.state, s.previous, s.underlying,
                       s.cause, s.cause_kind, s.alarm_id
-                 FROM (SELECT DISTINCT ON (circuit_id) * FROM circuit_states
-                        ORDER BY circuit_id, time DESC, id DESC) s
-                 JOIN circuits c ON c.id = s.circuit_id AND c.retired_at IS NULL
-                WHERE s.state = 'unknown' AND s.time <= %s
+                 FROM circuits c
+                 -- each circuit's latest state by its index, not the whole history per tick
+                 CROSS JOIN LATERAL (
+                     SELECT * FROM circuit_states WHERE circuit_id = c.id
+                      ORDER BY time DESC, id DESC LIMIT 1) s
+                WHERE c.retired_at IS NULL AND s.state = 'unknown' AND s.time <= %s
                   AND NOT EXISTS (
                       SELECT 1 FROM ticket_circuits tc JOIN tickets t ON t.id = tc.ticket_id
                        WHERE tc.circuit_id = s.circuit_id AND tc.restored_at IS NULL
@@ -933,8 +936,6 @@ def _crossing_time(ticket: Ticket, clock: Clock, pct: float, now: datetime) -> d
     if clock.running_since is None:
         return now
     needed = clock.target_s * pct / 100.0 - clock.used_s
-    from sla.calendar import add_business_seconds
-
     at = add_business_seconds(ticket.calendar, clock.running_since, max(0.0, needed))
     return min(at, now)
 

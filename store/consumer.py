@@ -62,15 +62,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
-from store.database import scrub
+from store.database import STORE_UNAVAILABLE, scrub
 from store.events import REORDER_WINDOW_IDS, Event, Subscriber, last_event_id
 
 log = logging.getLogger(__name__)
 
-# What "the store is away" looks like: the connection or the pool failing.
-STORE_UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
 RETRY_DELAY_S = 1.0
 # A bug that fails every attempt is retried less and less often, up to this.
 RETRY_DELAY_MAX_S = 30.0

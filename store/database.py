@@ -38,6 +38,10 @@ CONNECT_TIMEOUT_S = 5
 
 MASK = "********"
 
+# What "the store is away" looks like: the connection or the pool failing. Anything else
+# (a schema problem, data the database refuses) is a bug to raise, not to wait out.
+STORE_UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
+
 
 class StoreError(Exception):
     """The store cannot do what was asked; the message is one line for the operator and never

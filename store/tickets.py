@@ -312,13 +312,13 @@ def active_tickets_of_circuit(conn: psycopg.Connection, circuit_id: int) -> list
 
 def tickets_to_check(conn: psycopg.Connection, now: datetime) -> list[int]:
     """Tickets whose clocks may have crossed an escalation level or a deadline by `now`
-    (every active one with a deadline not yet breached and due within a day: the caller
-    works out the exact levels), and resolved ones that may be due for automatic close."""
+    (every active one with a running clock, breached ones too: a contract may escalate
+    beyond 100 %; the caller works out the exact levels), and resolved ones that may be due
+    for automatic close."""
     return [row[0] for row in conn.execute(
         """SELECT id FROM tickets
             WHERE (state NOT IN ('resolved', 'closed')
-                   AND ((response_due_at IS NOT NULL AND NOT response_breached)
-                        OR (resolution_due_at IS NOT NULL AND NOT resolution_breached)))
+                   AND (response_due_at IS NOT NULL OR resolution_due_at IS NOT NULL))
                OR state = 'resolved'
             ORDER BY id""")]
 

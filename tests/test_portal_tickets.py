@@ -225,6 +225,29 @@ def test_customers_and_account_managers_see_only_their_scope(portal: Portal):  #
     assert state_of(portal, mine) == "open"
 
 
+def test_a_cookie_saved_before_logout_gets_no_ticket(portal: Portal):  # noqa: F811
+    mine = open_for(portal, "HSB-L3VPN-0001", "hsbank's fault")
+    client = logged_in(portal.app, USER_A)
+    ticket = page(client, f"/tickets/{mine}")
+    token = csrf_token(ticket)
+    saved = client.get_cookie("keyline_session").value
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    replayed = portal.app.test_client()
+    replayed.set_cookie("keyline_session", saved)
+    for path in ("/tickets", f"/tickets/{mine}"):
+        answer = replayed.get(path)
+        assert answer.status_code == 302 and "/login" in answer.headers["Location"], path
+    for path in ("/api/v1/tickets", f"/api/v1/tickets/{mine}"):
+        assert replayed.get(path).status_code == 401, path
+    answer = replayed.post(f"/tickets/{mine}/comment", data={"csrf_token": token,
+                                                            "text": "after logout"})
+    assert answer.status_code in (302, 400, 401, 403)
+    with portal.database.pool.connection() as conn:
+        comments = conn.execute("SELECT count(*) FROM ticket_events WHERE ticket_id = %s"
+                                " AND action = 'commented'", [mine]).fetchone()[0]
+    assert comments == 0
+
+
 def test_the_steps_of_a_ticket_by_role_and_state(portal: Portal):  # noqa: F811
     ticket_id = open_for(portal, "HSB-L3VPN-0001", "link flaps",
                          by=customer_viewer(portal, USER_A))
