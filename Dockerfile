@@ -23,6 +23,12 @@ COPY lab lab
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
 FROM python:3.11-slim
+# The SLA report's PDF (sla/render.py): WeasyPrint's Pango and fonts, a CJK one for Chinese
+# names (the same names as in lab/debian-packages.txt).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+       libharfbuzz-subset0 fontconfig fonts-dejavu-core fonts-wqy-zenhei \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build /dist/ /tmp/dist/
 RUN pip install --no-cache-dir /tmp/dist/keyline-*.whl && rm -r /tmp/dist \
     && useradd --system --home /var/lib/keyline keyline \

@@ -88,20 +88,23 @@ def _connection(state: Any) -> Any:
 
 
 def _when(text: str, option: str) -> datetime | timedelta:
-    """ISO 8601 time ("2026-03-01T22:00+08:00"; no zone means UTC), or "now" and "+2h" as a
-    timedelta from now: alarms.actions adds it to the database's now, not this machine's."""
+    """ISO 8601 time ("2026-03-01T22:00+08:00"; no zone means UTC), or "now", "+2h" and
+    "-30m" as a timedelta from now: the actions add it to the database's now, not this
+    machine's."""
     if text == "now":
         return timedelta(0)
-    if text.startswith("+") and text[-1:] in ("m", "h", "d") and text[1:-1].isdigit():
+    if text[:1] in ("+", "-") and text[-1:] in ("m", "h", "d") and text[1:-1].isdigit():
         unit = {"m": "minutes", "h": "hours", "d": "days"}[text[-1]]
         try:
-            return timedelta(**{unit: int(text[1:-1])})
+            delta = timedelta(**{unit: int(text[1:-1])})
         except OverflowError:
-            _bad_input(f"{option}: {text!r} is too far ahead")
+            _bad_input(f"{option}: {text!r} is too far from now")
+        return delta if text[0] == "+" else -delta
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        _bad_input(f"{option}: {text!r} is not a time (ISO 8601, 'now' or '+N[mhd]')")
+        _bad_input(f"{option}: {text!r} is not a time (ISO 8601, 'now', '+N[mhd]' or"
+                   " '-N[mhd]')")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

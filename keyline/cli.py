@@ -26,6 +26,7 @@ from keyline.alarms_cli import alarm, maintenance
 from keyline.logs import setup_logging
 from keyline.notify_cli import notify
 from keyline.portal_cli import USER_COMMANDS
+from keyline.sla_cli import report, sla
 from keyline.tickets_cli import ticket
 from keyline.topology_cli import topology
 
@@ -555,6 +556,8 @@ main.add_command(alarm)
 main.add_command(maintenance)
 main.add_command(notify)
 main.add_command(ticket)
+main.add_command(report)
+main.add_command(sla)
 for _command in USER_COMMANDS:
     user_group.add_command(_command)
 

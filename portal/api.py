@@ -211,3 +211,8 @@ blueprint.register_blueprint(alarms_api.blueprint)
 from portal import tickets_api  # noqa: E402
 
 blueprint.register_blueprint(tickets_api.blueprint)
+
+# SLA figures, issued reports and customer-caused marks (portal/sla_api.py), nested the same way.
+from portal import sla_api  # noqa: E402
+
+blueprint.register_blueprint(sla_api.blueprint)

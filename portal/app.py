@@ -26,8 +26,11 @@ assembles it:
   text, JSON nested too deep are 400 (or 404) naming the field, never 500; every error under
   /api/ is answered as JSON `{"error": ..., "field": ...}`, 413 included, pages as HTML.
 
-The navigation lists what comes next (SLA reports) as "coming",
-not as dead links, until those blueprints land.
+- SLA figures and reports (portal/sla_views.py; REST in portal/sla_api.py): a customer's
+  reports, the account managers' and the NOC's dashboards, marking customer-caused time.
+
+The navigation lists what comes next as "coming" (`COMING`), not as dead links, until those
+blueprints land.
 """
 
 from __future__ import annotations
@@ -87,9 +90,7 @@ def service_state_label(state: str, underlying: str | None = None) -> str:
 
 
 # What the top bar will link to once built; shown greyed out until then.
-COMING = (
-    (lazy_gettext("SLA reports"), lazy_gettext("arrives with the SLA engine")),
-)
+COMING: tuple[tuple[Any, Any], ...] = ()
 
 
 def format_bps(rate_bps: int | float | None) -> str:
@@ -191,6 +192,9 @@ def create_app(settings: Settings, database: Database, *,
     from portal import tickets_views
 
     app.register_blueprint(tickets_views.blueprint)  # /tickets: queue, reports, a ticket
+    from portal import sla_views
+
+    app.register_blueprint(sla_views.blueprint)  # /sla: reports, dashboards, marks
 
     from portal.live import init_live
 

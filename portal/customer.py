@@ -49,6 +49,10 @@ samples, which are not events), and the open alarms with their labels and acknow
 The state is also fetched every STATE_REFRESH_S seconds, which replaces the list's former
 15 s page refresh for those sample-based figures.
 
+**SLA.** The list shows each circuit's availability this month so far and the error budget
+its contract leaves (portal/sla_views.month_to_date: the month's statement built now, the
+figures the customer's SLA reports print); not live, it is as of the page's load.
+
 **Traffic.** A circuit's traffic at each end is read from the port
 store.queries.traffic_ports chooses for the viewer: the end's per-circuit sub-interface
 where the inventory names one, else the end port, unless that port is the operator's and
@@ -84,6 +88,7 @@ from portal.alarms_views import SEVERITY_LABELS, TYPE_LABELS, alarm_text, alarm_
 from portal.app import service_state_label
 from portal.live import CUSTOMER_ROOM
 from portal.security import current_viewer, login_required
+from portal.sla_views import month_to_date
 from store import alarms as alarm_store
 from store.circuit_states import StoredState, current_states
 from store.events import last_event_id
@@ -325,7 +330,10 @@ def circuits(customer_id: int) -> str:
     if state is None:
         abort(404)
     customer = state["customer"]
+    with _database().pool.connection() as conn:
+        sla = month_to_date(conn, current_viewer(), customer)
     return render_template("customer/circuits.html", customer=customer, circuits=state["rows"],
+                           sla=sla,
                            traffic=state["traffic"], states=state["states"],
                            ends=state["ends"], operator_port=OPERATOR_PORT,
                            element_labels=ELEMENT_STATUS_LABELS,

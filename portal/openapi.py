@@ -542,6 +542,186 @@ def _ticket_schemas() -> dict[str, Any]:
     }
 
 
+# --- SLA figures, reports and customer-caused marks (portal/sla_api.py) -------------------
+
+_MONTH = {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$",
+          "description": "YYYY-MM, 1970-01 to 2199-12, not after the current month"}
+
+
+def _sla_paths() -> dict[str, Any]:
+    month = _query("month", "the month, YYYY-MM (default: the current month, to date); a "
+                            "bad or future one is 400 naming `month`", _MONTH)
+    customer = _query("customer", "one customer's key (it must be the caller's: another is "
+                                  "404)", {"type": "string", "minLength": 1})
+    report_id = _id_param("report_id", "the issued report's id")
+    unavailable = _ok(_ref("Error"), "the PDF cannot be made on this server (renderer or "
+                                     "CJK font missing)")
+    mark_answer = {"400": _BAD, "403": _FORBIDDEN, "404": _NOT_FOUND, **_ERRORS}
+    return {
+        "/sla/figures": {"get": {
+            "summary": "The SLA figures of the caller's circuits for a month (a customer: its "
+                       "own; an account manager: their customers'; operators: every "
+                       "customer's): per circuit, per customer and all together",
+            "operationId": "getSlaFigures",
+            "parameters": [month, customer],
+            "responses": {"200": _ok(_ref("SlaFigures"), "the figures"), "400": _BAD,
+                          "404": _NOT_FOUND, **_ERRORS},
+        }},
+        "/sla/statement": {"get": {
+            "summary": "One customer's month built now (not issued), as a statement with every "
+                       "input: `keyline sla compute FILE` recomputes each figure from it",
+            "operationId": "getSlaStatement",
+            "parameters": [{**customer, "description": (
+                "the customer's key: required for staff; a customer may leave it out (its "
+                "own) and any other is 404")}, month],
+            "responses": {"200": _ok(_ref("SlaStatement"), "the statement"), "400": _BAD,
+                          "404": _NOT_FOUND, **_ERRORS},
+        }},
+        "/sla/reports": {"get": {
+            "summary": "Issued monthly SLA reports the caller may read, newest month first, "
+                       "every version",
+            "operationId": "listSlaReports",
+            "parameters": [_query("month", "only this month's", _MONTH)],
+            "responses": {"200": _ok(_ref("SlaReportList"), "the reports"), "400": _BAD,
+                          **_ERRORS},
+        }},
+        "/sla/reports/{report_id}": {"get": {
+            "summary": "One issued report version with its whole statement and its difference "
+                       "from the version before",
+            "operationId": "getSlaReport",
+            "parameters": [report_id],
+            "responses": {"200": _ok(_ref("SlaReportDetail"), "the report"),
+                          "404": _NOT_FOUND, **_ERRORS},
+        }},
+        "/sla/reports/{report_id}.json": {"get": {
+            "summary": "The issued report's statement as a file (the input of `keyline sla "
+                       "compute`)",
+            "operationId": "downloadSlaReportStatement",
+            "parameters": [report_id],
+            "responses": {"200": _ok(_ref("SlaStatement"), "the statement"),
+                          "404": _NOT_FOUND, **_ERRORS},
+        }},
+        "/sla/reports/{report_id}.csv": {"get": {
+            "summary": "The issued report as CSV",
+            "operationId": "downloadSlaReportCsv",
+            "parameters": [report_id],
+            "responses": {"200": {"description": "the CSV", "content": {
+                "text/csv": {"schema": {"type": "string"}}}},
+                "404": _NOT_FOUND, **_ERRORS},
+        }},
+        "/sla/reports/{report_id}.pdf": {"get": {
+            "summary": "The issued report as PDF, printed from the report page's template",
+            "operationId": "downloadSlaReportPdf",
+            "parameters": [report_id, _query(
+                "language", "en or zh_CN (default: the caller's language)",
+                {"type": "string", "enum": ["en", "zh_CN"]})],
+            "responses": {"200": {"description": "the PDF", "content": {
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
+                "400": _BAD, "404": _NOT_FOUND, "503": unavailable, **_ERRORS},
+        }},
+        "/sla/marks": {
+            "get": {
+                "summary": "A circuit's customer-caused marks over a month, withdrawn ones "
+                           "included (the audit trail); a customer reads its own circuits'",
+                "operationId": "listSlaMarks",
+                "parameters": [{**_query("circuit", "the circuit's key",
+                                         {"type": "string", "minLength": 1}),
+                                "required": True}, month],
+                "responses": {"200": _ok(_ref("SlaMarkList"), "the marks"), "400": _BAD,
+                              "404": _NOT_FOUND, **_ERRORS},
+            },
+            "post": {
+                "summary": "Mark a circuit's time customer-caused, with a reason (account "
+                           "managers on their customers' circuits, noc, engineer, admin; a "
+                           "customer gets 403): excluded from the figures like maintenance; "
+                           "issued reports of the months it touches are issued again",
+                "operationId": "markSlaCustomerCaused",
+                "requestBody": _json_body({
+                    "type": "object", "required": ["circuit", "start", "end", "reason"],
+                    "properties": {
+                        "circuit": {"type": "string", "minLength": 1,
+                                    "description": "the circuit's key"},
+                        "start": {"type": "string", "format": "date-time"},
+                        "end": {"type": "string", "format": "date-time", "description": (
+                            "after start, not in the future, at most 62 days after start")},
+                        "reason": {"type": "string", "minLength": 1, "maxLength": 2000,
+                                   "description": "printed in the customer's report"}}},
+                    required=True),
+                "responses": {"201": _ok(_ref("SlaMark"), "the mark"), **mark_answer},
+            },
+        },
+        "/sla/marks/{mark_id}/withdraw": {"post": {
+            "summary": "Withdraw a mark, with a reason: its time counts again (it stays in "
+                       "the audit trail)",
+            "operationId": "withdrawSlaMark",
+            "parameters": [_id_param("mark_id", "the mark's id")],
+            "requestBody": _json_body({"type": "object", "required": ["reason"], "properties": {
+                "reason": {"type": "string", "minLength": 1, "maxLength": 2000}}},
+                required=True),
+            "responses": {"200": _ok(_ref("SlaMark"), "the mark, withdrawn"),
+                          "409": _CONFLICT, **mark_answer},
+        }},
+    }
+
+
+def _sla_schemas() -> dict[str, Any]:
+    nullable_text = {"type": ["string", "null"]}
+    time = {"type": "string", "format": "date-time"}
+    report = {"type": "object", "required": [
+        "id", "kind", "subject", "month", "version", "issued_at", "reason"], "properties": {
+        "id": {"type": "integer"},
+        "kind": {"type": "string", "enum": ["customer", "account_manager"]},
+        "subject": {"type": "string", "description": (
+            "the customer's key, or the account manager's login")},
+        "subject_name": nullable_text,
+        "month": {"type": "string"}, "version": {"type": "integer", "minimum": 1},
+        "issued_at": time,
+        "reason": {**nullable_text, "description": "why this version (null for version 1)"},
+        "issued_by": {"type": "string", "description": "staff only"}}}
+    statement = {"type": "object", "required": ["format", "format_version", "month",
+                                                "circuits", "figures"],
+                 "additionalProperties": True, "description": (
+                     "the statement format of docs/sla-statement.md: subject, period, as_of, "
+                     "contracts, circuits (states, maintenance, customer_caused, "
+                     "measurements), tickets, figures")}
+    return {
+        "SlaStatement": statement,
+        "SlaFigures": {"type": "object", "required": ["month", "as_of", "subject", "figures"],
+                       "properties": {
+                           "month": {"type": "string"}, "as_of": time,
+                           "subject": {"type": "object", "additionalProperties": True},
+                           "figures": {"type": "object", "required": [
+                               "total", "customers", "circuits"],
+                               "additionalProperties": True, "description": (
+                                   "the statement's figures: total, tickets, customers (by "
+                                   "key), circuits (by key: availability_pct, target_pct, "
+                                   "down_s, error_budget_left_s, credit, outages...)")}}},
+        "SlaReport": report,
+        "SlaReportList": {"type": "object", "required": ["reports"], "properties": {
+            "reports": {"type": "array", "items": _ref("SlaReport")}}},
+        "SlaReportDetail": {"allOf": [report, {"type": "object", "required": [
+            "statement", "difference"], "properties": {
+            "statement": statement,
+            "difference": {"type": ["object", "null"], "description": (
+                "the change from the version before: summary (totals before and after) and "
+                "changes (one line per figure); null for version 1")}}}]},
+        "SlaMark": {"type": "object", "required": [
+            "id", "circuit", "start", "end", "reason", "withdrawn"], "properties": {
+            "id": {"type": "integer"}, "circuit": {"type": "string"},
+            "start": time, "end": time, "reason": {"type": "string"},
+            "marked_by": {"type": "string", "description": "\"operator\" to a customer"},
+            "marked_at": time, "withdrawn": {"type": "boolean"},
+            "withdrawn_at": {"type": ["string", "null"], "format": "date-time"},
+            "withdrawn_by": nullable_text, "withdraw_reason": nullable_text,
+            "reissued": {"type": "array", "items": {"type": "integer"}, "description": (
+                "the reports issued again because of this change (their ids)")}}},
+        "SlaMarkList": {"type": "object", "required": ["circuit", "month", "marks"],
+                        "properties": {"circuit": {"type": "string"},
+                                       "month": {"type": "string"},
+                                       "marks": {"type": "array", "items": _ref("SlaMark")}}},
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     nullable_text = {"type": ["string", "null"]}
     return {
@@ -639,6 +819,7 @@ def openapi_document() -> dict[str, Any]:
             **_topology_paths(),
             **_alarm_paths(),
             **_ticket_paths(),
+            **_sla_paths(),
         },
         "components": {
             "securitySchemes": {
@@ -691,6 +872,7 @@ def openapi_document() -> dict[str, Any]:
                 "TopologyView": _TOPOLOGY_VIEW,
                 **_alarm_schemas(),
                 **_ticket_schemas(),
+                **_sla_schemas(),
                 "Series": {"type": "object", "properties": {
                     "object_id": {"type": "integer"}, "metric": {"type": "string"},
                     "start": {"type": "string", "format": "date-time"},

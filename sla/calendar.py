@@ -275,22 +275,29 @@ def next_open(calendar: Calendar, at: datetime) -> datetime:
     return _moment(_next_open_us(calendar, us, at.year))
 
 
-def business_seconds(calendar: Calendar, start: datetime, end: datetime) -> float:
-    """Seconds of [start, end) inside the calendar's hours; 0 when end <= start."""
+def business_microseconds(calendar: Calendar, start: datetime, end: datetime) -> int:
+    """Microseconds of [start, end) inside the calendar's hours, exactly; 0 when
+    end <= start. The SLA figures add these up (sla/availability.py), so that a month's
+    parts sum to the month without rounding."""
     start_us = _aware(start, "start")
     end_us = _aware(end, "end")
     if end_us <= start_us:
-        return 0.0
+        return 0
     if calendar._plain:
-        return (end_us - start_us) / _US
+        return end_us - start_us
     first, first_table = calendar._locate(start_us, start.year)
     last, last_table = calendar._locate(end_us, end.year)
     if first == last:
-        return (last_table.position(end_us) - first_table.position(start_us)) / _US
+        return last_table.position(end_us) - first_table.position(start_us)
     total = first_table.total_us - first_table.position(start_us)
     for year in range(first + 1, last):
         total += calendar._year(year).total_us
-    return (total + last_table.position(end_us)) / _US
+    return total + last_table.position(end_us)
+
+
+def business_seconds(calendar: Calendar, start: datetime, end: datetime) -> float:
+    """Seconds of [start, end) inside the calendar's hours; 0 when end <= start."""
+    return business_microseconds(calendar, start, end) / _US
 
 
 def add_business_seconds(calendar: Calendar, start: datetime, seconds: float) -> datetime:

@@ -15,14 +15,17 @@ exactly once: every attempt carries the row's idempotency key (an e-mail's Messa
 receiver can drop a duplicate.
 
 E-mail goes over SMTP (smtplib), with STARTTLS or implicit TLS and a login when set; a
-password is never sent over a connection without TLS. A webhook is named in the settings
-and the outbox names it, never its URL (a robot's URL carries its token): it gets a JSON
-POST whose exact body bytes are signed with HMAC-SHA256 (`X-Keyline-Signature:
-sha256=<hex>`, with `X-Keyline-Timestamp`), or a DingTalk / WeCom group robot's markdown
-message (DingTalk's signed URL when a secret is set). A 2xx answer (and for a robot, its
-errcode 0) is delivered; anything else, or no answer within `timeout_s`, is an attempt that
-failed. The SMTP password, webhook secrets and URLs never appear in logs, in a row's
-last_error or in exceptions: they are registered with config.secrets' redaction.
+password is never sent over a connection without TLS. The e-mail of an issued SLA report
+carries the report's PDF and CSV files, rendered from its stored statement at each attempt
+(`report_attachments`); a rendering failure is a failed attempt, retried like any other. A
+webhook is named in the settings and the outbox names it, never its URL (a robot's URL
+carries its token): it gets a JSON POST whose exact body bytes are signed with HMAC-SHA256
+(`X-Keyline-Signature: sha256=<hex>`, with `X-Keyline-Timestamp`), or a DingTalk / WeCom
+group robot's markdown message (DingTalk's signed URL when a secret is set). A 2xx answer
+(and for a robot, its errcode 0) is delivered; anything else, or no answer within
+`timeout_s`, is an attempt that failed. The SMTP password, webhook secrets and URLs never
+appear in logs, in a row's last_error or in exceptions: they are registered with
+config.secrets' redaction.
 """
 
 from __future__ import annotations
@@ -289,12 +292,71 @@ def _scrubbed(text: str, settings: NotifySettings) -> str:
     return text
 
 
-def deliver(row: OutboxRow, settings: NotifySettings) -> None:
-    """Deliver one notification, once; raise DeliveryError when it did not arrive."""
+@dataclass(frozen=True)
+class Attachment:
+    """A file attached to an e-mail (an issued SLA report's PDF or CSV)."""
+
+    filename: str
+    mime_type: str  # "application/pdf"
+    data: bytes
+
+
+SLA_REPORT_KIND = "sla_report"  # the payload kind of an issued report's e-mail (sla/reports.py)
+
+
+def report_attachments(pool: ConnectionPool, row: OutboxRow) -> list[Attachment]:
+    """The files an outbox row's e-mail carries: for an issued SLA report (payload kind
+    "sla_report"), its PDF and its two CSV files (circuits, outages), rendered from the
+    stored statement in the row's language; none for anything else. The report is read in
+    a short transaction, rendered with no connection held. Raises DeliveryError when the
+    report is gone or cannot be rendered (a missing font, say): the row is then retried
+    like any failed attempt, so the e-mail is never sent without what it promises."""
+    payload = row.payload or {}
+    if row.channel != "email" or payload.get("kind") != SLA_REPORT_KIND:
+        return []
+    from sla import render
+    from store import sla as sla_store
+
+    report_id = payload.get("report_id")
+    what = f"SLA report {report_id}"
+    if isinstance(report_id, bool) or not isinstance(report_id, int):
+        raise DeliveryError(f"{what}: the notification names no report id")
+    try:
+        with pool.connection() as conn:
+            report = sla_store.get_report(conn, report_id)
+    except STORE_UNAVAILABLE as error:
+        raise DeliveryError(f"{what}: the store is away ({type(error).__name__})") from None
+    if report is None:
+        raise DeliveryError(f"{what}: no such issued report")
+    statement = render.issued_statement(report)
+    language = row.language if row.language in render.LANGUAGES else "zh_CN"
+    wanted = payload.get("attachments") or ["pdf", "csv"]
+    files = []
+    try:
+        if "pdf" in wanted:
+            files.append(Attachment(render.report_file_name(statement, "pdf"),
+                                    "application/pdf",
+                                    render.report_pdf(statement, language=language)))
+        if "csv" in wanted:
+            for part in render.CSV_PARTS:
+                name = render.report_file_name(
+                    statement, "csv", part=None if part == "circuits" else part)
+                files.append(Attachment(name, "text/csv",
+                                        render.report_csv(statement, part).encode("utf-8")))
+    except Exception as error:  # a font, Pango, a statement the template cannot show
+        raise DeliveryError(f"{what}: the attachments cannot be rendered"
+                            f" ({type(error).__name__}: {error})") from None
+    return files
+
+
+def deliver(row: OutboxRow, settings: NotifySettings, *,
+            attachments: tuple[Attachment, ...] | list[Attachment] = ()) -> None:
+    """Deliver one notification, once; raise DeliveryError when it did not arrive. An
+    e-mail carries `attachments` (report_attachments)."""
     settings.register_secrets()
     try:
         if row.channel == "email":
-            _send_email(row, settings)
+            _send_email(row, settings, attachments)
         elif row.channel == "webhook":
             _call_webhook(row, settings)
         else:
@@ -319,7 +381,8 @@ def _tls_context(settings: NotifySettings) -> ssl.SSLContext:
                             f" ({getattr(error, 'strerror', None) or error})") from None
 
 
-def _email_message(row: OutboxRow, settings: NotifySettings) -> EmailMessage:
+def _email_message(row: OutboxRow, settings: NotifySettings,
+                   attachments: tuple[Attachment, ...] | list[Attachment] = ()) -> EmailMessage:
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = row.destination
@@ -333,10 +396,16 @@ def _email_message(row: OutboxRow, settings: NotifySettings) -> EmailMessage:
     message.set_content(row.body)
     if row.language:  # after set_content, which replaces every Content-* header
         message["Content-Language"] = row.language.replace("_", "-")  # zh_CN -> zh-CN
+    for attachment in attachments:
+        maintype, _, subtype = attachment.mime_type.partition("/")
+        # the body becomes multipart/mixed; a non-ASCII file name is RFC 2231-encoded
+        message.add_attachment(attachment.data, maintype=maintype, subtype=subtype,
+                               filename=attachment.filename)
     return message
 
 
-def _send_email(row: OutboxRow, settings: NotifySettings) -> None:
+def _send_email(row: OutboxRow, settings: NotifySettings,
+                attachments: tuple[Attachment, ...] | list[Attachment] = ()) -> None:
     if not settings.smtp_host:
         raise DeliveryError(f"e-mail to {row.destination}: no SMTP server set"
                             " (notify.smtp_host)")
@@ -344,7 +413,7 @@ def _send_email(row: OutboxRow, settings: NotifySettings) -> None:
         raise DeliveryError(f"e-mail to {row.destination!r}: not an e-mail address")
     where = _where_smtp(row, settings)
     try:
-        message = _email_message(row, settings)
+        message = _email_message(row, settings, attachments)
     except (ValueError, TypeError) as error:
         raise DeliveryError(f"{where}: the message cannot be written ({error})") from None
     context = _tls_context(settings) if settings.smtp_starttls or settings.smtp_ssl else None
@@ -568,7 +637,10 @@ class Notifier:
     def _attempt(self, row: OutboxRow, done: NotifierRound) -> None:
         what = f"notification {row.id} ({row.channel} {row.destination})"
         try:
-            deliver(row, self._settings)
+            # rendered before the SMTP connection opens, within the row's lease (a PDF takes
+            # seconds; the lease is LEASE_WAITS server waits)
+            attachments = report_attachments(self._pool, row)
+            deliver(row, self._settings, attachments=attachments)
         except DeliveryError as error:
             reason = str(error)
             with self._pool.connection() as conn:

@@ -14,7 +14,10 @@ the open tickets of that alarm's incident are acknowledged with it.
 
 On a timer (`sla.tick_interval_s`) it looks at the running clocks: an escalation level
 crossed or a deadline missed is written in the ticket's timeline and notified once
-(sla/tickets.py `check_clocks`); a resolved ticket nobody answered is closed. The service
+(sla/tickets.py `check_clocks`); a resolved ticket nobody answered is closed. Every
+`sla.reports_check_interval_s` it issues the month before's SLA reports once that month is
+over (sla/reports.py `issue_due_reports`): on the 1st, for every customer and account
+manager, each e-mailed through the outbox. The service
 keeps no state in memory: everything it knows is in the store, so recovery is the
 consumer's alone.
 """
@@ -28,6 +31,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from sla.reports import issue_due_reports
 from sla.settings import SlaSettings
 from sla.tickets import (
     StateChange,
@@ -93,6 +97,10 @@ class TicketService:
         self.settings = settings or SlaSettings()
         self.clock = clock
         self.touched = 0
+        self.reports_issued = 0
+        # when the due reports were last looked for (a throttle only: what is issued is in
+        # the store)
+        self._reports_checked_at: datetime | None = None
         self.consumer = Consumer(pool, url, name, TOPICS, handle=self._handle, tick=self._tick,
                                  tick_interval_s=self.settings.tick_interval_s)
 
@@ -116,4 +124,26 @@ class TicketService:
         self.touched += len(handle_events(conn, events, self.settings))
 
     def _tick(self, conn: psycopg.Connection) -> None:
-        self.touched += len(check_clocks(conn, self.clock(), self.settings))
+        now = self.clock()
+        self.touched += len(check_clocks(conn, now, self.settings))
+        checked = self._reports_checked_at
+        if checked is None or (now - checked).total_seconds() >= \
+                self.settings.reports_check_interval_s:
+            self._reports_checked_at = now
+            self.reports_issued += len(self._issue_due_reports(conn, now))
+
+    def _issue_due_reports(self, conn: psycopg.Connection, now: datetime) -> list:
+        try:
+            # a savepoint: a report that cannot be built never holds up the ticket clocks
+            with conn.transaction():
+                issued = issue_due_reports(conn, now, self.settings.reports_issue_after_h)
+        except STORE_UNAVAILABLE:
+            raise
+        except Exception:
+            log.exception("the monthly SLA reports could not be issued; next try in %g s",
+                          self.settings.reports_check_interval_s)
+            return []
+        for report in issued:
+            log.info("SLA report issued: %s %s %s version %d", report.kind, report.subject,
+                     report.month, report.version)
+        return issued

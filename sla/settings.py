@@ -105,6 +105,12 @@ class SlaSettings(BaseModel):
     monitoring_gap_after_s: float = Field(300.0, ge=0, le=86_400)
     # how often the ticket service looks for crossed escalation levels and deadlines
     tick_interval_s: float = Field(5.0, gt=0, le=300)
+    # the monthly SLA reports are issued this long after the month's end (UTC; a contract
+    # whose time zone ends the month later is issued once it is over there too), so that
+    # late data (a collector's spool replayed after an outage) is in them
+    reports_issue_after_h: float = Field(1.0, ge=0, le=24 * 7)
+    # how often the ticket service looks for a month whose reports are due
+    reports_check_interval_s: float = Field(600.0, gt=0, le=86_400)
 
     _opened = field_validator("notify_opened", "notify_resolved")(_check_recipients)
 

@@ -75,6 +75,15 @@ class DroppedRange:
     rows: int
 
 
+def any_dropped_samples(conn: psycopg.Connection, start: datetime, end: datetime) -> bool:
+    """Whether samples of any object may have been dropped within [start, end) (drops are
+    rare: a caller asks this once before asking `dropped_ranges` object by object)."""
+    return bool(conn.execute(
+        """SELECT EXISTS (SELECT 1 FROM collection_drops WHERE kind = 'samples'
+                             AND first_time < %s AND last_time >= %s)""",
+        [end, start]).fetchone()[0])  # type: ignore[index]
+
+
 def dropped_ranges(conn: psycopg.Connection, object_id: int, start: datetime,
                    end: datetime) -> list[DroppedRange]:
     """The time ranges within [start, end) in which samples of `object_id` (a device, a

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from config.inventory.model import Inventory, Source
+from config.inventory.model import CreditStep, Inventory, Source
 from store.events import publish
 from store.users import cut_off_users, end_scope_changes, user_scopes
 
@@ -151,18 +151,39 @@ def _customer_spec(customer: Any) -> dict[str, Any]:
     return spec
 
 
+def stored_credits(steps: Iterable[CreditStep]) -> list[dict[str, float]]:
+    """A contract's credit steps as `sla_contracts.credits` (and its spec) hold them, in the
+    contract's wording: {"below_pct": x, "credit_pct": y} (strict: availability < x) or
+    {"at_or_below_pct": x, "credit_pct": y} (availability <= x)."""
+    return [{"at_or_below_pct" if step.inclusive else "below_pct": step.below_pct,
+             "credit_pct": step.credit_pct} for step in steps]
+
+
+def credits_of(stored: Iterable[Mapping[str, Any]]) -> tuple[CreditStep, ...]:
+    """The credit steps of a stored `sla_contracts.credits` (see `stored_credits`); a step
+    written before the wording existed has `below_pct` only and is strict."""
+    return tuple(
+        CreditStep(float(step["at_or_below_pct"]), float(step["credit_pct"]), inclusive=True)
+        if "at_or_below_pct" in step else
+        CreditStep(float(step["below_pct"]), float(step["credit_pct"]))
+        for step in stored)
+
+
 def _contract_spec(contract: Any) -> dict[str, Any]:
-    """A contract's spec: its calendar's date sources are positions, not part of it, and a
-    contract without working dates, official days, a degraded rule or escalation levels
+    """A contract's spec: its calendar's date sources are positions, not part of it, its
+    credit steps are in the contract's wording (`stored_credits`), and a contract without
+    working dates, official days, a degraded rule, an unknown rule or escalation levels
     keeps the spec it had before those fields existed."""
     spec = spec_of(contract)
+    spec["credits"] = stored_credits(contract.credits)
     calendar = spec["calendar"]
     calendar.pop("sources", None)
     if not calendar.get("working_dates"):
         calendar.pop("working_dates", None)
     if calendar.get("official_days") is None:
         calendar.pop("official_days", None)
-    for name, default in (("degraded_counts_as_down", False), ("escalation", None)):
+    for name, default in (("degraded_counts_as_down", False), ("unknown_counts_as", "excluded"),
+                          ("escalation", None)):
         if spec.get(name) == default:
             spec.pop(name, None)
     return spec
@@ -290,7 +311,7 @@ def apply_inventory(
                 "latency_target_ms": s.latency_target_ms, "jitter_target_ms": s.jitter_target_ms,
                 "loss_target_pct": s.loss_target_pct, "calendar": Jsonb(_jsonable(s.calendar)),
                 "priorities": Jsonb(_jsonable(s.priorities)),
-                "credits": Jsonb(_jsonable(s.credits)), "monthly_charge": s.monthly_charge,
+                "credits": Jsonb(stored_credits(s.credits)), "monthly_charge": s.monthly_charge,
                 "currency": s.currency,
             }, _contract_spec(s), str(s.source), positions=("calendar",))
             for s in inventory.sla_contracts.values()

@@ -597,6 +597,53 @@ CASES: list = [
         (20, "sla_contracts[0].credits[1].credit_pct",
          "credit_pct must be between 0 and 100, got 125", None),
     ], id="credits-range"),
+    # a step's threshold is worded "below" (strict) or "at or below", exactly one of them
+    pytest.param(sla("{below_pct: 99.0, credit_pct: 25}",
+                     "{below_pct: 99.0, at_or_below_pct: 99.0, credit_pct: 25}"), [
+        (20, "sla_contracts[0].credits[1].at_or_below_pct",
+         "a credit step gives below_pct or at_or_below_pct, not both",
+         "below_pct applies when availability < the value, at_or_below_pct when"
+         " availability <= the value; give one of them"),
+    ], id="credits-both-wordings"),
+    pytest.param(sla("{below_pct: 99.0, credit_pct: 25}", "{credit_pct: 25}"), [
+        (20, "sla_contracts[0].credits[1].below_pct",
+         "missing the step's threshold: below_pct or at_or_below_pct",
+         "below_pct applies when availability < the value, at_or_below_pct when"
+         " availability <= the value; give one of them"),
+    ], id="credits-no-threshold"),
+    pytest.param(sla("{below_pct: 99.0, credit_pct: 25}",
+                     "{at_or_below_pct: 99.7, credit_pct: 25}"), [
+        (20, "sla_contracts[0].credits[1].at_or_below_pct",
+         "credit steps are not sorted: at_or_below_pct 99.7 comes after 99.5",
+         "list the steps from the highest at_or_below_pct down"),
+    ], id="credits-inclusive-unsorted"),
+    pytest.param(sla("{below_pct: 99.0, credit_pct: 25}",
+                     "{at_or_below_pct: 99.5, credit_pct: 25}"), [
+        (20, "sla_contracts[0].credits[1].at_or_below_pct",
+         "at_or_below_pct 99.5 repeats the threshold of the step above (below_pct 99.5)", None),
+    ], id="credits-same-threshold-two-wordings"),
+    pytest.param(sla("{below_pct: 99.0, credit_pct: 25}", "{at_or_below_pct: 99.0, credit_pct: 25}")
+                 .replace("{below_pct: 99.5, credit_pct: 10}",
+                          "{at_or_below_pct: 99.0, credit_pct: 10}"), [
+        (20, "sla_contracts[0].credits[1].at_or_below_pct",
+         "at_or_below_pct 99 is listed twice", None),
+    ], id="credits-inclusive-duplicate"),
+    # the target 99.5 is met at exactly 99.5: "below 99.5" may sit on it (credits-above-target
+    # shows the limit), "at or below 99.5" would credit a month that met its target
+    pytest.param(sla("{below_pct: 99.5, credit_pct: 10}",
+                     "{at_or_below_pct: 99.5, credit_pct: 10}"), [
+        (19, "sla_contracts[0].credits[0].at_or_below_pct",
+         "at_or_below_pct 99.5 is at the availability target 99.5",
+         "a credit is owed only when the target is missed"),
+    ], id="credits-inclusive-at-target"),
+    pytest.param(sla("    currency: CNY\n", "    currency: CNY\n    unknown_counts_as: downn\n"), [
+        (23, "sla_contracts[0].unknown_counts_as", "unknown rule for unknown time 'downn'",
+         "did you mean 'down'? allowed: excluded, down, up"),
+    ], id="unknown-counts-as-typo"),
+    pytest.param(sla("    currency: CNY\n", "    currency: CNY\n    unknown_counts_as: 0\n"), [
+        (23, "sla_contracts[0].unknown_counts_as",
+         "expected a rule for unknown time, got the number 0", "allowed: excluded, down, up"),
+    ], id="unknown-counts-as-not-text"),
     pytest.param(sla("monthly_charge: 5000", "monthly_charge: -1").replace(
         "currency: CNY", "currency: RMB¥"), [
         (21, "sla_contracts[0].monthly_charge", "monthly_charge must be at least 0, got -1", None),

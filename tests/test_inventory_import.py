@@ -10,7 +10,7 @@ import pytest
 from config.inventory.loader import load_inventory
 from config.inventory.model import Customer, Inventory, Source
 from keyline.wiring import EXAMPLE_INVENTORY
-from store.inventory import apply_inventory
+from store.inventory import apply_inventory, credits_of
 from store.timeseries import SampleWriter, read_samples
 from store.users import add_local_user, authenticate, set_password
 
@@ -201,3 +201,34 @@ def test_import_announces_changes(db, example):
         events = [e for e in events_since(conn, 0, 100) if e.topic == "inventory.changed"]
         assert len(events) == 1
         assert events[0].payload["totals"]["added"] == example.object_count()
+
+
+def test_credit_wording_and_unknown_rule_round_trip(db, example):
+    with db.pool.connection() as conn:
+        apply_inventory(conn, example)
+        # the steps as written before the wording existed (and as strict steps are still
+        # written): no `inclusive`, no `unknown_counts_as` in a contract that does not say it
+        credits, spec = conn.execute("SELECT credits, spec FROM sla_contracts"
+                                     " WHERE key = 'silver'").fetchone()
+        written = [{"below_pct": 99.9, "credit_pct": 10.0}, {"below_pct": 99.5,
+                                                              "credit_pct": 20.0},
+                   {"below_pct": 99.0, "credit_pct": 40.0}]
+        assert credits == spec["credits"] == written
+        assert "unknown_counts_as" not in spec and "degraded_counts_as_down" not in spec
+        assert credits_of(credits) == example.sla_contracts["silver"].credits
+        assert all(not step.inclusive for step in credits_of(credits))
+
+        worded = copy_of(example)
+        silver = worded.sla_contracts["silver"]
+        worded.sla_contracts["silver"] = replace(
+            silver, unknown_counts_as="down",
+            credits=(silver.credits[0], replace(silver.credits[1], inclusive=True),
+                     silver.credits[2]))
+        summary = apply_inventory(conn, worded)
+        assert summary.kinds["sla_contracts"].changed == ["silver"]
+        credits, spec = conn.execute("SELECT credits, spec FROM sla_contracts"
+                                     " WHERE key = 'silver'").fetchone()
+        assert credits[1] == {"at_or_below_pct": 99.5, "credit_pct": 20.0}
+        assert credits == spec["credits"] and spec["unknown_counts_as"] == "down"
+        assert credits_of(credits) == worded.sla_contracts["silver"].credits
+        assert not apply_inventory(conn, worded).changed_anything

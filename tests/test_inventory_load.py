@@ -11,6 +11,7 @@ import pytest
 from config.inventory.loader import check_inventory, inventory_files, load_inventory
 from config.inventory.model import (
     SERVICE_TYPES,
+    CreditStep,
     Hop,
     Inventory,
     PortRef,
@@ -339,3 +340,42 @@ def test_empty_inventory(tmp_path: Path):
 ])
 def test_parse_bps(value: object, bps: int | None):
     assert parse_bps(value) == bps
+
+
+def test_credit_wording_and_unknown_rule(tmp_path: Path):
+    (tmp_path / "sla.yaml").write_text("""\
+sla_contracts:
+  - id: worded
+    name: Worded
+    availability_target_pct: 99.9
+    calendar: {timezone: Europe/Berlin}
+    priorities:
+      P1: {response_min: 15, resolution_min: 240}
+      P2: {response_min: 30, resolution_min: 480}
+      P3: {response_min: 60, resolution_min: 960}
+      P4: {response_min: 240, resolution_min: 2880}
+    credits:
+      - {below_pct: 99.9, credit_pct: 10}
+      - {at_or_below_pct: 99.5, credit_pct: 25}
+    monthly_charge: 100
+    currency: EUR
+    unknown_counts_as: down
+  - id: plain
+    name: Plain
+    availability_target_pct: 99.9
+    calendar: {timezone: Europe/Berlin}
+    priorities:
+      P1: {response_min: 15, resolution_min: 240}
+      P2: {response_min: 30, resolution_min: 480}
+      P3: {response_min: 60, resolution_min: 960}
+      P4: {response_min: 240, resolution_min: 2880}
+    monthly_charge: 100
+    currency: EUR
+""")
+    inventory = load_inventory([tmp_path])
+    worded, plain = inventory.sla_contracts["worded"], inventory.sla_contracts["plain"]
+    assert worded.credits == (CreditStep(99.9, 10, inclusive=False),
+                              CreditStep(99.5, 25, inclusive=True))
+    assert worded.unknown_counts_as == "down"
+    # not said: unknown time is left out of availability, never silently counted as up
+    assert plain.unknown_counts_as == "excluded"

@@ -251,7 +251,7 @@ def test_staff_see_every_customer_and_traffic(portal: Portal):
         if not word.startswith("ce-"):  # devices are not listed on the overview
             assert word in page
     assert "1 Mbit/s / 2 Mbit/s" in page
-    assert "Topology" in page and "coming" in page
+    assert "Topology" in page and "SLA reports" in page
 
 
 def test_customer_sees_only_its_circuits(portal: Portal):

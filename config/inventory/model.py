@@ -33,6 +33,9 @@ PRIORITIES = ("P1", "P2", "P3", "P4")
 LANGUAGES = ("zh_CN", "en")  # of a customer's messages
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 OFFICIAL_DAY_SOURCES = ("chinesecalendar", "holidays")
+# how time in the `unknown` service state (a monitoring gap) counts in a contract's
+# availability: left out of it (and reported as a gap), as downtime, or as uptime
+UNKNOWN_COUNTS = ("excluded", "down", "up")
 
 
 @dataclass(frozen=True)
@@ -253,10 +256,15 @@ class PriorityTimes:
 
 @dataclass(frozen=True)
 class CreditStep:
-    """If monthly availability falls below `below_pct`, credit `credit_pct` of the charge."""
+    """If monthly availability falls below `below_pct`, credit `credit_pct` of the charge.
+
+    `below_pct` is the threshold whatever the contract's wording: "below" is strict
+    (availability < below_pct), "at or below" (`inclusive`, written `at_or_below_pct`)
+    also applies at exactly the threshold."""
 
     below_pct: float
     credit_pct: float
+    inclusive: bool = False
 
 
 ESCALATION_CLOCKS = ("response", "resolution", "both")
@@ -304,6 +312,8 @@ class SlaContract:
     source: Source
     # whether `degraded` is an outage under this contract (tickets, SLA figures)
     degraded_counts_as_down: bool = False
+    # how `unknown` time counts in availability: one of UNKNOWN_COUNTS
+    unknown_counts_as: str = "excluded"
     # the contract's own escalation levels (None: the `[sla] escalation` settings)
     escalation: tuple[EscalationStep, ...] | None = None
 

@@ -52,6 +52,7 @@ from config.inventory.model import (
     SERVICE_TYPES,
     SNMP_AUTH_PROTOCOLS,
     SNMP_PRIV_PROTOCOLS,
+    UNKNOWN_COUNTS,
     USER_ROLES,
     WEEKDAYS,
     Circuit,
@@ -1001,14 +1002,23 @@ def read_priorities(loc: Loc, name: str, value: Any) -> Any:
     return INVALID if failed else result
 
 
+# A step's threshold is worded as the contract words it: "below" (strict) or "at or below".
 CREDIT_FIELDS = {
-    "below_pct": Field(read_number(0, 100), required=True),
+    "below_pct": Field(read_number(0, 100)),
+    "at_or_below_pct": Field(read_number(0, 100)),
     "credit_pct": Field(read_number(0, 100), required=True),
 }
+CREDIT_WORDING_HINT = ("below_pct applies when availability < the value, at_or_below_pct when"
+                       " availability <= the value; give one of them")
+
+
+def threshold_key(step: CreditStep) -> str:
+    """The field a credit step's threshold is written in: below_pct or at_or_below_pct."""
+    return "at_or_below_pct" if step.inclusive else "below_pct"
 
 
 def read_credits(loc: Loc, name: str, value: Any) -> Any:
-    """Credit steps, from the highest below_pct down; a lower band credits no less."""
+    """Credit steps, from the highest threshold down; a lower band credits no less."""
     if not isinstance(value, list):
         loc.report(name, f"expected a list of credit steps, got {describe(value)}")
         return INVALID
@@ -1016,21 +1026,42 @@ def read_credits(loc: Loc, name: str, value: Any) -> Any:
     previous: CreditStep | None = None
     for index in range(len(value)):
         step = loc.child(f"{name}[{index}]")
-        values = read_fields(step, CREDIT_FIELDS, "a credit step {below_pct, credit_pct}")
-        if values is None or not _ok(*values.values()):
+        values = read_fields(step, CREDIT_FIELDS,
+                             "a credit step {below_pct or at_or_below_pct, credit_pct}")
+        if values is None:
             steps.append(INVALID)
             continue
-        current = CreditStep(values["below_pct"], values["credit_pct"])
+        strict, inclusive = values["below_pct"], values["at_or_below_pct"]
+        if strict is not None and inclusive is not None:
+            step.report("at_or_below_pct", "a credit step gives below_pct or at_or_below_pct,"
+                        " not both", CREDIT_WORDING_HINT)
+            steps.append(INVALID)
+            continue
+        if strict is None and inclusive is None:
+            step.report("below_pct", "missing the step's threshold: below_pct or"
+                        " at_or_below_pct", CREDIT_WORDING_HINT)
+            steps.append(INVALID)
+            continue
+        if any(v is INVALID for v in values.values()):
+            steps.append(INVALID)
+            continue
+        current = CreditStep(inclusive if strict is None else strict, values["credit_pct"],
+                             inclusive=strict is None)
+        key = threshold_key(current)
         steps.append(current)
         if previous is not None:
             if current.below_pct == previous.below_pct:
-                step.report("below_pct", f"below_pct {current.below_pct:g} is listed twice")
+                twice = (f"{key} {current.below_pct:g} is listed twice"
+                         if previous.inclusive == current.inclusive else
+                         f"{key} {current.below_pct:g} repeats the threshold of the step above"
+                         f" ({threshold_key(previous)} {previous.below_pct:g})")
+                step.report(key, twice)
                 steps[-1] = INVALID
             elif current.below_pct > previous.below_pct:
-                step.report("below_pct",
-                            f"credit steps are not sorted: below_pct {current.below_pct:g}"
+                step.report(key,
+                            f"credit steps are not sorted: {key} {current.below_pct:g}"
                             f" comes after {previous.below_pct:g}",
-                            "list the steps from the highest below_pct down")
+                            f"list the steps from the highest {key} down")
                 steps[-1] = INVALID
             elif current.credit_pct < previous.credit_pct:
                 step.report("credit_pct",
@@ -1094,6 +1125,8 @@ SLA_FIELDS = {
     "monthly_charge": Field(read_number(0), required=True),
     "currency": Field(read_currency, required=True),
     "degraded_counts_as_down": Field(read_bool, default=False),
+    "unknown_counts_as": Field(read_choice(UNKNOWN_COUNTS, "rule for unknown time"),
+                               default="excluded"),
     "escalation": Field(read_escalation),
 }
 
@@ -1183,9 +1216,13 @@ def read_sla_contract(loc: Loc) -> Entry | None:
     target, steps = values["availability_target_pct"], values["credits"]
     if _ok(target, steps):
         for index, step in enumerate(steps):
-            if step.below_pct > target:
-                loc.report(f"credits[{index}].below_pct",
-                           f"below_pct {step.below_pct:g} is above the availability target"
+            # the target is met at exactly the target, so an "at or below" step must lie
+            # below it and a "below" step may sit on it
+            key = threshold_key(step)
+            if step.below_pct > target or (step.inclusive and step.below_pct == target):
+                where = "above" if step.below_pct > target else "at"
+                loc.report(f"credits[{index}].{key}",
+                           f"{key} {step.below_pct:g} is {where} the availability target"
                            f" {target:g}", "a credit is owed only when the target is missed")
                 values["credits"] = INVALID
     return Entry("sla_contracts", loc, _key_of(values, "id"), values)
@@ -1581,7 +1618,8 @@ def _build(registry: Registry) -> Inventory:
             key, v["name"], v["customer"], v["availability_target_pct"],
             v["latency_target_ms"], v["jitter_target_ms"], v["loss_target_pct"], v["calendar"],
             v["priorities"], tuple(v["credits"]), v["monthly_charge"], v["currency"],
-            e.loc.source(), v["degraded_counts_as_down"], v["escalation"])
+            e.loc.source(), degraded_counts_as_down=v["degraded_counts_as_down"],
+            unknown_counts_as=v["unknown_counts_as"], escalation=v["escalation"])
     for key, e in entries["users"].items():
         v = e.values
         inventory.users[key] = User(key, v["role"], v["customer"], v["full_name"], v["email"],
