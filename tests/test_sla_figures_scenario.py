@@ -15,6 +15,7 @@ state to its next up state.
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -91,6 +92,10 @@ def test_a_link_cut_costs_exactly_its_duration_to_exactly_its_circuits(
     wait_for(lambda: {state for state, _cause in circuit_states_now(store).values()} == {"up"},
              30)
     after = month_statement(store, month, as_of)
+    # the statements recompute exactly from their inputs alone, through JSON, as
+    # `keyline sla compute` reads them, for every circuit
+    for document in (before, after):
+        assert statement.check(json.loads(json.dumps(document)))[1] == []
     old, new = before["figures"]["circuits"], after["figures"]["circuits"]
     assert set(old) == set(new)
     changed = {key for key in new if new[key] != old[key]}
