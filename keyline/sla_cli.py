@@ -471,15 +471,37 @@ def marks_command(state: Any, circuit: str, month: str | None) -> None:
 @click.option("--customer", default=None, help="Only this customer (its key).")
 @click.option("--month", default=None,
               help="YYYY-MM (default: this month, to date by the database's now).")
+@click.option("--from", "start", default=None,
+              help="Any period instead of a month: its start (ISO 8601, no zone: UTC; or"
+                   " '-N[mhd]' ago).")
+@click.option("--to", "end", default=None,
+              help="The period's end (as --from, or 'now'; default: now).")
 @_command
-def figures_command(state: Any, customer: str | None, month: str | None) -> None:
-    """Availability and the error budget left per circuit, for the month to date."""
+def figures_command(state: Any, customer: str | None, month: str | None, start: str | None,
+                    end: str | None) -> None:
+    """Availability and the error budget left per circuit, for the month to date, a past
+    month, or any period (--from, --to)."""
+    from datetime import timedelta
+
+    from keyline.alarms_cli import _when
     from sla import reports
 
     month = _month(month)
+    if start is None and end is not None:
+        _bad_input("--to: give --from too")
+    if start is not None and month is not None:
+        _bad_input("--from: give either --month or --from/--to, not both")
     with _connection(state) as conn:
         now = reports.now_of(conn)
-        month = month or f"{now:%Y-%m}"
+        period = None
+        if start is not None:
+            moments = [_when(text, option) for text, option
+                       in ((start, "--from"), (end or "now", "--to"))]
+            period = tuple(now + m if isinstance(m, timedelta) else m for m in moments)
+            if period[1] <= period[0]:
+                _bad_input("--to: the period must end after it starts")
+        else:
+            month = month or f"{now:%Y-%m}"
         subject = None
         customer_ids = None
         if customer is not None:
@@ -488,12 +510,15 @@ def figures_command(state: Any, customer: str | None, month: str | None) -> None
                 _bad_input(f"--customer: no customer {customer!r}")
             subject, customer_ids = found
         document = reports.build_statement(conn, month=month, as_of=now,
-                                           customer_ids=customer_ids, subject=subject)
+                                           customer_ids=customer_ids, subject=subject,
+                                           period=period)
     figures = document["figures"]["circuits"]
+    what = month if period is None else \
+        f"{period[0]:%Y-%m-%d %H:%M:%S %Z} to {period[1]:%Y-%m-%d %H:%M:%S %Z}"
     if not figures:
-        click.echo(f"no circuits under contract in {month}")
+        click.echo(f"no circuits under contract in {what}")
         return
-    click.echo(f"{month}, measured to {now:%Y-%m-%d %H:%M:%S %Z}")
+    click.echo(f"{what}, measured to {now:%Y-%m-%d %H:%M:%S %Z}")
     click.echo(f"{'CIRCUIT':<20} {'CUSTOMER':<10} {'AVAILABILITY':>13} {'TARGET':>9}"
                f" {'DOWNTIME':>13} {'BUDGET LEFT':>14} {'BUDGET USED':>11}")
     for item in document["circuits"]:

@@ -68,25 +68,40 @@ def _tickets_of(spans_start: datetime, spans_end: datetime | None,
     return tuple(sorted(set(found)))
 
 
-def build_statement(conn: psycopg.Connection, *, month: str, as_of: datetime,
+def build_statement(conn: psycopg.Connection, *, month: str | None = None, as_of: datetime,
                     customer_ids: Sequence[int] | None = None,
-                    subject: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                    subject: Mapping[str, Any] | None = None,
+                    period: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
     """The statement of `month` for the circuits of `customer_ids` (None: every customer),
     measured up to `as_of`, with its figures. `subject` says who it is about (kind, key,
     name) for the report's heading."""
+    if (month is None) == (period is None):
+        raise ValueError("give either a month or a period")
+    if period is not None:
+        for moment in period:
+            if moment.tzinfo is None:
+                raise ValueError(f"a period's ends are timezone-aware, got {moment}")
+        if period[1] <= period[0]:
+            raise ValueError(f"the period ends ({period[1].isoformat()}) before it starts"
+                             f" ({period[0].isoformat()})")
     with statements.garbage_collector_paused():
         return _build_statement(conn, month=month, as_of=as_of, customer_ids=customer_ids,
-                                subject=subject)
+                                subject=subject, period=period)
 
 
-def _build_statement(conn: psycopg.Connection, *, month: str, as_of: datetime,
+def _build_statement(conn: psycopg.Connection, *, month: str | None, as_of: datetime,
                      customer_ids: Sequence[int] | None,
-                     subject: Mapping[str, Any] | None) -> dict[str, Any]:
-    statements.month_of(month)
-    # every contract's month is within a day of the UTC month: read a day either side once
-    wide_start, wide_end = statements.month_period(month, "UTC")
-    wide_start, wide_end = (wide_start - statements.timedelta(days=1),
-                            wide_end + statements.timedelta(days=1))
+                     subject: Mapping[str, Any] | None,
+                     period: tuple[datetime, datetime] | None) -> dict[str, Any]:
+    if period is not None:
+        # any period: the same instants for every circuit, whatever its time zone
+        wide_start, wide_end = (moment.astimezone(statements.UTC) for moment in period)
+    else:
+        statements.month_of(month)
+        # every contract's month is within a day of the UTC month: read a day either side
+        wide_start, wide_end = statements.month_period(month, "UTC")
+        wide_start, wide_end = (wide_start - statements.timedelta(days=1),
+                                wide_end + statements.timedelta(days=1))
     rows = sla_store.report_circuits(conn, customer_ids, wide_start, wide_end)
     contracts: dict[str, dict[str, Any]] = {}
     terms_by_key: dict[str, Terms] = {}
@@ -101,7 +116,8 @@ def _build_statement(conn: psycopg.Connection, *, month: str, as_of: datetime,
                 row.jitter_target_ms, row.loss_target_pct)
             terms_by_key[row.contract_key] = terms
             contracts[row.contract_key] = statements.terms_json(terms, calendar_spec)
-        start, end = statements.month_period(month, row.calendar["timezone"])
+        start, end = (wide_start, wide_end) if period is not None else \
+            statements.month_period(month, row.calendar["timezone"])
         circuits.append((row.id, row.name, statements.CircuitInputs(
             row.key, row.customer_key, row.contract_key, Decimal(str(row.monthly_charge)),
             start, end, (), (), {})))
@@ -166,14 +182,15 @@ def _build_statement(conn: psycopg.Connection, *, month: str, as_of: datetime,
         t.response_breached, t.resolution_breached,
         tuple(sorted(key_of[c] for c, _a, _r in t.circuits if c in key_of))))
         for t in sorted(tickets, key=lambda t: t.id)]
-    period = statements.month_period(month, "UTC")
+    shown = (wide_start, wide_end) if period is not None else \
+        statements.month_period(month, "UTC")
     document: dict[str, Any] = {
         "format": statements.FORMAT,
         "format_version": statements.FORMAT_VERSION,
         "subject": dict(subject or {"kind": "network"}),
         "month": month,
-        "period": {"start": statements.instant_text(period[0]),
-                   "end": statements.instant_text(period[1])},
+        "period": {"start": statements.instant_text(shown[0]),
+                   "end": statements.instant_text(shown[1])},
         "as_of": statements.instant_text(as_of),
         "contracts": contracts,
         "circuits": circuit_docs,

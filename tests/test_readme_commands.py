@@ -163,6 +163,8 @@ STEPS: list[tuple[str, Run | NotRun]] = [
      Run("keyline sla figures --customer hsbank", expect="HSB-L3VPN-0001")),
     ("keyline sla figures [--customer KEY] [--month M]",
      Run("keyline sla figures --month {month}", expect="XH-LL-0001")),
+    ("keyline sla figures --from T [--to T] [--customer KEY]",
+     Run("keyline sla figures --from -1d --customer hsbank", expect="HSB-L3VPN-0001")),
     ("keyline report --customer KEY --month M --format pdf|csv|html|json [--output FILE]",
      Run("keyline report --customer hsbank --month {month} --format json"
          " --output {out}/hsbank.json", expect="not issued")),

@@ -323,6 +323,20 @@ def test_figures_show_the_month_to_date_and_the_budget_left(cli: Any) -> None:
     assert "99.8991 %" in line and "-42.77 min" in line, line
 
 
+def test_figures_of_any_past_period(cli: Any) -> None:
+    # a day around the cut: 45 minutes down of 24 hours = 1 - 2,700 / 86,400
+    # = 83,700 / 86,400 = 96.875 % exactly
+    start = CUT.replace(hour=0, minute=0)
+    out = cli("sla", "figures", "--customer", "hsbank", "--from", start.isoformat(),
+              "--to", (start + timedelta(days=1)).isoformat()).stdout
+    line = next(x for x in out.splitlines() if x.startswith("HSB-L3VPN-0001"))
+    assert "96.8750 %" in line and "45.00 min" in line, line
+    assert out.splitlines()[0].startswith(f"{start:%Y-%m-%d} 00:00:00 UTC to ")
+    cli("sla", "figures", "--from", start.isoformat(), "--month", "2026-10", code=2)
+    cli("sla", "figures", "--to", start.isoformat(), code=2)
+    cli("sla", "figures", "--from", start.isoformat(), "--to", start.isoformat(), code=2)
+
+
 @needs_poppler
 @needs_cjk_font
 def test_the_pdf_has_the_chinese_name_as_text_and_looks_right(cli: Any, tmp_path: Path) -> None:
