@@ -557,7 +557,10 @@ class SpooledStore:
         return found
 
     def stats(self) -> SpoolStats:
-        with self._stats_lock, self._files_lock:
+        # the files' lock first, as the writer takes them (it counts a drop, under the
+        # stats' lock, while it holds the files'): the other order deadlocked the heartbeat
+        # against a full spool's writer
+        with self._files_lock, self._stats_lock:
             oldest = (self._clock() - self._oldest_at if self._oldest_at is not None
                       and not (self._kept.empty and self._samples.empty) else None)
             return SpoolStats(
