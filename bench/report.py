@@ -83,6 +83,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 from config.inventory.loader import load_inventory
 from keyline.wiring import EXAMPLE_INVENTORY
 from sla import reports, statement
+from store import circuit_states
 from store import sla as sla_store
 from store.inventory import apply_inventory
 
@@ -520,17 +521,8 @@ def profile(conn: psycopg.Connection, network: Network, top: int) -> None:
                         if text.strip() and not text.startswith(("   Ordered", "      "))))
     wide_start, wide_end = statement.month_period(MONTH, "UTC")
     plan = conn.execute(
-        """EXPLAIN (ANALYZE, BUFFERS)
-           SELECT s.*
-             FROM unnest(%(ids)s::bigint[]) AS c(circuit_id)
-             CROSS JOIN LATERAL (
-                  (SELECT * FROM circuit_states
-                    WHERE circuit_id = c.circuit_id AND time <= %(start)s
-                    ORDER BY time DESC, id DESC LIMIT 1)
-                  UNION ALL
-                  (SELECT * FROM circuit_states
-                    WHERE circuit_id = c.circuit_id AND time > %(start)s AND time < %(end)s
-                    ORDER BY time DESC, id DESC)) AS s""",
+        # the states query of store.circuit_states.state_spans, as it is
+        f"EXPLAIN (ANALYZE, BUFFERS) SELECT s.* {circuit_states._HISTORIES_FROM}",
         {"ids": ids, "start": wide_start - timedelta(days=1),
          "end": wide_end + timedelta(days=1)}).fetchall()
     conn.rollback()
