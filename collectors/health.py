@@ -489,7 +489,8 @@ def load_profile(path: Path) -> HealthProfile:
     if not isinstance(root, Mapping):
         raise ProfileError([f"{file}: a profile is a mapping (name, title, match, sources)"])
     try:
-        profile = HealthProfile.model_validate(dict(root))
+        # the `cli` section is the CLI's part of the profile (collectors.cli_profiles reads it)
+        profile = HealthProfile.model_validate({k: v for k, v in root.items() if k != "cli"})
     except ValidationError as error:
         problems = []
         for detail in error.errors():

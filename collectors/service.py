@@ -8,6 +8,15 @@ This is the collectors' running process. It joins the pieces that each do one th
     poll (+ ICMP when it got no answer) -> verdict (collectors.reachability) -> tracker
     trap (collectors.traps) -----------------------> StateTracker -> observations -> sink
     poll -> device poll status (store.observations.record_poll_status)
+    CLI poll (collectors.cli, its own worker threads) -> rates -> samples -> SpooledStore
+        -> device CLI status (store.cli.record_cli_statuses)
+
+Devices with a CLI credential and a CLI profile are also read over SSH every
+`cli_interval_s` (collectors.cli): the same samples as SNMP's, for the metrics the profile
+gives to the CLI, and a CLI status per device. The sessions run on the CliSessions' worker
+threads, never on the loop, so a CLI device that hangs holds back neither SNMP polling nor
+another device; their running configurations are fetched every `cli_config_interval_s`
+(collectors.config_history).
 
 A device's reachability is a verdict, not a poll's status: it is down only after
 `down_after_failures` polls in a row got no answer and an ICMP echo check failed too
@@ -63,6 +72,16 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from collectors.cli import (
+    STATE_METRICS,
+    CliResult,
+    CliSessions,
+    CliStatus,
+    CliTarget,
+    cli_observations,
+    cli_samples,
+    poll_cli,
+)
 from collectors.counters import InterfaceRates, SkipCode, compute_rates
 from collectors.health import (
     HealthProfile,
@@ -85,7 +104,7 @@ from collectors.observations import (
 )
 from collectors.port_names import match_ports
 from collectors.reachability import REACHABLE, Verdict, judge
-from collectors.schedule import PollPlan, Scheduler, plan_poll
+from collectors.schedule import PollPlan, Scheduler, phase_fraction, plan_poll
 from collectors.snmp import SnmpPoller
 from collectors.spool import DEFAULT_MAX_BYTES, SpooledStore, SpoolStats
 from collectors.targets import TargetProblem, load_poll_targets
@@ -147,6 +166,10 @@ class CollectorStats:
     target_problems: list[str] = field(default_factory=list)
     reloads: int = 0
     clock_steps: int = 0  # steps of the wall clock seen (collectors keep their schedule)
+    cli_polls: Counter[str] = field(default_factory=Counter)  # by CliStatus value
+    cli_device_polls: Counter[str] = field(default_factory=Counter)  # by device key
+    cli_skipped_polls: Counter[str] = field(default_factory=Counter)  # by device key
+    cli_target_problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -165,6 +188,16 @@ class _DeviceState:
     health_profile: HealthProfile | None = None  # chosen at the first health poll
     health_busy: bool = False
     health_problems: frozenset[str] = frozenset()  # already logged
+
+
+@dataclass
+class _CliDeviceState:
+    target: CliTarget
+    profile: Any  # collectors.cli_profiles.CliProfile, or None: no-profile
+    busy: bool = False
+    config_busy: bool = False
+    last_readings: dict = field(default_factory=dict)  # port id -> InterfaceReading
+    last_status: str | None = None
 
 
 class CollectionService:
@@ -202,6 +235,10 @@ class CollectionService:
         health_profiles: Sequence[HealthProfile] | None = None,
         wall_clock: Callable[[], float] = time.time,
         clock_step_tolerance_s: float = 1.0,
+        cli_sessions: CliSessions | None = None,
+        cli_interval_s: float | None = None,
+        cli_config_interval_s: float | None = None,
+        cli_profiles: Mapping[str, Any] | None = None,
     ) -> None:
         self._pool = pool
         self._environ = environ
@@ -260,11 +297,26 @@ class CollectionService:
         self._poller: SnmpPoller | None = None
         self._in_flight: asyncio.Semaphore | None = None
         self.trap_receiver: TrapReceiver | None = None
+        # the CLI source (collectors.cli): given by the caller, which closes it; None or no
+        # interval: no CLI polling
+        self._cli_sessions = cli_sessions
+        self.cli_interval_s = cli_interval_s if cli_sessions is not None else None
+        self.cli_config_interval_s = (cli_config_interval_s if cli_sessions is not None
+                                      else None)
+        self._cli_profiles = dict(cli_profiles) if cli_profiles is not None else None
+        self._cli_devices: dict[int, _CliDeviceState] = {}
+        self._pending_cli_statuses: dict[int, tuple[str, str | None, datetime,
+                                                    str | None]] = {}
+        self._config_unavailable_logged = False
 
     @classmethod
     def from_settings(cls, settings: Any, pool: ConnectionPool,
-                      environ: Mapping[str, str] | None = None) -> CollectionService:
-        """A service configured by `settings` (config.settings.Settings)."""
+                      environ: Mapping[str, str] | None = None, *,
+                      cli_sessions: CliSessions | None = None) -> CollectionService:
+        """A service configured by `settings` (config.settings.Settings); with
+        `cli_sessions` (collectors.cli.CliSessions.from_settings) and `[cli] enabled`, the
+        devices with a CLI credential are read over SSH too."""
+        cli = settings.cli
         return cls(
             pool,
             spool_dir=settings.spool_dir,
@@ -285,6 +337,8 @@ class CollectionService:
             icmp_count=settings.poll.icmp_count,
             icmp_timeout_s=settings.poll.icmp_timeout_s,
             health_interval_s=settings.health.interval_s if settings.health.enabled else None,
+            cli_sessions=cli_sessions if cli.enabled else None,
+            cli_interval_s=cli.interval_s, cli_config_interval_s=cli.config_interval_s,
         )
 
     # --- lifetime (any thread) -----------------------------------------------------------------
@@ -344,6 +398,10 @@ class CollectionService:
                 target_problems=list(self._stats.target_problems),
                 reloads=self._stats.reloads,
                 clock_steps=self._stats.clock_steps,
+                cli_polls=Counter(self._stats.cli_polls),
+                cli_device_polls=Counter(self._stats.cli_device_polls),
+                cli_skipped_polls=Counter(self._stats.cli_skipped_polls),
+                cli_target_problems=list(self._stats.cli_target_problems),
             )
 
     def plans(self) -> list[PollPlan]:
@@ -441,6 +499,8 @@ class CollectionService:
         scheduler = Scheduler(asyncio.get_running_loop(), on_skipped=self._on_skipped)
         self._scheduler = scheduler
         self._apply_targets(targets, problems)
+        if self.cli_interval_s is not None:
+            self._apply_cli_targets(*await self._in_writer(self._read_cli_targets))
         scheduler.every("flush", self.flush_interval_s, self._flush)
         scheduler.every("reload-targets", self.reload_interval_s, self._reload_if_changed)
         scheduler.every("rollup-5min", 300.0, self._maintain_rollups)
@@ -448,9 +508,10 @@ class CollectionService:
         scheduler.every("heartbeat", HEARTBEAT_INTERVAL_S, self._heartbeat, first_delay_s=1.0)
         self._clock_mark = (self._wall_clock(), scheduler.time())
         scheduler.every("clock-check", self.flush_interval_s, self._check_clock)
-        log.info("collecting from %d devices%s", len(self._devices),
+        log.info("collecting from %d devices%s%s", len(self._devices),
                  f"; traps on {self.trap_host}:{self.trap_receiver.port}"
-                 if self.trap_receiver else "; traps disabled")
+                 if self.trap_receiver else "; traps disabled",
+                 f"; {len(self._cli_devices)} over the CLI" if self._cli_devices else "")
 
     async def _stop_async(self) -> None:
         if self._scheduler is not None and self._scheduler.running:
@@ -530,7 +591,8 @@ class CollectionService:
         state = self._devices.pop(device_id)
         self._v3_trap_users.pop(device_id, None)
         for job_id in self._scheduler.job_ids():
-            if _device_of_job(job_id) == device_id:
+            if (_device_of_job(job_id) == device_id
+                    and not job_id.startswith(("cli:", "config:"))):  # the CLI's own
                 self._scheduler.remove(job_id)
         self._tracker.forget(device_id)
         for port_id in state.target.ports_by_if_index.values():
@@ -549,9 +611,13 @@ class CollectionService:
             if import_id == self._last_import_id:
                 return
             targets, problems, import_id = await self._in_writer(self._read_targets)
+            cli_targets = (await self._in_writer(self._read_cli_targets)
+                           if self.cli_interval_s is not None else None)
         except (psycopg.OperationalError, PoolTimeout) as error:
             log.debug("targets not reloaded, store unavailable: %s", error)
             return
+        if cli_targets is not None:
+            self._apply_cli_targets(*cli_targets)
         old_communities = (_communities(t.target for t in self._devices.values())
                            if self.trap_receiver else None)
         self._last_import_id = import_id
@@ -634,9 +700,177 @@ class CollectionService:
             state.health_problems |= new_problems
         samples = health_samples(reading, device_id, state.target.ports_by_if_index,
                                  datetime.fromtimestamp(self._wall_clock(), UTC))
-        self._pending_samples.extend(samples)
+        self._pending_samples.extend(self._snmp_wins(device_id, samples))
         with self._stats_lock:
             self._stats.health_polls += 1
+
+    # --- the CLI source (collectors.cli) ------------------------------------------------------
+
+    def _read_cli_targets(self) -> tuple[list[CliTarget], list[TargetProblem]]:
+        from collectors.cli import load_cli_targets
+
+        if self._cli_profiles is None:
+            from collectors.cli_profiles import load_cli_profiles
+
+            self._cli_profiles = load_cli_profiles()
+        with self._pool.connection() as conn:
+            return load_cli_targets(conn, environ=self._environ, profiles=self._cli_profiles)
+
+    def _apply_cli_targets(self, targets: Sequence[CliTarget],
+                           problems: Sequence[TargetProblem]) -> None:
+        """Schedule the CLI poll (and configuration fetch) of new CLI devices, update changed
+        ones, drop those gone. A device whose platform has no CLI profile keeps a status
+        (no-profile) and no job."""
+        assert self._scheduler is not None and self.cli_interval_s is not None
+        for problem in problems:
+            log.warning("%s: not read over the CLI", problem)
+        with self._stats_lock:
+            self._stats.cli_target_problems = [str(problem) for problem in problems]
+        wanted = {target.device_id: target for target in targets}
+        for device_id in [d for d in self._cli_devices if d not in wanted]:
+            self._cli_devices.pop(device_id)
+            for job_id in (f"cli:{device_id}", f"config:{device_id}"):
+                self._scheduler.remove(job_id)
+        now = datetime.fromtimestamp(self._wall_clock(), UTC)
+        profiles = self._cli_profiles or {}
+        for device_id, target in wanted.items():
+            profile = profiles.get(target.platform or "")
+            state = self._cli_devices.get(device_id)
+            if state is not None:
+                state.target, state.profile = target, profile
+                continue
+            self._cli_devices[device_id] = _CliDeviceState(target, profile)
+            if profile is None:
+                self._pending_cli_statuses[device_id] = (
+                    CliStatus.NO_PROFILE.value,
+                    f"no CLI profile for platform {target.platform or '(none)'}", now, None)
+                continue
+            spread_s = min(self.startup_spread_s, self.cli_interval_s)
+            self._scheduler.every(f"cli:{device_id}", self.cli_interval_s, self._cli_job,
+                                  device_id,
+                                  first_delay_s=phase_fraction(device_id) * spread_s)
+            if self.cli_config_interval_s is not None and profile.config_command:
+                # after the first poll has opened the session the fetch then reuses
+                self._scheduler.every(
+                    f"config:{device_id}", self.cli_config_interval_s, self._config_job,
+                    device_id, first_delay_s=spread_s + phase_fraction(device_id) * spread_s)
+
+    async def _cli_job(self, device_id: int) -> None:
+        """One CLI poll of the device on the sessions' workers, its result into samples and
+        the device's CLI status."""
+        state = self._cli_devices.get(device_id)
+        if state is None or self._cli_sessions is None:
+            return
+        if state.busy:
+            self._count_cli_skip(state.target.device_key)
+            return
+        state.busy = True
+        try:
+            result = await asyncio.wrap_future(self._cli_sessions.submit(
+                state.target, poll_cli, self._cli_sessions, state.target, state.profile))
+        except asyncio.CancelledError:  # the service stops
+            return
+        except Exception:  # a bug, not the device: this device's poll only
+            log.exception("CLI poll of %s failed", state.target.device_key)
+            return
+        finally:
+            state.busy = False
+        if self._cli_devices.get(device_id) is state:
+            self._take_cli(state, result)
+
+    def _take_cli(self, state: _CliDeviceState, result: CliResult) -> None:
+        target = state.target
+        if result.status is CliStatus.OK:
+            samples, state.last_readings = cli_samples(result, state.profile,
+                                                       state.last_readings, time.monotonic())
+            self._pending_samples.extend(samples)
+            changes = self._tracker.apply(cli_observations(result, state.profile))
+            if changes:
+                self._write_observations(changes)
+        if result.status.value != state.last_status:  # said once per change, not per poll
+            level = logging.INFO if result.status is CliStatus.OK else logging.WARNING
+            log.log(level, "CLI of %s: %s%s", target.device_key, result.status.value,
+                    f" - {result.reason}" if result.reason else "")
+            state.last_status = result.status.value
+        self._pending_cli_statuses[target.device_id] = (
+            result.status.value, result.reason, result.started_at,
+            result.raw_output if result.status is not CliStatus.OK else None)
+        with self._stats_lock:
+            self._stats.cli_polls[result.status.value] += 1
+            self._stats.cli_device_polls[target.device_key] += 1
+
+    def _cli_reports(self, device_id: int) -> _CliDeviceState | None:
+        """The device's CLI state when its CLI reports what its profile gives to the CLI:
+        its last CLI poll was ok. Until then, and while its CLI fails, SNMP reports
+        everything, so that a device whose CLI is broken keeps its figures."""
+        state = self._cli_devices.get(device_id)
+        if state is None or state.profile is None or state.last_status != CliStatus.OK:
+            return None
+        return state
+
+    def _snmp_observes(self, device_id: int,
+                       observations: list[Observation]) -> list[Observation]:
+        """A device's SNMP observations without the port states its CLI profile gives to
+        the CLI (cli_observations reports those)."""
+        state = self._cli_reports(device_id)
+        if state is None:
+            return observations
+        return [observation for observation in observations
+                if STATE_METRICS.get(observation.kind) is None
+                or state.profile.wins(STATE_METRICS[observation.kind]) != "cli"]
+
+    def _snmp_wins(self, device_id: int, samples: list[Sample]) -> list[Sample]:
+        """The SNMP samples of a device without those of the metrics its CLI profile gives
+        to the CLI (one source per metric: the profile's `prefer`)."""
+        state = self._cli_reports(device_id)
+        if state is None:
+            return samples
+        return [sample for sample in samples if state.profile.wins(sample.metric) != "cli"]
+
+    async def _config_job(self, device_id: int) -> None:
+        """Fetch and record the device's running configuration (collectors.config_history),
+        on the sessions' workers after the device's CLI poll, if one is running."""
+        state = self._cli_devices.get(device_id)
+        if state is None or self._cli_sessions is None or state.config_busy:
+            return
+        try:
+            from collectors.config_history import fetch_and_record
+        except ImportError as error:
+            if not self._config_unavailable_logged:
+                log.warning("configuration history is not available: %s", error)
+                self._config_unavailable_logged = True
+            return
+        state.config_busy = True
+        try:
+            await asyncio.wrap_future(self._cli_sessions.submit(
+                state.target, fetch_and_record, self._cli_sessions, state.target,
+                state.profile, self._pool))
+        except asyncio.CancelledError:
+            return
+        except Exception:
+            log.exception("configuration fetch of %s failed", state.target.device_key)
+        finally:
+            state.config_busy = False
+
+    def _count_cli_skip(self, device_key: str) -> None:
+        with self._stats_lock:
+            self._stats.cli_skipped_polls[device_key] += 1
+            skipped = self._stats.cli_skipped_polls[device_key]
+        if skipped & (skipped - 1) == 0:  # a power of two: said without repeating itself
+            log.warning("CLI poll of %s skipped: the previous one still runs (%d skipped so"
+                        " far)", device_key, skipped)
+
+    def _write_cli_statuses(self, rows: list[tuple[int, str, str | None, datetime,
+                                                   str | None]]) -> None:
+        """The CLI statuses of the last flush, into the store (the current picture: one
+        lost while the store is away is rewritten by the next poll)."""
+        from store.cli import record_cli_statuses
+
+        try:
+            with self._pool.connection(timeout=2) as conn:
+                record_cli_statuses(conn, rows)
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            log.debug("CLI statuses not written, store unavailable: %s", error)
 
     async def _judge(self, state: _DeviceState, result: PollResult) -> Verdict | None:
         """The device's verdict after this poll (collectors.reachability), None while the
@@ -709,7 +943,8 @@ class CollectionService:
                 target.device_id, state.verdict, verdict.state, began, reason=verdict.reason,
                 hint=verdict.hint, detail=verdict.detail))
             state.verdict = verdict.state
-        changes = self._tracker.apply(observed.observations)
+        changes = self._tracker.apply(self._snmp_observes(target.device_id,
+                                                          observed.observations))
         samples: list[Sample] = []
         withheld = 0
         if result.status is PollStatus.REACHABLE:
@@ -738,7 +973,7 @@ class CollectionService:
         state.last_result = result
         if result.engine_id is not None:
             self._learn_v3_trap_user(target, result.engine_id)
-        self._pending_samples.extend(samples)
+        self._pending_samples.extend(self._snmp_wins(target.device_id, samples))
         self._pending_statuses[target.device_id] = (result.status.value, result.reason, now)
         with self._stats_lock:
             self._stats.polls[result.status.value] += 1
@@ -827,8 +1062,13 @@ class CollectionService:
     def _on_skipped(self, job_id: str) -> None:
         """The scheduler's word that a job was due while its last run still went: a device's
         poll is counted (skipped_polls); upkeep and blocking work just wait their next turn."""
-        if job_id.startswith("health:"):
+        if job_id.startswith(("health:", "config:")):
             return  # a health poll still running: it runs again at its next interval
+        if job_id.startswith("cli:"):
+            cli_state = self._cli_devices.get(_device_of_job(job_id) or -1)
+            if cli_state is not None:
+                self._count_cli_skip(cli_state.target.device_key)
+            return
         device_id = _device_of_job(job_id)
         state = self._devices.get(device_id) if device_id is not None else None
         if state is not None:
@@ -884,6 +1124,10 @@ class CollectionService:
         if statuses:
             self._sink.write_poll_statuses([(device_id, status, reason, at) for device_id,
                                             (status, reason, at) in statuses.items()])
+        cli_statuses, self._pending_cli_statuses = self._pending_cli_statuses, {}
+        if cli_statuses:
+            self._submit(self._write_cli_statuses, [
+                (device_id, *row) for device_id, row in cli_statuses.items()])
 
     async def _flush_and_wait(self) -> None:
         await self._flush()
@@ -937,6 +1181,8 @@ class CollectionService:
                       "outages": spool.outages, "forwarded_batches": spool.forwarded_batches,
                       "rejected_batches": spool.rejected_batches},
             "traps": traps,
+            "cli": {"devices": len(self._cli_devices), "polls": dict(stats.cli_polls),
+                    "skipped_polls": sum(stats.cli_skipped_polls.values())},
         }
 
     async def _heartbeat(self) -> None:
@@ -1015,7 +1261,7 @@ def _communities(targets: Any) -> set[str]:
 def _device_of_job(job_id: str) -> int | None:
     kind, _, rest = job_id.partition(":")
     device_id = rest.partition(":")[0]
-    return (int(device_id) if kind in ("poll", "warmup", "confirm", "health")
+    return (int(device_id) if kind in ("poll", "warmup", "confirm", "health", "cli", "config")
             and device_id.isdigit() else None)
 
 

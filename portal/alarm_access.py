@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from alarms.model import PIPELINE_ACTOR, Alarm, AlarmKey, TimelineEntry
@@ -207,11 +208,19 @@ def alarm_view(alarm: Alarm, audience: Audience, context: AlarmContext
     return body
 
 
-def timeline_view(alarm: Alarm) -> list[dict[str, Any]]:
-    """The (already cut) alarm's timeline as JSON."""
-    return [{"time": e.time.isoformat(), "action": e.action, "actor": e.actor,
-             "comment": e.comment, "customer_note": e.customer_note,
-             "text": e.detail.get(TEXT)} for e in alarm.timeline]
+def timeline_view(alarm: Alarm,
+                  changes: Iterable[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The (already cut) alarm's timeline as JSON; with `changes`, the "what changed?"
+    entries (portal.configs.what_changed_entries: configuration changes, staff only, never
+    given for a customer) merged in by time."""
+    entries = [{"time": e.time.isoformat(), "action": e.action, "actor": e.actor,
+                "comment": e.comment, "customer_note": e.customer_note,
+                "text": e.detail.get(TEXT)} for e in alarm.timeline]
+    added = [dict(change) for change in changes]
+    if not added:
+        return entries
+    # a stable sort: entries of one time keep their order, the alarm's own first
+    return sorted([*entries, *added], key=lambda entry: datetime.fromisoformat(entry["time"]))
 
 
 def views(conn: Any, alarms: Iterable[Alarm], audience: Audience,

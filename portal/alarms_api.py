@@ -53,10 +53,10 @@ from flask_babel import gettext
 
 from alarms import actions
 from alarms.actions import ActionError, Refusal
-from alarms.model import Alarm, MaintenanceWindow, Severity
+from alarms.model import MaintenanceWindow, Severity
 from alarms.rules import AlarmSettings
 from alarms.texts import LIST_SEPARATOR, LIST_SEPARATORS, NOTE_CODES, TEMPLATES
-from portal import alarm_access
+from portal import alarm_access, configs
 from portal.params import int_arg
 from portal.security import current_viewer, login_required
 from store import alarms as alarm_store
@@ -158,10 +158,6 @@ def _body() -> dict[str, Any]:
 # --- JSON forms --------------------------------------------------------------------------
 
 
-def timeline_json(alarm: Alarm) -> list[dict[str, Any]]:
-    return alarm_access.timeline_view(alarm)
-
-
 def window_status(window: MaintenanceWindow, now: datetime) -> str:
     if window.ends_at <= now:
         return "past"
@@ -191,7 +187,10 @@ def _one_alarm(conn: Any, viewer: Viewer, alarm_id: int) -> dict[str, Any]:
         fail(404, "no such alarm", "alarm_id")
     body = alarm_access.alarm_view(alarm, audience, context)
     assert body is not None
-    body["timeline"] = timeline_json(cut)
+    # the configuration changes before it ("what changed?"): for the operator's engineers
+    # only (portal/configs.py), None for anyone else
+    changes = configs.what_changed_entries(conn, viewer, alarm)
+    body["timeline"] = alarm_access.timeline_view(cut, changes or ())
     assert alarm.id is not None
     body["symptoms"] = [a.id for a in alarm_store.alarms_for(
         conn, viewer, state=None, root_cause_id=alarm.id)]

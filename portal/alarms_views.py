@@ -61,7 +61,8 @@ from alarms import actions
 from alarms.actions import ActionError, Refusal
 from alarms.model import SCOPE_KINDS, Alarm, MaintenanceWindow
 from alarms.texts import TEMPLATES, TEXT, render
-from portal import alarm_access
+from collectors.config_history import WHAT_CHANGED_WINDOW
+from portal import alarm_access, configs
 from portal.alarms_api import (
     AlarmApiError,
     alarm_filters,
@@ -326,9 +327,15 @@ def _alarm_page(alarm_id: int, *, error: str | None = None, status: int = 200
         symptoms = alarm_store.alarms_for(conn, viewer, state=None, root_cause_id=alarm_id)
         symptoms, (root,) = _cut(conn, viewer, symptoms, [root])
         labels = scope.labels(conn, [alarm, *symptoms, *([root] if root else [])])
+        # "what changed?": configuration changes before it, for the operator's engineers
+        # only (portal/configs.py; None for anyone else)
+        changes = configs.what_changed_for(conn, viewer, alarm)
     return render_template("alarms/alarm.html", alarm=alarm, root=root, symptoms=symptoms,
                            impact=scope.impact(alarm), labels=labels,
-                           may_act=may_act(viewer), error=error), status
+                           may_act=may_act(viewer), error=error, what_changed=changes,
+                           timeline=configs.timeline_rows(alarm.timeline, changes or ()),
+                           what_changed_window_min=int(
+                               WHAT_CHANGED_WINDOW.total_seconds() // 60)), status
 
 
 @blueprint.get("/alarms/<int:alarm_id>")

@@ -216,3 +216,13 @@ blueprint.register_blueprint(tickets_api.blueprint)
 from portal import sla_api  # noqa: E402
 
 blueprint.register_blueprint(sla_api.blueprint)
+
+# Devices' configuration history (portal/configs.py), nested the same way.
+from portal import configs  # noqa: E402
+
+blueprint.register_blueprint(configs.api_blueprint)
+
+# Devices' CLI status and host keys (portal/device_cli.py), nested the same way.
+from portal import device_cli  # noqa: E402
+
+blueprint.register_blueprint(device_cli.api_blueprint)

@@ -189,6 +189,12 @@ def create_app(settings: Settings, database: Database, *,
     from portal import devices
 
     app.register_blueprint(devices.blueprint)  # /devices/<id>: health, verdict, ports
+    from portal import configs
+
+    app.register_blueprint(configs.blueprint)  # /devices/<id>/configs: versions, diffs
+    from portal import device_cli
+
+    app.register_blueprint(device_cli.blueprint)  # /devices/<id>/cli: accept a host key
     from portal import tickets_views
 
     app.register_blueprint(tickets_views.blueprint)  # /tickets: queue, reports, a ticket

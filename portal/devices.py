@@ -23,6 +23,11 @@ LATEST_MAX_AGE_S (three health intervals of 300 s: an older figure is not "now" 
 shows none); each figure carries its time. Charts of CPU, memory and temperature over 1 h to
 30 d are drawn in the browser from /api/v1/samples, like the circuit page's.
 
+**CLI.** For the operator's staff only, the device's side of CLI collection over SSH: its
+status with reason and since when, its host keys, and for engineers the raw output of a
+failed run and the form accepting a changed host key (portal/device_cli.py `cli_view`; the
+"cli" field of the JSON, absent for anyone else).
+
 **Ports.** Each inventory port with the interface it matched at the last poll (ifIndex and
 how: by if_index, ifName, ifDescr...) or the problem in words and the collector's message
 (store port_matches), its admin and oper status with since when (the latest observations),
@@ -56,6 +61,7 @@ from collectors.port_names import (
 from portal.alarms_views import alarm_time
 from portal.app import format_bps
 from portal.customer import CHART_RANGES, STATE_REFRESH_S
+from portal.device_cli import cli_view
 from portal.params import time_arg
 from portal.security import current_viewer, login_required
 from store.collection import dropped_ranges
@@ -279,18 +285,22 @@ def _port(detail: DeviceDetail, port: PortRow) -> dict[str, Any]:
 def device_state(device_id: int) -> dict[str, Any] | None:
     """Everything the device page shows, for the request's viewer: None if the viewer may
     not see the device (or there is none)."""
+    viewer = current_viewer()
     with _database().pool.connection() as conn:
         detail = device_detail(
-            conn, current_viewer(), device_id, state_kinds=STATE_KINDS,
+            conn, viewer, device_id, state_kinds=STATE_KINDS,
             device_metrics=list(HEALTH), port_metrics=[*OPTICS_METRICS, *RATE_METRICS],
             max_age_s=LATEST_MAX_AGE_S, count_metric=GAP_METRIC,
             count_since=datetime.now(UTC) - GAP_COUNT_SPAN)
+        # the CLI side, for the operator's staff only (portal/device_cli.py)
+        cli = cli_view(conn, viewer, device_id) if detail is not None else None
     if detail is None:
         return None
     device = detail.device
     latest = detail.latest.get(device.id, {})
     verdict = _verdict(detail)
     return {
+        **({"cli": cli} if cli is not None else {}),
         "id": device.id, "key": device.key, "role": device.role, "platform": device.platform,
         "site": device.site_key, "customer": device.customer_key,
         "management_address": device.management_address,

@@ -40,7 +40,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
-from portal import alarm_access, api
+from portal import alarm_access, api, device_cli
 from portal.api import ApiError
 from portal.layout import device_positions
 from portal.live import CircuitStates, LiveBridge, latest_port_utilization, stored_states
@@ -79,12 +79,14 @@ def inventory() -> str:
         traffic = latest_port_traffic(conn, [circuit.a_port_id for circuit in circuits])
         states = current_states(conn, [circuit.id for circuit in circuits]) if circuits else {}
         reachability = device_reachability(conn, manager=viewer.manager)
+        cli_problems = device_cli.cli_problems(conn, viewer)  # operators only
     by_customer: dict[str, list[Any]] = {}
     for circuit in circuits:
         by_customer.setdefault(circuit.customer_key, []).append(circuit)
     return render_template(
         "noc/inventory.html", customers=customers, circuits_by_customer=by_customer,
         counts=counts, traffic=traffic, states=states, reachability=reachability,
+        cli_problems=cli_problems,
     )
 
 

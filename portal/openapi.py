@@ -287,7 +287,14 @@ def _alarm_schemas() -> dict[str, Any]:
                 "customer_note": nullable_text,
                 "text": {"oneOf": [{"$ref": "#/components/schemas/AlarmText"},
                                    {"type": "null"}],
-                         "description": "the pipeline's comment as data, staff only"}}}}}}]},
+                         "description": "the pipeline's comment as data, staff only"},
+                "config_change": {"type": "object", "description": (
+                    "only in an entry of action config_changed (\"what changed?\": a "
+                    "configuration change on a device of the alarm's impact path in the "
+                    "hour before it was raised; roles engineer, noc, admin only, whose "
+                    "actor is the device): device_id, device, version, previous_version, "
+                    "changed_after (the previous version's last sighting), fetched_at, "
+                    "diff_url (the page), api_url")}}}}}}]},
         "AlarmText": {"type": "object", "required": ["code", "params"], "description": (
             "A sentence as data (alarms/texts.py): `code` names its template (GET "
             "/api/v1/alarm-texts gives the templates in the caller's language), `params` "
@@ -722,6 +729,135 @@ def _sla_schemas() -> dict[str, Any]:
     }
 
 
+def _config_paths() -> dict[str, Any]:
+    device = _id_param("device_id", "the device's id")
+    return {
+        "/devices/{device_id}/configs": {"get": {
+            "summary": "A device's configuration versions, newest first, and its last fetch "
+                       "(roles engineer, noc, admin; any other gets 404)",
+            "operationId": "listConfigVersions",
+            "parameters": [device, _query("at", "also say which version was in force then",
+                                          {"type": "string", "format": "date-time"})],
+            "responses": {"200": _ok(_ref("ConfigVersions"), "the versions"), "400": _BAD,
+                          "404": _NOT_FOUND, **_ERRORS},
+        }},
+        "/devices/{device_id}/configs/{version}": {"get": {
+            "summary": "One configuration version (secrets masked) and its unified diff "
+                       "against the version before it (roles engineer, noc, admin; any "
+                       "other gets 404)",
+            "operationId": "getConfigVersion",
+            "parameters": [device, {**_id_param("version", "the version's number")},
+                           _query("against", "diff against this version instead",
+                                  {"type": "integer", "minimum": 1})],
+            "responses": {"200": _ok(_ref("ConfigVersionText"), "the version"), "400": _BAD,
+                          "404": _NOT_FOUND, **_ERRORS},
+        }},
+    }
+
+
+def _config_schemas() -> dict[str, Any]:
+    version = {"type": "object", "required": ["device_id", "version", "fetched_at"],
+               "properties": {
+                   "device_id": {"type": "integer"}, "device": {"type": "string"},
+                   "version": {"type": "integer", "minimum": 1},
+                   "fetched_at": {"type": "string", "format": "date-time",
+                                  "description": "when this text was first fetched"},
+                   "last_seen_at": {"type": "string", "format": "date-time",
+                                    "description": "the last fetch that found it unchanged"},
+                   "fetched_by": {"type": "string",
+                                  "description": "\"schedule\" or the login that asked"},
+                   "sha256": {"type": "string"}, "size_bytes": {"type": "integer"},
+                   "diff_url": {"type": "string", "description": "the portal's page"}}}
+    return {
+        "ConfigVersion": version,
+        "ConfigVersions": {"type": "object", "required": ["device", "versions"], "properties": {
+            "device": {"type": "object", "properties": {
+                "id": {"type": "integer"}, "key": {"type": "string"},
+                "platform": {"type": "string"}}},
+            "versions": {"type": "array", "items": _ref("ConfigVersion")},
+            "last_fetch": {"type": ["object", "null"], "description": (
+                "the last attempt: attempted_at, status (ok or the CLI status that stopped "
+                "it), reason, version")},
+            "at": {"type": "string", "format": "date-time"},
+            "in_force": {"type": ["integer", "null"],
+                         "description": "the version in force at `at` (with `at` only)"}}},
+        "ConfigVersionText": {"allOf": [version, {"type": "object", "properties": {
+            "text": {"type": "string", "description": "the configuration, secrets masked"},
+            "against": {"type": ["integer", "null"],
+                        "description": "the version diffed against; null: nothing"},
+            "diff": {"type": "array", "items": {"type": "string"},
+                     "description": "unified diff lines, without line ends"}}}]},
+    }
+
+
+def _device_cli_paths() -> dict[str, Any]:
+    device = _id_param("device_id", "the device's id")
+    return {
+        "/devices/{device_id}/cli": {"get": {
+            "summary": "A device's CLI status over SSH and its host keys (roles engineer, "
+                       "noc, admin; any other gets 404); the raw output of a failed run for "
+                       "engineer and admin",
+            "operationId": "getDeviceCli",
+            "parameters": [device],
+            "responses": {"200": _ok(_ref("DeviceCli"), "the device's CLI side"),
+                          "404": _NOT_FOUND, **_ERRORS},
+        }},
+        "/devices/{device_id}/cli/accept-host-key": {"post": {
+            "summary": "Accept the host key the device offers now, named by the fingerprint "
+                       "the caller checked (roles engineer, admin; noc gets 403, any other "
+                       "404; 409 when the device does not offer that key)",
+            "operationId": "acceptDeviceHostKey",
+            "parameters": [device],
+            "requestBody": _json_body({
+                "type": "object", "required": ["fingerprint"], "properties": {
+                    "fingerprint": {"type": "string", "maxLength": 200, "description": (
+                        "the offered key's fingerprint as shown: SHA256:...")}}},
+                required=True),
+            "responses": {"200": _ok(_ref("DeviceCli"), "the device's CLI side after"),
+                          "400": _BAD, "403": _FORBIDDEN, "404": _NOT_FOUND,
+                          "409": _CONFLICT, **_ERRORS},
+        }},
+    }
+
+
+def _device_cli_schemas() -> dict[str, Any]:
+    time = {"type": "string", "format": "date-time"}
+    nullable_time = {"type": ["string", "null"], "format": "date-time"}
+    key = {"type": "object", "required": ["key_type", "fingerprint", "state"], "properties": {
+        "key_type": {"type": "string"}, "fingerprint": {"type": "string"},
+        "state": {"type": "string", "enum": ["trusted", "offered", "retired"]},
+        "first_seen_at": time, "first_seen": {"type": "string"},
+        "last_seen_at": time, "last_seen": {"type": "string"},
+        "trusted_by": {"type": ["string", "null"], "description": (
+            "\"first-use\" or the user who accepted it")},
+        "trusted_on_first_use": {"type": "boolean"},
+        "trusted_at": nullable_time, "trusted": {"type": ["string", "null"]}}}
+    return {
+        "HostKey": key,
+        "DeviceCli": {"type": "object", "required": ["device_id", "status", "trusted_key",
+                                                     "offered_keys"], "properties": {
+            "device_id": {"type": "integer"},
+            "status": {"type": ["object", "null"], "description": (
+                "the last CLI run: status (ok, auth-failed, timeout, host-key-changed, "
+                "unexpected-prompt, unparseable-output, privilege-too-low, unreachable, "
+                "error, no-profile), label, reason, since_at (when it began), last_run_at; "
+                "null: never polled over the CLI"), "properties": {
+                    "status": {"type": "string"}, "label": {"type": "string"},
+                    "badge": {"type": "string"}, "reason": {"type": ["string", "null"]},
+                    "since_at": time, "since": {"type": "string"},
+                    "last_run_at": time, "last_run": {"type": "string"}}},
+            "trusted_key": {"oneOf": [_ref("HostKey"), {"type": "null"}]},
+            "offered_keys": {"type": "array", "items": _ref("HostKey"), "description": (
+                "keys the device offered instead, refused until accepted")},
+            "accepted_since_last_run": {"type": "boolean"},
+            "raw_output": {"type": ["string", "null"], "description": (
+                "the failed run's raw output, bounded and secrets masked (engineer and "
+                "admin only; null otherwise)")},
+            "may_accept": {"type": "boolean"},
+            "accept_url": {"type": "string", "description": "the portal's form action"}}},
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     nullable_text = {"type": ["string", "null"]}
     return {
@@ -820,6 +956,8 @@ def openapi_document() -> dict[str, Any]:
             **_alarm_paths(),
             **_ticket_paths(),
             **_sla_paths(),
+            **_config_paths(),
+            **_device_cli_paths(),
         },
         "components": {
             "securitySchemes": {
@@ -873,6 +1011,8 @@ def openapi_document() -> dict[str, Any]:
                 **_alarm_schemas(),
                 **_ticket_schemas(),
                 **_sla_schemas(),
+                **_config_schemas(),
+                **_device_cli_schemas(),
                 "Series": {"type": "object", "properties": {
                     "object_id": {"type": "integer"}, "metric": {"type": "string"},
                     "start": {"type": "string", "format": "date-time"},

@@ -35,6 +35,7 @@ import pytest
 
 from config.inventory.loader import load_inventory
 from keyline.wiring import EXAMPLE_INVENTORY
+from lab.sim.ssh import free_tcp_port_on
 from tests.portal_process import Portal
 from tests.snmp_agents import free_udp_port_on, free_udp_ports, snmpsim_installed
 
@@ -76,6 +77,10 @@ class NotRun:
 
 
 FAULTED = ("pe-sh1", "GigabitEthernet0/0/0")  # an access port of a key account's circuit
+# a line added to a simulated router's configuration, its secret never to be shown
+PLANTED_LINE = "username noc-ops privilege 15 secret 0 Planted-Pass-42"
+NOT_PLANTED = r"\A(?!(?s:.*)Planted-Pass-42)(?s:.*)"
+MASKED_LINE = r"username noc-ops privilege 15 secret 0 <masked hmac:[0-9a-f]{8}>"
 BENCHMARK = NotRun("a benchmark: minutes of load on a scratch store of its own, run by hand; "
                    "its figures are in this README")
 
@@ -112,6 +117,51 @@ STEPS: list[tuple[str, Run | NotRun]] = [
      Run("keyline user end-sessions noc.wang", expect=r"\d+ session\(s\) of noc\.wang ended")),
     ("keyline poll --once [DEVICE...]",
      Run(f"keyline poll --once {FAULTED[0]}", expect=re.escape(FAULTED[1]))),
+    # the CLI side: the demo's simulated devices answer SSH too (lab/sim/ssh.py)
+    ("keyline poll --once DEVICE --via cli",
+     Run("keyline poll --once pe-sh1 --via cli",
+         expect=r"pe-sh1 \(.*huawei_vrp\) via cli: ok in \d+ ms\n(?s:.*)"
+                r"port GigabitEthernet0/0/1: admin up, oper up; in_octets \d+")),
+    ("keyline config fetch DEVICE [--by USER]",
+     Run("keyline config fetch p-sh2", expect=r"p-sh2: (new version|unchanged), v1\b")),
+    ("keyline lab sim config DEVICE --add LINE [--remove LINE]",
+     Run(f'keyline lab sim config p-sh2 --add "{PLANTED_LINE}"', expect="is changed")),
+    # the collector's own first fetch may come before or after this one: v2 either way
+    ("keyline config fetch DEVICE [--by USER]",
+     Run("keyline config fetch p-sh2 --by eng.liu", expect=r"p-sh2: .*\bv2\b")),
+    ("keyline config versions DEVICE",
+     Run("keyline config versions p-sh2", expect=r"(?m)^v2 (?s:.*)^v1 ")),
+    ("keyline config show DEVICE [--at T] [--version N]",
+     Run("keyline config show p-sh2", expect=NOT_PLANTED + MASKED_LINE)),
+    ("keyline config show DEVICE [--at T] [--version N]",
+     Run("keyline config show p-sh2 --version 1", expect=r"\A(?!(?s:.*)noc-ops)(?s:.*)hostname")),
+    ("keyline config show DEVICE [--at T] [--version N]",
+     Run("keyline config show p-sh2 --at now", expect=NOT_PLANTED + MASKED_LINE)),
+    ("keyline config diff DEVICE [--at T] [--from N --to M]",
+     Run("keyline config diff p-sh2", expect=NOT_PLANTED + r"\n\+" + MASKED_LINE)),
+    ("keyline config diff DEVICE [--at T] [--from N --to M]",
+     Run("keyline config diff p-sh2 --from 1 --to 2", expect=r"(?m)^\+" + MASKED_LINE)),
+    ("keyline config diff DEVICE [--at T] [--from N --to M]",
+     Run("keyline config diff p-sh2 --at now", expect=r"(?m)^\+" + MASKED_LINE)),
+    ("keyline lab sim host-key DEVICE",
+     Run("keyline lab sim host-key p-sh2", expect="has a new SSH host key")),
+    ("keyline poll --once DEVICE --via cli",
+     Run("keyline poll --once p-sh2 --via cli", expect=r"via cli: host-key-changed")),
+    ("keyline cli host-keys [DEVICE...]",
+     Run("keyline cli host-keys", expect=r"(?m)^p-sh2 .*offered, refused")),
+    ("keyline cli host-keys [DEVICE...]",
+     Run("keyline cli host-keys p-sh2", expect=r"(?m)^p-sh2 .*trusted")),
+    ("keyline cli accept-host-key DEVICE --by USER",
+     Run("keyline cli accept-host-key p-sh2 --by eng.liu",
+         expect=r"trusted, accepted by eng\.liu")),
+    ("keyline poll --once DEVICE --via cli",
+     Run("keyline poll --once p-sh2 --via cli", expect=r"p-sh2 .* via cli: ok in ")),
+    ("keyline lab sim cli DEVICE MODE",
+     Run("keyline lab sim cli p-sh2 auth-fail", expect="is now auth-fail")),
+    ("keyline poll --once DEVICE --via cli",
+     Run("keyline poll --once p-sh2 --via cli", expect=r"via cli: auth-failed .*authentication")),
+    ("keyline lab sim cli DEVICE MODE",
+     Run("keyline lab sim cli p-sh2 normal", expect="is now normal")),
     ("keyline topology discover [DEVICE...]", Run("keyline topology discover pe-sh1")),
     ("keyline topology discover [DEVICE...]", Run("keyline topology discover")),
     ("keyline topology diff [--json]", Run("keyline topology diff")),
@@ -232,7 +282,7 @@ STEPS: list[tuple[str, Run | NotRun]] = [
      Run("keyline --debug serve", service=True, port="KEYLINE_LISTEN_PORT")),
     *((f".venv/bin/python bench/{name}.py", BENCHMARK) for name in (
         "ingest", "poll_engine", "poll", "topology", "alarms", "portal", "outage", "traps",
-        "report")),
+        "report", "cli")),
     (".venv/bin/python bench/portal.py --processes 2", BENCHMARK),
 ]
 
@@ -389,7 +439,9 @@ def demo_env(scratch_dir: Path):
                KEYLINE_TRAPS__PORT=str(free_udp_ports(1)[0]))
     inventory = load_inventory([EXAMPLE_INVENTORY])
     lab_port = free_udp_port_on([str(d.management_address) for d in inventory.devices.values()])
-    process = subprocess.Popen(["keyline", "demo", "--lab-snmp-port", str(lab_port)], cwd=ROOT,
+    ssh_port = free_tcp_port_on([str(d.management_address) for d in inventory.devices.values()])
+    process = subprocess.Popen(["keyline", "demo", "--lab-snmp-port", str(lab_port),
+                                "--lab-ssh-port", str(ssh_port)], cwd=ROOT,
                                env=env, text=True, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True)

@@ -18,15 +18,20 @@ answers is generated from the inventory into snmpsim data files:
     snmprec.py   the data file format, sorted and atomically replaced
     access.py    the credential each agent accepts (SNMPv2c community or SNMPv3 user)
     traps.py     linkDown/linkUp traps, sent from the device's own address
+    ssh.py       each device's CLI over SSH (asyncssh), as netmiko meets it, with fault modes
+    cli_outputs.py  what those CLIs print, per platform: prompts, errors, `show interfaces`
+                 and its kin from the same state and counters, running configurations
     network.py   SimulatedNetwork: runs snmpsim, waits until every agent answers, injects
                  faults
     control.py   a Unix socket through which `python -m lab.sim fault` reaches a running
                  network
     cli.py       `python -m lab.sim` (`keyline lab sim`)
 
-    with SimulatedNetwork(inventory, work_dir, environ=env) as network:
+    with SimulatedNetwork(inventory, work_dir, environ=env, cli=True) as network:
         host, port = network.endpoint("pe1")          # ("127.0.1.1", 1161)
         network.set_port_status("pe1", "GigabitEthernet0/0/1", "down")
+        host, port = network.cli_endpoint("pe1")      # ("127.0.1.1", 2222): SSH
+        network.cli_mode("pe1", "auth-fail")
 """
 
 from __future__ import annotations

@@ -107,15 +107,12 @@ def system_records(device: DevicePlan) -> list[Record]:
     ]
 
 
-def _counter(oid_: tuple[int, ...], bits: int, rate_per_s: float, flow: Flow,
-             device: DevicePlan, state: NetworkState, port: PortPlan) -> Record:
-    """A counter record growing at `rate_per_s` with `flow`'s wobble, paused with its
-    segment; a counter that never grows is written as a plain 0."""
-    tag = rec.COUNTER32 if bits == 32 else rec.COUNTER64
-    if rate_per_s <= 0:
-        return Record(oid_, tag, "0")
+def counter_spec(bits: int, rate_per_s: float, flow: Flow, device: DevicePlan,
+                 state: NetworkState, port: PortPlan) -> CounterSpec:
+    """The counter of `port` growing at `rate_per_s` with `flow`'s wobble, paused with its
+    segment: what the SNMP agent serves, and what the simulated CLI prints (lab.sim.ssh)."""
     segment = state.segment(port.key)
-    spec = CounterSpec(
+    return CounterSpec(
         rate_per_s=rate_per_s,
         boot_epoch_s=device.boot_epoch_s,
         bits=bits,
@@ -125,6 +122,15 @@ def _counter(oid_: tuple[int, ...], bits: int, rate_per_s: float, flow: Flow,
         paused_s=segment.paused_s,
         paused_since_epoch_s=segment.down_since_epoch_s,
     )
+
+
+def _counter(oid_: tuple[int, ...], bits: int, rate_per_s: float, flow: Flow,
+             device: DevicePlan, state: NetworkState, port: PortPlan) -> Record:
+    """A counter record (see counter_spec); a counter that never grows is a plain 0."""
+    tag = rec.COUNTER32 if bits == 32 else rec.COUNTER64
+    if rate_per_s <= 0:
+        return Record(oid_, tag, "0")
+    spec = counter_spec(bits, rate_per_s, flow, device, state, port)
     return rec.varied(oid_, tag, COUNTER_MODULE, spec.encode())
 
 
@@ -155,14 +161,14 @@ def port_records(device: DevicePlan, port: PortPlan, state: NetworkState) -> lis
     ]
 
     for flow, columns in ((port.inbound, INBOUND_COUNTERS), (port.outbound, OUTBOUND_COUNTERS)):
-        rates = _rates_per_s(flow)
+        rates = rates_per_s(flow)
         for what, entry, column, bits in columns:
             records.append(_counter(rec.oid(entry, column, i), bits, rates[what], flow,
                                     device, state, port))
     return records
 
 
-def _rates_per_s(flow: Flow) -> dict[str, float]:
+def rates_per_s(flow: Flow) -> dict[str, float]:
     """Mean growth per second of each kind of counter for one direction of traffic."""
     packets = flow.rate_bytes_per_s / flow.packet_size_bytes
     return {

@@ -7,8 +7,15 @@
     python -m lab.sim fault [--work-dir DIR] DEVICE --device down|up   # the whole device
     python -m lab.sim fault [--work-dir DIR] DEVICE --snmp down|up     # its SNMP agent only
         set a port of the running network down or up (see control.py)
+    python -m lab.sim cli [--work-dir DIR] DEVICE MODE [--delay-s S]
+        put a device's simulated CLI (SSH) in a fault mode: normal, auth-fail, hang,
+        garbage, slow (each answer S seconds late), low-privilege, unexpected-prompt
+    python -m lab.sim host-key [--work-dir DIR] DEVICE
+        give a device's SSH server a new host key (a changed key, as a collector sees it)
+    python -m lab.sim config [--work-dir DIR] DEVICE [--add LINE]... [--remove LINE]...
+        change a device's running configuration (what its CLI shows), or print it
     python -m lab.sim status [--work-dir DIR]
-        list the running network's devices, endpoints and down ports
+        list the running network's devices, SNMP and SSH endpoints and down ports
 
 The credentials' secrets come from the environment; a KEYLINE_LAB_* variable that is not set
 gets its lab value (see access.with_lab_defaults), so the example inventory runs as is.
@@ -32,6 +39,7 @@ from pathlib import Path
 from types import FrameType
 
 from lab.sim.control import ControlError, request
+from lab.sim.ssh import CLI_MODES
 from lab.sim.traps import DEFAULT_TRAP_RECEIVER
 
 log = logging.getLogger(__name__)
@@ -77,8 +85,21 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--snmp", action="store_true",
                        help="only its SNMP agent (as after a community change): it refuses "
                             "the poller, the device works on")
+    cli = commands.add_parser("cli", help="put a device's simulated CLI in a fault mode")
+    cli.add_argument("device")
+    cli.add_argument("mode", choices=CLI_MODES)
+    cli.add_argument("--delay-s", type=float, help="for slow: seconds each answer waits")
+    host_key = commands.add_parser("host-key", help="give a device a new SSH host key")
+    host_key.add_argument("device")
+    config = commands.add_parser("config", help="change or show a device's running "
+                                                "configuration")
+    config.add_argument("device")
+    config.add_argument("--add", action="append", default=[], metavar="LINE",
+                        help="a line to add before the configuration's end (repeatable)")
+    config.add_argument("--remove", action="append", default=[], metavar="LINE",
+                        help="a line to remove, exactly as shown (repeatable)")
     commands.add_parser("status", help="show the running network")
-    for command in (run, fault, commands.choices["status"]):
+    for command in (run, fault, cli, host_key, config, commands.choices["status"]):
         command.add_argument("--work-dir", type=Path,
                              help=f"the network's work directory (default: DATA_DIR/"
                                   f"{WORK_DIR_NAME}, the demo's)")
@@ -100,7 +121,7 @@ def run_network(inventory_paths: Sequence[Path], work_dir: Path,
         inventory_paths = [EXAMPLE_INVENTORY]
     inventory = load_inventory(list(inventory_paths))
     network = SimulatedNetwork(inventory, work_dir, trap_receiver=trap_receiver,
-                               environ=with_lab_defaults(inventory))
+                               environ=with_lab_defaults(inventory), cli=True)
     stop = stop or _stop_on_signals()
     with network:
         print(f"Simulated network: {len(inventory.devices)} devices, answering after "
@@ -108,8 +129,12 @@ def run_network(inventory_paths: Sequence[Path], work_dir: Path,
         for key in sorted(inventory.devices):
             host, port = network.endpoint(key)
             device = inventory.devices[key]
+            ssh = ""
+            if device.cli_credential:
+                cli_host, cli_port = network.cli_endpoint(key)
+                ssh = f"  SSH {cli_host}:{cli_port}"
             print(f"  {key:<20} {host + ':' + str(port):<18} SNMPv{network.access(key).version:<3} "
-                  f"{device.platform:<14} {len(device.ports)} ports")
+                  f"{device.platform:<14} {len(device.ports)} ports{ssh}")
         print(f"Faults: python -m lab.sim fault --work-dir {work_dir} DEVICE PORT down|up")
         print("Ctrl-C stops.", flush=True)
         stop.wait()
@@ -140,7 +165,8 @@ def set_fault(work_dir: Path, device: str, port: str | None, status: str, *,
 def main(argv: Sequence[str] | None = None, data_dir: Path | None = None) -> int:
     """Run a command; `data_dir` (default: the settings') holds the default work directory."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if not arguments or arguments[0] not in ("run", "fault", "status", "-h", "--help"):
+    if not arguments or arguments[0] not in ("run", "fault", "cli", "host-key", "config",
+                                             "status", "-h", "--help"):
         arguments.insert(0, "run")
     options = _parser().parse_args(arguments)
     try:
@@ -158,13 +184,43 @@ def main(argv: Sequence[str] | None = None, data_dir: Path | None = None) -> int
                     "snmp": f"{options.device}'s SNMP agent"}[command]
             print(f"{what} is {state} {options.status}")
             return 0
+        if options.command == "cli":
+            answer = request(options.work_dir, {"command": "cli-mode", "device": options.device,
+                                                "mode": options.mode,
+                                                "delay_s": options.delay_s})
+            state = "now" if answer["changed"] else "already"
+            print(f"{options.device}'s CLI is {state} {options.mode}")
+            return 0
+        if options.command == "host-key":
+            answer = request(options.work_dir, {"command": "host-key",
+                                                "device": options.device})
+            print(f"{options.device} has a new SSH host key: {answer['public_key']}")
+            return 0
+        if options.command == "config":
+            answer = request(options.work_dir, {"command": "cli-config",
+                                                "device": options.device,
+                                                "add": options.add, "remove": options.remove})
+            if options.add or options.remove:
+                state = "changed" if answer["changed"] else "unchanged"
+                print(f"{options.device}'s running configuration is {state}")
+            else:
+                print(answer["config"], end="")
+            return 0
         if options.command == "status":
             answer = request(options.work_dir, {"command": "status"})
             for key, device in answer["devices"].items():
                 down = ", ".join(device["down"]) or "-"
-                print(f"{key:<20} {device['endpoint']:<22} {device['snmp']:<4} down: {down}")
+                cli = device.get("cli")
+                ssh = f"ssh {cli['endpoint']:<22} " if cli else ""
+                if cli and cli["mode"] != "normal":
+                    ssh += f"cli: {cli['mode']} "
+                print(f"{key:<20} {device['endpoint']:<22} {device['snmp']:<4} {ssh}"
+                      f"down: {down}")
             return 0
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        # asyncssh tells of every connection at INFO: a collector polling every minute
+        # would bury the network's own messages
+        logging.getLogger("asyncssh").setLevel(logging.WARNING)
         return run_network(options.inventory, options.work_dir, options.trap_receiver)
     except ControlError as error:
         print(f"lab sim: {error}", file=sys.stderr)

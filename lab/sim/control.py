@@ -10,6 +10,11 @@ The protocol is one JSON object per line each way:
 
     -> {"command": "port", "device": "pe1", "port": "Gi0/0/1", "status": "down"}
     <- {"ok": true, "changed": true}
+    -> {"command": "cli-mode", "device": "pe1", "mode": "slow", "delay_s": 2.0}
+    -> {"command": "cli-config", "device": "pe1", "add": ["..."], "remove": ["..."]}
+    <- {"ok": true, "changed": true, "config": "...the running configuration..."}
+    -> {"command": "host-key", "device": "pe1"}
+    <- {"ok": true, "changed": true, "public_key": "ssh-ed25519 AAAA... pe1"}
     -> {"command": "status"}
     <- {"ok": true, "devices": {"pe1": {"endpoint": "127.0.1.1:1161", "down": [...]}, ...}}
     <- {"ok": false, "error": "device pe9 is not in the simulated network"}

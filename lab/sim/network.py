@@ -31,9 +31,16 @@ address. A device set down has its data file moved aside: snmpsim has nothing to
 from, so its agent is silent, as a dead router is. No restart, no variation module
 state.
 
+With `cli=True` the devices that name a CLI credential also get an SSH server each
+(lab.sim.ssh), in this process, reading the same state: a port set down shows down in
+`show interfaces` too, with the counters the agent serves. Each such device has a running
+configuration, generated at start (lab.sim.cli_outputs) and then edited by
+`change_cli_config`, and a fault mode (`cli_mode`).
+
 Work directory layout (0700; start() refuses a non-empty directory it did not make):
 .keyline-lab-sim (marker), data/ (snmprec files), cache/ (snmpsim's indexes), snmpsim.args
-(0600), snmpsim.log, snmpsim.pid, control.sock (see control.py).
+(0600), snmpsim.log, snmpsim.pid, control.sock (see control.py), ssh/ (the devices' host
+keys, 0600, kept across restarts).
 
 Restarting the network is a reboot of every device: sysUpTime and the counters start again
 from the planned uptime, and ports come back up.
@@ -58,7 +65,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,12 +74,16 @@ from typing import Any
 
 import lab
 from config.inventory.model import Inventory
+from config.secrets import SecretError
 from lab.sim import control
 from lab.sim.access import AgentAccess, device_access, pysnmp_auth
 from lab.sim.agent import device_records, ticks_since
 from lab.sim.blackhole import Blackhole
+from lab.sim.cli_outputs import PLATFORMS as CLI_PLATFORMS
+from lab.sim.cli_outputs import device_view, initial_config, render_config
 from lab.sim.plan import NetworkPlan, build_plan, check_simulable
 from lab.sim.snmprec import write_snmprec
+from lab.sim.ssh import HOST_KEY_DIR, CliDevice, CliError, CliServers, device_cli_access
 from lab.sim.state import NetworkState
 from lab.sim.traps import DEFAULT_TRAP_RECEIVER, check_loopback, encode_link_trap, send_datagram
 
@@ -90,6 +101,7 @@ WORK_DIR_MARKER = ".keyline-lab-sim"
 # For traps of v3 devices (the simulator sends v2c traps only) when the network has no v2c
 # device whose community they could use.
 V2C_TRAP_FALLBACK_COMMUNITY = "public"
+CONFIG_END_MARKERS = ("end", "return")  # the last line of a Cisco / Huawei and H3C config
 
 
 class SimulatorError(Exception):
@@ -212,7 +224,9 @@ class SimulatedNetwork:
     Traps go to `trap_receiver` with `trap_community` (default: the device's own SNMPv2c
     community; for SNMPv3 devices, which the simulator lets send v2c traps, the community of
     the network's first v2c device by key, so that a receiver configured from the inventory
-    accepts them). Use as a context manager, or start()/stop().
+    accepts them). With `cli`, each device that names a CLI credential also answers SSH on
+    its management address (lab.sim.ssh: the credential's port, its platform's CLI, fault
+    modes, running configuration). Use as a context manager, or start()/stop().
     """
 
     def __init__(self, inventory: Inventory, work_dir: Path | str, *,
@@ -220,7 +234,8 @@ class SimulatedNetwork:
                  trap_receiver: tuple[str, int] = DEFAULT_TRAP_RECEIVER,
                  trap_community: str | None = None,
                  start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
-                 control_socket: bool = True):
+                 control_socket: bool = True,
+                 cli: bool = False):
         check_loopback(trap_receiver, "trap receiver")
         check_simulable(inventory)
         self.inventory = inventory
@@ -229,6 +244,7 @@ class SimulatedNetwork:
         self.trap_community = trap_community
         self.start_timeout_s = start_timeout_s
         self.control_socket = control_socket
+        self.cli = cli
         self._environ = environ
         self._lock = threading.RLock()
         self._process: subprocess.Popen[bytes] | None = None
@@ -240,6 +256,9 @@ class SimulatedNetwork:
         self._silent_agents: set[str] = set()  # SNMP refused, device alive (set_snmp_status)
         self._blackhole: Blackhole | None = None
         self._close_control: Any = None
+        self._cli: CliServers | None = None
+        self._configs: dict[str, list[str]] = {}  # device key -> running configuration
+        self._config_changed_epoch_s: dict[str, float] = {}
         self.started_in_s: float | None = None  # wall time start() took, for the curious
 
     # --- lifetime ----------------------------------------------------------------------
@@ -286,6 +305,8 @@ class SimulatedNetwork:
             self._spawn()
             try:
                 self._wait_until_answering(began + self.start_timeout_s)
+                if self.cli:
+                    self._start_cli()
                 if self.control_socket:
                     self._close_control = control.serve(self.work_dir, self._on_control)
             except BaseException:
@@ -300,6 +321,9 @@ class SimulatedNetwork:
         """Stop snmpsim and the control socket; safe to call twice."""
         with self._lock:
             atexit.unregister(self.stop)
+            if self._cli is not None:
+                self._cli.stop()
+                self._cli = None
             if self._close_control is not None:
                 self._close_control()
                 self._close_control = None
@@ -409,6 +433,8 @@ class SimulatedNetwork:
             for key in sorted(changed | {device_key}):
                 self._write_device(key)
             self._vanish(device_key, not up)
+            if self._cli is not None and device_key in self._cli.devices:
+                self._cli.set_down(device_key, not up)
             traps = far if not up else own + far
             for key in traps:
                 owner, _, name = key.partition(":")
@@ -448,6 +474,118 @@ class SimulatedNetwork:
             self._write_device(device_key)
         log.info("%s's SNMP agent is now %s", device_key, status)
         return True
+
+    # --- the devices' CLIs (lab.sim.ssh) --------------------------------------------------
+
+    def cli_endpoint(self, device_key: str) -> tuple[str, int]:
+        """The (host, port) where the device's SSH server listens (after start(), cli=True)."""
+        return self._require_cli(device_key).endpoint(device_key)
+
+    def cli_host_key(self, device_key: str) -> str:
+        """The device's current SSH host key as an OpenSSH public key line."""
+        return self._require_cli(device_key).public_key(device_key)
+
+    def cli_mode(self, device_key: str, mode: str, delay_s: float | None = None) -> bool:
+        """Put a device's CLI in a fault mode (lab.sim.ssh.CLI_MODES: normal, auth-fail,
+        hang, garbage, slow with `delay_s`, low-privilege, unexpected-prompt); live sessions
+        follow at their next command. Returns False if it already was in that mode."""
+        with self._lock:
+            changed = self._require_cli(device_key).set_mode(device_key, mode, delay_s)
+        if changed:
+            log.info("%s's CLI is now %s", device_key, mode)
+        return changed
+
+    def rotate_host_key(self, device_key: str) -> str:
+        """Give a device a new SSH host key, as a changed key (or a man in the middle) looks
+        to a collector; returns the new public key line."""
+        with self._lock:
+            return self._require_cli(device_key).rotate_host_key(device_key)
+
+    def cli_config(self, device_key: str) -> str:
+        """The device's running configuration as its configuration command prints it."""
+        with self._lock:
+            self._require_cli(device_key)
+            device = self._device(device_key)
+            return render_config(device.platform, self._configs[device_key],
+                                 self._config_changed_epoch_s[device_key])
+
+    def change_cli_config(self, device_key: str, add: Sequence[str] = (),
+                          remove: Sequence[str] = ()) -> bool:
+        """Edit a device's running configuration as an engineer would: each line of
+        `remove` (exactly as the configuration shows it, indentation included) goes, then
+        the lines of `add` are inserted before the configuration's end marker (`end`,
+        `return`) or appended. All or nothing: a line to remove that is not there, or a line
+        with a line break, is refused (SimulatorError) and nothing changes. Returns False
+        if the configuration did not change."""
+        for line in (*add, *remove):
+            if not isinstance(line, str) or "\n" in line or "\r" in line:
+                raise SimulatorError(f"a configuration line must be one line of text, not "
+                                     f"{line!r}")
+        with self._lock:
+            self._require_cli(device_key)
+            lines = list(self._configs[device_key])
+            for line in remove:
+                try:
+                    lines.remove(line.rstrip())
+                except ValueError:
+                    raise SimulatorError(f"device {device_key}'s running configuration has "
+                                         f"no line {line.rstrip()!r}") from None
+            end = len(lines)
+            if lines and lines[-1] in CONFIG_END_MARKERS:
+                end -= 1
+            lines[end:end] = [line.rstrip() for line in add]
+            if lines == self._configs[device_key]:
+                return False
+            self._configs[device_key] = lines
+            self._config_changed_epoch_s[device_key] = time.time()
+        log.info("%s's running configuration changed (%d lines added, %d removed)",
+                 device_key, len(add), len(remove))
+        return True
+
+    def _require_cli(self, device_key: str) -> CliServers:
+        """The CLI servers, once `device_key` is known to have one (SimulatorError if not)."""
+        self._device(device_key)
+        if self._cli is None:
+            raise SimulatorError("the simulated network serves no CLI (start it with cli=True)")
+        if device_key not in self._cli.devices:
+            raise SimulatorError(f"device {device_key} has no simulated CLI (it names no "
+                                 "cli_credential)")
+        return self._cli
+
+    def _start_cli(self) -> None:
+        assert self._plan is not None and self._state is not None
+        devices = []
+        now = time.time()
+        for key in sorted(self.inventory.devices):
+            device = self.inventory.devices[key]
+            try:
+                access = device_cli_access(self.inventory, device, self._environ)
+            except (ValueError, SecretError) as error:
+                raise SimulatorError(f"device {key}: {error}") from None
+            if access is None:
+                continue
+            devices.append(CliDevice(key, device.platform, str(device.management_address),
+                                     access))
+            view = device_view(self._plan, self._state, key, now)
+            self._configs[key] = initial_config(view)
+            self._config_changed_epoch_s[key] = self._plan.devices[key].boot_epoch_s
+        cli = CliServers(devices, self.work_dir / HOST_KEY_DIR, self._cli_answer)
+        try:
+            cli.start()
+        except CliError as error:
+            raise SimulatorError(str(error)) from None
+        self._cli = cli
+
+    def _cli_answer(self, device_key: str, what: str) -> str:
+        """What a device's CLI prints for "interfaces" or "config" (called by lab.sim.ssh)."""
+        if what == "config":
+            return self.cli_config(device_key)
+        with self._lock:
+            assert self._plan is not None
+            view = device_view(self._plan, self._require_state(), device_key, time.time())
+        platform = CLI_PLATFORMS[view.platform]
+        assert platform.render_interfaces is not None
+        return platform.render_interfaces(view)
 
     def _vanish(self, device_key: str, gone: bool) -> None:
         if not self.can_vanish:
@@ -652,6 +790,24 @@ class SimulatedNetwork:
             changed = self.set_snmp_status(str(request.get("device")),
                                            str(request.get("status")))
             return {"ok": True, "changed": changed}
+        if command == "cli-mode":
+            delay = request.get("delay_s")
+            if delay is not None and (isinstance(delay, bool)
+                                      or not isinstance(delay, int | float)):
+                raise SimulatorError(f"cli-mode: delay_s is a number of seconds, not {delay!r}")
+            changed = self.cli_mode(str(request.get("device")), str(request.get("mode")),
+                                    float(delay) if delay is not None else None)
+            return {"ok": True, "changed": changed}
+        if command == "cli-config":
+            add, remove = request.get("add") or [], request.get("remove") or []
+            if not isinstance(add, list) or not isinstance(remove, list):
+                raise SimulatorError("cli-config: add and remove are lists of lines")
+            changed = self.change_cli_config(str(request.get("device")), add, remove)
+            return {"ok": True, "changed": changed,
+                    "config": self.cli_config(str(request.get("device")))}
+        if command == "host-key":
+            return {"ok": True, "changed": True,
+                    "public_key": self.rotate_host_key(str(request.get("device")))}
         if command == "status":
             down = self.down_ports()
             devices = {}
@@ -662,5 +818,11 @@ class SimulatedNetwork:
                     "snmp": "v" + self._access[key].version,
                     "down": [p.partition(":")[2] for p in down if p.startswith(key + ":")],
                 }
+                if self._cli is not None and key in self._cli.devices:
+                    cli_host, cli_port = self._cli.endpoint(key)
+                    devices[key]["cli"] = {"endpoint": f"{cli_host}:{cli_port}",
+                                           "platform": self._cli.devices[key].platform,
+                                           "mode": self._cli.devices[key].mode}
             return {"ok": True, "devices": devices, "pid": self.pid}
-        raise SimulatorError(f"unknown command {command!r} (port, device, snmp, status)")
+        raise SimulatorError(f"unknown command {command!r} (port, device, snmp, cli-mode, "
+                             "cli-config, host-key, status)")
