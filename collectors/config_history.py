@@ -248,16 +248,21 @@ def impact_path_devices(conn: Any, alarm: Any,
     return devices
 
 
-def nominal_paths(conn: Any, topology: Any = None) -> Mapping[int, Any]:
-    """Every circuit's path with every link up (topology.paths.compute_paths ignoring
+def nominal_paths(conn: Any, topology: Any = None, *,
+                  alarm: Any = None) -> Mapping[int, Any]:
+    """The circuits' paths with every link up (topology.paths.compute_paths ignoring
     status): where a change that broke a circuit was made, even once the circuit was
-    rerouted around the fault. Of `topology` (topology.current.Topology), else of the
-    network as the store has it now."""
+    rerouted around the fault. Every circuit's, or only those of `alarm` (its object and
+    the circuits it impacts: an alarm page must not route the whole network). Of `topology`
+    (topology.current.Topology), else of the network as the store has it now."""
     from topology.current import load_topology
     from topology.paths import compute_paths
 
     topology = topology if topology is not None else load_topology(conn)
-    return compute_paths(topology.graph, topology.snapshot, ignore_status=True)
+    circuit_ids = (None if alarm is None
+                   else {alarm.key.object_id, *alarm.impacted_circuits})
+    return compute_paths(topology.graph, topology.snapshot, ignore_status=True,
+                         circuit_ids=circuit_ids)
 
 
 def what_changed(conn: Any, alarm: Any, *, paths: Mapping[int, Any] | None = None,

@@ -277,7 +277,7 @@ def show_command(state: Any, alarm_id: int) -> None:
         labels = object_labels(conn, [found.key.object_id]
                                + ([root.key.object_id] if root else []))
         seen = _observation_of(conn, found)
-        changes = what_changed(conn, found, paths=nominal_paths(conn))
+        changes = what_changed(conn, found, paths=nominal_paths(conn, alarm=found))
     click.echo(_line(found, labels))
     click.echo(f"state: {found.state}"
                + (f" at {found.cleared_at:%Y-%m-%d %H:%M:%S}" if found.cleared_at else ""))

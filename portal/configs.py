@@ -198,15 +198,15 @@ def api_version(device_id: int, version: int) -> ResponseReturnValue:
 # --- what changed? -------------------------------------------------------------------------
 
 
-def nominal_paths(conn: Any) -> Mapping[int, Any]:
-    """The circuits' nominal paths (collectors.config_history.nominal_paths) of the live
-    bridge's topology when it runs, else of the store's."""
+def nominal_paths(conn: Any, alarm: Any) -> Mapping[int, Any]:
+    """The nominal paths of the alarm's circuits (collectors.config_history.nominal_paths)
+    in the live bridge's topology when it runs, else in the store's."""
     bridge = current_app.extensions.get("keyline.live")
     topology = None
     if bridge is not None and getattr(bridge, "started", False) and bridge.topology is not None:
         with bridge.lock:
             topology = bridge.topology
-    return config_history.nominal_paths(conn, topology)
+    return config_history.nominal_paths(conn, topology, alarm=alarm)
 
 
 def change_entry(change: ConfigChange) -> dict[str, Any]:
@@ -232,7 +232,7 @@ def what_changed_for(conn: Any, viewer: Viewer, alarm: Any) -> list[ConfigChange
     viewer (they never see it)."""
     if not may_read_configs(viewer):
         return None
-    return what_changed(conn, alarm, paths=nominal_paths(conn))
+    return what_changed(conn, alarm, paths=nominal_paths(conn, alarm))
 
 
 def what_changed_entries(conn: Any, viewer: Viewer, alarm: Any) -> list[dict[str, Any]] | None:

@@ -85,6 +85,19 @@ def test_computed_paths_are_shortest_by_cost(db, example_inventory):
     assert device_keys(snapshot, paths["XH-INET-0001"]) == ["ce-xinhe-sh-hq", "pe-sh1"]
 
 
+def test_the_paths_of_some_circuits_are_those_of_the_whole_computation(db, example_inventory):
+    """An alarm's "what changed?" routes only its circuits: a declared one and a computed
+    one give what the whole network's computation gives; unknown ids are left out."""
+    snapshot = example_snapshot(db, example_inventory)
+    graph = build_graph(snapshot)
+    every = compute_paths(graph, snapshot, ignore_status=True)
+    declared = next(c.id for c in snapshot.circuits.values() if c.hops)
+    computed = next(c.id for c in snapshot.circuits.values() if not c.hops)
+    some = compute_paths(graph, snapshot, ignore_status=True,
+                         circuit_ids=[declared, computed, -1])
+    assert some == {declared: every[declared], computed: every[computed]}
+
+
 def test_broken_declared_path_is_reported_with_its_hop():
     snapshot = snapshot_from_inventory(tiny_inventory())
     paths = by_key(snapshot, compute_paths(build_graph(snapshot), snapshot))

@@ -280,12 +280,15 @@ def _compute(graph: nx.MultiGraph, simple: nx.Graph, snapshot: TopologySnapshot,
 
 
 def compute_paths(graph: nx.MultiGraph, snapshot: TopologySnapshot, *,
-                  ignore_status: bool = False) -> dict[int, CircuitPath]:
-    """Every circuit's path, by circuit id: declared ones validated, the others computed by
-    link cost over links that are not down (all links with `ignore_status`)."""
-    result = {c.id: validate_declared(graph, snapshot, c)
-              for c in snapshot.circuits.values() if c.hops}
-    computed = [c for c in snapshot.circuits.values() if not c.hops]
+                  ignore_status: bool = False,
+                  circuit_ids: Iterable[int] | None = None) -> dict[int, CircuitPath]:
+    """Every circuit's path (or those of `circuit_ids` that the snapshot has), by circuit
+    id: declared ones validated, the others computed by link cost over links that are not
+    down (all links with `ignore_status`)."""
+    circuits = (list(snapshot.circuits.values()) if circuit_ids is None else
+                [snapshot.circuits[i] for i in set(circuit_ids) if i in snapshot.circuits])
+    result = {c.id: validate_declared(graph, snapshot, c) for c in circuits if c.hops}
+    computed = [c for c in circuits if not c.hops]
     if computed:
         result.update(_compute(graph, routing_graph(graph, ignore_status=ignore_status),
                                snapshot, computed))
