@@ -361,6 +361,7 @@ def _benign(portal: Portal, seeded: Any) -> dict[str, Any]:  # noqa: F811
         "alarm_id": min(seeded.services_a), "window_id": seeded.window_b, "vpn_id": 1,
         "ticket_id": _ticket_of_a(portal), "step": "acknowledge",  # a ticket page's step
         "report_id": 1, "mark_id": 1,  # SLA reports and marks (none issued: 404 is benign)
+        "version": 1,  # a configuration version (none fetched: 404 is benign)
         "customer": "hsbank", "circuit": "HSB-L3VPN-0001",
         "key": "noc.wang", "package": "socket.io-client", "path": "dist/socket.io.min.js",
         "filename": "keyline.css", "anything": "nothing-here",
