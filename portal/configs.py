@@ -132,21 +132,12 @@ def version(device_id: int, version: int) -> str:
 # --- REST ----------------------------------------------------------------------------------
 
 
-class ConfigApiError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
-
-
 def _fail(status: int, message: str, field: str | None = None) -> NoReturn:
-    raise ConfigApiError(status, message, field)
+    """The API's one error (portal.api.ApiError): the api blueprint's handler answers it
+    for this blueprint too, which is nested in it."""
+    from portal.api import ApiError  # portal.api imports this module to nest its blueprint
 
-
-@api_blueprint.errorhandler(ConfigApiError)
-def _api_error(error: ConfigApiError) -> ResponseReturnValue:
-    return jsonify(error=error.message, field=error.field), error.status
+    raise ApiError(status, message, field)
 
 
 def _api_device(conn: Any, device_id: int) -> tuple[int, str, str]:
