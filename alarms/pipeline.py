@@ -6,9 +6,10 @@ observed state of every object, and every circuit's service state - and runs the
 
     observe -> debounce -> dedupe -> correlate -> assess -> suppress -> publish
 
-`process(observations, now)` feeds observations (from polls and traps); `tick(now)` lets time
+`process(observations, now)` feeds observations (from polls and traps, and the threshold
+crossings the collectors judge on their samples: alarms.thresholds); `tick(now)` lets time
 pass (debounce timers expire, trap events age out, maintenance windows begin and end, circuit
-states wait to be taken); `evaluate_thresholds(samples, now)` feeds the latest metric values.
+states wait to be taken).
 Each returns the alarm changes it published; the circuit states it took are in
 `last_states`. *Publish* hands one step's changes, merged to one per alarm, and its circuit
 states to a publisher: `store_publisher(...)` saves them, an "alarm.<raised|updated|cleared>"
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,7 +56,7 @@ from alarms.assess import (
     restore_states,
 )
 from alarms.model import Alarm, AlarmChange, AlarmKey, AlarmType, MaintenanceWindow, ObjectKind
-from alarms.rules import AlarmSettings, rule_for
+from alarms.rules import AlarmSettings
 from alarms.service_state import ServiceState, ServiceVerdict
 from alarms.stages import (
     FAULT_TYPES,
@@ -68,13 +69,12 @@ from alarms.stages import (
     debounce,
     debounce_due,
     dedupe,
-    held,
     is_inferred,
     merge_changes,
     observe,
-    observe_threshold,
     suppress,
 )
+from alarms.thresholds import is_threshold_kind, threshold_kind
 from collectors.model import Observation
 from topology.current import Topology, refresh_status
 from topology.graph import Element, TopologySnapshot
@@ -219,13 +219,13 @@ class AlarmPipeline:
 
     def __init__(self, settings: AlarmSettings | None = None, *,
                  topology: Topology | None = None, index: ImpactIndex | None = None,
-                 scope: ScopeIndex | None = None, publisher: Publisher | None = None,
-                 tier_of: Mapping[int, str] | None = None):
+                 scope: ScopeIndex | None = None, publisher: Publisher | None = None):
         self.settings = settings or AlarmSettings()
+        self._threshold_kinds = frozenset(threshold_kind(rule.metric)
+                                          for rule in self.settings.thresholds)
         self.index = index
         self.scope = scope or ScopeIndex()
         self.publisher = publisher
-        self.tier_of = dict(tier_of or {})
         self.active: dict[AlarmKey, Alarm] = {}
         self.debounce = DebounceState()
         self.windows: list[MaintenanceWindow] = []
@@ -373,43 +373,25 @@ class AlarmPipeline:
         transitions: list[Transition] = []
         for observation in group:
             self.observations_processed += 1
-            for signal in observe(observation, self._ports):
+            for signal in self._signals(observation):
                 transitions += debounce(self.debounce, signal, self.settings, at)
         more, taken = self._compute(transitions, at)
         changes += more
         states += taken
+
+    def _signals(self, observation: Observation) -> list[Signal]:
+        """The observe stage on the pipeline's ports; a threshold crossing counts only for
+        a metric the pipeline's own rules name (thresholds = [] turns them off here too)."""
+        if (is_threshold_kind(observation.kind)
+                and observation.kind not in self._threshold_kinds):
+            return []
+        return observe(observation, self._ports)
 
     def tick(self, now: datetime) -> list[AlarmChange]:
         """Let time pass: expired debounce timers, aged trap events, windows that began or
         ended, circuit states that held long enough."""
         self._clock = max(self._clock, now)
         return self._step(debounce_due(self.debounce, self.settings, now), now, None)
-
-    def evaluate_thresholds(self, samples: Iterable[tuple[int, str, datetime, float]],
-                            now: datetime) -> list[AlarmChange]:
-        """Feed the latest value of each series, (object_id, metric, time, value), through
-        the threshold rules (hysteresis), then debounce and the rest."""
-        transitions: list[Transition] = []
-        for object_id, metric, _time, value in samples:
-            kind, object_class = self._object_class(object_id)
-            rule = rule_for(self.settings.thresholds, metric, object_class,
-                            self.tier_of.get(object_id))
-            if rule is None or (kind is ObjectKind.PORT
-                                and not self._ports.monitored(object_id)):
-                continue
-            key = AlarmKey(kind, object_id, AlarmType.THRESHOLD, metric)
-            signal = observe_threshold(rule, kind, object_id, value,
-                                       held(self.debounce, key) or key in self.active, now)
-            if signal is not None:
-                transitions += debounce(self.debounce, signal, self.settings, now)
-        return self._step(transitions, now, None)
-
-    def _object_class(self, object_id: int) -> tuple[ObjectKind, str]:
-        if object_id in self.scope.circuit_customer:
-            return ObjectKind.CIRCUIT, "circuit"
-        if object_id in self.scope.device_customer:
-            return ObjectKind.DEVICE, "device"
-        return ObjectKind.PORT, "port"
 
     def _nominal_paths(self) -> dict[int, CircuitPath]:
         """Every circuit's path with every link up (which failure left one without a
@@ -541,7 +523,7 @@ class AlarmPipeline:
             elif key.type is not AlarmType.SERVICE_DOWN and not is_inferred(key):
                 self.debounce.conditions[key] = Condition(True, True, None, signal)
         for observation in latest:
-            for signal in observe(observation, self._ports):
+            for signal in self._signals(observation):
                 condition = self.debounce.conditions.get(signal.key)
                 if condition is None:
                     if signal.active:

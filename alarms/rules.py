@@ -143,10 +143,6 @@ class AlarmSettings(BaseModel):
     # a trap-only event (agent restart) has no clear of its own: it clears after this long
     event_hold_s: float = Field(300.0, gt=0, le=7 * 86_400)
     tick_interval_s: float = Field(0.5, gt=0, le=60)
-    threshold_interval_s: float = Field(10.0, gt=0, le=3600)
-    # how far back the threshold evaluation looks for a metric's latest sample: at least
-    # twice the slowest interval a rule's metric is sampled at (device health: 300 s)
-    threshold_lookback_s: float = Field(660.0, gt=0, le=86_400)
     thresholds: list[ThresholdRule] = Field(default_factory=default_thresholds)
     # a declared maintenance window lasts at most this long and starts at most this far
     # ahead (alarms.actions.declare_maintenance): a typo such as an end in year 9999 must
@@ -168,7 +164,3 @@ def rule_for(rules: Sequence[ThresholdRule], metric: str, object_class: str,
         if rule.sla_tier is None and general is None:
             general = rule
     return general
-
-
-def metrics_of(rules: Sequence[ThresholdRule]) -> set[str]:
-    return {rule.metric for rule in rules}

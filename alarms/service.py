@@ -7,8 +7,9 @@ pipeline, and what the pipeline decided (alarms, their timeline, circuit states,
 "alarm." and "circuit.state" events: alarms.pipeline.store_publisher) is saved in the
 consumer's transaction, together with the id of the last event of the batch. It also ticks
 the pipeline on the consumer's timer (debounce delays, maintenance windows that begin or
-end) and evaluates the threshold rules against the newest samples every
-`threshold_interval_s`.
+end). Threshold rules cost it nothing extra: the collectors judge them on their samples as
+they write them and record the crossings as observations (alarms.thresholds), which
+arrive here like every other state change.
 
 The consumer's worker thread owns the pipeline; the subscriber's thread only queues events
 for it. Besides observations the worker hears "alarm." events that people caused (a manual
@@ -45,7 +46,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from alarms.pipeline import KEPT_KINDS, AlarmPipeline, store_publisher, verdict_of
-from alarms.rules import AlarmSettings, metrics_of
+from alarms.rules import AlarmSettings
 from collectors.model import Observation
 from store import alarms as alarm_store
 from store.circuit_states import current_states
@@ -107,7 +108,6 @@ class AlarmService:
         self._observations = 0
         self._steps = 0
         self._started_at = datetime.now(UTC)
-        self._next_threshold = 0.0
         self._next_heartbeat = 0.0
         # Called on the worker with each step's changes, inside the step's transaction (before
         # it commits: read the changes given, not the store); for benches and tests.
@@ -161,6 +161,10 @@ class AlarmService:
                 conn, not_ended_before=self.clock() - timedelta(seconds=1)))
             latest = [Observation(time, object_id, kind, None, state, "poll", {})
                       for (object_id, kind), (time, state) in states.items()]
+            # breached threshold series, with the rule their crossing carried
+            latest += [Observation(time, object_id, kind, None, state, "poll", detail or {})
+                       for object_id, kind, time, state, detail
+                       in alarm_store.latest_threshold_states(conn)]
             stored = [(circuit, row.time, verdict_of(row))
                       for circuit, row in current_states(conn).items()]
             self.pipeline.restore(alarm_store.active_alarms(conn), latest, self.clock(),
@@ -171,22 +175,8 @@ class AlarmService:
 
     def _load_topology(self, conn: Any) -> None:
         """Load the topology (inventory, accepted and discovered links) and give it to the
-        pipeline, which makes it live with its own latest states; and the SLA tiers the
-        threshold rules are chosen by."""
-        topology = load_topology(conn)
-        self.pipeline.set_topology(topology)
-        tiers: dict[int, str] = {}
-        devices: dict[int, str] = {}
-        for circuit_id, a_port, z_port, tier in conn.execute(
-                """SELECT c.id, c.a_port_id, c.z_port_id, s.key FROM circuits c
-                     JOIN sla_contracts s ON s.id = c.sla_contract_id
-                    WHERE c.retired_at IS NULL ORDER BY c.id"""):
-            tiers[circuit_id] = tiers[a_port] = tiers[z_port] = tier
-            for port_id in (a_port, z_port):  # a device takes the tier of a circuit on it
-                port = topology.snapshot.ports.get(port_id)
-                if port is not None:
-                    devices.setdefault(port.device_id, tier)
-        self.pipeline.tier_of = {**devices, **tiers}
+        pipeline, which makes it live with its own latest states."""
+        self.pipeline.set_topology(load_topology(conn))
 
     # --- the consumer's steps (its worker thread) ----------------------------------------------
 
@@ -213,15 +203,14 @@ class AlarmService:
             self._conn = None
 
     def _tick(self, conn: psycopg.Connection) -> None:
-        """The consumer's tick: time passes for the pipeline, the thresholds every
-        `threshold_interval_s`, a heartbeat every HEARTBEAT_INTERVAL_S."""
+        """The consumer's tick: time passes for the pipeline; a heartbeat every
+        HEARTBEAT_INTERVAL_S."""
         if time.monotonic() >= self._next_heartbeat:
             self._next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL_S
             self._heartbeat()
         self._conn = conn
         try:
             self._emit(self.pipeline.tick(self.clock()))
-            self._thresholds(conn)
         finally:
             self._conn = None
 
@@ -234,15 +223,6 @@ class AlarmService:
                 "steps": stats.steps, "recoveries": stats.recoveries,
                 "errors": stats.errors, "last_error": stats.last_error,
                 "active_alarms": len(self.pipeline.active)})
-
-    def _thresholds(self, conn: psycopg.Connection) -> None:
-        now = time.monotonic()
-        if now < self._next_threshold or not self.settings.thresholds:
-            return
-        self._next_threshold = now + self.settings.threshold_interval_s
-        since = self.clock() - timedelta(seconds=self.settings.threshold_lookback_s)
-        samples = alarm_store.latest_samples(conn, metrics_of(self.settings.thresholds), since)
-        self._emit(self.pipeline.evaluate_thresholds(samples, self.clock()))
 
     def _emit(self, changes: list[Any]) -> None:
         self._steps += 1

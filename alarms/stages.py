@@ -4,9 +4,9 @@ Alarm handling is a short chain of named stages, as in Prometheus Alertmanager (
 silence, group, notify), so that each can be understood and tested alone:
 
 ``observe``
-    An observation (port 4711 went down, device 12 became unreachable) or a threshold
-    evaluation (utilization 93 % against a rule raising at 90 %, clearing below 80 %) becomes
-    a *signal*: "condition K holds" or "condition K is gone", with the time it was seen.
+    An observation (port 4711 went down, device 12 became unreachable, utilization crossed
+    a rule raising at 90 % and clearing below 80 %: alarms.thresholds) becomes a *signal*:
+    "condition K holds" or "condition K is gone", with the time it was seen.
 ``debounce``
     A signal becomes a *transition* (raise K, clear K) only once it has held for the
     configured time; a port changing state too often in a window becomes one transition
@@ -59,8 +59,9 @@ from alarms.model import (
     Severity,
     TimelineEntry,
 )
-from alarms.rules import AlarmSettings, ThresholdRule
+from alarms.rules import AlarmSettings
 from alarms.texts import TEXT, english, text
+from alarms.thresholds import BREACHED, KIND_PREFIX, is_threshold_kind, summary_of
 from collectors.model import Observation
 from topology.graph import DEVICE, LINK, PORT, Element
 from topology.impact import ImpactIndex, root_causes
@@ -159,6 +160,8 @@ def observe(observation: Observation, ports: PortContext | None = None) -> list[
         return [Signal(key, True, o.time, Severity.MINOR,
                        str(o.detail.get("message") or f"inventory port {o.new}"),
                        {**source, "problem": o.new})]
+    if is_threshold_kind(o.kind):
+        return _threshold_signals(o, ports, source)
     if o.kind == "agent_restart":
         key = AlarmKey(ObjectKind.DEVICE, o.object_id, AlarmType.TRAP_EVENT, "agent_restart")
         summary = text("agent_restart")
@@ -167,23 +170,25 @@ def observe(observation: Observation, ports: PortContext | None = None) -> list[
     return []
 
 
-def observe_threshold(rule: ThresholdRule, kind: ObjectKind, object_id: int, value: float,
-                      active: bool, time: datetime) -> Signal | None:
-    """Hysteresis: raise when the value breaches `rule.raise_at`, clear when it is back past
-    the clearing level (alarms.rules); in between, no signal (the alarm stays as it is).
-    `active`: whether the condition is held now (alarm raised or pending)."""
-    key = AlarmKey(kind, object_id, AlarmType.THRESHOLD, rule.metric)
-    detail = {"metric": rule.metric, "value": value, "raise_at": rule.raise_at,
-              "direction": rule.direction,
-              **({"clear_below": rule.clear_below} if rule.clear_below is not None else {}),
-              **({"clear_above": rule.clear_above} if rule.clear_above is not None else {})}
-    if rule.breached(value):
-        sign = ">=" if rule.direction == "above" else "<="
-        return Signal(key, True, time, rule.level,
-                      f"{rule.metric} {value:.1f} {sign} {rule.raise_at:g}", detail)
-    if rule.recovered(value) and active:
-        return Signal(key, False, time, detail=detail)
-    return None
+def _threshold_signals(o: Observation, ports: PortContext | None,
+                       source: dict[str, Any]) -> list[Signal]:
+    """A threshold crossing (alarms.thresholds: the collector judged the rule's levels, with
+    hysteresis) as the condition of a threshold alarm: "breached" holds it, "ok" ends it.
+    Port thresholds raise only on monitored ports, like every port alarm."""
+    detail = {**o.detail, **source}
+    object_class = detail.pop("object_class", "port")
+    kind = ObjectKind.DEVICE if object_class == "device" else (
+        ObjectKind.CIRCUIT if object_class == "circuit" else ObjectKind.PORT)
+    if kind is ObjectKind.PORT and ports is not None and not ports.monitored(o.object_id):
+        return []
+    key = AlarmKey(kind, o.object_id, AlarmType.THRESHOLD, o.kind.removeprefix(KIND_PREFIX))
+    if o.new != BREACHED:
+        return [Signal(key, False, o.time, detail=detail)]
+    try:
+        severity, summary = Severity.parse(str(detail.get("severity"))), summary_of(detail)
+    except (KeyError, TypeError, ValueError):  # not a crossing's detail: the plain words
+        severity, summary = Severity.MAJOR, f"{key.qualifier} breached"
+    return [Signal(key, True, o.time, severity, summary, detail)]
 
 
 # --- debounce ----------------------------------------------------------------------------
@@ -335,12 +340,6 @@ def debounce_due(state: DebounceState, settings: AlarmSettings,
             del state.events_until[key]
             out.append(Transition(key, False, until))
     return out
-
-
-def held(state: DebounceState, key: AlarmKey) -> bool:
-    """Whether the condition `key` holds now as far as debounce knows (raised or pending)."""
-    condition = state.conditions.get(key)
-    return condition is not None and condition.wanted
 
 
 # --- dedupe ------------------------------------------------------------------------------

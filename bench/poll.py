@@ -18,9 +18,14 @@ Clients, in the same run against the same agents:
   (max-repetitions 25). Its CPU is the children's (resource.getrusage(RUSAGE_CHILDREN)). It is
   the client-side limit: LAB-NOTES measured 0.015 CPU s per 1,000 varbinds.
 - Keyline's poller (collectors.snmp.SnmpPoller.poll_many over collectors.model.PollTarget), when
-  collectors/snmp.py is importable: its `fast` v2c engine, stock pysnmp for v2c, and pysnmp for
-  v3 authPriv (SHA/AES). Its CPU is this process's (time.process_time). The poller also reads
-  the system group, so its varbind count is a few per agent higher.
+  collectors/snmp.py is importable: its `fast` v2c engine, stock pysnmp for v2c, pysnmp for
+  v3 authPriv (SHA/AES), and the own codec's SNMPv3 (collectors.usm) for authPriv users of
+  several protocols, which every agent of the lab also has: SHA/AES-128 (keyline-v3-sha-aes),
+  SHA-256/AES-128, SHA/AES-256 with Reeder's key extension (Cisco's) and with Blumenthal's
+  (Net-SNMP's AES-256). Its CPU is this process's (time.process_time). The poller also reads
+  the system group, so its varbind count is a few per agent higher. After the table, each
+  own-codec v3 row's CPU per 1,000 varbinds against the own v2c engine's (the target: at most
+  2x, and at most 0.028 CPU s per 1,000 varbinds).
 
 Device health (collectors.health) is polled too, as the collector does beside the
 interface polls: `keyline-health` walks each agent's health profile (the generic one for
@@ -43,6 +48,7 @@ import argparse
 import asyncio
 import os
 import resource
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -52,7 +58,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lab.netns import NamespaceLab, available, benchmark_lab
+from pydantic import SecretStr
+
+from lab.netns import NamespaceLab, V3User, available, benchmark_lab
 
 IF_TABLE = "1.3.6.1.2.1.2.2"
 IF_X_TABLE = "1.3.6.1.2.1.31.1.1"
@@ -102,7 +110,28 @@ def keyline_poller_engines() -> list[str]:
         import collectors.snmp  # noqa: F401
     except ImportError:
         return []
-    return ["keyline-fast", "keyline-pysnmp", "keyline-pysnmp-v3"]
+    return ["keyline-fast", "keyline-pysnmp", "keyline-pysnmp-v3", *V3_ENGINES]
+
+
+V3_ENGINES = {
+    # own-codec SNMPv3 engines: (auth protocol, privacy protocol); the first is the lab's
+    # own v3 user, the others are `bench_v3_users()`
+    "keyline-v3-sha-aes": ("SHA", "AES"),
+    "keyline-v3-sha256-aes": ("SHA256", "AES"),
+    "keyline-v3-sha-aes256": ("SHA", "AES256"),
+    "keyline-v3-sha-aes256b": ("SHA", "AES256B"),
+}
+V3_TARGET_RATIO = 2.0
+V3_TARGET_CPU_S_PER_1000 = 0.028
+
+
+def bench_v3_users() -> tuple[V3User, ...]:
+    """The lab's extra v3 users, one per own-codec engine but the first (generated keys)."""
+    return tuple(V3User(name=engine.removeprefix("keyline-v3-"),
+                        auth_key=SecretStr(secrets.token_hex(16)),
+                        priv_key=SecretStr(secrets.token_hex(16)),
+                        auth_protocol=auth, priv_protocol=priv)
+                 for engine, (auth, priv) in list(V3_ENGINES.items())[1:])
 
 
 def run_keyline_poller(lab: NamespaceLab, engine: str, rounds: int,
@@ -110,7 +139,14 @@ def run_keyline_poller(lab: NamespaceLab, engine: str, rounds: int,
     from collectors.model import PollStatus, PollTarget, SnmpCredential
     from collectors.snmp import SnmpPoller
 
-    if engine.endswith("-v3"):
+    if engine in V3_ENGINES:
+        user = next((u for u in lab.more_v3_users
+                     if u.name == engine.removeprefix("keyline-v3-")), lab.v3_user)
+        credential = SnmpCredential(
+            version="v3", username=user.name, security_level="authPriv",
+            auth_protocol=user.auth_protocol, auth_key=user.auth_key,
+            priv_protocol=user.priv_protocol, priv_key=user.priv_key)
+    elif engine.endswith("-v3"):
         user = lab.v3_user
         credential = SnmpCredential(
             version="v3", username=user.name, security_level="authPriv",
@@ -134,7 +170,8 @@ def run_keyline_poller(lab: NamespaceLab, engine: str, rounds: int,
     async def main() -> list[Round]:
         poller = SnmpPoller(timeout_s=5.0, retries=1, max_in_flight=16,
                             max_repetitions=max_repetitions,
-                            v2c_engine="fast" if engine == "keyline-fast" else "pysnmp")
+                            v2c_engine="fast" if engine == "keyline-fast" else "pysnmp",
+                            v3_engine="fast" if engine in V3_ENGINES else "pysnmp")
         try:
             await one_round(poller)  # warm-up: imports, v3 engine discovery, caches
             return [await one_round(poller) for _ in range(rounds)]
@@ -233,8 +270,29 @@ def summarize(name: str, samples: list[Round], agents: int) -> str:
     cycle_s = statistics.median(s[2] for s in samples)
     cpu_per_device_s = statistics.median(s[1] for s in samples) / agents
     devices = 0.5 * 60 / cpu_per_device_s if cpu_per_device_s > 0 else float("inf")
-    return (f"{name:<18} {varbinds:>9.0f} {cpu_per_1000:>18.4f} {rate:>15,.0f} "
+    return (f"{name:<24} {varbinds:>9.0f} {cpu_per_1000:>18.4f} {rate:>15,.0f} "
             f"{cycle_s:>9.3f} {devices:>17,.0f}")
+
+
+def cpu_per_1000(samples: list[Round]) -> float:
+    """Median client CPU seconds per 1,000 varbinds of `samples`."""
+    return statistics.median(s[1] * 1000 / s[0] for s in samples)
+
+
+def v3_against_v2c(v2c: list[Round], v3_rows: dict[str, list[Round]]) -> list[str]:
+    """Each own-codec SNMPv3 row against the own v2c engine, with the targets."""
+    base = cpu_per_1000(v2c)
+    lines = []
+    for engine, samples in v3_rows.items():
+        auth, priv = V3_ENGINES[engine]
+        cost = cpu_per_1000(samples)
+        ratio = cost / base if base > 0 else float("inf")
+        verdict = ("within" if ratio <= V3_TARGET_RATIO and cost <= V3_TARGET_CPU_S_PER_1000
+                   else "OVER")
+        lines.append(f"# v3 authPriv {auth}/{priv}: {cost:.4f} CPU s per 1,000 varbinds, "
+                     f"{ratio:.2f}x own v2c ({base:.4f}); {verdict} the targets "
+                     f"(<= {V3_TARGET_RATIO:g}x, <= {V3_TARGET_CPU_S_PER_1000})")
+    return lines
 
 
 def main() -> None:
@@ -247,7 +305,8 @@ def main() -> None:
                         help="seconds between health polls of a device (the [health] setting)")
     parser.add_argument("--clients", default="",
                         help="comma-separated subset of: snmpbulkwalk, keyline-fast, "
-                             "keyline-pysnmp, keyline-pysnmp-v3 (default: all available)")
+                             "keyline-pysnmp, keyline-pysnmp-v3, " + ", ".join(V3_ENGINES)
+                             + " (default: all available)")
     args = parser.parse_args()
     reason = available()
     if reason is not None:
@@ -255,16 +314,17 @@ def main() -> None:
     clients = ["snmpbulkwalk", *keyline_poller_engines()]
     if args.clients:
         clients = [c for c in args.clients.split(",") if c in clients]
-    lab = benchmark_lab(args.agents, args.interfaces)
+    lab = benchmark_lab(args.agents, args.interfaces, more_v3_users=bench_v3_users())
     lab.start()
     try:
         print(f"# {args.agents} Net-SNMP snmpd agents x {args.interfaces} interfaces in network "
               f"namespaces; ifTable + ifXTable; max-repetitions {args.max_repetitions}; median "
               f"of {args.rounds} rounds after a warm-up; {os.cpu_count()} CPUs")
         print(f"# lab start {lab.start_duration_s:.2f} s")
-        print(f"{'client':<18} {'varbinds':>9} {'cpu_s_per_1000_vb':>18} "
+        print(f"{'client':<24} {'varbinds':>9} {'cpu_s_per_1000_vb':>18} "
               f"{'varbinds_per_s':>15} {'cycle_s':>9} {'devices_60s_half':>17}")
         fast: list[Round] | None = None
+        v3_rows: dict[str, list[Round]] = {}
         for client in clients:
             if client == "snmpbulkwalk":
                 samples = run_snmpbulkwalk(lab, args.rounds, args.max_repetitions)
@@ -272,7 +332,12 @@ def main() -> None:
                 samples = run_keyline_poller(lab, client, args.rounds, args.max_repetitions)
                 if client == "keyline-fast":
                     fast = samples
+                elif client in V3_ENGINES:
+                    v3_rows[client] = samples
             print(summarize(client, samples, args.agents), flush=True)
+        if fast is not None:
+            for line in v3_against_v2c(fast, v3_rows):
+                print(line, flush=True)
         if fast is not None:
             health, profiles = run_keyline_health(lab, args.rounds)
             print(summarize("keyline-health", health, args.agents), flush=True)

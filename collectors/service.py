@@ -72,6 +72,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from alarms.rules import ThresholdRule, default_thresholds
+from alarms.thresholds import ThresholdStage
 from collectors.cli import (
     STATE_METRICS,
     CliResult,
@@ -110,6 +112,14 @@ from collectors.spool import DEFAULT_MAX_BYTES, SpooledStore, SpoolStats
 from collectors.targets import TargetProblem, load_poll_targets
 from collectors.traps import RECEIVE_BUFFER_BYTES as TRAP_RECEIVE_BUFFER_BYTES
 from collectors.traps import TrapReceiver, V3TrapUser
+from store.leases import (
+    CollectorInstance,
+    LeaseRound,
+    register_instance,
+    release_leases,
+    renew_leases,
+    retire_instance,
+)
 from store.observations import (
     PortMatchRow,
     latest_states,
@@ -135,6 +145,15 @@ RESPONSE_TIME_METRIC = "snmp_response_ms"  # device: how long one full poll took
 # SkipCode): a gap with a reason on the port's chart, not a silent hole
 RATE_GAP_METRIC = "if_rate_gap"
 HEARTBEAT_INTERVAL_S = 5.0  # how often the collector tells the store how it is
+DEFAULT_LEASE_S = 30.0  # [collector] lease_s unset, unless twice the poll budget is longer
+# skipped polls are logged in one line at most this often (CollectionService._count_skip)
+SKIP_LOG_INTERVAL_S = 60.0
+# the most first polls a second a start asks (CollectionService.startup_spread_s): about
+# half a core at the ~10 ms of CPU a first poll costs with its first states
+STARTUP_POLLS_PER_S = 50.0
+# threshold-metric samples kept for judging until the SLA tiers are first read (at start)
+UNJUDGED_MAX_SAMPLES = 200_000
+_NOT_READ = object()
 
 def rate_samples(rates: InterfaceRates, port_id: int, time: datetime) -> list[Sample]:
     """The samples one interface's interval gives: each rate that could be computed, and the
@@ -162,6 +181,7 @@ class CollectorStats:
     samples: int = 0  # handed to the sink
     observations: int = 0  # changes handed to the sink (poll and trap)
     trap_observations: int = 0
+    traps_not_held: int = 0  # trap observations of devices another collector holds
     write_errors: int = 0
     target_problems: list[str] = field(default_factory=list)
     reloads: int = 0
@@ -188,6 +208,9 @@ class _DeviceState:
     health_profile: HealthProfile | None = None  # chosen at the first health poll
     health_busy: bool = False
     health_problems: frozenset[str] = frozenset()  # already logged
+    # (ports, interface labels) of the last poll whose ports all matched: the same again
+    # needs no new match (collectors.port_names), the poll's hot path skips it
+    matched: tuple[Any, Any] | None = None
 
 
 @dataclass
@@ -225,6 +248,7 @@ class CollectionService:
         reload_interval_s: float = 30.0,
         replay_interval_s: float = 2.0,
         raw_retention_days: int = 90,
+        retention: Any | None = None,  # StoreSettings: every resolution's retention
         event_retention_days: int = 7,
         down_after_failures: int = 2,
         confirm_after_s: float = 5.0,
@@ -239,6 +263,11 @@ class CollectionService:
         cli_interval_s: float | None = None,
         cli_config_interval_s: float | None = None,
         cli_profiles: Mapping[str, Any] | None = None,
+        thresholds: Sequence[ThresholdRule] | None = None,
+        instance: CollectorInstance | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
+        upkeep_gate: Callable[[], bool] | None = None,
+        heartbeat_name: str = "collector",
     ) -> None:
         self._pool = pool
         self._environ = environ
@@ -250,11 +279,12 @@ class CollectionService:
         self.trap_host = trap_host
         self.trap_port = trap_port
         self.trap_receive_buffer_bytes = trap_receive_buffer_bytes
-        self.startup_spread_s = startup_spread_s
+        self._startup_spread_s = startup_spread_s
         self.flush_interval_s = flush_interval_s
         self.reload_interval_s = reload_interval_s
         self.replay_interval_s = replay_interval_s
         self.raw_retention_days = raw_retention_days
+        self.retention = retention
         self.event_retention_days = event_retention_days
         self.down_after_failures = down_after_failures
         self.confirm_after_s = confirm_after_s
@@ -275,6 +305,17 @@ class CollectionService:
         self._stats = CollectorStats()
         self._stats_lock = threading.Lock()
         self._pending_samples: list[Sample] = []
+        # threshold rules judged on the samples as they are written (alarms.thresholds),
+        # on the tracker's states; the SLA tiers that choose a rule are read from the store
+        self._thresholds = ThresholdStage(
+            default_thresholds() if thresholds is None else thresholds, self._tracker.state)
+        self._tiers_read: Future | None = None
+        self._tiers_for: object = _NOT_READ  # the import the tiers are of
+        self._unjudged: list[Sample] = []  # until the tiers are first read
+        self._first_sights: list[Observation] = []  # written at the next flush
+        self._unlogged_skips: Counter[str] = Counter()  # skipped polls not logged yet
+        self._next_skip_log = 0.0  # time.monotonic() of the next skip log line
+        self._skips_logged = False
         self._pending_statuses: dict[int, tuple[str, str | None, datetime]] = {}
         self._pending_matches: dict[int, PortMatchRow] = {}
         self._written_matches: dict[int, tuple[object, ...]] = {}
@@ -308,16 +349,64 @@ class CollectionService:
         self._pending_cli_statuses: dict[int, tuple[str, str | None, datetime,
                                                     str | None]] = {}
         self._config_unavailable_logged = False
+        # Several collectors on one store (store.leases): with an `instance`, this one polls
+        # only the devices of its groups whose leases it holds, renewed every lease_s / 3
+        # on a thread of their own (never behind a long rollup on the store thread).
+        self._instance = instance
+        self.lease_s = lease_s
+        self._lease_thread = ThreadPoolExecutor(max_workers=1,
+                                                thread_name_prefix="keyline-leases")
+        self._lease_valid_until: float | None = None  # scheduler time; None: not leasing
+        # the lease thread's own connection: a pool busy with an alarm pipeline's start
+        # must not make this collector miss a renewal
+        self._lease_conn: psycopg.Connection | None = None
+        self._lease_problem_logged = False
+        self._group_targets: dict[int, PollTarget] = {}  # every device of the groups served
+        self._held_ids: set[int] | None = None  # devices whose leases this one holds
+        self._target_problems: list[TargetProblem] = []
+        self._group_cli_targets: list[CliTarget] = []
+        self._cli_problems: list[TargetProblem] = []
+        # rollups and retention run only while this gate says so (the fleet's singleton
+        # lease, keyline.wiring); None: always
+        self._upkeep_gate = upkeep_gate
+        self._heartbeat_name = heartbeat_name
+
+    @property
+    def startup_spread_s(self) -> float:
+        """How far apart the first polls of the devices are spread (collectors.schedule's
+        warm-up polls): the configured spread, longer for many devices, so that a start
+        asks at most STARTUP_POLLS_PER_S polls a second (2,000 devices in 10 s were 200 a
+        second on top of their first states, and polls were skipped)."""
+        devices = len(self._group_targets) or len(self._devices)
+        return max(self._startup_spread_s, devices / STARTUP_POLLS_PER_S)
+
+    def poll_budget_s(self) -> float:
+        """The longest a poll takes from its start to its last write reaching the store: the
+        tries, the ICMP check of a silent device, two flushes. A collector stops polling a
+        device this long before its lease can expire (store.leases)."""
+        icmp_s = self.icmp_count * self.icmp_timeout_s if self.icmp_check else 0.0
+        return (self.timeout_s * (self.retries + 1) + icmp_s + 2 * self.flush_interval_s
+                + self._fence_check_s())
+
+    def _fence_check_s(self) -> float:
+        return min(1.0, self.lease_s / 10)
+
+    @property
+    def leasing(self) -> bool:
+        return self._instance is not None
 
     @classmethod
     def from_settings(cls, settings: Any, pool: ConnectionPool,
                       environ: Mapping[str, str] | None = None, *,
-                      cli_sessions: CliSessions | None = None) -> CollectionService:
+                      cli_sessions: CliSessions | None = None,
+                      instance: CollectorInstance | None = None,
+                      upkeep_gate: Callable[[], bool] | None = None) -> CollectionService:
         """A service configured by `settings` (config.settings.Settings); with
         `cli_sessions` (collectors.cli.CliSessions.from_settings) and `[cli] enabled`, the
-        devices with a CLI credential are read over SSH too."""
+        devices with a CLI credential are read over SSH too. With an `instance`
+        (store.leases), it polls only the devices it holds leases on ([collector])."""
         cli = settings.cli
-        return cls(
+        service = cls(
             pool,
             spool_dir=settings.spool_dir,
             interval_s_for=settings.poll.interval_s_for,
@@ -331,6 +420,7 @@ class CollectionService:
             spool_max_bytes=settings.spool.max_bytes,
             spool_when_full=settings.spool.when_full,
             raw_retention_days=settings.store.raw_retention_days,
+            retention=settings.store,
             down_after_failures=settings.poll.down_after_failures,
             confirm_after_s=settings.poll.confirm_after_s,
             icmp_check=settings.poll.icmp_check,
@@ -339,7 +429,15 @@ class CollectionService:
             health_interval_s=settings.health.interval_s if settings.health.enabled else None,
             cli_sessions=cli_sessions if cli.enabled else None,
             cli_interval_s=cli.interval_s, cli_config_interval_s=cli.config_interval_s,
+            thresholds=settings.alarms.thresholds,
+            instance=instance, lease_s=settings.collector.lease_s or DEFAULT_LEASE_S,
+            upkeep_gate=upkeep_gate,
+            heartbeat_name=(f"collector:{settings.collector.name}" if settings.collector.name
+                            else "collector"),
         )
+        if settings.collector.lease_s is None:  # long poll timeouts: a longer lease
+            service.lease_s = max(DEFAULT_LEASE_S, 2 * service.poll_budget_s())
+        return service
 
     # --- lifetime (any thread) -----------------------------------------------------------------
 
@@ -374,6 +472,7 @@ class CollectionService:
         self._sink.close(max(0.5, deadline - time.monotonic()))
         # a read or upkeep stuck on a dead store is abandoned, not waited for
         self._writer.shutdown(wait=False, cancel_futures=True)
+        self._lease_thread.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> CollectionService:
         self.start()
@@ -394,6 +493,7 @@ class CollectionService:
                 health_polls=self._stats.health_polls,
                 samples=self._stats.samples, observations=self._stats.observations,
                 trap_observations=self._stats.trap_observations,
+                traps_not_held=self._stats.traps_not_held,
                 write_errors=self._stats.write_errors,
                 target_problems=list(self._stats.target_problems),
                 reloads=self._stats.reloads,
@@ -480,7 +580,17 @@ class CollectionService:
                 log.error("%s. Until then no device is called down: one whose SNMP is "
                           "silent is reported SNMP-unresponsive", error)
         targets, problems, import_id = await self._in_writer(self._read_targets)
-        states = await self._in_writer(self._read_latest_states)
+        self._group_targets = {target.device_id: target for target in targets}
+        self._target_problems = list(problems)
+        first_round: LeaseRound | None = None
+        if self._instance is not None:
+            await self._in_leases(self._register)
+            renewed_at = asyncio.get_running_loop().time()  # the Scheduler's clock
+            first_round = await self._in_leases(self._renew)
+            self._lease_valid_until = renewed_at + self.lease_s - self.poll_budget_s()
+            self._held_ids = set(first_round.held)
+        states = await self._in_writer(self._read_latest_states, self._objects_of(
+            [target for target in targets if self._holds(target.device_id)]))
         self._tracker.seed(states)
         self._last_import_id = import_id
         if self.traps_enabled:
@@ -498,13 +608,20 @@ class CollectionService:
                               " enabled = false") from None
         scheduler = Scheduler(asyncio.get_running_loop(), on_skipped=self._on_skipped)
         self._scheduler = scheduler
-        self._apply_targets(targets, problems)
+        self._apply_targets(self._held_targets(), problems,
+                            first_poll_after_s=first_round.taken if first_round else None)
         if self.cli_interval_s is not None:
-            self._apply_cli_targets(*await self._in_writer(self._read_cli_targets))
+            self._group_cli_targets, self._cli_problems = await self._in_writer(
+                self._read_cli_targets)
+            self._apply_cli_targets(*self._held_cli_targets())
         scheduler.every("flush", self.flush_interval_s, self._flush)
         scheduler.every("reload-targets", self.reload_interval_s, self._reload_if_changed)
-        scheduler.every("rollup-5min", 300.0, self._maintain_rollups)
-        scheduler.every("retention", 6 * 3600.0, self._maintain_retention, first_delay_s=60.0)
+        if self._instance is not None:
+            scheduler.every("leases", self.lease_s / 3, self._lease_round)
+            scheduler.every("lease-fence", self._fence_check_s(), self._check_fence)
+        scheduler.every("rollup-5min", 300.0, self._gated(self._maintain_rollups))
+        scheduler.every("retention", 6 * 3600.0, self._gated(self._maintain_retention),
+                        first_delay_s=60.0)
         scheduler.every("heartbeat", HEARTBEAT_INTERVAL_S, self._heartbeat, first_delay_s=1.0)
         self._clock_mark = (self._wall_clock(), scheduler.time())
         scheduler.every("clock-check", self.flush_interval_s, self._check_clock)
@@ -524,35 +641,251 @@ class CollectionService:
         await asyncio.gather(*running, return_exceptions=True)
         with contextlib.suppress(RuntimeError):  # the writer is already shut down
             await self._flush_and_wait()
+        if self._instance is not None and self._lease_valid_until is not None:
+            # hand every device over now rather than when the lease expires
+            wait_s = {device_id: self._next_poll_due_s(state)
+                      for device_id, state in self._devices.items()}
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._in_leases(self._retire, wait_s), 3.0)
         if self._poller is not None:
             self._poller.close()
 
     # --- targets and jobs --------------------------------------------------------------------
 
     def _read_targets(self) -> tuple[list[PollTarget], list[TargetProblem], int | None]:
+        """The targets of the groups this collector serves (all groups without leases)."""
         with self._pool.connection() as conn:
             targets, problems = load_poll_targets(conn, environ=self._environ)
             import_id = conn.execute("SELECT max(id) FROM import_runs").fetchone()[0]
-        return targets, problems, import_id
+        return ([target for target in targets if self._serves(target.poller_group)],
+                problems, import_id)
 
-    def _read_latest_states(self) -> dict[tuple[int, str], str]:
-        """The store's last states, with what the spool still holds on top: a restarted
-        collector must start from what it recorded last, not what the store has so far."""
-        with self._pool.connection() as conn:
-            states = latest_states(conn)
+    def _read_latest_states(self, object_ids: Sequence[int] | None = None,
+                            conn: psycopg.Connection | None = None
+                            ) -> dict[tuple[int, str], str]:
+        """The store's last states (of these objects: the devices this collector holds and
+        their ports), with what the spool still holds on top: a restarted collector, or one
+        that takes a device over, must start from what was recorded last."""
+        if conn is None:
+            with self._pool.connection() as pooled:
+                return self._read_latest_states(object_ids, pooled)
+        states = latest_states(conn, object_ids)
+        wanted = set(object_ids) if object_ids is not None else None
         for observation in self._sink.pending_observations():
-            if observation.kind != KIND_AGENT_RESTART:
+            if observation.kind != KIND_AGENT_RESTART and (
+                    wanted is None or observation.object_id in wanted):
                 states[(observation.object_id, observation.kind)] = observation.new
         return states
 
-    def _apply_targets(self, targets: Sequence[PollTarget],
-                       problems: Sequence[TargetProblem]) -> None:
-        """Schedule new devices, reschedule changed ones, drop retired ones."""
+    # --- leases: several collectors on one store (store.leases) -------------------------------
+
+    def _serves(self, poller_group: str) -> bool:
+        instance = self._instance
+        return instance is None or instance.groups is None or poller_group in instance.groups
+
+    def _holds(self, device_id: int) -> bool:
+        return self._held_ids is None or device_id in self._held_ids
+
+    def _held_targets(self) -> list[PollTarget]:
+        return [target for device_id, target in self._group_targets.items()
+                if self._holds(device_id)]
+
+    def _held_cli_targets(self) -> tuple[list[CliTarget], list[TargetProblem]]:
+        return ([target for target in self._group_cli_targets if self._holds(target.device_id)],
+                self._cli_problems)
+
+    def _objects_of(self, targets: Sequence[PollTarget]) -> list[int] | None:
+        """The devices' and their ports' ids (None: everything, without leases)."""
+        if self._instance is None:
+            return None
+        return [object_id for target in targets
+                for object_id in (target.device_id, *(port[0] for port in target.ports))]
+
+    def _gated(self, job: Callable[[], Any]) -> Callable[[], Any]:
+        """`job`, run only while the upkeep gate (the fleet's singleton lease) is open."""
+        async def run() -> None:
+            if self._upkeep_gate is None or self._upkeep_gate():
+                await job()
+
+        return run
+
+    async def _in_leases(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.wrap_future(self._lease_thread.submit(function, *args))
+
+    def _with_lease_conn(self, function: Callable[..., Any], *args: Any) -> Any:
+        """`function(conn, *args)` on the lease thread's own connection (opened again after
+        an error)."""
+        if self._lease_conn is None or self._lease_conn.closed:
+            timeout_s = max(1, round(self.lease_s / 3))
+            self._lease_conn = psycopg.connect(
+                self._pool.conninfo, autocommit=True, connect_timeout=timeout_s, keepalives=1,
+                keepalives_idle=timeout_s, keepalives_interval=timeout_s,
+                keepalives_count=2, tcp_user_timeout=int(self.lease_s * 1000))
+        try:
+            return function(self._lease_conn, *args)
+        except psycopg.Error:
+            conn, self._lease_conn = self._lease_conn, None
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+            raise
+
+    def _register(self) -> None:
+        """Register this collector instance; a live one of the same name (a process killed
+        a moment ago, whose lease has not expired yet) is waited for, up to two leases."""
+        from store.leases import LeaseError
+
+        assert self._instance is not None
+        deadline = time.monotonic() + 2 * self.lease_s
+        waited = False
+        while True:
+            in_use = self._with_lease_conn(register_instance, self._instance, self.lease_s)
+            if in_use is None:
+                return
+            if time.monotonic() > deadline:
+                raise LeaseError(f"{in_use}: give each collector its own [collector] name"
+                                 " (keyline collect --name)")
+            if not waited:
+                log.warning("%s: waiting for it to stop renewing (at most %.0f s)", in_use,
+                            2 * self.lease_s)
+                waited = True
+            time.sleep(min(1.0, self.lease_s / 10))
+
+    def _renew(self) -> LeaseRound:
+        assert self._instance is not None
+        return self._with_lease_conn(
+            lambda conn: renew_leases(conn, self._instance, lease_s=self.lease_s,
+                                      interval_s_for=self._interval_s_for,
+                                      poll_budget_s=self.poll_budget_s()))
+
+    def _release(self, wait_s: Mapping[int, float]) -> int:
+        return self._with_lease_conn(release_leases, self._instance, wait_s)
+
+    def _retire(self, wait_s: Mapping[int, float]) -> None:
+        try:
+            self._with_lease_conn(retire_instance, self._instance, wait_s)
+        finally:
+            if self._lease_conn is not None:
+                self._lease_conn.close()
+
+    async def _lease_round(self) -> None:
+        """Renew this collector's leases; then poll what it holds now: drop the devices
+        another collector took, take up the ones it got (their states from the store), and
+        hand back those beyond its fair share once it stopped polling them."""
+        assert self._scheduler is not None and self._instance is not None
+        renewed_at = self._scheduler.time()
+        try:
+            lease_round = await self._in_leases(self._renew)
+        except (psycopg.Error, PoolTimeout) as error:
+            if not self._lease_problem_logged:
+                log.warning("leases not renewed, store unavailable (%s): polling stops %.0f s"
+                            " after the last renewal unless the store answers", error,
+                            self.lease_s - self.poll_budget_s())
+                self._lease_problem_logged = True
+            return
+        self._lease_problem_logged = False
+        self._lease_valid_until = renewed_at + self.lease_s - self.poll_budget_s()
+        before = set(self._devices)
+        self._held_ids = set(lease_round.held)
+        for device_id in [d for d in self._devices if d not in lease_round.held]:
+            self._drop_device(device_id, "its lease went to another collector")
+        new = [self._group_targets[d] for d in lease_round.held
+               if d not in self._devices and d in self._group_targets]
+        # a device held again after a lapse of this collector's own: a full interval first
+        wait_s = {target.device_id: lease_round.taken.get(
+                      target.device_id, float(self._interval_s_for(target.poller_group)))
+                  for target in new}
+        if new:
+            try:  # on the lease thread: never behind a long rollup on the store thread
+                states = await self._in_leases(
+                    self._with_lease_conn,
+                    lambda conn: self._read_latest_states(self._objects_of(new), conn))
+            except (psycopg.Error, PoolTimeout) as error:
+                log.info("devices not taken up yet, store unavailable: %s", error)
+                self._held_ids -= {target.device_id for target in new}
+                return
+            self._tracker.seed(states)
+        self._apply_targets(self._held_targets(), self._target_problems,
+                            first_poll_after_s=wait_s)
+        if self.cli_interval_s is not None:
+            self._apply_cli_targets(*self._held_cli_targets())
+        if lease_round.surplus:
+            await self._hand_back(lease_round)
+        self._object_device = None
+        if set(self._devices) != before:
+            log.info("now polling %d devices (%d taken up, %d gone to other collectors)",
+                     len(self._devices), len(set(self._devices) - before),
+                     len(before - set(self._devices)))
+
+    async def _hand_back(self, lease_round: LeaseRound) -> None:
+        """Stop polling the devices beyond this collector's fair share, then release their
+        leases, each with the time left until its next poll was due."""
+        assert self._held_ids is not None
+        wait_s: dict[int, float] = {}
+        for group, count in lease_round.surplus.items():
+            mine = sorted((d for d, g in lease_round.held.items()
+                           if g == group and d in self._devices), reverse=True)[:count]
+            for device_id in mine:
+                wait_s[device_id] = self._next_poll_due_s(self._devices[device_id])
+                self._drop_device(device_id, None)
+                self._held_ids.discard(device_id)
+        if self.cli_interval_s is not None:
+            self._apply_cli_targets(*self._held_cli_targets())
+        try:
+            released = await self._in_leases(self._release, wait_s)
+        except (psycopg.Error, PoolTimeout) as error:  # they lapse back to this one
+            log.info("leases not handed back, store unavailable: %s", error)
+            return
+        log.info("handed %d devices over to the other collectors of their groups", released)
+
+    def _next_poll_due_s(self, state: _DeviceState) -> float:
+        """Seconds until this device's next poll would be due: the next holder of its lease
+        waits that long, so no interval sees two polls of it."""
+        interval_s = state.plan.interval_s
+        if state.busy:
+            return interval_s
+        if state.last_result is None:
+            return 0.0
+        since_s = self._wall_clock() - state.last_result.started_at.timestamp()
+        return min(interval_s, max(0.0, interval_s - since_s))
+
+    async def _check_fence(self) -> None:
+        """Stop polling every device once the leases may expire before a poll starting now
+        has written its last word (the store has not renewed them in time)."""
         assert self._scheduler is not None
-        for problem in problems:
-            log.warning("%s: not polled", problem)
+        until = self._lease_valid_until
+        if until is None or self._scheduler.time() <= until or not self._held_ids:
+            return
+        log.warning("leases not renewed in time: this collector stops polling its %d devices"
+                    " (the other collectors of their groups take them over)",
+                    len(self._devices))
+        self._held_ids = set()
+        for device_id in list(self._devices):
+            self._drop_device(device_id, None)
+        if self.cli_interval_s is not None:
+            self._apply_cli_targets(*self._held_cli_targets())
+        self._object_device = None
+
+    def _trap_targets(self) -> list[PollTarget]:
+        """Whom traps are taken from: every device of the groups served (a device's trap
+        for a device another collector holds is counted and left to that one), with the
+        ports the polls of the held ones matched."""
+        known = {**self._group_targets,
+                 **{device_id: state.target for device_id, state in self._devices.items()}}
+        return list(known.values())
+
+    def _apply_targets(self, targets: Sequence[PollTarget],
+                       problems: Sequence[TargetProblem], *,
+                       first_poll_after_s: Mapping[int, float] | None = None) -> None:
+        """Schedule new devices, reschedule changed ones, drop retired ones. A device in
+        `first_poll_after_s` (taken over from another collector) is polled no sooner than
+        that, and gets no warm-up polls."""
+        assert self._scheduler is not None
+        described = [str(problem) for problem in problems]
         with self._stats_lock:
-            self._stats.target_problems = [str(problem) for problem in problems]
+            said, self._stats.target_problems = self._stats.target_problems, described
+        if described != said:  # every lease round applies them again: said once
+            for problem in problems:
+                log.warning("%s: not polled", problem)
         wanted = {target.device_id: target for target in targets}
         for device_id in [d for d in self._devices if d not in wanted]:
             self._drop_device(device_id)
@@ -567,6 +900,9 @@ class CollectionService:
                 continue
             plan = plan_poll(device_id, target.device_key, target.poller_group, interval_s,
                              self.startup_spread_s)
+            after_s = (first_poll_after_s or {}).get(device_id, 0.0)
+            if after_s > 0:  # at once when allowed: a takeover is not held to the phase
+                plan = replace(plan, first_delay_s=after_s, warmup_delays_s=())
             if state is None:
                 self._devices[device_id] = _DeviceState(
                     target, plan, verdict=self._tracker.state(device_id, KIND_REACHABILITY))
@@ -583,10 +919,10 @@ class CollectionService:
                 self._scheduler.every(f"health:{device_id}", self.health_interval_s,
                                       self._health_job, device_id, first_delay_s=first_s)
         if self.trap_receiver is not None:  # with the ports matched so far
-            self.trap_receiver.targets_by_address = _by_address(
-                [state.target for state in self._devices.values()])
+            self.trap_receiver.targets_by_address = _by_address(self._trap_targets())
 
-    def _drop_device(self, device_id: int) -> None:
+    def _drop_device(self, device_id: int,
+                     why: str | None = "is no longer in the inventory") -> None:
         assert self._scheduler is not None
         state = self._devices.pop(device_id)
         self._v3_trap_users.pop(device_id, None)
@@ -595,10 +931,11 @@ class CollectionService:
                     and not job_id.startswith(("cli:", "config:"))):  # the CLI's own
                 self._scheduler.remove(job_id)
         self._tracker.forget(device_id)
-        for port_id in state.target.ports_by_if_index.values():
+        for port_id in {*state.target.ports_by_if_index.values(),
+                        *(port[0] for port in state.target.ports)}:
             self._tracker.forget(port_id)
-        log.info("%s is no longer in the inventory: not polled any more",
-                 state.target.device_key)
+        if why is not None:
+            log.info("%s %s: not polled any more", state.target.device_key, why)
 
     async def _reload_if_changed(self) -> None:
         """Re-read the targets when an inventory import happened since the last read."""
@@ -617,11 +954,14 @@ class CollectionService:
             log.debug("targets not reloaded, store unavailable: %s", error)
             return
         if cli_targets is not None:
-            self._apply_cli_targets(*cli_targets)
-        old_communities = (_communities(t.target for t in self._devices.values())
+            self._group_cli_targets, self._cli_problems = cli_targets
+            self._apply_cli_targets(*self._held_cli_targets())
+        old_communities = (_communities(self._group_targets.values())
                            if self.trap_receiver else None)
         self._last_import_id = import_id
-        self._apply_targets(targets, problems)
+        self._group_targets = {target.device_id: target for target in targets}
+        self._target_problems = list(problems)
+        self._apply_targets(self._held_targets(), problems)
         self._object_device = None
         with self._stats_lock:
             self._stats.reloads += 1
@@ -634,7 +974,7 @@ class CollectionService:
         stats = self.trap_receiver.stats
         await self.trap_receiver.stop()
         self.trap_receiver = TrapReceiver(
-            _by_address([state.target for state in self._devices.values()]),
+            _by_address(self._trap_targets()),
             host=self.trap_host, port=self.trap_receiver.port,
             communities=_communities(targets), v3_users=list(self._v3_trap_users.values()),
             on_observations=self._on_trap_observations,
@@ -992,6 +1332,10 @@ class CollectionService:
         the match of every port is recorded for `keyline topology diff`, `keyline poll
         --once` and the admin page."""
         target, now = state.target, result.started_at
+        seen = (target.ports, result.interface_labels)
+        if state.matched == seen:  # the same interfaces, every port matched: nothing new
+            return (result if result.target is target
+                    else replace(result, target=target)), []
         match = match_ports(target.ports, result.interface_labels)
         if match.by_if_index != target.ports_by_if_index:
             target = replace(target, ports_by_if_index=dict(match.by_if_index))
@@ -1021,6 +1365,7 @@ class CollectionService:
             written = (row.if_index, row.matched_by, row.problem, row.message)
             if self._written_matches.get(port_id) != written:
                 self._pending_matches[port_id] = row
+        state.matched = seen if not match.problems else None
         return replace(result, target=target), observations
 
     def _note_gap(self, state: _DeviceState, port_id: int, rates: InterfaceRates) -> bool:
@@ -1053,6 +1398,14 @@ class CollectionService:
                       engine_id.hex())
 
     def _on_trap_observations(self, observations: list[Observation]) -> None:
+        if self._held_ids is not None:
+            # a trap of a device another collector of the group holds: that one receives
+            # it too (devices send traps to every collector of their group, docs/scaling.md)
+            held = [o for o in observations if self._device_of_object(o.object_id) is not None]
+            if len(held) != len(observations):
+                with self._stats_lock:
+                    self._stats.traps_not_held += len(observations) - len(held)
+                observations = held
         changes = self._tracker.apply(observations)
         if changes:
             with self._stats_lock:
@@ -1075,13 +1428,24 @@ class CollectionService:
             self._count_skip(state.target.device_key)
 
     def _count_skip(self, device_key: str) -> None:
+        """Count a skipped poll; say so in one line for every device at most every
+        SKIP_LOG_INTERVAL_S: a saturated collector skips hundreds of polls a minute, and a
+        line for each would drown the log (the counts per device are in the stats)."""
         with self._stats_lock:
             self._stats.skipped_polls[device_key] += 1
-            skipped = self._stats.skipped_polls[device_key]
-        # A power of two: the log says it without repeating itself every interval.
-        if skipped & (skipped - 1) == 0:
-            log.warning("poll of %s skipped: the previous one still runs (%d skipped so far)",
-                        device_key, skipped)
+        self._unlogged_skips[device_key] += 1
+        now = time.monotonic()
+        if now < self._next_skip_log:
+            return
+        self._next_skip_log = now + SKIP_LOG_INTERVAL_S
+        skips, self._unlogged_skips = self._unlogged_skips, Counter()
+        shown = ", ".join(key for key, _ in skips.most_common(5))
+        log.warning("%d polls of %d devices skipped%s: their previous polls still ran (the "
+                    "agents answer slowly, or the collector cannot keep up: see keyline "
+                    "status); %s%s", sum(skips.values()), len(skips),
+                    f" in the last {SKIP_LOG_INTERVAL_S:.0f} s" if self._skips_logged else "",
+                    shown, ", ..." if len(skips) > 5 else "")
+        self._skips_logged = True
 
     def _check_clock(self) -> None:
         """Compare the wall clock's elapsed time with the monotonic clock's since the last
@@ -1104,9 +1468,25 @@ class CollectionService:
     # --- writes: to the spool (collectors.spool), which forwards them ------------------------
 
     def _write_observations(self, observations: list[Observation]) -> None:
+        """Hand state changes to the sink now: an alarm may be waiting for them. A first
+        sight of a state (old None: a new device or port, and every port at a collector's
+        first start) waits for the next flush with the others, so 2,000 devices' 42,000
+        initial states are a few batches, not 2,000; what waits goes out before any later
+        change, so the store keeps their order."""
         with self._stats_lock:
             self._stats.observations += len(observations)
-        self._sink.write_observations(observations)
+        changes = [observation for observation in observations if observation.old is not None]
+        if len(changes) != len(observations):
+            self._first_sights.extend(observation for observation in observations
+                                      if observation.old is None)
+        if changes:
+            self._write_first_sights()
+            self._sink.write_observations(changes)
+
+    def _write_first_sights(self) -> None:
+        if self._first_sights:
+            first_sights, self._first_sights = self._first_sights, []
+            self._sink.write_observations(first_sights)
 
     async def _flush(self) -> None:
         samples, self._pending_samples = self._pending_samples, []
@@ -1121,6 +1501,8 @@ class CollectionService:
             with self._stats_lock:
                 self._stats.samples += len(samples)
             self._sink.write_samples(samples)
+            self._judge_thresholds(samples)
+        self._write_first_sights()
         if statuses:
             self._sink.write_poll_statuses([(device_id, status, reason, at) for device_id,
                                             (status, reason, at) in statuses.items()])
@@ -1128,6 +1510,47 @@ class CollectionService:
         if cli_statuses:
             self._submit(self._write_cli_statuses, [
                 (device_id, *row) for device_id, row in cli_statuses.items()])
+
+    def _judge_thresholds(self, samples: list[Sample]) -> None:
+        """Offer the samples just written to the threshold rules (alarms.thresholds); the
+        series that crossed a level become observations. The SLA tiers are read on the
+        store thread when an import changed them; until the first read the samples wait
+        (a few seconds at start), after it they are judged with the tiers known."""
+        stage = self._thresholds
+        if not stage.metrics:
+            return
+        reading = self._tiers_read
+        if reading is not None and reading.done():
+            self._tiers_read = None
+            error = reading.exception()
+            if error is None:
+                tiers, import_id = reading.result()
+                stage.set_objects(self._is_device, tiers)
+                self._tiers_for = import_id
+            else:
+                log.debug("SLA tiers of the threshold rules not read: %s", error)
+        if self._tiers_read is None and self._tiers_for != self._last_import_id:
+            with contextlib.suppress(RuntimeError):  # the store thread is shut down: stopping
+                self._tiers_read = self._writer.submit(self._read_tiers, self._last_import_id)
+        if self._tiers_for is _NOT_READ:
+            if len(self._unjudged) < UNJUDGED_MAX_SAMPLES:
+                self._unjudged.extend(sample for sample in samples
+                                      if sample.metric in stage.metrics)
+            return
+        if self._unjudged:
+            samples, self._unjudged = self._unjudged + samples, []
+        changes = self._tracker.apply(stage.crossings(samples))
+        if changes:
+            self._write_observations(changes)
+
+    def _is_device(self, object_id: int) -> bool:
+        return object_id in self._devices or object_id in self._cli_devices
+
+    def _read_tiers(self, import_id: int | None) -> tuple[dict[int, str], int | None]:
+        from store.alarms import sla_tiers
+
+        with self._pool.connection(timeout=5) as conn:
+            return sla_tiers(conn), import_id
 
     async def _flush_and_wait(self) -> None:
         await self._flush()
@@ -1192,7 +1615,7 @@ class CollectionService:
 
         def write() -> None:
             with self._pool.connection(timeout=2) as conn:
-                record_heartbeat(conn, "collector", self._started_at, detail)
+                record_heartbeat(conn, self._heartbeat_name, self._started_at, detail)
 
         try:
             await self._in_writer(write)
@@ -1200,11 +1623,9 @@ class CollectionService:
             log.debug("heartbeat not written, store unavailable: %s", error)
 
     async def _maintain_rollups(self) -> None:
-        from store.timeseries import refresh_samples_5min
+        from store.timeseries import refresh_rollups
 
-        end = datetime.now(UTC)
-        await self._in_writer_quietly(refresh_samples_5min, self._pool,
-                                      end - timedelta(minutes=15), end)
+        await self._in_writer_quietly(refresh_rollups, self._pool, datetime.now(UTC))
 
     async def _maintain_retention(self) -> None:
         from store.events import prune_events
@@ -1220,7 +1641,10 @@ class CollectionService:
             with self._pool.connection() as conn:
                 return prune_spool_batches(conn)
 
-        await self._in_writer_quietly(apply_retention, self._pool, self.raw_retention_days)
+        from config.settings import StoreSettings
+
+        retention = self.retention or StoreSettings(raw_retention_days=self.raw_retention_days)
+        await self._in_writer_quietly(apply_retention, self._pool, retention)
         await self._in_writer_quietly(prune)
         await self._in_writer_quietly(prune_batches)
 

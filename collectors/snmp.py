@@ -16,12 +16,16 @@ for the others again (RFC 1157, RFC 2576 section 4.1.2.2); a name missing from t
 system-group GET is dropped the same way. v1 cannot carry Counter64, so the ifHC columns are
 not asked for and rates come from the 32-bit counters.
 
-Two engines, one walker. SNMPv3 (USM authentication and privacy) goes through pysnmp, which
-does it well. SNMPv2c, by far the bulk of a network's polls, and SNMPv1 go by default through
-`collectors.snmp_fast`, a lean codec over a plain asyncio UDP socket, because pysnmp costs
-about 0.19 CPU s per 1,000 varbinds (most of it pyasn1 decoding) and the fast path 0.017,
-level with Net-SNMP's snmpbulkwalk (bench/poll_engine.py measures all three; 10 snmpsim
-agents x 52 interfaces). pysnmp is driven under its hlapi (its command generators directly,
+Two engines, one walker. SNMPv2c and SNMPv1 go by default through `collectors.snmp_fast`, a
+lean codec over a plain asyncio UDP socket, because pysnmp costs about 0.19 CPU s per 1,000
+varbinds (most of it pyasn1 decoding) and the fast path 0.017, level with Net-SNMP's
+snmpbulkwalk (bench/poll_engine.py measures all three; 10 snmpsim agents x 52 interfaces).
+SNMPv3 goes the same way (snmp_fast.V3Session over collectors.usm) when its protocols are the
+own codec's (`usm_user`: MD5, SHA-1 and SHA-2 authentication, AES-128/192/256 privacy in both
+key extensions, or none): about the v2c cost (bench/poll.py) instead of pysnmp's 0.14. The
+engine ids and clocks of v3 agents are learnt once per poller (usm.EngineClock), not per poll.
+DES and 3DES privacy stay with pysnmp; `v3_engine="pysnmp"` forces pysnmp for all of v3.
+pysnmp is driven under its hlapi (its command generators directly,
 numeric ObjectNames, no MIB resolution of requests or answers), which saves a quarter of its
 cost; one pysnmp engine per distinct credential, since an engine holds one key set per USM
 user name. Both engines hand the walker the same plain values
@@ -71,10 +75,11 @@ the same status and reason as a poll; it never raises for what a device does.
 
 The SNMPv3 engine id. A v3 trap is signed with keys localized to the sending agent's
 snmpEngineID, so the trap receiver needs each agent's (collectors.traps). The poller learns
-it for free: pysnmp discovers it (RFC 3414 section 4) before the first request to an agent,
-and every authenticated answer carries it as msgAuthoritativeEngineID. An observer on each
-pysnmp engine ("rfc3412.prepareDataElements:response", called for every answer that passed
-the USM checks and matched its request) records it by agent address; a v3 poll's result
+it for free: both engines discover it (RFC 3414 section 4) before the first request to an
+agent, and every authenticated answer carries it as msgAuthoritativeEngineID. The fast
+engine's session keeps it as `engine_id`; for pysnmp, an observer on each pysnmp engine
+("rfc3412.prepareDataElements:response", called for every answer that passed the USM checks
+and matched its request) records it by agent address. A v3 poll's result
 carries it as `PollResult.engine_id`. No snmpEngineID.0 GET: not every agent serves it
 (snmpsim does not), and the discovered id is the one the agent signs with. v1 and v2c polls
 leave it None and pay nothing for it.
@@ -101,7 +106,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from collectors import snmp_fast
+from collectors import snmp_fast, usm
 from collectors.counters import TIMETICKS_MODULUS, InterfaceReading, field_out_of_range
 from collectors.model import InterfaceLabel, PollResult, PollStatus, PollTarget, SnmpCredential
 from collectors.snmp_fast import END_OF_MIB_VIEW, SnmpException
@@ -249,18 +254,37 @@ _VERSION_NAMES = {"v1": "SNMPv1", "v2c": "SNMPv2c", "v3": "SNMPv3"}
 
 
 class _FastSession:
-    engine_id: bytes | None = None  # SNMPv1 and v2c have none
+    """The own codec's session: v1/v2c (snmp_fast.V2cSession), or SNMPv3 with the protocols
+    collectors.usm has (snmp_fast.V3Session; `usm_user` says which credentials)."""
 
-    def __init__(self, target: PollTarget, timeouts_s: Sequence[float]) -> None:
-        version = target.credential.version
-        community = target.credential.community
-        if community is None:
-            raise _BadAnswer(f"the {_VERSION_NAMES[version]} credential has no community")
+    def __init__(self, target: PollTarget, timeouts_s: Sequence[float],
+                 clock: usm.EngineClock | None = None) -> None:
+        credential = target.credential
+        version = credential.version
         self.bulk = version != "v1"  # SNMPv1 has no GETBULK: walks go by GETNEXT
-        self._session = snmp_fast.V2cSession(target.host, target.port,
-                                             community.get_secret_value().encode(),
-                                             version=_VERSION_FIELDS[version])
+        self.note = ""
+        self._session: snmp_fast.V2cSession | snmp_fast.V3Session
+        if version == "v3":
+            user = usm_user(credential)
+            if user is None:
+                raise _BadAnswer("the SNMPv3 credential's protocols are not in the fast "
+                                 "codec")
+            self._session = snmp_fast.V3Session(target.host, target.port, user, clock=clock)
+            if user.priv is not None:
+                self.note = _PRIV_SILENCE_NOTE
+        else:
+            community = credential.community
+            if community is None:
+                raise _BadAnswer(f"the {_VERSION_NAMES[version]} credential has no community")
+            self._session = snmp_fast.V2cSession(target.host, target.port,
+                                                 community.get_secret_value().encode(),
+                                                 version=_VERSION_FIELDS[version])
         self._timeouts_s = timeouts_s
+
+    @property
+    def engine_id(self) -> bytes | None:
+        """The SNMPv3 agent's engine id once it answered (v1 and v2c have none)."""
+        return getattr(self._session, "engine_id", None)
 
     async def open(self) -> _FastSession:
         await self._session.open()
@@ -271,7 +295,7 @@ class _FastSession:
         return self._session.sent
 
     @property
-    def note(self) -> str:
+    def icmp_note(self) -> str:
         error = self._session.icmp_error
         return f"; ICMP: {error.strerror or error}" if isinstance(error, OSError) else ""
 
@@ -285,11 +309,15 @@ class _FastSession:
                                                        max_repetitions=max_repetitions)
             else:
                 response = await self._session.request(oids, self._timeouts_s, get_next=True)
+        except usm.UsmReport as report:
+            raise _AuthFailed(f"SNMPv3 agent rejected the credential: {report}") from None
+        except usm.UsmError as error:
+            raise _BadAnswer(f"SNMPv3 answer refused: {error}") from None
         except snmp_fast.BerError as error:
             raise _BadAnswer(f"malformed answer: {error}") from None
-        datagram = response.datagram
+        datagram, pdu_offset = response.datagram, response.pdu_offset
         return (response.error_status, response.error_index, response.varbinds,
-                lambda index: snmp_fast.value_type_name(datagram, index))
+                lambda index: snmp_fast.value_type_name(datagram, index, pdu_offset))
 
     def close(self) -> None:
         self._session.close()
@@ -308,6 +336,40 @@ _PRIV_PROTOCOLS = {
     "AES192": "USM_PRIV_CFB192_AES", "AES256": "USM_PRIV_CFB256_AES",
     "AES192B": "USM_PRIV_CFB192_AES_BLUMENTHAL", "AES256B": "USM_PRIV_CFB256_AES_BLUMENTHAL",
 }
+_PRIV_SILENCE_NOTE = ("; a wrong SNMPv3 privacy key also looks like this: agents drop what "
+                      "they cannot decrypt")
+
+
+def usm_user(credential: SnmpCredential) -> usm.UsmUser | None:
+    """The own codec's SNMPv3 user for `credential`, or None when its protocols are not
+    among collectors.usm's (DES, 3DES: pysnmp polls those). The one place the fast path
+    reveals SNMPv3 secrets."""
+    if credential.version != "v3" or not credential.username:
+        return None
+    level = credential.security_level or (
+        "authPriv" if credential.priv_key else "authNoPriv" if credential.auth_key
+        else "noAuthNoPriv")
+    auth = priv = None
+    auth_password = priv_password = b""
+    if level in ("authNoPriv", "authPriv"):
+        auth = (credential.auth_protocol or "SHA").upper().replace("-", "")
+        if auth not in usm.AUTH_PROTOCOLS or credential.auth_key is None:
+            return None
+        auth_password = credential.auth_key.get_secret_value().encode()
+    if level == "authPriv":
+        priv = (credential.priv_protocol or "AES").upper().replace("-", "")
+        if priv not in usm.PRIV_PROTOCOLS or credential.priv_key is None:
+            return None
+        priv_password = credential.priv_key.get_secret_value().encode()
+    elif level not in ("noAuthNoPriv", "authNoPriv"):
+        return None
+    try:
+        return usm.UsmUser(credential.username.encode(), auth, auth_password, priv,
+                           priv_password)
+    except usm.UsmError:
+        return None  # pysnmp says what is wrong with it, in its words
+
+
 # pysnmp error indications that mean "the agent does not accept this credential"
 _AUTH_INDICATIONS = frozenset({
     "UnknownUserName", "WrongDigest", "DecryptionError", "UnsupportedSecurityLevel",
@@ -416,9 +478,9 @@ class _PysnmpSession:
         self.bulk = target.credential.version != "v1"  # SNMPv1: walks go by GETNEXT
         self.sent = 0
         credential = target.credential
-        self.note = ("; a wrong SNMPv3 privacy key also looks like this: agents drop what they "
-                     "cannot decrypt" if credential.version == "v3" and credential.priv_key
+        self.note = (_PRIV_SILENCE_NOTE if credential.version == "v3" and credential.priv_key
                      and credential.security_level in (None, "authPriv") else "")
+        self.icmp_note = ""
 
     async def open(self) -> _PysnmpSession:
         from pysnmp.hlapi.v3arch.asyncio import UdpTransportTarget
@@ -499,13 +561,15 @@ class SnmpPoller:
                  max_in_flight_per_device: int = 2, max_repetitions: int = 25,
                  backoff_factor: float = 1.0,
                  v2c_engine: Literal["fast", "pysnmp"] = "fast",
+                 v3_engine: Literal["fast", "pysnmp"] = "fast",
                  wall_clock: Callable[[], float] = time.time) -> None:
         if timeout_s <= 0 or retries < 0 or max_in_flight < 1 or max_in_flight_per_device < 1:
             raise ValueError("timeout_s > 0, retries >= 0 and in-flight limits >= 1, please")
         if not 1 <= max_repetitions <= 1000 or backoff_factor < 1:
             raise ValueError("max_repetitions must be 1..1000 and backoff_factor >= 1")
-        if v2c_engine not in ("fast", "pysnmp"):
-            raise ValueError(f"v2c_engine must be 'fast' or 'pysnmp', not {v2c_engine!r}")
+        if v2c_engine not in ("fast", "pysnmp") or v3_engine not in ("fast", "pysnmp"):
+            raise ValueError(f"v2c_engine and v3_engine must be 'fast' or 'pysnmp', not "
+                             f"{v2c_engine!r}, {v3_engine!r}")
         self.timeout_s = timeout_s
         self.retries = retries
         self.max_in_flight = max_in_flight
@@ -513,6 +577,9 @@ class SnmpPoller:
         self.max_repetitions = max_repetitions
         self.backoff_factor = backoff_factor
         self.v2c_engine = v2c_engine
+        self.v3_engine = v3_engine
+        # the SNMPv3 agents' engine ids and clocks, learnt once for all of the fast path's polls
+        self._usm_clock = usm.EngineClock()
         self._wall_clock = wall_clock  # epoch seconds, for the results' started_at
         self.timeouts_s = tuple(timeout_s * backoff_factor ** n for n in range(retries + 1))
         self._in_flight: asyncio.Semaphore | None = None
@@ -640,7 +707,7 @@ class SnmpPoller:
             tries = len(self.timeouts_s)
             each = (f"{self.timeout_s} s each" if len(set(self.timeouts_s)) == 1
                     else ", ".join(f"{t:g}" for t in self.timeouts_s) + " s")
-            note = session.note if session is not None else ""
+            note = session.note + session.icmp_note if session is not None else ""
             status = PollStatus.UNREACHABLE
             reason = (f"no answer from {target.host}:{target.port} after {tries} "
                       f"{'try' if tries == 1 else 'tries'} ({each}{note})")
@@ -691,8 +758,11 @@ class SnmpPoller:
                 self._peer_engine_ids[(str(address[0]), int(address[1]))] = engine_id
 
     async def _session(self, target: PollTarget) -> Any:
-        if target.credential.version in _VERSION_FIELDS and self.v2c_engine == "fast":
+        credential = target.credential
+        if credential.version in _VERSION_FIELDS and self.v2c_engine == "fast":
             return await _FastSession(target, self.timeouts_s).open()
+        if self.v3_engine == "fast" and usm_user(credential) is not None:
+            return await _FastSession(target, self.timeouts_s, self._usm_clock).open()
         return await _PysnmpSession(self, target, self.timeouts_s).open()
 
     async def _request(self, session: Any, slot: asyncio.Semaphore, oids: Sequence[Oid],

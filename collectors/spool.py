@@ -114,7 +114,9 @@ def encode_batch(kind: str, items: Sequence[Any]) -> bytes:
     poll statuses ((device_id, status, reason, polled_at)) or port matches
     (store.observations.PortMatchRow)."""
     if kind == "samples":
-        rows: list[Any] = [[s.time.isoformat(), s.object_id, s.metric, s.value] for s in items]
+        # a poll's samples share one time: its text is made once, not once per sample
+        times = {time: time.isoformat() for time in {s.time for s in items}}
+        rows: list[Any] = [[times[s.time], s.object_id, s.metric, s.value] for s in items]
     elif kind == "observations":
         rows = [[o.time.isoformat(), o.object_id, o.kind, o.old, o.new, o.source, o.detail]
                 for o in items]
@@ -148,7 +150,8 @@ def _items(record: dict[str, Any]) -> tuple[str, list[Any]]:
 
     kind = record["kind"]
     if kind == "samples":
-        return kind, [Sample(datetime.fromisoformat(t), o, m, v) for t, o, m, v in record["rows"]]
+        times = {text: datetime.fromisoformat(text) for text in {row[0] for row in record["rows"]}}
+        return kind, [Sample(times[t], o, m, v) for t, o, m, v in record["rows"]]
     if kind == "observations":
         return kind, [Observation(datetime.fromisoformat(t), o, k, old, new, src, detail)
                       for t, o, k, old, new, src, detail in record["rows"]]

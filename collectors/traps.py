@@ -151,6 +151,8 @@ PRIV_PROTOCOLS = {
     None: config.USM_PRIV_NONE, "DES": config.USM_PRIV_CBC56_DES,
     "3DES": config.USM_PRIV_CBC168_3DES, "AES": config.USM_PRIV_CFB128_AES,
     "AES192": config.USM_PRIV_CFB192_AES, "AES256": config.USM_PRIV_CFB256_AES,
+    "AES192B": config.USM_PRIV_CFB192_AES_BLUMENTHAL,
+    "AES256B": config.USM_PRIV_CFB256_AES_BLUMENTHAL,
 }
 
 ObservationsCallback = Callable[[list[Observation]], None]

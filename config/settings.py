@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import secrets as token_source
 import tomllib
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -142,6 +144,34 @@ class TrapSettings(BaseModel):
     receive_buffer_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024, le=1024 * 1024 * 1024)
 
 
+class CollectorSettings(BaseModel):
+    """Several collectors on one store (store/leases.py, docs/scaling.md).
+
+    `name` tells collector processes apart (default: the host's name and the process id);
+    each live one needs its own, and a named one keeps its spool in data_dir/spool-NAME
+    unless [spool] directory says otherwise. `groups` are the poller groups it serves
+    (empty: every group): within a group, the collectors serving it split the devices by
+    leases in the store, renewed every `lease_s` / 3; a collector that stops renewing loses
+    its devices to the others `lease_s` later (default: 30 s, or twice the poll budget when
+    that is longer). A `lease_s` set must exceed a third of itself plus the poll budget
+    (poll timeout x tries, the ICMP check, two flushes), which `keyline collect` checks.
+    The fleet's singleton jobs (rollups, retention, discovery, alarms, tickets,
+    notifications) run in one collector at a time; the others try to take them over every
+    `singleton_retry_s`."""
+
+    name: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
+    groups: list[str] = Field(default_factory=list)
+    lease_s: float | None = Field(None, ge=1, le=3600)
+    singleton_retry_s: float = Field(5.0, gt=0, le=600)
+
+    def instance_name(self) -> str:
+        """The name, else one of this process alone (host and process id)."""
+        import os
+        import socket
+
+        return self.name or f"{socket.gethostname()}-{os.getpid()}"
+
+
 class TopologySettings(BaseModel):
     """How often the collector walks every device's LLDP tables (0: only on demand, with
     `keyline topology discover`)."""
@@ -220,9 +250,34 @@ class LiveSettings(BaseModel):
 
 
 class StoreSettings(BaseModel):
+    """The store's connection pool, and how long each resolution of the samples is kept
+    (store/timeseries.py): raw samples, then the 5-minute, hourly and daily rollups that
+    charts and SLA reports read for longer ranges. Each rollup must be kept at least as long
+    as the finer one it is built from. The 5-minute rollup's 400 days keep a year and its
+    month's neighbours at 5-minute detail (last year's same month, an SLA dispute about a
+    month re-issued the year after); hours 5 years (1830 days) for yearly SLA figures and
+    year-over-year comparisons; days 10 years (3660 days), a few hundred rows per series.
+    At one sample a minute a series costs per day about 1,440 raw rows, 288 five-minute,
+    24 hourly and 1 daily row."""
+
     pool_min_size: int = Field(1, ge=1, le=100)
     pool_max_size: int = Field(8, ge=1, le=200)
     raw_retention_days: int = Field(90, ge=1, le=3650)
+    rollup_5min_retention_days: int = Field(400, ge=1, le=36_600)
+    rollup_hour_retention_days: int = Field(1830, ge=1, le=36_600)
+    rollup_day_retention_days: int = Field(3660, ge=1, le=36_600)
+
+    @model_validator(mode="after")
+    def _coarser_kept_longer(self) -> StoreSettings:
+        order = ("raw_retention_days", "rollup_5min_retention_days",
+                 "rollup_hour_retention_days", "rollup_day_retention_days")
+        for finer, coarser in pairwise(order):
+            if getattr(self, coarser) < getattr(self, finer):
+                raise ValueError(
+                    f"store.{coarser} ({getattr(self, coarser)}) must be at least"
+                    f" store.{finer} ({getattr(self, finer)}): the coarser rollup is built"
+                    " from the finer one")
+        return self
 
 
 class Settings(BaseSettings):
@@ -266,6 +321,7 @@ class Settings(BaseSettings):
     traps: TrapSettings = Field(default_factory=TrapSettings)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
     topology: TopologySettings = Field(default_factory=TopologySettings)
+    collector: CollectorSettings = Field(default_factory=CollectorSettings)
     alarms: AlarmSettings = Field(default_factory=AlarmSettings)
     server: PortalServerSettings = Field(default_factory=PortalServerSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
@@ -274,7 +330,10 @@ class Settings(BaseSettings):
 
     @property
     def spool_dir(self) -> Path:
-        return self.spool.directory or self.data_dir / "spool"
+        if self.spool.directory is not None:
+            return self.spool.directory
+        name = self.collector.name
+        return self.data_dir / (f"spool-{name}" if name else "spool")
 
     @field_validator("log_level")
     @classmethod

@@ -124,7 +124,7 @@ def _line(alarm: Any, labels: dict[int, tuple[str, int | None]] | None = None) -
 # --- why an alarm was raised -------------------------------------------------------------
 #
 # From what the alarm stores: its `detail` and its "raised" timeline entry (the signal the
-# pipeline confirmed: alarms/stages.py `observe`, `observe_threshold`, `correlate`), and the
+# pipeline confirmed: alarms/stages.py `observe`, `correlate`), and the
 # observation they point at (`observation_id`: which trap, which state). Only known fields
 # are read, never a whole detail, so nothing a collector kept for itself (addresses, a
 # credential's name) is printed; free texts (a poll's reason) pass through mask_secrets.

@@ -204,14 +204,21 @@ def db_migrate(state: _State) -> None:
 @db_group.command("status")
 @_command
 def db_status(state: _State) -> None:
-    """Show the schema version and pending migrations."""
-    from store.database import redact_url
+    """Show the schema version, pending migrations and the store's features in force."""
+    from store.database import StoreError, redact_url
+    from store.features import describe_features, server_timescaledb
     from store.migrate import migration_status
 
     with _database(state, migrate=False) as database:
         status = migration_status(database.pool)
         click.echo(f"Database: {redact_url(database.url)}"
                    + (" (embedded)" if database.embedded else ""))
+        with database.pool.connection() as conn:
+            server = server_timescaledb(conn)
+            try:
+                features = describe_features(conn)
+            except StoreError:  # not migrated yet: said by "Pending" below
+                features = []
     click.echo(f"Schema version: {status.current} (this Keyline knows up to {status.latest})")
     if status.pending:
         click.echo("Pending: " + ", ".join(status.pending))
@@ -219,6 +226,11 @@ def db_status(state: _State) -> None:
         click.echo("Pending: none")
     for name in status.checksum_mismatches:
         click.echo(f"Warning: migration {name} changed after it was applied")
+    click.echo(f"Server: {server}")
+    if features:
+        click.echo("Store features (on: in force; off: why not):")
+    for feature in features:
+        click.echo(f"  {'on ' if feature.in_force else 'off'}  {feature.label}: {feature.detail}")
 
 
 # --- users ---------------------------------------------------------------------------------
@@ -585,11 +597,28 @@ def serve(state: _State, host: str | None, port: int | None,
 
 
 @main.command("collect")
+@click.option("--group", "groups", multiple=True, metavar="NAME",
+              help="A poller group to serve, the others left to other collectors (repeat"
+                   " for several; default: the settings' [collector] groups, else all).")
+@click.option("--name", metavar="NAME",
+              help="This collector's name, unique among the running ones (default: the"
+                   " settings' [collector] name, else the host's name and process id).")
 @_command
-def collect(state: _State) -> None:
-    """Poll every device on its group's interval and receive traps, into the store."""
+def collect(state: _State, groups: tuple[str, ...], name: str | None) -> None:
+    """Poll the devices on their group's interval and receive traps, into the store.
+
+    Several collectors may share one store (docs/scaling.md): the collectors serving a
+    poller group split its devices by leases in the store and take over the devices of
+    one that stops; the fleet's singleton jobs run in one of them at a time."""
     from keyline.wiring import run_collector
 
+    chosen: dict[str, Any] = {}
+    if groups:
+        chosen["groups"] = list(groups)
+    if name is not None:
+        chosen["name"] = name
+    if chosen:
+        state.overrides["collector"] = {**state.overrides.get("collector", {}), **chosen}
     with _stopped_by_sigterm("Keyline collector"):
         run_collector(state.settings)
 

@@ -341,10 +341,7 @@ def run_portal(
             register_secret(password)
             print(f"Log in as {login_name} with password {password}", flush=True)
         if collect or demo:
-            started.enter_context(_collection_service(settings, database))
-            started.enter_context(_alarm_service(settings, database))
-            started.enter_context(_ticket_service(settings, database))
-            started.enter_context(_notifier(settings, database))
+            started.enter_context(_collector_fleet_member(settings, database))
         listener = _listen(host, port)
         where = (f"embedded PostgreSQL in {settings.data_dir}" if database.embedded
                  else "PostgreSQL")
@@ -626,10 +623,10 @@ def _stop_this_process(reason: str) -> None:
 
 
 def run_collector(settings: Settings) -> None:
-    """Run the collection service alone (no portal) until Ctrl-C or SIGTERM."""
-    with (open_store(settings) as database, _collection_service(settings, database),
-          _alarm_service(settings, database), _ticket_service(settings, database),
-          _notifier(settings, database)):
+    """Run the collection service alone (no portal) until Ctrl-C or SIGTERM: the devices of
+    its poller groups ([collector] groups) that it holds leases on, and the fleet's
+    singleton jobs while it holds the fleet's lock (docs/scaling.md)."""
+    with open_store(settings) as database, _collector_fleet_member(settings, database):
         stop = threading.Event()
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
         database.supervise(_stop_this_process)
@@ -645,26 +642,93 @@ def run_collector(settings: Settings) -> None:
 
 
 @contextmanager
-def _collection_service(settings: Settings, database: Database) -> Iterator[object]:
+def _collector_fleet_member(settings: Settings, database: Database) -> Iterator[object]:
+    """One collector of a fleet on this store (store.leases): the collection service
+    polls the devices it holds leases on; the fleet's singleton jobs (discovery, rollups,
+    retention, the alarm pipeline, the ticket service, the notifier) run here only while
+    this process holds the fleet's advisory lock, and start here when another holder
+    goes away."""
+    from store.leases import CollectorInstance, FleetSingleton
+
+    collector = settings.collector
+    instance = CollectorInstance(collector.instance_name(),
+                                 tuple(collector.groups) if collector.groups else None)
+    singletons = ExitStack()
+
+    def start_singletons() -> None:
+        try:
+            singletons.enter_context(_alarm_service(settings, database))
+            singletons.enter_context(_ticket_service(settings, database))
+            singletons.enter_context(_notifier(settings, database))
+        except BaseException:
+            singletons.close()
+            raise
+
+    fleet = FleetSingleton(database.url, on_acquired=start_singletons,
+                           on_lost=singletons.close, retry_s=collector.singleton_retry_s)
+
+    def holds_lock() -> bool:
+        return fleet.held
+
+    with _collection_service(settings, database, instance=instance,
+                             upkeep_gate=holds_lock) as service:
+        fleet.start()
+        try:
+            if not fleet.held:
+                print("The fleet's singleton jobs (discovery, rollups, retention, alarms,"
+                      " tickets, notifications) run in another collector; this one takes"
+                      " them over if it stops.", flush=True)
+            yield service
+        finally:
+            fleet.stop()
+
+
+def check_lease_budget(lease_s: float, poll_budget_s: float) -> None:
+    """A lease must outlast its renewal period plus the poll budget: else a collector would
+    stop polling between two renewals (store.leases fences polls by the budget)."""
+    if lease_s <= lease_s / 3 + poll_budget_s:
+        from config.settings import SettingsError
+
+        raise SettingsError(
+            f"setting collector.lease_s ({lease_s:g} s) must exceed a third of itself plus"
+            f" the poll budget ({poll_budget_s:g} s: poll.timeout_s x (poll.retries + 1),"
+            f" the ICMP check, two flushes): at least {1.5 * poll_budget_s:g} s")
+
+
+@contextmanager
+def _collection_service(settings: Settings, database: Database, *,
+                        instance: object | None = None,
+                        upkeep_gate: Any = None) -> Iterator[object]:
     from collectors.cli import CliSessions
     from collectors.service import CollectionService
+    from store.leases import LeaseError
 
     with database.pool.connection() as conn:
         environ = _lab_environ(conn)
     cli_sessions = (CliSessions.from_settings(settings, database.pool)
                     if settings.cli.enabled else None)
     service = CollectionService.from_settings(settings, database.pool, environ,
-                                              cli_sessions=cli_sessions)
+                                              cli_sessions=cli_sessions,
+                                              instance=instance,  # type: ignore[arg-type]
+                                              upkeep_gate=upkeep_gate)
     try:
+        if instance is not None:
+            check_lease_budget(service.lease_s, service.poll_budget_s())
         service.start()
-    except OSError as error:
+    except (OSError, LeaseError) as error:
         if cli_sessions is not None:
             cli_sessions.close()
         raise StoreError(str(error)) from None
+    except BaseException:
+        if cli_sessions is not None:
+            cli_sessions.close()
+        raise
     if settings.topology.discovery_interval_s:
         from topology.discovery import run_discovery
 
         def discover() -> None:
+            if upkeep_gate is not None and not upkeep_gate():
+                return  # another collector of the fleet runs discovery
             discovery = run_discovery(database, environ=environ,
                                       timeout_s=settings.poll.timeout_s,
                                       retries=settings.poll.retries)
@@ -682,7 +746,10 @@ def _collection_service(settings: Settings, database: Database) -> Iterator[obje
                               for group, intervals in sorted(groups.items()))
         traps = (f"; traps on {settings.traps.host}:{service.trap_receiver.port}"
                  if service.trap_receiver else "; traps off")
-        print(f"Polling {len(plans)} devices ({described or 'none'}){traps}.", flush=True)
+        held = (f" held by collector {settings.collector.instance_name()}"
+                if instance is not None else "")
+        print(f"Polling {len(plans)} devices{held} ({described or 'none'}){traps}.",
+              flush=True)
         yield service
     finally:
         service.stop()

@@ -188,11 +188,14 @@ class NamespaceLab:
         lldp: bool = False,
         traps_to: int | tuple[str, int] | None = None,
         sshd: bool = False,
+        more_v3_users: tuple[V3User, ...] = (),
         prefix: str | None = None,
         start_timeout_s: float = 20.0,
     ) -> None:
         """`traps_to`: a UDP port on the root namespace's management address, or (host, port).
         `prefix`: names everything the lab creates; default unique per process and instance.
+        `more_v3_users`: SNMPv3 authPriv users every snmpd has besides `v3_user` (other
+        protocols, for bench/poll.py).
         A given prefix whose previous owner died is cleaned up at start."""
         self.prefix = prefix or default_prefix()
         if not system.PREFIX_RE.match(self.prefix):
@@ -211,6 +214,7 @@ class NamespaceLab:
         self.lldp = lldp
         self.traps_to = traps_to
         self.sshd = sshd
+        self.more_v3_users = more_v3_users
         self.start_timeout_s = start_timeout_s
         self.community = SecretStr("kl" + secrets.token_hex(10))
         self.v3_user = V3User(
@@ -436,6 +440,10 @@ class NamespaceLab:
                 v3_auth_key=self.v3_user.auth_key.get_secret_value(),
                 v3_priv_key=self.v3_user.priv_key.get_secret_value(),
                 engine_id_hex="80001f8804" + engine_text.hex(),
+                more_v3_users=tuple(
+                    (user.name, user.auth_protocol, user.auth_key.get_secret_value(),
+                     user.priv_protocol, user.priv_key.get_secret_value())
+                    for user in self.more_v3_users),
                 agentx_master=self.lldp,
                 trap_sink=self.trap_sink,
                 internal_auth_key=internal_auth,

@@ -56,10 +56,21 @@ class SnmpdFacts:
     engine_id_hex: str  # without 0x
     agentx_master: bool = False
     trap_sink: tuple[str, int] | None = None  # (host, udp port) in the root namespace
+    # more SNMPv3 authPriv users (bench/poll.py): (name, auth protocol, auth key, privacy
+    # protocol, privacy key), protocols in Keyline's names (collectors.usm)
+    more_v3_users: tuple[tuple[str, str, str, str, str], ...] = ()
     internal_user: str = "kliquery"
     internal_auth_key: str = ""
     internal_priv_key: str = ""
     trap_interval_s: int = 2
+
+
+# Keyline's protocol names (collectors.usm) in Net-SNMP 5.9's createUser words: "AES256" is
+# Reeder's key extension (Cisco's; Net-SNMP's AES-256-C), "AES256B" Blumenthal's (AES-256)
+NET_SNMP_AUTH = {"MD5": "MD5", "SHA": "SHA", "SHA224": "SHA-224", "SHA256": "SHA-256",
+                 "SHA384": "SHA-384", "SHA512": "SHA-512"}
+NET_SNMP_PRIV = {"AES": "AES", "AES128": "AES", "AES192": "AES-192-C", "AES256": "AES-256-C",
+                 "AES192B": "AES-192", "AES256B": "AES-256"}
 
 
 def _quoted(value: str) -> str:
@@ -82,6 +93,9 @@ def render_snmpd_conf(facts: SnmpdFacts) -> str:
         f"createUser {facts.v3_user} SHA {_quoted(facts.v3_auth_key)} "
         f"AES {_quoted(facts.v3_priv_key)}",
         f"rouser {facts.v3_user} priv",
+        *(line for name, auth, auth_key, priv, priv_key in facts.more_v3_users for line in (
+            f"createUser {name} {NET_SNMP_AUTH[auth]} {_quoted(auth_key)} "
+            f"{NET_SNMP_PRIV[priv]} {_quoted(priv_key)}", f"rouser {name} priv")),
         # Fewer log lines about the connection-less transports.
         "dontLogTCPWrappersConnects yes",
     ]

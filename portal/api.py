@@ -47,7 +47,13 @@ blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 DEFAULT_POINTS = 300
 MAX_POINTS = 5000
 DEFAULT_RANGE = timedelta(hours=1)
-MAX_RANGE = timedelta(days=400)
+
+
+def max_range() -> timedelta:
+    """The longest range a chart may ask for: as long as the store keeps anything (the
+    daily rollup's retention, StoreSettings), not beyond."""
+    return timedelta(days=current_app.extensions["keyline.settings"].store
+                     .rollup_day_retention_days)
 
 
 class ApiError(Exception):
@@ -164,8 +170,9 @@ def samples() -> ResponseReturnValue:
     start = _time_arg("start") or end - DEFAULT_RANGE
     if start >= end:
         _fail(400, "start must be before end", "start")
-    if end - start > MAX_RANGE:
-        _fail(400, f"the range may span at most {MAX_RANGE.days} days", "start")
+    longest = max_range()
+    if end - start > longest:
+        _fail(400, f"the range may span at most {longest.days} days", "start")
     points = _int_arg("points", required=False)
     points = DEFAULT_POINTS if points is None else points
     if not 1 <= points <= MAX_POINTS:
@@ -180,8 +187,9 @@ def samples() -> ResponseReturnValue:
         _fail(404, "no such object", "object_id")
     return jsonify(
         object_id=object_id, metric=metric, start=start.isoformat(), end=end.isoformat(),
+        resolution_s=series.resolution.bucket_s,
         points=[{"time": p.time.isoformat(), "value": p.value, "min": p.min_value,
-                 "max": p.max_value} for p in series],
+                 "max": p.max_value} for p in series.points],
         unknown=[{"start": max(d.first_time, start).isoformat(),
                   "end": min(d.last_time, end).isoformat()} for d in dropped],
     )

@@ -116,13 +116,25 @@ ELEMENT_STATUS_LABELS = {
     "unknown": lazy_gettext("unknown"),
 }
 
-# The chart ranges the circuit page offers: code -> (label, seconds).
+# The chart ranges the circuit and device pages may offer: code -> (label, seconds); a page
+# offers those the store keeps data for (chart_ranges).
 CHART_RANGES = {
     "1h": (lazy_gettext("1 hour"), 3600),
     "24h": (lazy_gettext("24 hours"), 86400),
     "7d": (lazy_gettext("7 days"), 7 * 86400),
     "30d": (lazy_gettext("30 days"), 30 * 86400),
+    "90d": (lazy_gettext("90 days"), 90 * 86400),
+    "1y": (lazy_gettext("1 year"), 365 * 86400),
 }
+
+
+def chart_ranges() -> dict[str, tuple[Any, int]]:
+    """The chart ranges to offer: those within what the store keeps (the daily rollup's
+    retention, settings store.rollup_day_retention_days), as the samples API allows."""
+    from portal.api import max_range
+
+    longest_s = max_range().total_seconds()
+    return {code: choice for code, choice in CHART_RANGES.items() if choice[1] <= longest_s}
 
 # The charts of the circuit page: id -> (title, unit, metric of "in", metric of "out").
 CHARTS = {
@@ -371,7 +383,7 @@ def circuit(circuit_id: int) -> str:
     return render_template("customer/circuit.html", circuit=row, traffic=state["traffic"],
                            ends=state["ends"], operator_port=OPERATOR_PORT,
                            service=state["state"], route=state["route"],
-                           element_labels=ELEMENT_STATUS_LABELS, ranges=CHART_RANGES,
+                           element_labels=ELEMENT_STATUS_LABELS, ranges=chart_ranges(),
                            charts=CHARTS, alarms=state["alarms"], event_id=state["event_id"],
                            live=_live(state["customer_id"], "customer.circuit_state",
                                       circuit_id=row.id))

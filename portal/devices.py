@@ -60,7 +60,7 @@ from collectors.port_names import (
 )
 from portal.alarms_views import alarm_time
 from portal.app import format_bps
-from portal.customer import CHART_RANGES, STATE_REFRESH_S
+from portal.customer import STATE_REFRESH_S, chart_ranges
 from portal.device_cli import cli_view
 from portal.params import time_arg
 from portal.security import current_viewer, login_required
@@ -340,7 +340,7 @@ def device(device_id: int) -> str:
     state = device_state(device_id)
     if state is None:
         abort(404)
-    return render_template("devices/device.html", device=state, ranges=CHART_RANGES,
+    return render_template("devices/device.html", device=state, ranges=chart_ranges(),
                            charts=HEALTH_CHARTS, config=_page_config(state))
 
 

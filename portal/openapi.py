@@ -1017,6 +1017,11 @@ def openapi_document() -> dict[str, Any]:
                     "object_id": {"type": "integer"}, "metric": {"type": "string"},
                     "start": {"type": "string", "format": "date-time"},
                     "end": {"type": "string", "format": "date-time"},
+                    "resolution_s": {"type": "integer", "description":
+                                     "the buckets the points were computed from: 0 raw "
+                                     "samples, 300, 3600 or 86400 the 5-minute, hourly or "
+                                     "daily rollup (the coarsest that gives the points asked "
+                                     "for and still holds the range's start)"},
                     "unknown": {"type": "array", "description":
                                 "time ranges whose samples the collector could not keep (its "
                                 "spool was full while the store was away): unknown time, "

@@ -557,7 +557,7 @@ def totals(figures: Iterable[CircuitFigures]) -> Totals:
 
 @dataclass(frozen=True)
 class Measurement:
-    """One hour of a measured metric of a circuit (from the 5-minute rollup)."""
+    """One hour of a measured metric of a circuit (from the hourly rollup)."""
 
     hour: datetime
     count: int

@@ -510,16 +510,34 @@ def latest_states_at(conn: psycopg.Connection) -> list[LatestState]:
     return [LatestState(*row) for row in rows]
 
 
-def latest_samples(conn: psycopg.Connection, metrics: Iterable[str],
-                   since: datetime) -> list[tuple[int, str, datetime, float]]:
-    """The newest sample since `since` of every series of these metrics:
-    (object_id, metric, time, value)."""
+def latest_threshold_states(conn: psycopg.Connection
+                            ) -> list[tuple[int, str, datetime, str, dict[str, Any]]]:
+    """The last threshold crossing of every series (alarms.thresholds): (object_id, kind,
+    time, state, detail), the detail saying which rule and object class; what the alarm
+    pipeline restores a breached series from."""
     return conn.execute(
-        """SELECT DISTINCT ON (s.object_id, m.name) s.object_id, m.name, s.time, s.value
-             FROM samples s JOIN metrics m ON m.id = s.metric_id
-            WHERE m.name = ANY(%s) AND s.time >= %s
-            ORDER BY s.object_id, m.name, s.time DESC""",
-        [sorted(set(metrics)), since]).fetchall()
+        """SELECT DISTINCT ON (object_id, kind) object_id, kind, time, new, detail
+             FROM observations WHERE kind LIKE 'threshold:%'
+            ORDER BY object_id, kind, time DESC, id DESC""").fetchall()
+
+
+def sla_tiers(conn: psycopg.Connection) -> dict[int, str]:
+    """The SLA tier (its contract's key) of every active circuit, of the ports it ends on,
+    and of the devices of those ports (a device takes the tier of the first circuit on it):
+    what a threshold rule narrowed to a tier is chosen by (alarms.thresholds)."""
+    tiers: dict[int, str] = {}
+    devices: dict[int, str] = {}
+    for circuit_id, a_port, z_port, a_device, z_device, tier in conn.execute(
+            """SELECT c.id, c.a_port_id, c.z_port_id, pa.device_id, pz.device_id, s.key
+                 FROM circuits c JOIN sla_contracts s ON s.id = c.sla_contract_id
+                 LEFT JOIN ports pa ON pa.id = c.a_port_id
+                 LEFT JOIN ports pz ON pz.id = c.z_port_id
+                WHERE c.retired_at IS NULL ORDER BY c.id"""):
+        tiers[circuit_id] = tiers[a_port] = tiers[z_port] = tier
+        for device_id in (a_device, z_device):
+            if device_id is not None:
+                devices.setdefault(device_id, tier)
+    return {**devices, **tiers}
 
 
 # --- what a viewer may see (the portal) ---------------------------------------------------

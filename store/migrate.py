@@ -18,6 +18,15 @@ write into a schema it does not understand.
 Migrations are plain SQL so that an operator can read exactly what will run; anything that
 depends on the server (is TimescaleDB there?) is decided inside the SQL itself (see
 0002_timeseries.sql).
+
+*TimescaleDB installed but not preloaded.* 0002 creates the extension when the server lists it
+in `pg_available_extensions`. A server that has the files but does not name `timescaledb` in
+`shared_preload_libraries` answers `CREATE EXTENSION` with a FATAL error that ends the
+connection, so 0002's own fallback never runs. Released files are never edited, so the check
+is made here: on such a server `migrate()` hides the extension from the migrations (a
+temporary view of the same name shadows the catalog's for this session only, dropped before
+each transaction ends), logs a warning that says what to change, and records the reason in
+`store_features`; 0002 then takes its plain-table path.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from store.database import StoreError
+from store.features import timescaledb_preloaded
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +136,12 @@ def migrate(
         if status.too_new:
             raise _too_new(status)
         done: list[str] = []
+        hide_timescaledb = (bool(status.pending)
+                            and timescaledb_preload_problem(conn) is not None)
+        if hide_timescaledb:
+            log.warning("%s: the time-series tables are created as plain PostgreSQL tables."
+                        " To use TimescaleDB, add it to shared_preload_libraries, restart the"
+                        " server and migrate a new database", timescaledb_preload_problem(conn))
         for migration in migrations:
             if migration.version in applied:
                 continue
@@ -133,8 +149,12 @@ def migrate(
             started = time.perf_counter()
             try:
                 with conn.transaction():
+                    if hide_timescaledb:
+                        conn.execute(HIDE_TIMESCALEDB)
                     # No parameters: the file goes as one simple query, several statements.
                     conn.execute(migration.sql.encode("utf-8"))
+                    if hide_timescaledb:
+                        conn.execute(UNHIDE_TIMESCALEDB)
                     conn.execute(
                         "INSERT INTO schema_version (version, name, checksum)"
                         " VALUES (%s, %s, %s)",
@@ -149,6 +169,40 @@ def migrate(
                      time.perf_counter() - started)
             done.append(migration.name)
         return done
+
+
+# The temporary schema is searched before pg_catalog for relation names, so for this session
+# `pg_available_extensions` is the view below, which leaves TimescaleDB out.
+HIDE_TIMESCALEDB = """
+CREATE TEMPORARY VIEW pg_available_extensions AS
+    SELECT * FROM pg_catalog.pg_available_extensions WHERE name <> 'timescaledb'"""
+NOT_PRELOADED_DETAIL = "installed but not preloaded (shared_preload_libraries)"
+UNHIDE_TIMESCALEDB = f"""
+DROP VIEW pg_temp.pg_available_extensions;
+DO $record$ BEGIN
+    IF to_regclass('store_features') IS NOT NULL THEN
+        UPDATE store_features SET detail = '{NOT_PRELOADED_DETAIL}'
+         WHERE feature = 'timescaledb' AND NOT enabled AND detail = 'extension not available';
+    END IF;
+END $record$"""
+
+
+def timescaledb_preload_problem(conn: psycopg.Connection) -> str | None:
+    """Why creating the TimescaleDB extension would end the connection on this server, or
+    None: it is installed (its files are there) but `shared_preload_libraries` does not name
+    it, and it is not already created in this database."""
+    with conn.transaction():
+        available, created, preload = conn.execute(
+            """SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions
+                               WHERE name = 'timescaledb'),
+                      EXISTS (SELECT 1 FROM pg_catalog.pg_extension
+                               WHERE extname = 'timescaledb'),
+                      current_setting('shared_preload_libraries')"""
+        ).fetchone()
+    if not available or created or timescaledb_preloaded(conn):
+        return None
+    return ("TimescaleDB is installed on this PostgreSQL server but not preloaded"
+            f" (shared_preload_libraries = {preload!r})")
 
 
 def migration_status(

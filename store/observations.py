@@ -157,16 +157,19 @@ def recent_observations(
     return [StoredObservation(*row) for row in rows]
 
 
-def latest_states(conn: psycopg.Connection) -> dict[tuple[int, str], str]:
-    """The last recorded state of every (object_id, kind), agent restarts excepted: what a
-    collector's StateTracker starts from after a restart, so that it does not announce
-    every port's state again as new."""
+def latest_states(conn: psycopg.Connection, object_ids: Sequence[int] | None = None
+                  ) -> dict[tuple[int, str], str]:
+    """The last recorded state of every (object_id, kind), agent restarts excepted (of the
+    objects named, when `object_ids` is given): what a collector's StateTracker starts from
+    after a restart, or when it takes devices over from another collector, so that it does
+    not announce every port's state again as new."""
     rows = conn.execute(
         """SELECT DISTINCT ON (object_id, kind) object_id, kind, new
              FROM observations
             WHERE kind <> 'agent_restart'
-            ORDER BY object_id, kind, time DESC, id DESC"""
-    ).fetchall()
+              AND (%(ids)s::bigint[] IS NULL OR object_id = ANY(%(ids)s))
+            ORDER BY object_id, kind, time DESC, id DESC""",
+        {"ids": list(object_ids) if object_ids is not None else None}).fetchall()
     return {(object_id, kind): new for object_id, kind, new in rows}
 
 

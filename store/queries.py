@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
+from psycopg import sql
+
+from store.timeseries import Resolution, resolution_for, series_source, stored_retention
 
 
 @dataclass(frozen=True)
@@ -381,6 +384,15 @@ class SeriesPoint:
     max_value: float
 
 
+@dataclass(frozen=True)
+class Series:
+    """A series as a chart reads it: its points, and the resolution they were computed
+    from (store.timeseries.resolution_for: raw samples or a rollup)."""
+
+    resolution: Resolution
+    points: list[SeriesPoint]
+
+
 def sample_series(
     conn: psycopg.Connection,
     viewer: Viewer,
@@ -389,24 +401,34 @@ def sample_series(
     start: datetime,
     end: datetime,
     points: int,
-) -> list[SeriesPoint] | None:
+) -> Series | None:
     """One object's metric over [start, end), averaged into at most `points` equal time
-    buckets (each point: the bucket's start, mean, min and max), oldest first. None when the
-    viewer may not see the object."""
+    buckets (each point: the bucket's start, mean, min and max), oldest first, read from
+    the coarsest resolution that still gives `points` buckets and holds `start` (a 400-day
+    chart reads daily rollups). None when the viewer may not see the object."""
     if not object_visible(conn, viewer, object_id):
         return None
-    rows = conn.execute(
-        """SELECT to_timestamp(%(t0)s + (b - 1) * (%(t1)s - %(t0)s) / %(n)s), avg(v), min(v), max(v)
-             FROM (SELECT width_bucket(extract(epoch FROM s.time)::double precision,
-                                       %(t0)s, %(t1)s, %(n)s) AS b, s.value AS v
-                     FROM samples s JOIN metrics m ON m.id = s.metric_id
+    resolution = resolution_for(start, end, now=datetime.now(UTC),
+                                retention=stored_retention(conn), points=points)
+    # a rollup's bucket counts with its samples: the mean of means weighted by count. In
+    # exact numeric seconds: a rollup bucket on a point's boundary must not fall into the
+    # point before by a rounding error.
+    rows = conn.execute(sql.SQL(
+        """SELECT %(start)s + make_interval(secs => (b - 1) * (extract(epoch FROM %(end)s)
+                                        - extract(epoch FROM %(start)s)) / %(n)s),
+                  sum(v * c) / sum(c), min(lo), max(hi)
+             FROM (SELECT width_bucket(extract(epoch FROM s.bucket),
+                                       extract(epoch FROM %(start)s),
+                                       extract(epoch FROM %(end)s), %(n)s) AS b,
+                          s.avg_value AS v, s.sample_count AS c, s.min_value AS lo,
+                          s.max_value AS hi
+                     FROM {source} s JOIN metrics m ON m.id = s.metric_id
                     WHERE s.object_id = %(obj)s AND m.name = %(metric)s
-                      AND s.time >= %(start)s AND s.time < %(end)s) AS bucketed
-            GROUP BY b ORDER BY b""",
-        {"t0": start.timestamp(), "t1": end.timestamp(), "n": points, "obj": object_id,
-         "metric": metric, "start": start, "end": end},
+                      AND s.bucket >= %(start)s AND s.bucket < %(end)s) AS bucketed
+            GROUP BY b ORDER BY b""").format(source=series_source(resolution)),
+        {"n": points, "obj": object_id, "metric": metric, "start": start, "end": end},
     ).fetchall()
-    return [SeriesPoint(*row) for row in rows]
+    return Series(resolution, [SeriesPoint(*row) for row in rows])
 
 
 # --- a device's page (portal/devices.py) ---------------------------------------------------

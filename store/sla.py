@@ -23,11 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
+
+from store.timeseries import HOUR, resolution_for, series_source, stored_retention
 
 REPORT_KINDS = ("customer", "account_manager")
 
@@ -301,18 +304,23 @@ def hourly_measurements(conn: psycopg.Connection, object_ids: Iterable[int],
                         metric_names: Iterable[str], start: datetime, end: datetime
                         ) -> list[tuple[int, str, datetime, int, float, float]]:
     """Hourly figures of the objects' metrics (e.g. "rtt_ms", "jitter_ms", "loss_pct") over
-    [start, end) from the 5-minute rollup: (object_id, metric name, hour start in UTC,
-    sample count, sum of the values, highest value), ordered by those first three. The sum
-    is each bucket's average times its count, so sum / count is the hour's true mean."""
-    rows = conn.execute(
+    [start, end): (object_id, metric name, hour start in UTC, sample count, sum of the
+    values, highest value), ordered by those first three. Read from the hourly rollup (a
+    year's report reads 8,760 rows a series, never raw samples; a period under an hour from
+    a finer resolution: store.timeseries.resolution_for). The sum is each bucket's average
+    times its count, so sum / count is the hour's true mean."""
+    resolution = resolution_for(start, end, now=datetime.now(UTC),
+                                retention=stored_retention(conn), points=1,
+                                coarsest_s=HOUR.bucket_s)
+    rows = conn.execute(sql.SQL(
         """SELECT s.object_id, m.name, date_trunc('hour', s.bucket, 'UTC') AS hour,
                   sum(s.sample_count)::bigint, sum(s.avg_value * s.sample_count),
                   max(s.max_value)
-             FROM samples_5min s JOIN metrics m ON m.id = s.metric_id
+             FROM {source} s JOIN metrics m ON m.id = s.metric_id
             WHERE s.object_id = ANY(%s) AND m.name = ANY(%s)
               AND s.bucket >= %s AND s.bucket < %s
             GROUP BY 1, 2, 3
-            ORDER BY 1, 2, 3""",
+            ORDER BY 1, 2, 3""").format(source=series_source(resolution)),
         [sorted(set(object_ids)), sorted(set(metric_names)), start, end]).fetchall()
     return [(int(o), str(n), h, int(c), float(total), float(top))
             for o, n, h, c, total, top in rows]

@@ -6,6 +6,12 @@ permissions of its parent folders. In RAM, CREATE DATABASE takes about 25 ms ins
 450 ms on this project's machines' disks (it opens every file of the template one by one).
 Its durability settings are turned off: test data need not survive a crash.
 
+TimescaleDB: the session's server does not preload it, so with TimescaleDB installed every
+test exercises the migrations' fallback to plain tables. With `KEYLINE_TEST_TIMESCALEDB=1` it
+preloads it (`python3 dev.py test` runs the store, chart and SLA tests a second time so), with
+TimescaleDB's background workers off: they stay connected to every database that has the
+extension, and a database with a session open cannot be copied (the template below).
+
 `db` gives each test its own database with every migration applied, as a `Database` whose
 pool is on it. Migrating costs a few hundred milliseconds, so it is done once into the
 template database `keyline_template`; each test's database is a copy of it (CREATE DATABASE
@@ -27,10 +33,20 @@ import pytest
 from psycopg import sql
 
 from store.database import Database, open_database
-from store.embedded import EmbeddedServer, start_embedded
+from store.embedded import EmbeddedServer, start_embedded, timescaledb_installed
 from store.migrate import migrate
 
 TEMPLATE_DB = "keyline_template"
+TEST_TIMESCALEDB = os.environ.get("KEYLINE_TEST_TIMESCALEDB", "") not in ("", "0")
+TEST_SERVER_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+TEST_TIMESCALEDB_SETTINGS = {"timescaledb.max_background_workers": "0"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if TEST_TIMESCALEDB and not timescaledb_installed():
+        raise pytest.UsageError(
+            "KEYLINE_TEST_TIMESCALEDB=1 but TimescaleDB is not installed in the embedded"
+            " PostgreSQL: run 'python3 dev.py timescale' first")
 
 
 def _admin(server: EmbeddedServer, statement: sql.Composable) -> None:
@@ -58,11 +74,8 @@ def scratch_dir() -> Iterator[Path]:
 def pg_server() -> Iterator[EmbeddedServer]:
     """The session's embedded PostgreSQL server (its `keyline` database is left unused)."""
     root = Path(tempfile.mkdtemp(prefix="keyline-test-pg-", dir=scratch_parent()))
-    server = start_embedded(root / "data")
-    with psycopg.connect(server.url_for("postgres"), autocommit=True) as conn:
-        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-            conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
-        conn.execute("SELECT pg_reload_conf()")
+    settings = {**TEST_SERVER_SETTINGS, **(TEST_TIMESCALEDB_SETTINGS if TEST_TIMESCALEDB else {})}
+    server = start_embedded(root / "data", timescaledb=TEST_TIMESCALEDB, server_settings=settings)
     try:
         yield server
     finally:

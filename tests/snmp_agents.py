@@ -160,14 +160,22 @@ def wait_answering(host: str, port: int, deadline_s: float, alive: Callable[[], 
 
 
 class SnmpsimAgents:
-    """snmpsim serving a generated device on `v2c_count` v2c ports and one v3 port."""
+    """snmpsim serving a generated device on `v2c_count` v2c ports and one v3 port.
+
+    `v3_users`: more SNMPv3 engines, one per (user, auth protocol, auth key, priv protocol,
+    priv key) in snmpsim's protocol names ("SHA256", "AES256BLMT", "NONE"...), each on its
+    own port (`v3_user_ports`, same order) with engine id `v3_user_engine_id(i)`."""
 
     def __init__(self, interfaces: int = 52, v2c_count: int = 1, host: str = "127.0.0.1",
-                 max_var_binds: int = 2000) -> None:
+                 max_var_binds: int = 2000,
+                 v3_users: tuple[tuple[str, str, str, str, str], ...] = ()) -> None:
         self.interfaces = interfaces
         self.host = host
         self.max_var_binds = max_var_binds
-        ports = free_udp_ports(v2c_count + 1, host)
+        self.v3_users = v3_users
+        ports = free_udp_ports(v2c_count + 1 + len(v3_users), host)
+        self.v3_user_ports = ports[v2c_count + 1:]
+        ports = ports[:v2c_count + 1]
         self.v2c_ports, self.v3_port = ports[:-1], ports[-1]
         self._dir = Path(tempfile.mkdtemp(prefix="keyline-snmpsim-", dir="/tmp"))
         self._process: subprocess.Popen[bytes] | None = None
@@ -190,6 +198,15 @@ class SnmpsimAgents:
             f"--v3-priv-key={V3_PRIV_KEY}", "--v3-priv-proto=AES",
             f"--data-dir={v3_dir}", f"--agent-udpv4-endpoint={self.host}:{self.v3_port}",
         ]
+        for number, ((user, auth, auth_key, priv, priv_key), port) in enumerate(
+                zip(self.v3_users, self.v3_user_ports, strict=True)):
+            args += [f"--v3-engine-id={self.v3_user_engine_id(number).hex()}",
+                     f"--v3-user={user}",
+                     *([f"--v3-auth-proto={auth}", f"--v3-auth-key={auth_key}"]
+                       if auth != "NONE" else []),
+                     *([f"--v3-priv-proto={priv}", f"--v3-priv-key={priv_key}"]
+                       if priv != "NONE" else []),
+                     f"--data-dir={v3_dir}", f"--agent-udpv4-endpoint={self.host}:{port}"]
         args_file = self._dir / "snmpsim.args"
         args_file.write_text("\n".join(args) + "\n")
         args_file.chmod(0o600)
@@ -216,6 +233,10 @@ class SnmpsimAgents:
                 self.stop()
                 raise RuntimeError(f"snmpsim did not answer on {self.host}:{port}: {log_text}")
         return self
+
+    @staticmethod
+    def v3_user_engine_id(number: int) -> bytes:
+        return bytes.fromhex(f"80001f8805bb{number:016x}")
 
     def stop(self) -> None:
         if self._process is not None:
@@ -246,10 +267,12 @@ def snmpsim_installed() -> bool:
 
 
 class NetSnmpAgent:
-    """Debian's snmpd on 127.0.0.1:<high port>: v2c community and a v3 SHA/AES user."""
+    """Debian's snmpd on 127.0.0.1:<high port>: v2c community and a v3 SHA/AES user.
+    `extra_conf`: more snmpd.conf lines (more v3 users, for instance)."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", extra_conf: str = "") -> None:
         self.host = host
+        self.extra_conf = extra_conf
         self.port = free_udp_ports(1, host)[0]
         self._dir = Path(tempfile.mkdtemp(prefix="keyline-snmpd-", dir="/tmp"))
         self._process: subprocess.Popen[bytes] | None = None
@@ -271,6 +294,7 @@ class NetSnmpAgent:
             f"rouser {V3_USER} priv\n"
             f"sysName {SYS_NAME}\n"
             "master no\n"
+            + self.extra_conf
         )
         conf.chmod(0o600)
         env = dict(os.environ, SNMP_PERSISTENT_DIR=str(self._dir / "persist"), MIBS="")

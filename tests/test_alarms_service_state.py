@@ -12,7 +12,7 @@ import pytest
 
 from alarms.model import AlarmKey, AlarmType, MaintenanceWindow, ObjectKind, ScopeItem
 from alarms.pipeline import AlarmPipeline
-from alarms.rules import AlarmSettings
+from alarms.rules import AlarmSettings, rule_for
 from alarms.service_state import (
     CircuitFacts,
     Degradation,
@@ -21,6 +21,7 @@ from alarms.service_state import (
     ServiceState,
     service_state,
 )
+from alarms.thresholds import BREACHED, rule_detail, threshold_kind
 from collectors.model import Observation
 from config.inventory.loader import load_inventory
 from keyline.wiring import EXAMPLE_INVENTORY
@@ -305,7 +306,9 @@ def test_a_threshold_on_an_end_port_degrades_the_circuit(snapshot) -> None:
     inet = circuits["HSB-INET-0001"]
     port = ports["pe-sh1:XGigabitEthernet0/1/2"]
     pipeline = start(snapshot)
-    pipeline.evaluate_thresholds([(port, "if_out_utilization_pct", at(0), 97.0)], at(0))
+    rule = rule_for(pipeline.settings.thresholds, "if_out_utilization_pct", "port", None)
+    pipeline.process([Observation(at(0), port, threshold_kind("if_out_utilization_pct"), None,
+                                  BREACHED, "poll", rule_detail(rule, "port", 97.0))], at(0))
     for t in range(1, 10):
         pipeline.tick(at(t))
     state = pipeline.circuit_states.committed[inet]

@@ -201,36 +201,56 @@ def test_a_symptom_cleared_and_raised_again_in_one_step_frees_its_key_first(db) 
         assert {a.id for a in alarm_store.active_alarms(conn)} == {root.id, new.id}
 
 
-def test_thresholds_from_stored_samples_with_hysteresis_and_tiers(db) -> None:
+def test_thresholds_from_samples_with_hysteresis_and_the_stored_tiers(db) -> None:
+    """The collector's threshold stage (alarms.thresholds) on samples, with the SLA tiers
+    read from the store (a gold circuit's end port raises at 70, another port at 90): only
+    the crossings become observations, and the pipeline stores their alarms."""
     from alarms.rules import ThresholdRule
-    from store.timeseries import SampleWriter
+    from alarms.thresholds import ThresholdStage
+    from collectors.model import Sample
+    from collectors.observations import StateTracker
+    from config.inventory.loader import load_inventory
+    from keyline.wiring import EXAMPLE_INVENTORY
+    from store.inventory import apply_inventory
 
-    settings = AlarmSettings(raise_after_s=0, clear_after_s=0, thresholds=[
-        ThresholdRule(metric="if_in_utilization_pct", raise_at=90, clear_below=80),
-        ThresholdRule(metric="if_in_utilization_pct", raise_at=70, clear_below=60,
-                      sla_tier="gold")])
-    pipeline = AlarmPipeline(settings, publisher=store_publisher(db.pool),
-                             tier_of={8: "gold"})
-    key = AlarmKey(ObjectKind.PORT, 7, AlarmType.THRESHOLD, "if_in_utilization_pct")
-    gold = key._replace(object_id=8)
-    writer = SampleWriter(db.pool)
+    with db.pool.connection() as conn:
+        apply_inventory(conn, load_inventory([EXAMPLE_INVENTORY]))
+        tiers = alarm_store.sla_tiers(conn)
+        gold_port, gold_device = conn.execute(
+            """SELECT p.id, p.device_id FROM circuits c
+                 JOIN sla_contracts s ON s.id = c.sla_contract_id
+                 JOIN ports p ON p.id = c.a_port_id
+                WHERE s.key = 'gold' ORDER BY c.id LIMIT 1""").fetchone()
+        plain_port = conn.execute(
+            """SELECT p.id FROM ports p WHERE NOT EXISTS (SELECT 1 FROM circuits c
+                WHERE p.id IN (c.a_port_id, c.z_port_id)) ORDER BY p.id LIMIT 1""").fetchone()[0]
+    assert tiers[gold_port] == "gold" and gold_device in tiers and plain_port not in tiers
+    rules = [ThresholdRule(metric="if_in_utilization_pct", raise_at=90, clear_below=80),
+             ThresholdRule(metric="if_in_utilization_pct", raise_at=70, clear_below=60,
+                           sla_tier="gold")]
+    pipeline = AlarmPipeline(AlarmSettings(raise_after_s=0, clear_after_s=0, thresholds=rules),
+                             publisher=store_publisher(db.pool))
+    tracker = StateTracker()
+    stage = ThresholdStage(rules, tracker.state)
+    stage.set_objects(lambda _object_id: False, tiers)
+    key = AlarmKey(ObjectKind.PORT, plain_port, AlarmType.THRESHOLD, "if_in_utilization_pct")
+    gold = key._replace(object_id=gold_port)
     t = now() - timedelta(seconds=30)
-    seen = []
-    for step, (value_7, value_8) in enumerate([(85, 75), (93, 65), (85, 65), (79, 59)]):
+    seen, crossings = [], 0
+    for step, (plain, golden) in enumerate([(85, 75), (93, 65), (85, 65), (79, 59)]):
         at = t + timedelta(seconds=step)
-        writer.add(at, 7, "if_in_utilization_pct", value_7)
-        writer.add(at, 8, "if_in_utilization_pct", value_8)
-        writer.flush()
-        with db.pool.connection() as conn:
-            samples = alarm_store.latest_samples(conn, ["if_in_utilization_pct"],
-                                                 t - timedelta(seconds=1))
-        assert len(samples) == 2 and {s[3] for s in samples} == {value_7, value_8}
-        pipeline.evaluate_thresholds(samples, at)
+        changes = tracker.apply(stage.crossings([
+            Sample(at, plain_port, "if_in_utilization_pct", plain),
+            Sample(at, gold_port, "if_in_utilization_pct", golden)]))
+        crossings += len(changes)
+        pipeline.process(changes, at)
         seen.append((key in pipeline.active, gold in pipeline.active))
-    # port 7 (any tier): raises at 93, holds at 85, clears at 79; port 8 (gold): raises at
-    # 75, holds at 65, clears at 59
+    # the plain port raises at 93, holds at 85, clears at 79; the gold one raises at 75,
+    # holds at 65, clears at 59; four crossings in all
     assert seen == [(False, True), (True, True), (True, True), (False, False)]
+    assert crossings == 4
     with db.pool.connection() as conn:
         stored = alarm_store.list_alarms(conn, state=None)
-    assert sorted((a.key.object_id, a.state) for a in stored) == [(7, "cleared"), (8, "cleared")]
+    assert sorted((a.key.object_id, a.state) for a in stored) == sorted(
+        [(plain_port, "cleared"), (gold_port, "cleared")])
     assert {a.detail["raise_at"] for a in stored} == {90, 70}

@@ -278,7 +278,7 @@ CASES: list = [
         (6, "credentials[0].auth_protocol", "unknown auth protocol 'SHA1'",
          "did you mean 'SHA'? allowed: MD5, SHA, SHA224, SHA256, SHA384, SHA512"),
         (8, "credentials[0].priv_protocol", "unknown priv protocol 'AES128'",
-         "did you mean 'AES'? allowed: DES, AES, AES192, AES256"),
+         "did you mean 'AES'? allowed: DES, AES, AES192, AES256, AES192B, AES256B"),
     ], id="snmp-protocols"),
     pytest.param("credentials:\n  - id: v3\n    kind: snmp_v3\n    username: u\n"
                  "    security_level: authpriv\n", [

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from portal.vendor import NODE_MODULES
-from store.timeseries import SampleWriter
+from store.timeseries import SampleWriter, refresh_rollups
 from store.users import create_api_token, list_api_tokens, revoke_api_token
 from tests.test_portal_access import (  # noqa: F401
     USER_A,
@@ -68,21 +68,25 @@ def test_staff_token_sees_everything(portal: Portal):  # noqa: F811
 
 def test_samples_are_downsampled(portal: Portal):  # noqa: F811
     port_id = min(portal.a.ids["port"] - operator_ports(portal))  # a port of A's own router
-    start = datetime(2026, 1, 1, tzinfo=UTC)
+    start = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
     with SampleWriter(portal.database.pool) as writer:
         for minute in range(120):
             writer.add(start + timedelta(minutes=minute), port_id, "rtt_ms", float(minute))
+    refresh_rollups(portal.database.pool, datetime.now(UTC))  # the late batch's buckets
     client = logged_in(portal.app, USER_A)
-    query = {"object_id": port_id, "metric": "rtt_ms", "start": "2026-01-01T00:00:00Z",
-             "end": "2026-01-01T02:00:00+00:00", "points": 12}
+    query = {"object_id": port_id, "metric": "rtt_ms",
+             "start": start.isoformat().replace("+00:00", "Z"),
+             "end": (start + timedelta(hours=2)).isoformat(), "points": 12}
     body = client.get("/api/v1/samples", query_string=query).get_json()
     points = body["points"]
+    assert body["resolution_s"] == 300  # 24 five-minute buckets give the 12 points
     assert len(points) == 12
-    assert points[0]["time"].startswith("2026-01-01T00:00:00")
+    assert points[0]["time"].startswith(f"{start:%Y-%m-%dT%H}:00:00")
     assert points[0]["value"] == pytest.approx(4.5)  # minutes 0..9
     assert (points[0]["min"], points[0]["max"]) == (0, 9)
-    assert points[-1]["time"].startswith("2026-01-01T01:50:00")
+    assert points[-1]["time"].startswith(f"{start + timedelta(minutes=110):%Y-%m-%dT%H:%M}:00")
     every = client.get("/api/v1/samples", query_string={**query, "points": 1000}).get_json()
+    assert every["resolution_s"] == 0  # raw samples: nothing coarser gives 1000 points
     assert len(every["points"]) == 120
 
 

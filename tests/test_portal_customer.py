@@ -23,7 +23,7 @@ from collectors.model import Observation
 from store import alarms as alarm_store
 from store.events import last_event_id
 from store.observations import record_observations
-from store.timeseries import SampleWriter
+from store.timeseries import SampleWriter, refresh_rollups
 from store.users import set_password
 from tests.test_portal_access import (  # noqa: F401
     CUSTOMER_A,
@@ -269,15 +269,19 @@ def test_chart_data_is_scoped_and_downsampled(portal: Portal):  # noqa: F811
                 at = now - timedelta(minutes=minutes, seconds=30)
                 writer.add(at, port_id, "if_in_utilization_pct", 40.0)
                 writer.add(at, port_id, "if_in_bps", 5_000_000.0)
+    refresh_rollups(portal.database.pool, datetime.now(UTC))  # the rollups, as the job does
     client = logged_in(portal.app, USER_A)
     end = now.isoformat()
-    for span, points in ((timedelta(hours=1), 240), (timedelta(days=7), 240),
-                         (timedelta(days=30), 240)):
+    # each range from the coarsest rollup that still gives the points (store.timeseries)
+    for span, points, resolution_s in ((timedelta(hours=1), 240, 0),
+                                       (timedelta(days=7), 240, 300),
+                                       (timedelta(days=30), 240, 3600)):
         start = (now - span).isoformat()
         answer = client.get("/api/v1/samples", query_string={
             "object_id": a_port, "metric": "if_in_utilization_pct", "start": start,
             "end": end, "points": points})
         assert answer.status_code == 200
+        assert answer.get_json()["resolution_s"] == resolution_s
         series = answer.get_json()["points"]
         assert 0 < len(series) <= points
         assert all(abs(p["value"] - 40.0) < 1e-9 for p in series)
@@ -437,3 +441,38 @@ def test_service_state_maintenance_unknown_and_chinese(portal: Portal):  # noqa:
 def _csrf(client) -> str:
     page = client.get("/my/", follow_redirects=True).get_data(as_text=True)
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def test_chart_ranges_are_what_the_store_keeps(portal: Portal):  # noqa: F811
+    """The range buttons and the samples API stop at the longest retention (the daily
+    rollup's, settings store.*_retention_days): no 400 days offered on 60 days kept."""
+    from config.settings import StoreSettings
+
+    circuit_id, a_port, _z = _circuit(portal, CIRCUIT_A)
+    client = logged_in(portal.app, USER_A)
+    end = datetime.now(UTC).replace(microsecond=0)
+
+    def samples(days: int):
+        return client.get("/api/v1/samples", query_string={
+            "object_id": a_port, "metric": "if_in_bps", "end": end.isoformat(),
+            "start": (end - timedelta(days=days)).isoformat()})
+
+    page = client.get(f"/circuits/{circuit_id}").get_data(as_text=True)
+    for code in ("1h", "24h", "7d", "30d", "90d", "1y"):  # the defaults keep 10 years
+        assert f'data-range="{code}"' in page
+    assert samples(400).status_code == 200
+    settings = portal.app.extensions["keyline.settings"]
+    portal.app.extensions["keyline.settings"] = settings.model_copy(update={
+        "store": StoreSettings(raw_retention_days=7, rollup_5min_retention_days=30,
+                               rollup_hour_retention_days=60, rollup_day_retention_days=60)})
+    try:
+        page = client.get(f"/circuits/{circuit_id}").get_data(as_text=True)
+        assert [code for code in ("1h", "24h", "7d", "30d", "90d", "1y")
+                if f'data-range="{code}"' in page] == ["1h", "24h", "7d", "30d"]
+        assert samples(60).status_code == 200
+        refused = samples(61)
+        assert refused.status_code == 400
+        assert refused.get_json() == {"error": "the range may span at most 60 days",
+                                      "field": "start"}
+    finally:
+        portal.app.extensions["keyline.settings"] = settings

@@ -24,7 +24,7 @@ from collectors.observations import verdict_observation
 from collectors.reachability import SILENT_HINT
 from portal.devices import GAP_REASONS
 from store.observations import PortMatchRow, record_observations, record_port_matches
-from store.timeseries import SampleWriter
+from store.timeseries import SampleWriter, refresh_rollups
 from store.users import set_password
 from tests.test_portal_access import (  # noqa: F401
     PASSWORD,
@@ -108,9 +108,12 @@ def seed_device(portal: Portal, *, history: bool = False) -> Seeded:  # noqa: F8
                 writer.add(at, device_id, "cpu_pct", 30.0 + minutes % 17)
                 writer.add(at, device_id, "mem_pct", 60.0)
                 writer.add(at, device_id, "temperature_c", 45.0)
-                if all(abs((at - gap).total_seconds()) > 150 for gap in gap_times):
+                # none in the 5-minute buckets next to a gap: its marker stands alone
+                if all(abs((at - gap).total_seconds()) > 600 for gap in gap_times):
                     writer.add(at, first, "if_in_bps", 5_000_000.0 + minutes)
                     writer.add(at, first, "if_out_bps", 2_500_000.0)
+    if history:  # the rollups a day's chart reads, as the refresh job makes them
+        refresh_rollups(database.pool, datetime.now(UTC))
     return Seeded(device_id, ports, other_port, gap_times, verdict_at)
 
 

@@ -90,6 +90,8 @@ BENCHMARK = NotRun("a benchmark: minutes of load on a scratch store of its own, 
 STEPS: list[tuple[str, Run | NotRun]] = [
     ("python3 dev.py run", NotRun("sets up the checkout, then runs the demo: as this test")),
     ("python3 dev.py test", NotRun("the whole suite (CI's .ci/run), this test included")),
+    ("python3 dev.py timescale",
+     NotRun("builds TimescaleDB into .venv (minutes), as python3 dev.py test does first")),
     ("keyline demo", NotRun("started by this test first; the others run against it")),
     ("keyline --version", Run("keyline --version", expect=r"keyline, version \S+")),
     ("keyline import --check PATH...",
@@ -272,6 +274,10 @@ STEPS: list[tuple[str, Run | NotRun]] = [
     ("keyline collect",
      Run("keyline collect", service=True, expect="Keyline collector is running",
          env={"KEYLINE_TRAPS__PORT": "udp"})),
+    # a second collector beside the demo's: it takes its share of the devices by leases
+    ("keyline collect --name c2 [--group core]",
+     Run("keyline collect --name c2 --group core", service=True,
+         expect="Keyline collector is running", env={"KEYLINE_TRAPS__PORT": "udp"})),
     ("keyline import config/example",
      Run("keyline import config/example", expect=r"Total: \d+ added")),
     ("keyline serve [--inventory PATH]",
@@ -282,7 +288,7 @@ STEPS: list[tuple[str, Run | NotRun]] = [
      Run("keyline --debug serve", service=True, port="KEYLINE_LISTEN_PORT")),
     *((f".venv/bin/python bench/{name}.py", BENCHMARK) for name in (
         "ingest", "poll_engine", "poll", "topology", "alarms", "portal", "outage", "traps",
-        "report", "cli")),
+        "report", "cli", "collect")),
     (".venv/bin/python bench/portal.py --processes 2", BENCHMARK),
 ]
 

@@ -218,7 +218,7 @@ def test_every_real_walk_through_the_collector_with_ports_named_as_operators_do(
                                 " JOIN devices d ON d.id = p.device_id").fetchall())
         devices = dict(conn.execute("SELECT key, id FROM devices").fetchall())
     settings = AlarmSettings(raise_after_s=1, clear_after_s=1, infer_after_s=1,
-                             tick_interval_s=0.2, threshold_interval_s=1)
+                             tick_interval_s=0.2)
     collector = CollectionService(
         db.pool, spool_dir=tmp_path / "spool", interval_s_for=lambda _group: INTERVAL_S,
         environ=environ, timeout_s=3.0, retries=1, traps_enabled=False,

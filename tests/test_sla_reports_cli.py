@@ -40,6 +40,7 @@ from sla import render, statement
 from store.circuit_states import StoredState, record_states
 from store.database import Database
 from store.inventory import apply_inventory
+from store.timeseries import SampleWriter, refresh_rollup_range
 
 HSBANK = "华盛银行 Huasheng Bank"
 CUT = datetime(2026, 10, 10, 2, 0, tzinfo=UTC)
@@ -65,21 +66,24 @@ def states(conn: psycopg.Connection, key: str, *changes: tuple[datetime, str]) -
                          for at, state in changes])
 
 
-def october(conn: psycopg.Connection) -> None:
+def october(conn: psycopg.Connection, pool: Any) -> None:
     for key, in conn.execute("SELECT key FROM circuits WHERE retired_at IS NULL").fetchall():
         states(conn, key, (datetime(2026, 9, 1, tzinfo=UTC), "up"))
     states(conn, "HSB-L3VPN-0001", (CUT, "down"), (CUT + timedelta(minutes=45), "up"))
     states(conn, "HSB-L3VPN-0002", (GAP, "unknown"), (GAP + timedelta(minutes=30), "up"))
     # an hour of latency samples on HSB-L3VPN-0001: 12 buckets of 10 samples, mean 12 ms
+    # (buckets of mean 11, 12, 13 ms, each from 9 to 20 ms), read from the hourly rollup
     circuit_id = conn.execute("SELECT id FROM circuits WHERE key = 'HSB-L3VPN-0001'").fetchone()
-    metric_id = conn.execute("SELECT id FROM metrics WHERE name = 'rtt_ms'").fetchone()
+    hour = datetime(2026, 10, 15, 4, tzinfo=UTC)
+    rows = []
     for bucket in range(12):
-        conn.execute(
-            """INSERT INTO samples_5min (bucket, object_id, metric_id, avg_value, min_value,
-                                         max_value, sample_count)
-               VALUES (%s, %s, %s, %s, 9, 20, 10)""",
-            [datetime(2026, 10, 15, 4, tzinfo=UTC) + timedelta(minutes=5 * bucket),
-             circuit_id[0], metric_id[0], 11.0 + (bucket % 3)])
+        mean = 11.0 + (bucket % 3)
+        values = [9.0, 20.0] + [(10 * mean - 29.0) / 8] * 8
+        rows += [(hour + timedelta(minutes=5 * bucket, seconds=30 * i), circuit_id[0],
+                  "rtt_ms", value) for i, value in enumerate(values)]
+    with SampleWriter(pool) as writer:
+        writer.add_many(rows)
+    refresh_rollup_range(pool, hour, hour + timedelta(hours=1))
     conn.commit()
 
 
@@ -91,7 +95,7 @@ def cli(db: Database, monkeypatch: pytest.MonkeyPatch) -> Any:
     with db.pool.connection() as conn:
         apply_inventory(conn, load_inventory([EXAMPLE_INVENTORY]))
         conn.commit()
-        october(conn)
+        october(conn, db.pool)
     group = click.Group("keyline-test", params=main.params, callback=main.callback)
     group.add_command(report)
     group.add_command(sla)

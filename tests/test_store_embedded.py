@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from store.database import StoreError, open_database, redact_url
@@ -126,7 +127,8 @@ def test_a_killed_server_is_started_again_then_the_supervisor_gives_up(data_dir:
                                                                        caplog):
     import signal
 
-    server = start_embedded(data_dir)
+    # a setting of Keyline's keyline.conf (as the TimescaleDB preload is): kept by restarts
+    server = start_embedded(data_dir, server_settings={"work_mem": "7MB"})
     given_up: list[str] = []
     try:
         supervisor = server.supervise(given_up.append, interval_s=0.2, max_restarts=2,
@@ -137,6 +139,8 @@ def test_a_killed_server_is_started_again_then_the_supervisor_gives_up(data_dir:
             assert _wait(lambda n=n: len(supervisor.restarts) == n + 1, 10)
             assert _wait(lambda: _answers(server.url), 30)
             assert _postmaster_pid(server.pgdata) != killed
+            with psycopg.connect(server.url) as conn:
+                assert conn.execute("SHOW work_mem").fetchone()[0] == "7MB"
         assert len(supervisor.restarts) == 2 and given_up == []
         with caplog.at_level(logging.CRITICAL, logger="store.embedded"):
             os.kill(_postmaster_pid(server.pgdata), signal.SIGKILL)

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from store.database import StoreError
+from store.features import detect_features
 from store.migrate import (
     MIGRATIONS_DIR,
     MigrationError,
@@ -51,10 +52,17 @@ def test_empty_database_gets_every_migration(empty_db_url: str):
         assert rows == [(m.version, m.name, m.checksum, True) for m in SHIPPED]
         for table in ("samples", "metrics", "samples_5min", "store_features", "events"):
             assert table_exists(conn, table), table
-        partitioned = conn.execute(
-            "SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'samples'::regclass"
-        ).fetchone()[0]
-        assert partitioned == 1  # no TimescaleDB on the test server
+        partitioned, hypertable = conn.execute(
+            """SELECT (SELECT count(*) FROM pg_partitioned_table
+                        WHERE partrelid = 'samples'::regclass),
+                      to_regclass('_timescaledb_catalog.hypertable') IS NOT NULL"""
+        ).fetchone()
+        if detect_features(conn).hypertable:  # TimescaleDB preloaded (the second pass)
+            assert (partitioned, hypertable) == (0, True)
+            assert conn.execute("SELECT count(*) FROM _timescaledb_catalog.hypertable"
+                                " WHERE table_name = 'samples'").fetchone()[0] == 1
+        else:  # plain PostgreSQL, or TimescaleDB installed but not preloaded
+            assert (partitioned, hypertable) == (1, False)
 
 
 def test_current_database_is_a_no_op(db):

@@ -24,7 +24,7 @@ from store import sla as store
 from store.circuit_states import StoredState, record_states, state_histories, state_history
 from store.database import Database
 from store.inventory import apply_inventory
-from store.timeseries import SampleWriter, refresh_samples_5min
+from store.timeseries import SampleWriter, refresh_rollup_range
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -369,7 +369,7 @@ def test_hourly_measurements(db: Database, conn: psycopg.Connection) -> None:
             (at, circuit, "if_in_bps", 1e6),  # a metric not asked for
             (at, other, "rtt_ms", 3.0),  # an object not asked for
         ])
-    refresh_samples_5min(db.pool, at - timedelta(hours=1), at + timedelta(hours=2))
+    refresh_rollup_range(db.pool, at - timedelta(hours=1), at + timedelta(hours=2))
     rows = store.hourly_measurements(conn, [circuit], ["rtt_ms", "loss_pct", "jitter_ms"], at,
                                      at + 60 * minute)
     # rtt: buckets 10:00 (10, 20), 10:05 (40), 10:55 (5) -> 4 samples, sum 75, max 40

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from config.settings import StoreSettings
 from store.features import StoreFeatures, detect_features
 from store.timeseries import (
     SampleWriter,
     apply_retention,
     read_samples,
-    refresh_samples_5min,
+    refresh_rollup_range,
 )
+from tests.conftest import TEST_TIMESCALEDB
 
 START = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)
 
@@ -24,11 +26,23 @@ def partitions(conn) -> list[str]:
             WHERE i.inhparent = 'samples'::regclass ORDER BY 1""")]
 
 
-def test_features_without_timescaledb(db):
+def chunk_days(conn) -> list[date]:
+    """The UTC days of samples' chunks (TimescaleDB: 1-day chunks)."""
+    return [row[0].astimezone(UTC).date() for row in conn.execute(
+        """SELECT range_start FROM timescaledb_information.chunks
+            WHERE hypertable_name = 'samples' ORDER BY 1""")]
+
+
+def test_features_match_the_server(db):
     with db.pool.connection() as conn:
         features = detect_features(conn)
-    assert features == StoreFeatures()
-    assert features.partitioned
+    if TEST_TIMESCALEDB:  # preloaded (the second pass): a full build enables everything
+        assert features == StoreFeatures(timescaledb=True, hypertable=True, compression=True,
+                                         retention=True, continuous_aggregates=True)
+        assert not features.partitioned
+    else:  # plain PostgreSQL, or TimescaleDB installed but not preloaded
+        assert features == StoreFeatures()
+        assert features.partitioned
 
 
 def test_writer_round_trips_100000_samples(db):
@@ -67,8 +81,11 @@ def test_writer_round_trips_100000_samples(db):
         time_0, object_0, metric_0, value_0 = rows[12_345]
         assert read_samples(conn, object_0, metric_0, time_0, time_0 + timedelta(microseconds=1)) \
             == [(time_0, value_0)]
-        assert partitions(conn) == [
-            "samples_p20260301", "samples_p20260302", "samples_p20260303", "samples_p20260304"]
+        if detect_features(conn).hypertable:  # chunks, made by TimescaleDB
+            assert chunk_days(conn) == [date(2026, 3, day) for day in (1, 2, 3, 4)]
+        else:  # daily partitions, made by the writer
+            assert partitions(conn) == ["samples_p20260301", "samples_p20260302",
+                                        "samples_p20260303", "samples_p20260304"]
         new_metric = conn.execute("SELECT id, unit FROM metrics WHERE name = %s",
                                   ["test_brand_new_metric"]).fetchone()
         assert new_metric is not None and new_metric[1] is None
@@ -80,7 +97,10 @@ def test_days_far_apart_make_only_their_partitions(db):
         writer.add(datetime(2019, 6, 1, 12, tzinfo=UTC), 1, "cpu_pct", 5.0)
         writer.add(datetime(2026, 6, 1, 12, tzinfo=UTC), 1, "cpu_pct", 6.0)
     with db.pool.connection() as conn:
-        assert partitions(conn) == ["samples_p20190601", "samples_p20260601"]
+        if detect_features(conn).hypertable:
+            assert chunk_days(conn) == [date(2019, 6, 1), date(2026, 6, 1)]
+        else:
+            assert partitions(conn) == ["samples_p20190601", "samples_p20260601"]
 
 
 def test_bad_rows_stay_buffered_and_can_be_discarded(db):
@@ -105,7 +125,7 @@ def test_retention_drops_old_days_and_writer_recovers(db):
     writer.add(recent, 7, "cpu_pct", 2.0)
     writer.flush()
 
-    assert apply_retention(db.pool, raw_days=5) == 1
+    assert apply_retention(db.pool, StoreSettings(raw_retention_days=5)) == 1
     with db.pool.connection() as conn:
         values = [v for _, v in read_samples(conn, 7, "cpu_pct", old - timedelta(1), now)]
     assert values == [2.0]
@@ -113,15 +133,15 @@ def test_retention_drops_old_days_and_writer_recovers(db):
     # Late data for the dropped day: the writer makes its partition again.
     writer.add(old, 7, "cpu_pct", 3.0)
     assert writer.flush() == 1
-    assert apply_retention(db.pool, raw_days=5) == 1
+    assert apply_retention(db.pool, StoreSettings(raw_retention_days=5)) == 1
 
 
 def test_rollup_refresh(db):
     with SampleWriter(db.pool) as writer:
         for second, value in [(0, 1.0), (60, 3.0), (299, 8.0), (300, 100.0)]:
             writer.add(START + timedelta(seconds=second), 42, "rtt_ms", value)
-    refresh_samples_5min(db.pool, START, START + timedelta(minutes=10))
-    refresh_samples_5min(db.pool, START, START + timedelta(minutes=10))  # idempotent
+    refresh_rollup_range(db.pool, START, START + timedelta(minutes=10))
+    refresh_rollup_range(db.pool, START, START + timedelta(minutes=10))  # idempotent
     with db.pool.connection() as conn:
         rows = conn.execute(
             """SELECT bucket, avg_value, min_value, max_value, sample_count FROM samples_5min

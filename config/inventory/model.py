@@ -27,7 +27,9 @@ DEVICE_ROLES = ("PE", "P", "CE", "switch", "firewall", "server")
 PLATFORMS = ("cisco_ios", "cisco_xr", "huawei_vrp", "hp_comware", "juniper_junos", "linux")
 CREDENTIAL_KINDS = ("snmp_v1", "snmp_v2c", "snmp_v3", "ssh")
 SNMP_AUTH_PROTOCOLS = ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512")
-SNMP_PRIV_PROTOCOLS = ("DES", "AES", "AES192", "AES256")
+# AES192/AES256 extend a short key as Cisco does (Reeder's draft; pysnmp's, snmpsim's and
+# Net-SNMP's AES-256-C), AES192B/AES256B as Net-SNMP's AES-192/AES-256 do (Blumenthal's draft)
+SNMP_PRIV_PROTOCOLS = ("DES", "AES", "AES192", "AES256", "AES192B", "AES256B")
 USER_ROLES = ("noc", "engineer", "account_manager", "customer", "admin")
 PRIORITIES = ("P1", "P2", "P3", "P4")
 LANGUAGES = ("zh_CN", "en")  # of a customer's messages

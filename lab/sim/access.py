@@ -35,7 +35,7 @@ class AgentAccess:
     user: str | None = None
     auth_protocol: str = NO_AUTH  # MD5, SHA, SHA224 ... as in the inventory
     auth_key: SecretStr | None = None
-    priv_protocol: str = NO_PRIV  # DES, AES, AES192, AES256
+    priv_protocol: str = NO_PRIV  # DES, AES, AES192, AES256, AES192B, AES256B
     priv_key: SecretStr | None = None
 
 

@@ -98,6 +98,8 @@ PROBES_IN_FLIGHT = 16
 STOP_TIMEOUT_S = 5.0
 PORT_STATUSES = ("up", "down")
 WORK_DIR_MARKER = ".keyline-lab-sim"
+SNMPSIM_PRIV = {"AES192B": "AES192BLMT", "AES256B": "AES256BLMT"}
+"""Inventory privacy protocols (Blumenthal's AES-192/256) in snmpsim's words; the rest match."""
 # For traps of v3 devices (the simulator sends v2c traps only) when the network has no v2c
 # device whose community they could use.
 V2C_TRAP_FALLBACK_COMMUNITY = "public"
@@ -147,7 +149,8 @@ def _engine_options(device_key: str, address: str, port: int, access: AgentAcces
                         f"--v3-auth-proto={access.auth_protocol}"]
         if access.priv_key is not None:
             options += [f"--v3-priv-key={access.priv_key.get_secret_value()}",
-                        f"--v3-priv-proto={access.priv_protocol}"]
+                        "--v3-priv-proto="
+                        + SNMPSIM_PRIV.get(access.priv_protocol, access.priv_protocol)]
     else:
         options += [f"--v3-user=unused-{secrets.token_hex(8)}",
                     f"--v3-auth-key={secrets.token_hex(16)}", "--v3-auth-proto=SHA",

@@ -37,9 +37,12 @@
 
   function formatTime(ms, spanSeconds) {
     const lang = document.documentElement.lang || undefined;
-    const options = spanSeconds > 86400
-      ? {month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit"}
-      : {hour: "2-digit", minute: "2-digit"};
+    // beyond three months a day is detail enough, and the year tells them apart
+    const options = spanSeconds > 90 * 86400
+      ? {year: "numeric", month: "2-digit", day: "2-digit"}
+      : spanSeconds > 86400
+        ? {month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit"}
+        : {hour: "2-digit", minute: "2-digit"};
     return new Date(ms).toLocaleString(lang, options);
   }
 

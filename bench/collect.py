@@ -1,0 +1,329 @@
+"""The whole collection service at scale: collector and PostgreSQL CPU per device poll.
+
+Starts snmpsim agents for `--devices` SNMP devices of `--ports` interfaces each
+(tests.snmp_agents: generated IF-MIB data, one UDP port of 127.0.0.1 per device, up to 500
+devices per snmpsim process; their CPU is not counted), writes an inventory naming them
+(every port monitored but the data's down ones; the data's sysUpTime stands still, so each
+device's second poll sees an agent restart: one trap-event alarm per device for
+`event_hold_s`, which the alarm service correlates), imports it into a scratch database
+(bench/scratch_database.py) and runs what `keyline collect` runs for polling: the collection
+service (collectors.service, from the settings) and the alarm service (alarms.service,
+default threshold rules), in this process. Every device is
+polled every `--interval-s` seconds; health polls and topology discovery are off (their own
+intervals; bench/poll.py measures health), the ticket service and the notifier are left
+out (no circuits). Printed, per SNMP version (`--versions`, each its own run):
+
+    start-up            from start until every device had its first regular poll: wall
+                        time, collector CPU, PostgreSQL CPU, observations written, skipped
+                        polls (a fresh store: every port's first state is new)
+    collector_ms_poll   this process's CPU (all its threads) per device poll, over
+                        `--intervals` intervals after the start-up; by thread: the loop
+                        (polls, rates, samples), the spool (writes to the store), the alarm
+                        service (the event consumer's threads), the rest
+    postgres_ms_poll    the PostgreSQL server's CPU per device poll (its processes' user +
+                        system time from /proc: postmaster, backends, background workers;
+                        embedded server only)
+    skipped_polls       polls due while the device's previous one still ran
+    observations        state changes in the measured window (none on a quiet network;
+                        agents starved of CPU make devices SNMP-unresponsive, which the
+                        alarm service then correlates: its CPU goes up with them)
+    missed_intervals    (device, interval) pairs of the measured window with no poll
+    rss_mib             this process's resident memory at the end
+
+Per device poll means the process's whole CPU over the window divided by its polls, so
+the per-second work (the flush, the alarm service's ticks, heartbeats) is spread over the
+polls: with few devices it weighs more. On a shared machine the absolute figures move with
+the load: compare runs of one session (a before and an after), and read the load average
+printed with them.
+
+    .venv/bin/python bench/collect.py [--devices 500] [--ports 10] [--interval-s 60]
+                                      [--intervals 3] [--versions v2c,v3] [--v3-devices 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, and bench/alarms.py there is
+# named like the alarms package: take the folder off.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from bench.scratch_database import scratch_database  # noqa: E402
+from config.inventory.loader import load_inventory  # noqa: E402
+from store.inventory import apply_inventory  # noqa: E402
+from tests.snmp_agents import (  # noqa: E402
+    COMMUNITY,
+    V3_AUTH_KEY,
+    V3_PRIV_KEY,
+    V3_USER,
+    SnmpsimAgents,
+    free_udp_ports,
+    if_indexes,
+)
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# devices one snmpsim process serves: snmpsim is Python, a few thousand varbinds/s each
+DEVICES_PER_AGENT_PROCESS = 500
+CREDENTIALS = {
+    "v2c": ("  - {id: bench-snmp, kind: snmp_v2c, community: {env: KEYLINE_BENCH_COMMUNITY}}"),
+    "v3": ("  - {id: bench-snmp, kind: snmp_v3, username: keyline-poller,"
+           " security_level: authPriv, auth_protocol: SHA,"
+           " auth_key: {env: KEYLINE_BENCH_AUTH_KEY}, priv_protocol: AES,"
+           " priv_key: {env: KEYLINE_BENCH_PRIV_KEY}}"),
+}
+ENVIRON = {"KEYLINE_BENCH_COMMUNITY": COMMUNITY, "KEYLINE_BENCH_AUTH_KEY": V3_AUTH_KEY,
+           "KEYLINE_BENCH_PRIV_KEY": V3_PRIV_KEY}
+
+
+def start_agents(devices: int, ports: int, version: str) -> tuple[list[SnmpsimAgents],
+                                                                  list[int]]:
+    """snmpsim processes serving `devices` devices of `ports` interfaces (tests.snmp_agents:
+    every device the same data, each on its own UDP port of 127.0.0.1; a v3 device is an
+    engine of its own, SHA/AES); their CPU is not this process's."""
+    agents, endpoints = [], []
+    try:
+        for first in range(0, devices, DEVICES_PER_AGENT_PROCESS):
+            count = min(DEVICES_PER_AGENT_PROCESS, devices - first)
+            if version == "v2c":
+                agent = SnmpsimAgents(interfaces=ports, v2c_count=count)
+            else:
+                user = (V3_USER, "SHA", V3_AUTH_KEY, "AES", V3_PRIV_KEY)
+                agent = SnmpsimAgents(interfaces=ports, v2c_count=1, v3_users=(user,) * count)
+            agents.append(agent.start())
+            endpoints += agent.v2c_ports if version == "v2c" else agent.v3_user_ports
+    except BaseException:
+        for agent in agents:
+            agent.stop()
+        raise
+    return agents, endpoints
+
+
+def write_inventory(folder: Path, endpoints: list[int], ports: int, version: str) -> Path:
+    lines = ["credentials:", CREDENTIALS[version], "devices:"]
+    for number, port in enumerate(endpoints):
+        lines += [f"  - name: bench-{number + 1:04d}", "    role: PE",
+                  "    platform: cisco_ios", "    management_address: 127.0.0.1",
+                  f"    snmp_port: {port}", "    snmp_credential: bench-snmp", "    ports:"]
+        # the generated data has every seventh interface down: monitored, each would be a
+        # link-down alarm for the whole run; the others are monitored (key-account ports)
+        lines += [f"      - {{name: GigabitEthernet0/0/{if_index}, speed_bps: 1G,"
+                  f" monitor: {'false' if if_index % 7 == 0 else 'true'}}}"
+                  for if_index in if_indexes(ports)]
+    path = folder / f"bench-collect-{version}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --- what the processes used ----------------------------------------------------------------
+
+
+def _stat_fields(path: str) -> list[str]:
+    with open(path) as stat:
+        text = stat.read()
+    return text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+
+
+def thread_cpu_s() -> Counter[str]:
+    """This process's CPU seconds so far by thread group: the collector's loop, the spool,
+    the alarm service, the rest (threads that ended count in none)."""
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    used: Counter[str] = Counter()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            fields = _stat_fields(f"/proc/self/task/{tid}/stat")
+        except OSError:
+            continue
+        name = names.get(int(tid), "")
+        group = ("loop" if name == "keyline-collector"
+                 else "spool" if name in ("keyline-spool-writer", "keyline-forwarder")
+                 else "alarms" if name.startswith(("keyline-alarms", "keyline-events"))
+                 else "rest")
+        used[group] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return used
+
+
+def postgres_cpu_s(work_dir: Path) -> float | None:
+    """The embedded server's CPU seconds so far: the postmaster's own and its reaped
+    children's, plus its live children's. None when no embedded server is found."""
+    found = list(work_dir.glob("**/postmaster.pid"))
+    if not found:
+        return None
+    postmaster = int(found[0].read_text().split()[0])
+    fields = _stat_fields(f"/proc/{postmaster}/stat")
+    total = sum(int(fields[i]) for i in (11, 12, 13, 14))
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            child = _stat_fields(f"/proc/{pid}/stat")
+        except OSError:
+            continue
+        if int(child[1]) == postmaster:
+            total += int(child[11]) + int(child[12])
+    return total / CLOCK_TICKS
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Mark:
+    at: float
+    process_s: float
+    threads: Counter[str]
+    postgres_s: float | None
+    polls: Counter[str]
+    statuses: Counter[str]
+    skipped: int
+    observations: int
+    alarm_observations: int
+
+    @classmethod
+    def take(cls, service: object, alarms: object, work_dir: Path) -> Mark:
+        stats = service.stats()  # type: ignore[attr-defined]
+        return cls(time.monotonic(), time.process_time(), thread_cpu_s(),
+                   postgres_cpu_s(work_dir), stats.device_polls, stats.polls,
+                   sum(stats.skipped_polls.values()), stats.observations,
+                   alarms.stats.observations)  # type: ignore[attr-defined]
+
+
+def run(version: str, args: argparse.Namespace, work: Path) -> None:
+    from alarms.service import AlarmService
+    from collectors.service import CollectionService
+    from config.settings import Settings
+    from store.database import open_database
+
+    devices = args.devices if version == "v2c" else min(args.devices, args.v3_devices)
+    agents, endpoints = start_agents(devices, args.ports, version)
+    environ = {**os.environ, **ENVIRON}
+    try:
+        inventory = load_inventory([write_inventory(work, endpoints, args.ports, version)])
+        with scratch_database(args.url) as scratch:
+            with psycopg.connect(scratch.url) as conn:
+                apply_inventory(conn, inventory)
+            settings = Settings(
+                database_url=scratch.url, data_dir=scratch.work_dir / "keyline",
+                poll={"default_interval_s": args.interval_s, "groups": {}},
+                health={"enabled": False}, topology={"discovery_interval_s": 0},
+                traps={"port": free_udp_ports(1)[0]})
+            database = open_database(scratch.url, settings.data_dir,
+                                     min_size=settings.store.pool_min_size,
+                                     max_size=settings.store.pool_max_size)
+            try:
+                measure(version, devices, settings, database, environ, scratch.work_dir, args,
+                        CollectionService, AlarmService)
+            finally:
+                database.close()
+    finally:
+        for agent in agents:
+            agent.stop()
+
+
+def measure(version: str, count: int, settings: object, database: object, environ: dict[str, str],
+            work_dir: Path, args: argparse.Namespace, service_class: type,
+            alarm_class: type) -> None:
+    interval_s = float(args.interval_s)
+    alarms = alarm_class(database.pool, database.url, settings.alarms)  # type: ignore[attr-defined]
+    service = service_class.from_settings(settings, database.pool, environ)  # type: ignore[attr-defined]
+    before = Mark(time.monotonic(), time.process_time(), thread_cpu_s(),
+                  postgres_cpu_s(work_dir), Counter(), Counter(), 0, 0, 0)
+    alarms.start()
+    service.start()
+    try:
+        # start-up: until every device had a regular poll (its phase is within one
+        # interval; warm-ups come within 2.5 spreads)
+        deadline = before.at + max(interval_s, 2.5 * service.startup_spread_s) + 1.0
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+        while not alarms.idle() and time.monotonic() < deadline + interval_s:
+            time.sleep(0.2)
+        started = Mark.take(service, alarms, work_dir)
+        marks = [started]
+        for _ in range(args.intervals):
+            time.sleep(max(0.0, marks[-1].at + interval_s - time.monotonic()))
+            marks.append(Mark.take(service, alarms, work_dir))
+        service.drain(30)
+        end = marks[-1]
+        rss = rss_mib()
+    finally:
+        service.stop()
+        alarms.stop()
+    devices = [f"bench-{n + 1:04d}" for n in range(count)]
+    missed = sum(1 for a, b in itertools.pairwise(marks) for key in devices
+                 if b.polls[key] - a.polls[key] == 0)
+    polls = sum(end.polls.values()) - sum(started.polls.values())
+    load = os.getloadavg()
+    print(f"## {version}: {count} devices x {args.ports} ports every {interval_s:g} s;"
+          f" load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; {os.cpu_count()} CPUs",
+          flush=True)
+    pg = (f"{started.postgres_s - before.postgres_s:.1f} s"
+          if started.postgres_s is not None and before.postgres_s is not None else "n/a")
+    print(f"  start-up          {started.at - before.at:6.1f} s wall, collector "
+          f"{started.process_s - before.process_s:.1f} s CPU (alarms "
+          f"{started.threads['alarms'] - before.threads['alarms']:.1f} s), postgres {pg}; "
+          f"{started.observations} observations, {started.alarm_observations} through the"
+          f" alarm pipeline; {started.skipped} skipped polls")
+    if polls == 0:
+        print("  no polls in the measured window")
+        return
+    statuses = ", ".join(f"{n} {status}" for status, n
+                         in sorted((end.statuses - started.statuses).items()))
+    per_poll = {group: 1000 * (end.threads[group] - started.threads[group]) / polls
+                for group in ("loop", "spool", "alarms", "rest")}
+    print(f"  collector_ms_poll {1000 * (end.process_s - started.process_s) / polls:6.2f}"
+          f"  (loop {per_poll['loop']:.2f}, spool {per_poll['spool']:.2f}, alarms "
+          f"{per_poll['alarms']:.2f}, rest {per_poll['rest']:.2f}); {polls} device polls in"
+          f" {end.at - started.at:.0f} s ({statuses})")
+    if end.postgres_s is not None and started.postgres_s is not None:
+        print(f"  postgres_ms_poll  {1000 * (end.postgres_s - started.postgres_s) / polls:6.2f}")
+    else:
+        print("  postgres_ms_poll     n/a (not an embedded server)")
+    print(f"  skipped_polls     {end.skipped - started.skipped:6d}")
+    print(f"  observations      {end.observations - started.observations:6d}  (state changes in "
+          "the window: agents too slow to answer make devices SNMP-unresponsive, and the "
+          "alarm pipeline correlates)")
+    print(f"  missed_intervals  {missed:6d}  (of {count * args.intervals})")
+    print(f"  rss_mib           {rss:6.0f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=500)
+    parser.add_argument("--ports", type=int, default=10)
+    parser.add_argument("--interval-s", type=int, default=60)
+    parser.add_argument("--intervals", type=int, default=3)
+    parser.add_argument("--versions", default="v2c,v3")
+    parser.add_argument("--v3-devices", type=int, default=200,
+                        help="at most this many v3 devices (each its own snmpsim engine)")
+    parser.add_argument("--url", help="PostgreSQL server for the scratch database "
+                                      "(default: an embedded one started for the run)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for version in args.versions.split(","):
+        work = Path(tempfile.mkdtemp(prefix="keyline-bench-collect-", dir="/tmp"))
+        run(version.strip(), args, work)
+
+
+if __name__ == "__main__":
+    main()
