@@ -32,7 +32,7 @@ import pytest
 from collectors.model import Observation
 from store.collection import record_drops
 from store.observations import record_observations
-from store.timeseries import SampleWriter
+from store.timeseries import SampleWriter, refresh_rollups
 from tests.test_portal_access import (  # noqa: F401
     PASSWORD,
     USER_A,
@@ -68,6 +68,8 @@ def _seed_week(portal: Portal) -> tuple[int, int]:  # noqa: F811
             writer.add(at, a_port, "if_in_bps", 3_000_000.0 + minutes)
             writer.add(at, a_port, "if_out_bps", 1_000_000.0)
             writer.add(at, a_port, "if_in_utilization_pct", 30.0)
+    # the week's chart reads the 5-minute rollup: refresh it, as the collector's job does
+    refresh_rollups(portal.database.pool, now)
     return circuit_id, a_port
 
 
