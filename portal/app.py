@@ -127,6 +127,11 @@ def create_app(settings: Settings, database: Database, *,
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         # The cookie's own lifetime; the stored session's timeouts are what end a session.
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.accounts.session_max_age_s),
+        # The cookie is written only when its content changes (login, a language, the CSRF
+        # token's first use): a response to a request the browser sent earlier with an older
+        # cookie (a favicon, a script still loading as the user logs in) must not put that
+        # older cookie back and take away the page's CSRF token or the new login.
+        SESSION_REFRESH_EACH_REQUEST=False,
         # The CSRF token is bound to the session, not to a clock: a login page left open
         # over lunch still works.
         WTF_CSRF_TIME_LIMIT=None,

@@ -58,6 +58,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from flask import abort, current_app, g, jsonify, redirect, request, session, url_for
+from flask_wtf.csrf import generate_csrf
 
 from config.inventory.validate import LOGIN_NAME
 from config.settings import AccountSettings
@@ -135,6 +136,11 @@ def start_session(user: UserRecord, address: str | None) -> None:
     session[SESSION_SECRET] = secret
     if language:
         session["lang"] = language
+    # The CSRF token goes into the login's own cookie, so every response after the login
+    # carries the same one as the first page's forms (a fresh one: the request's cached
+    # token belonged to the cleared session).
+    g.pop("csrf_token", None)
+    generate_csrf()
 
 
 def _forget_session() -> None:

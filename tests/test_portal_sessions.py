@@ -137,6 +137,34 @@ def test_cookie_replayed_after_logout_is_refused(portal: Portal):  # noqa: F811
     assert reason == "logout"
 
 
+def test_a_late_answer_to_an_older_request_does_not_undo_the_login(
+        portal: Portal):  # noqa: F811
+    """What a browser does as a user logs in: the login page's own requests (its favicon,
+    a script) may be answered after the next page, and a browser stores every cookie it is
+    sent, in the order the answers come. Those answers must not put the older cookie back,
+    or the page's forms fail their CSRF check (the language button after a login) or the
+    login is undone."""
+    client = portal.app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    before_login = cookie_of(client)
+    assert client.post("/login", data={"name": USER_A, "password": PASSWORD,
+                                       "csrf_token": csrf_token(page)}).status_code == 302
+    after_redirect = cookie_of(client)
+    home = client.get("/", follow_redirects=True).get_data(as_text=True)
+    form_token = csrf_token(home)
+    for older in (before_login, after_redirect):
+        for path in ("/favicon.ico", "/static/customer.js", "/login"):
+            late = replay(portal.app, older).get(path)
+            for header in late.headers.getlist("Set-Cookie"):
+                name, _, rest = header.partition("=")
+                if name == COOKIE:  # what the browser would store, last answer wins
+                    client.set_cookie(COOKIE, rest.split(";", 1)[0])
+    answer = client.post("/language", data={"lang": "zh_CN", "csrf_token": form_token,
+                                            "next": "/my/"})
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    assert 'lang="zh-CN"' in client.get("/my/", follow_redirects=True).get_data(as_text=True)
+
+
 def test_cookie_replayed_after_keyline_user_passwd_is_refused(portal: Portal):  # noqa: F811
     saved = [cookie_of(logged_in(portal.app, USER_A)) for _ in range(2)]
     other = cookie_of(logged_in(portal.app, USER_B))
