@@ -164,8 +164,11 @@ def store(pg_server: Any, template_db: str, inventory: Inventory,
 
 
 def make_service(store: Database, environ: dict[str, str], tmp_path: Path, *,
-                 interval_s: float, traps_port: int | None, timeout_s: float = 1.0,
+                 interval_s: float, traps_port: int | None, timeout_s: float = 3.0,
                  retries: int = 1, down_after_failures: int = 2) -> CollectionService:
+    # The default timeout is for agents that answer: on a loaded machine the simulated
+    # agents are slow, and a test about healthy devices must not see them "unreachable".
+    # Tests about silence pass their own, shorter one.
     return CollectionService(
         store.pool, spool_dir=tmp_path / "spool", interval_s_for=lambda group: interval_s,
         environ=environ, timeout_s=timeout_s, retries=retries,
@@ -546,7 +549,8 @@ def test_an_agent_that_speaks_snmpv1_only_is_named_in_the_hint_then_polled_as_v1
             return row
 
         # polled as v2c: silent, alive (127.0.0.1 answers ping), and the hint says why
-        with make_service(store, env, tmp_path / "v2c", interval_s=1.0, traps_port=None):
+        with make_service(store, env, tmp_path / "v2c", interval_s=1.0, traps_port=None,
+                          timeout_s=1.0):
             state, detail = wait_for(lambda: (lambda v: v if v and v[0] != "reachable"
                                               else None)(verdict()), 20)
         assert state == "snmp-unresponsive"
