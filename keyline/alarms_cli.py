@@ -188,10 +188,14 @@ def _why(alarm: Any, labels: dict[int, tuple[str, int | None]], observation: Any
         text = f"{name} stopped answering polls" + (f": {reason}" if reason else "")
     elif kind == "threshold" and all(isinstance(seen.get(f), int | float)
                                      for f in ("value", "raise_at")):
-        text = (f"{text_of('metric') or key.qualifier} {seen['value']:.1f} >= "
-                f"{seen['raise_at']:g} on {name}")
-        if isinstance(seen.get("clear_below"), int | float):
-            text += f" (clears below {seen['clear_below']:g})"
+        from alarms.thresholds import summary_of
+
+        text = f"{summary_of({**seen, 'metric': text_of('metric') or key.qualifier})} on {name}"
+        # a rule on a falling value (optical power) clears above its level, not below
+        clears = (("clear_below", "below") if seen.get("direction", "above") == "above"
+                  else ("clear_above", "above"))
+        if isinstance(seen.get(clears[0]), int | float):
+            text += f" (clears {clears[1]} {seen[clears[0]]:g})"
     elif kind == "flapping":
         text = f"{name} is flapping: {alarm.summary.removeprefix('port ')}"
     elif kind == "trap_event" and key.qualifier == "agent_restart":

@@ -249,6 +249,19 @@ def test_alarm_show_says_why_a_threshold_was_crossed(db, cli) -> None:
             "(clears below 80)") in shown.splitlines()
 
 
+def test_alarm_show_says_a_falling_value_crossed_below_its_level(db, cli) -> None:
+    with db.pool.connection() as conn:
+        _, port_id = _example_port(conn)
+        alarm_id = _stored_alarm(
+            conn, AlarmKey(ObjectKind.PORT, port_id, AlarmType.THRESHOLD, "optical_rx_dbm"),
+            "optical_rx_dbm -27.4 <= -25",
+            {"metric": "optical_rx_dbm", "value": -27.42, "raise_at": -25.0,
+             "direction": "below", "clear_above": -23.0})
+    shown = cli("alarm", "show", str(alarm_id))
+    assert ("raised because: optical_rx_dbm -27.4 <= -25 on port Eth-Trunk1 of p-sh1 "
+            "(clears above -23)") in shown.splitlines()
+
+
 def test_alarm_list_names_the_objects_the_inventory_knows(db, cli) -> None:
     from config.inventory.loader import load_inventory
     from keyline.wiring import EXAMPLE_INVENTORY
