@@ -217,7 +217,9 @@ def record_fetched(pool: Pool, device_id: int, device_key: str, platform: str, t
         outcome = FetchOutcome(device_id, device_key, STORE_REFUSED, str(refused))
         _record_attempt(pool, outcome, at)
         return outcome
-    if changed:
+    if changed and version.version == 1:
+        log.info("configuration of %s kept for the first time: version 1", device_key)
+    elif changed:
         log.info("configuration of %s changed: version %d", device_key, version.version)
     return FetchOutcome(device_id, device_key, OK, None, version.version, changed,
                         version.version - 1 if changed and version.version > 1 else None)
