@@ -245,7 +245,11 @@ def measure(version: str, count: int, settings: object, database: object, enviro
             alarm_class: type) -> None:
     interval_s = float(args.interval_s)
     alarms = alarm_class(database.pool, database.url, settings.alarms)  # type: ignore[attr-defined]
-    service = service_class.from_settings(settings, database.pool, environ)  # type: ignore[attr-defined]
+    from keyline.wiring import threshold_judge  # the [alarms] rules, as `keyline collect`
+
+    service = service_class.from_settings(  # type: ignore[attr-defined]
+        settings, database.pool, environ,
+        thresholds=threshold_judge(settings.alarms.thresholds))  # type: ignore[attr-defined]
     before = Mark(time.monotonic(), time.process_time(), thread_cpu_s(),
                   postgres_cpu_s(work_dir), Counter(), Counter(), 0, 0, 0)
     alarms.start()

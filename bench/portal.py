@@ -59,7 +59,6 @@ import multiprocessing
 import os
 import re
 import resource
-import shutil
 import signal
 import socket
 import statistics
@@ -115,37 +114,24 @@ def start_keyline_serve(url: str, data_dir: Path, env: dict[str, str]) -> tuple[
     return process, pid, port
 
 
-NGINX_CONF = """
-daemon off;
-worker_processes 1;
-worker_rlimit_nofile {files};
-pid {work}/nginx.pid;
-error_log stderr warn;
-events {{ worker_connections {connections}; }}
-http {{
-    access_log off;
-    client_body_temp_path {work}/client_body;
-    proxy_temp_path {work}/proxy;
-    fastcgi_temp_path {work}/fastcgi;
-    uwsgi_temp_path {work}/uwsgi;
-    scgi_temp_path {work}/scgi;
-    map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
-    upstream keyline {{
+# the http block's own part (lab.nginx writes the rest of nginx.conf)
+NGINX_PROXY = """
+map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
+upstream keyline {{
 {servers}
-        keepalive 64;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://keyline;
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_read_timeout 1h;
-        }}
+    keepalive 64;
+}}
+server {{
+    listen 127.0.0.1:{port};
+    location / {{
+        proxy_pass http://keyline;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_read_timeout 1h;
     }}
 }}
 """
@@ -154,19 +140,21 @@ http {{
 def start_nginx(work: Path, ports: list[int]) -> tuple[subprocess.Popen[bytes], int]:
     """nginx on a free loopback port in front of the portal processes on `ports`, with
     docs/deployment.md's WebSocket-only configuration (round robin, no stickiness)."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
+    from lab.nginx import nginx_binary, write_nginx_conf
+
+    nginx = nginx_binary()
+    if nginx is None:
         raise SystemExit("--processes needs nginx (lab/debian-packages.txt: python3 dev.py test"
                          " installs it as root, or apt-get install nginx)")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     work.mkdir(parents=True, exist_ok=True)
-    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in ports)
+    servers = "\n".join(f"    server 127.0.0.1:{p};" for p in ports)
     files = raise_fd_limit()  # nginx inherits it; each client is two of its connections
-    (work / "nginx.conf").write_text(NGINX_CONF.format(
-        work=work, servers=servers, port=port, files=files, connections=files // 2))
-    process = subprocess.Popen([nginx, "-p", str(work), "-c", str(work / "nginx.conf")])
+    main = write_nginx_conf(work, NGINX_PROXY.format(servers=servers, port=port),
+                            worker_connections=files // 2, worker_rlimit_nofile=files)
+    process = subprocess.Popen([nginx, "-p", str(work), "-c", str(main)])
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -67,13 +67,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from alarms.rules import ThresholdRule, default_thresholds
-from alarms.thresholds import ThresholdStage
 from collectors.cli import (
     STATE_METRICS,
     CliResult,
@@ -223,6 +221,26 @@ class _CliDeviceState:
     last_status: str | None = None
 
 
+class SampleJudge(Protocol):
+    """The rules that judge samples as they are written, as the service sees them: the
+    metrics they judge, which objects are devices and each object's SLA tier (read from the
+    store when an import changed them), and the observations of the series that samples move
+    across a level. The composition root (keyline.wiring) hands in
+    alarms.thresholds.ThresholdStage: collectors know nothing of alarms."""
+
+    metrics: frozenset[str]
+
+    def set_objects(self, is_device: Callable[[int], bool],
+                    tiers: Mapping[int, str]) -> None: ...
+
+    def crossings(self, samples: Sequence[Sample]) -> list[Observation]: ...
+
+
+# how the service builds its judge: from its StateTracker's `state(object_id, kind)`, so a
+# series' state has one keeper (seeded from the store: a restarted collector's too)
+SampleJudgeFactory = Callable[[Callable[[int, str], str | None]], SampleJudge]
+
+
 class CollectionService:
     """Polls every active device of the store on its group's interval and receives traps;
     see the module docstring. Thread-safe start/stop; everything else runs on its loop."""
@@ -263,7 +281,7 @@ class CollectionService:
         cli_interval_s: float | None = None,
         cli_config_interval_s: float | None = None,
         cli_profiles: Mapping[str, Any] | None = None,
-        thresholds: Sequence[ThresholdRule] | None = None,
+        thresholds: SampleJudgeFactory | None = None,
         instance: CollectorInstance | None = None,
         lease_s: float = DEFAULT_LEASE_S,
         upkeep_gate: Callable[[], bool] | None = None,
@@ -305,10 +323,10 @@ class CollectionService:
         self._stats = CollectorStats()
         self._stats_lock = threading.Lock()
         self._pending_samples: list[Sample] = []
-        # threshold rules judged on the samples as they are written (alarms.thresholds),
-        # on the tracker's states; the SLA tiers that choose a rule are read from the store
-        self._thresholds = ThresholdStage(
-            default_thresholds() if thresholds is None else thresholds, self._tracker.state)
+        # threshold rules judged on the samples as they are written (given by the caller,
+        # keyline.wiring), on the tracker's states; the SLA tiers that choose a rule are
+        # read from the store. None: samples are not judged.
+        self._thresholds = thresholds(self._tracker.state) if thresholds is not None else None
         self._tiers_read: Future | None = None
         self._tiers_for: object = _NOT_READ  # the import the tiers are of
         self._unjudged: list[Sample] = []  # until the tiers are first read
@@ -400,11 +418,14 @@ class CollectionService:
                       environ: Mapping[str, str] | None = None, *,
                       cli_sessions: CliSessions | None = None,
                       instance: CollectorInstance | None = None,
-                      upkeep_gate: Callable[[], bool] | None = None) -> CollectionService:
+                      upkeep_gate: Callable[[], bool] | None = None,
+                      thresholds: SampleJudgeFactory | None = None) -> CollectionService:
         """A service configured by `settings` (config.settings.Settings); with
         `cli_sessions` (collectors.cli.CliSessions.from_settings) and `[cli] enabled`, the
         devices with a CLI credential are read over SSH too. With an `instance`
-        (store.leases), it polls only the devices it holds leases on ([collector])."""
+        (store.leases), it polls only the devices it holds leases on ([collector]). The
+        samples are judged by `thresholds` (keyline.wiring.threshold_judge: the `[alarms]`
+        rules), none when it is None."""
         cli = settings.cli
         service = cls(
             pool,
@@ -429,7 +450,7 @@ class CollectionService:
             health_interval_s=settings.health.interval_s if settings.health.enabled else None,
             cli_sessions=cli_sessions if cli.enabled else None,
             cli_interval_s=cli.interval_s, cli_config_interval_s=cli.config_interval_s,
-            thresholds=settings.alarms.thresholds,
+            thresholds=thresholds,
             instance=instance, lease_s=settings.collector.lease_s or DEFAULT_LEASE_S,
             upkeep_gate=upkeep_gate,
             heartbeat_name=(f"collector:{settings.collector.name}" if settings.collector.name
@@ -1512,12 +1533,12 @@ class CollectionService:
                 (device_id, *row) for device_id, row in cli_statuses.items()])
 
     def _judge_thresholds(self, samples: list[Sample]) -> None:
-        """Offer the samples just written to the threshold rules (alarms.thresholds); the
-        series that crossed a level become observations. The SLA tiers are read on the
+        """Offer the samples just written to the threshold rules (the caller's SampleJudge);
+        the series that crossed a level become observations. The SLA tiers are read on the
         store thread when an import changed them; until the first read the samples wait
         (a few seconds at start), after it they are judged with the tiers known."""
         stage = self._thresholds
-        if not stage.metrics:
+        if stage is None or not stage.metrics:
             return
         reading = self._tiers_read
         if reading is not None and reading.done():

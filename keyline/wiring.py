@@ -16,9 +16,10 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -29,6 +30,10 @@ from config.settings import Settings, settings_from_json, settings_to_json
 from store.database import Database, StoreError, open_database, redact_url
 from store.inventory import ImportSummary, apply_inventory_guarded
 from store.migrate import check_schema, migrate
+
+if TYPE_CHECKING:
+    from alarms.rules import ThresholdRule
+    from collectors.service import SampleJudgeFactory
 
 log = logging.getLogger(__name__)
 
@@ -695,6 +700,15 @@ def check_lease_budget(lease_s: float, poll_budget_s: float) -> None:
             f" the ICMP check, two flushes): at least {1.5 * poll_budget_s:g} s")
 
 
+def threshold_judge(rules: Sequence[ThresholdRule]) -> SampleJudgeFactory:
+    """Threshold rules (`[alarms] thresholds`) as the collection service judges its samples
+    with them: alarms.thresholds.ThresholdStage, built on the service's own states. The
+    collectors know nothing of alarms, so the rules come to them from here."""
+    from alarms.thresholds import ThresholdStage
+
+    return partial(ThresholdStage, rules)
+
+
 @contextmanager
 def _collection_service(settings: Settings, database: Database, *,
                         instance: object | None = None,
@@ -710,6 +724,8 @@ def _collection_service(settings: Settings, database: Database, *,
     service = CollectionService.from_settings(settings, database.pool, environ,
                                               cli_sessions=cli_sessions,
                                               instance=instance,  # type: ignore[arg-type]
+                                              thresholds=threshold_judge(
+                                                  settings.alarms.thresholds),
                                               upkeep_gate=upkeep_gate)
     try:
         if instance is not None:

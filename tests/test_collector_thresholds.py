@@ -18,6 +18,7 @@ from alarms.rules import AlarmSettings, ThresholdRule
 from alarms.service import AlarmService
 from collectors.service import CollectionService
 from config.inventory.loader import load_inventory
+from keyline.wiring import threshold_judge
 from store.database import Database
 from store.inventory import apply_inventory
 from tests.snmp_agents import COMMUNITY, SnmpsimAgents, if_indexes, snmpsim_installed
@@ -66,7 +67,7 @@ def service(db: Database, tmp_path: Path, flush_interval_s: float = 0.2) -> Coll
         db.pool, spool_dir=tmp_path / "spool", interval_s_for=lambda _group: INTERVAL_S,
         environ={"KEYLINE_TEST_COMMUNITY": COMMUNITY}, timeout_s=2.0, retries=1,
         traps_enabled=False, startup_spread_s=INTERVAL_S, flush_interval_s=flush_interval_s,
-        health_interval_s=None, icmp_check=False, thresholds=RULES)
+        health_interval_s=None, icmp_check=False, thresholds=threshold_judge(RULES))
 
 
 def crossings(db: Database) -> list[tuple[int, str, str | None, str]]:
@@ -182,3 +183,37 @@ def test_the_first_polls_of_many_devices_are_spread_wider(db: Database,
     assert collector.startup_spread_s == 10.0
     collector._group_targets = dict.fromkeys(range(2000))
     assert collector.startup_spread_s == 2000 / service_module.STARTUP_POLLS_PER_S == 40.0
+
+
+def test_the_collector_keyline_collect_runs_judges_with_the_alarms_settings_rules(
+        agents: SnmpsimAgents, db: Database, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The collectors know nothing of alarms: the rules come from the composition root.
+    The collection service as `keyline collect` builds it (keyline.wiring) judges its
+    samples with `[alarms] thresholds`: every series they breach is recorded."""
+    from config.settings import load_settings
+    from keyline.wiring import _collection_service
+
+    folder = tmp_path / "inventory"
+    folder.mkdir()
+    (folder / "devices.yaml").write_text(inventory_yaml(agents))
+    with db.pool.connection() as conn:
+        apply_inventory(conn, load_inventory([folder]))
+        ports = [row[0] for row in conn.execute("SELECT id FROM ports")]
+        devices = [row[0] for row in conn.execute("SELECT id FROM devices")]
+    monkeypatch.setenv("KEYLINE_TEST_COMMUNITY", COMMUNITY)
+    settings = load_settings(None, overrides={
+        "data_dir": tmp_path / "data", "database_url": db.url,
+        "poll": {"default_interval_s": int(INTERVAL_S), "groups": {}, "timeout_s": 2.0,
+                 "retries": 1, "icmp_check": False},
+        "traps": {"enabled": False}, "health": {"enabled": False},
+        "topology": {"discovery_interval_s": 0},
+        "alarms": {"thresholds": [rule.model_dump() for rule in RULES]}})
+    with _collection_service(settings, db) as collector:
+        # the first polls are spread over the collector's start-up spread (10 s)
+        wait_for(lambda: min(collector.stats().device_polls.values(),  # type: ignore[attr-defined]
+                             default=0) >= 2, 60)
+        collector.drain(10)  # type: ignore[attr-defined]
+    assert sorted((o, k) for o, k, _, _ in crossings(db)) == sorted(
+        [(p, "threshold:if_oper_status") for p in ports]
+        + [(d, "threshold:snmp_response_ms") for d in devices])

@@ -40,6 +40,7 @@ from pathlib import Path
 import pytest
 
 from keyline.wiring import EXAMPLE_INVENTORY
+from lab.nginx import nginx_binary, write_nginx_conf
 from portal.vendor import ALLOWED, NODE_MODULES
 from tests.conftest import scratch_parent
 from tests.portal_process import START_TIMEOUT_S, STOP_TIMEOUT_S, Portal
@@ -240,29 +241,6 @@ def check_pages(browser, base_url: str, name: str, password: str,  # noqa: F811
 
 # --- docker-compose.yml's layout, without Docker -------------------------------------------
 
-NGINX_MAIN = """
-daemon off;
-worker_processes 1;
-pid {work}/nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {work}/client_body;
-    proxy_temp_path {work}/proxy;
-    fastcgi_temp_path {work}/fastcgi;
-    uwsgi_temp_path {work}/uwsgi;
-    scgi_temp_path {work}/scgi;
-    include {work}/proxy.conf;
-}}
-"""
-
-
-def nginx_binary() -> Path | None:
-    found = shutil.which("nginx") or "/usr/sbin/nginx"
-    return Path(found) if Path(found).exists() else None
-
-
 def proxy_configuration(compose_conf: str, portal_ports: list[int], port: int) -> str:
     """The compose file's proxy configuration with what only Docker has replaced: the
     `portal` service name, which Docker's DNS (127.0.0.11) resolves to the replicas, by the
@@ -291,10 +269,10 @@ def start_proxy(nginx: Path, work: Path, portal_ports: list[int]) -> tuple[subpr
     work.mkdir(parents=True)
     work.chmod(0o755)  # as root, nginx's workers run as nobody
     (work / "proxy.conf").write_text(proxy_configuration(conf, portal_ports, port))
-    (work / "nginx.conf").write_text(NGINX_MAIN.format(work=work))
+    main = write_nginx_conf(work, f"include {work}/proxy.conf;")
     with (work / "nginx.log").open("w") as log:
         process = subprocess.Popen(
-            [str(nginx), "-p", str(work), "-c", str(work / "nginx.conf")],
+            [str(nginx), "-p", str(work), "-c", str(main)],
             stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:

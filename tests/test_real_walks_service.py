@@ -38,6 +38,7 @@ from collectors.port_names import normalize
 from collectors.service import CollectionService
 from collectors.snmp import SnmpPoller
 from config.inventory.loader import load_inventory
+from keyline.wiring import threshold_judge
 from lab.recordings import (
     IF_HIGH_SPEED,
     IF_SPEED,
@@ -223,7 +224,7 @@ def test_every_real_walk_through_the_collector_with_ports_named_as_operators_do(
         db.pool, spool_dir=tmp_path / "spool", interval_s_for=lambda _group: INTERVAL_S,
         environ=environ, timeout_s=3.0, retries=1, traps_enabled=False,
         startup_spread_s=INTERVAL_S, flush_interval_s=0.2,
-        health_interval_s=HEALTH_INTERVAL_S)
+        health_interval_s=HEALTH_INTERVAL_S, thresholds=threshold_judge(settings.thresholds))
     alarms = AlarmService(db.pool, db.url, settings)
     with collector, alarms:
         wait_for(lambda: all(collector.stats().device_polls[plan.device] >= 3

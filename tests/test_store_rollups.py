@@ -423,3 +423,74 @@ def test_an_upgraded_store_rolls_its_5_minute_history_into_hours_and_days(
         assert rollup_row(database, "samples_day", 12, day) == (3.0, 2.0, 4.0, 2)
     finally:
         database.close()
+
+
+def test_one_refresh_function_writes_what_the_three_copies_wrote(empty_db_url: str, tmp_path):
+    """Migration 0021 made 0002's and 0019's refresh functions (5-minute from raw samples,
+    hourly from 5 minutes, daily from hours) wrappers of one keyline_refresh_rollup: over
+    the same samples and the same ragged range they write the same rows, replace the stale
+    rows of the range's buckets, keep the rows outside it, and return the same counts; on
+    TimescaleDB, where the rollups are continuous aggregates, they do nothing and return 0."""
+    import shutil
+
+    from store.migrate import MIGRATIONS_DIR, migrate
+
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql"))[:20]:
+        shutil.copy(path, before)
+    assert sorted(before.glob("*.sql"))[-1].name == "0020_collectors.sql"
+    day = midnight(datetime.now(UTC)) - timedelta(days=3)
+    start, end = day + timedelta(minutes=3), day + timedelta(days=1, hours=2, minutes=4)
+    outside = day - timedelta(days=10)
+    # series 12/1: three samples in one 5-minute bucket, one in the next (the hour's mean
+    # weighted by count is 4, the mean of the two means would be 6); 13/2 over two days
+    samples = [(day + timedelta(seconds=s), 12, 1, v)
+               for s, v in ((10, 1.0), (70, 2.0), (130, 3.0), (420, 10.0))]
+    samples += [(day + timedelta(minutes=37 * n), 13, 2, float(n % 7)) for n in range(50)]
+
+    def refresh(conn: psycopg.Connection) -> tuple[dict[str, int], dict[str, list]]:
+        written = {rollup.table: conn.execute(
+            f"SELECT keyline_refresh_{rollup.table}(%s, %s)", [start, end]).fetchone()[0]
+            for rollup in ROLLUPS}
+        rows = {table: [tuple(round(v, 9) if isinstance(v, float) else v for v in row)
+                        for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3")]
+                for table in tables}
+        return written, rows
+
+    def spoil(conn: psycopg.Connection) -> None:
+        """Rows the next refresh must replace (in its range) or keep (outside it)."""
+        for table in tables:
+            conn.execute(f"UPDATE {table} SET avg_value = -1 WHERE bucket >= %s", [day])
+            conn.execute(f"INSERT INTO {table} VALUES (%s, 99, 1, 5, 5, 5, 1)",
+                         [day + timedelta(hours=1)])
+
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        migrate(conn, directory=before)
+        tables = [rollup.table for rollup in ROLLUPS if conn.execute(
+            "SELECT relkind FROM pg_class WHERE oid = %s::regclass", [rollup.table]
+        ).fetchone()[0] == "r"]
+        assert tables == ([] if detect_features(conn).continuous_aggregates
+                          else [rollup.table for rollup in ROLLUPS])
+        conn.execute("SELECT keyline_ensure_sample_partitions(%s, %s)",
+                     [day, day + timedelta(days=2)])
+        with conn.cursor() as cursor:
+            cursor.executemany("INSERT INTO samples VALUES (%s, %s, %s, %s)", samples)
+        for table in tables:
+            conn.execute(f"INSERT INTO {table} VALUES (%s, 99, 1, 7, 7, 7, 1)", [outside])
+        spoil(conn)
+        copies = refresh(conn)
+        migrate(conn)
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 21
+        spoil(conn)
+        assert refresh(conn) == copies
+    written, rows = copies
+    if not tables:
+        assert written == {rollup.table: 0 for rollup in ROLLUPS}
+        return
+    assert all(count > 0 for count in written.values()), written
+    for table in tables:
+        assert len(rows[table]) == written[table] + 1, table  # + the row outside the range
+        assert (outside, 99, 1, 7.0, 7.0, 7.0, 1) in rows[table]
+        assert all(row[3] >= 0 for row in rows[table]), table
+    assert (day, 12, 1, 4.0, 1.0, 10.0, 4) in rows["samples_hour"]
