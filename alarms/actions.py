@@ -26,7 +26,6 @@ another customer or an engineer's guess never reaches a tenant by accident.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -37,6 +36,7 @@ from alarms.model import SCOPE_KINDS, Alarm, MaintenanceWindow
 from alarms.rules import AlarmSettings
 from store import alarms as alarm_store
 from store.queries import Viewer
+from store.refusals import ActionError, Refusal  # the one error of every action
 
 # The roles that work alarms and maintenance; the others only read.
 ACTOR_ROLES = ("engineer", "noc", "admin")
@@ -50,27 +50,6 @@ MAX_TEXT = 2000  # a comment or a reason
 MAX_SCOPE_ITEMS = 50
 MAX_SCOPE_TEXT = 300
 MAX_ACTOR = 200
-
-
-class Refusal(enum.StrEnum):
-    """Why an action was refused: each front end maps it to its own answer."""
-
-    INVALID = "invalid"  # a bad argument (CLI exit 2, HTTP 400, the form's error)
-    NOT_FOUND = "not_found"  # no such object, or not one the viewer may see (404)
-    FORBIDDEN = "forbidden"  # the viewer's role may not act (403)
-    CONFLICT = "conflict"  # the object's state forbids it: a cleared alarm, a past window (409)
-
-
-class ActionError(Exception):
-    """An action refused: `field` names the offending argument (None when it is who acts),
-    `message` says why in English, `refusal` what kind of refusal it is."""
-
-    def __init__(self, field: str | None, message: str,
-                 refusal: Refusal = Refusal.INVALID) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
-        self.message = message
-        self.refusal = refusal
 
 
 class EndedWindow(NamedTuple):

@@ -1035,7 +1035,7 @@ def accept_host_key(conn: psycopg.Connection, device: str | int, actor: Any,
 
     - who acts: a portal `Viewer`, or a user key (the command line's --by) looked up in the
       users, so that a name that is no user, a retired one or a role that may not act is
-      refused there as here (alarms.actions.ActionError, field "actor", INVALID);
+      refused there as here (store.refusals.ActionError, field "actor", INVALID);
     - the device (its key or id): an active device the actor may see, and only for the
       roles that see the CLI side (CLI_READ_ROLES), else NOT_FOUND as for no device;
     - the role: engineer or admin (HOST_KEY_ROLES), else FORBIDDEN;
@@ -1046,9 +1046,9 @@ def accept_host_key(conn: psycopg.Connection, device: str | int, actor: Any,
       show one: INVALID). CONFLICT too when nothing is offered.
 
     Returns the store's row of the key trusted now (store.cli.HostKeyRow)."""
-    from alarms.actions import ActionError, Refusal
     from store import cli as cli_store
     from store.queries import Viewer, get_device
+    from store.refusals import ActionError, Refusal
     from store.users import get_user
 
     if isinstance(actor, Viewer):

@@ -1,10 +1,13 @@
 """Data flows one way (DESIGN.md): a lower stage never imports a higher one. The collectors
 know nothing of alarms, SLA or the portal: what they need of them (the threshold rules that
 judge samples as they are written) is handed in by the composition root, keyline.wiring.
-Checked in a fresh interpreter, so that what another test imported does not hide an import."""
+Checked twice: in a fresh interpreter, so that what another test imported does not hide an
+import, and in the source, so that an import inside a function (loaded only when it runs)
+counts too."""
 
 from __future__ import annotations
 
+import ast
 import json
 import pkgutil
 import subprocess
@@ -31,3 +34,24 @@ def test_importing_every_collectors_module_loads_nothing_of_the_stages_above() -
     loaded = json.loads(done.stdout.splitlines()[-1])
     above = [name for name in loaded if name.split(".")[0] in ABOVE_COLLECTORS]
     assert above == [], f"the collectors import {above}"
+
+
+def imported_names(source: str) -> list[tuple[int, str]]:
+    """(line, module) of every import statement in `source`, at any depth."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def test_no_collectors_source_imports_a_stage_above_even_inside_a_function() -> None:
+    assert imported_names("def f():\n    from alarms.actions import ActionError\n") == [
+        (2, "alarms.actions")]  # the check sees what the import-time one cannot
+    above = [f"{path.relative_to(ROOT)}:{line}: {module}"
+             for path in sorted((ROOT / "collectors").glob("**/*.py"))
+             for line, module in imported_names(path.read_text())
+             if module.split(".")[0] in ABOVE_COLLECTORS]
+    assert above == []
