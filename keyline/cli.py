@@ -319,14 +319,31 @@ def user_list(state: _State) -> None:
 
 @main.command("status")
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@click.option("--forget", "forget", metavar="SERVICE",
+              help="Forget a service stopped for good (a collector taken out of a fleet:"
+              " collector:NAME), so that it no longer counts as NOT RUNNING; refused while it"
+              " runs.")
 @_command
-def status(state: _State, as_json: bool) -> None:
+def status(state: _State, as_json: bool, forget: str | None) -> None:
     """Is all well? The store, the spool, the running services' last reports (polls,
     traps, drops, events processed). Exit code 0 when all is well, 1 otherwise."""
     import json
 
     from keyline.wiring import status_report
 
+    if forget is not None:
+        from keyline.wiring import open_store
+        from store.collection import forget_service
+        from store.refusals import ActionError
+
+        try:
+            with open_store(state.settings) as database, database.pool.connection() as conn:
+                gone = forget_service(conn, forget)
+        except ActionError as error:
+            _fail(f"--forget: {error.message}", 2)
+        click.echo(f"forgot {forget} (pid {gone['pid']} on {gone['host']}, last heard"
+                   f" {gone['age_s']:.0f} s ago)")
+        return
     report, healthy = status_report(state.settings)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))

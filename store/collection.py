@@ -141,6 +141,35 @@ def collection_status(conn: psycopg.Connection) -> dict[str, Any]:
             "events": {"head": head, "consumers": followers}}
 
 
+def forget_service(conn: psycopg.Connection, name: str) -> dict[str, Any]:
+    """Forget service `name` (its heartbeat: `keyline status` lists it no more), stopped for
+    good: a collector taken out of a fleet, a portal machine decommissioned. Refused
+    (store.refusals.ActionError) for a name with no heartbeat, and for one heard from in the
+    last HEARTBEAT_STALE_S: a running service would only write its heartbeat again. For a
+    collector (`collector:NAME`), its instance rows go too, so its leases are free at once.
+    Returns what was forgotten: host, pid, age_s."""
+    from store.refusals import ActionError, Refusal
+
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT host, pid, extract(epoch FROM now() - updated_at) FROM service_heartbeats"
+            " WHERE name = %s FOR UPDATE", [name]).fetchone()
+        if row is None:
+            known = [r[0] for r in conn.execute(
+                "SELECT name FROM service_heartbeats ORDER BY name")]
+            raise ActionError("service", f"no service named {name!r} has reported (known: "
+                              f"{', '.join(known) or 'none'})", Refusal.NOT_FOUND)
+        host, pid, age_s = row[0], row[1], float(row[2])
+        if age_s <= HEARTBEAT_STALE_S:
+            raise ActionError("service", f"{name} is running (heard {age_s:.0f} s ago, pid "
+                              f"{pid} on {host}): stop it first", Refusal.CONFLICT)
+        conn.execute("DELETE FROM service_heartbeats WHERE name = %s", [name])
+        if name.startswith("collector:"):
+            conn.execute("DELETE FROM collector_instances WHERE name = %s AND expires_at < now()",
+                         [name.removeprefix("collector:")])
+    return {"host": host, "pid": pid, "age_s": round(age_s, 1)}
+
+
 def prune_spool_batches(conn: psycopg.Connection, days: float = 7.0) -> int:
     """Forget the ids of spool batches stored more than `days` ago (a spool never holds a
     batch that long once the store takes writes); how many went."""

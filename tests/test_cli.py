@@ -88,6 +88,43 @@ def test_db_status_and_migrate(db):
     assert "nothing to apply" in migrate.stdout
 
 
+def test_status_forgets_a_collector_stopped_for_good_but_never_a_running_one(db, tmp_path):
+    import uuid
+    from datetime import UTC, datetime
+
+    from store.collection import record_heartbeat
+
+    with db.pool.connection() as conn:
+        for name in ("collector:edge-1", "collector:edge-2"):
+            record_heartbeat(conn, name, datetime.now(UTC), {})
+        # edge-2 was taken out of the fleet an hour ago; edge-1 runs
+        conn.execute("UPDATE service_heartbeats SET updated_at = now() - interval '1 hour'"
+                     " WHERE name = 'collector:edge-2'")
+        conn.execute("INSERT INTO collector_instances (id, name, host, pid, expires_at)"
+                     " VALUES (%s, 'edge-2', 'h', 1, now() - interval '59 minutes')",
+                     [uuid.uuid4()])
+    env = {"KEYLINE_DATA_DIR": str(tmp_path / "data")}
+    before = keyline("status", url=db.url, env=env)
+    assert before.returncode == 1
+    assert "collector:edge-2: NOT RUNNING" in before.stdout
+
+    running = keyline("status", "--forget", "collector:edge-1", url=db.url, env=env)
+    assert "--forget: collector:edge-1 is running" in assert_one_line_error(running, 2)
+    unknown = keyline("status", "--forget", "collector:edge-9", url=db.url, env=env)
+    last = assert_one_line_error(unknown, 2)
+    assert "no service named 'collector:edge-9'" in last and "collector:edge-2" in last
+
+    forgot = keyline("status", "--forget", "collector:edge-2", url=db.url, env=env)
+    assert forgot.returncode == 0, forgot.stderr
+    assert forgot.stdout.startswith("forgot collector:edge-2 (pid ")
+    after = keyline("status", url=db.url, env=env)
+    assert "edge-2" not in after.stdout and "collector:edge-1: running" in after.stdout
+    with db.pool.connection() as conn:
+        assert conn.execute("SELECT name FROM collector_instances").fetchall() == []
+        assert [row[0] for row in conn.execute("SELECT name FROM service_heartbeats")] == [
+            "collector:edge-1"]
+
+
 def test_newer_database_is_refused(db):
     with db.pool.connection() as conn:
         conn.execute(

@@ -262,6 +262,10 @@ STEPS: list[tuple[str, Run | NotRun]] = [
      Run("keyline maintenance end {window} --by noc.wang", expect="(ended|cancelled) by")),
     ("keyline status [--json]", Run("keyline status", expect="all is well")),
     ("keyline status [--json]", Run("keyline status --json", expect='"reachable": true')),
+    # the demo's collector runs (forgetting it is refused); a collector that never ran is named
+    ("keyline status --forget SERVICE",
+     Run("keyline status --forget collector:gone", code=2,
+         expect=r"no service named 'collector:gone' has reported \(known: .*collector")),
     # the demo's network runs in the data directory's lab-sim folder: a second is refused
     ("keyline lab sim [--trap-receiver HOST:PORT] [INVENTORY...]",
      Run("keyline lab sim", code=1, expect="already running in")),
