@@ -70,6 +70,19 @@ def service(db: Database, tmp_path: Path, flush_interval_s: float = 0.2) -> Coll
         health_interval_s=None, icmp_check=False, thresholds=threshold_judge(RULES))
 
 
+def import_agents(db: Database, agents: SnmpsimAgents, tmp_path: Path
+                  ) -> tuple[list[int], list[int]]:
+    """Import the agents' inventory; the ids of its ports and devices."""
+    folder = tmp_path / "inventory"
+    folder.mkdir()
+    (folder / "devices.yaml").write_text(inventory_yaml(agents))
+    with db.pool.connection() as conn:
+        apply_inventory(conn, load_inventory([folder]))
+        ports = [row[0] for row in conn.execute("SELECT id FROM ports ORDER BY id")]
+        devices = [row[0] for row in conn.execute("SELECT id FROM devices ORDER BY id")]
+    return ports, devices
+
+
 def crossings(db: Database) -> list[tuple[int, str, str | None, str]]:
     with db.pool.connection() as conn:
         return conn.execute(
@@ -79,13 +92,7 @@ def crossings(db: Database) -> list[tuple[int, str, str | None, str]]:
 
 def test_a_breach_is_recorded_once_survives_a_restart_and_raises_an_alarm(
         agents: SnmpsimAgents, db: Database, tmp_path: Path) -> None:
-    folder = tmp_path / "inventory"
-    folder.mkdir()
-    (folder / "devices.yaml").write_text(inventory_yaml(agents))
-    with db.pool.connection() as conn:
-        apply_inventory(conn, load_inventory([folder]))
-        ports = [row[0] for row in conn.execute("SELECT id FROM ports ORDER BY id")]
-        devices = [row[0] for row in conn.execute("SELECT id FROM devices ORDER BY id")]
+    ports, devices = import_agents(db, agents, tmp_path)
     alarms = AlarmService(db.pool, db.url, AlarmSettings(raise_after_s=0, clear_after_s=0,
                                                          tick_interval_s=0.1,
                                                          thresholds=RULES))
@@ -127,11 +134,7 @@ def test_a_breach_is_recorded_once_survives_a_restart_and_raises_an_alarm(
 
 def test_the_first_states_of_a_start_are_written_in_a_few_batches(
         agents: SnmpsimAgents, db: Database, tmp_path: Path) -> None:
-    folder = tmp_path / "inventory"
-    folder.mkdir()
-    (folder / "devices.yaml").write_text(inventory_yaml(agents))
-    with db.pool.connection() as conn:
-        apply_inventory(conn, load_inventory([folder]))
+    import_agents(db, agents, tmp_path)
     # every first poll comes within the first second, the first flush after 2 s
     collector = service(db, tmp_path, flush_interval_s=2.0)
     with collector:
@@ -194,13 +197,7 @@ def test_the_collector_keyline_collect_runs_judges_with_the_alarms_settings_rule
     from config.settings import load_settings
     from keyline.wiring import _collection_service
 
-    folder = tmp_path / "inventory"
-    folder.mkdir()
-    (folder / "devices.yaml").write_text(inventory_yaml(agents))
-    with db.pool.connection() as conn:
-        apply_inventory(conn, load_inventory([folder]))
-        ports = [row[0] for row in conn.execute("SELECT id FROM ports")]
-        devices = [row[0] for row in conn.execute("SELECT id FROM devices")]
+    ports, devices = import_agents(db, agents, tmp_path)
     monkeypatch.setenv("KEYLINE_TEST_COMMUNITY", COMMUNITY)
     settings = load_settings(None, overrides={
         "data_dir": tmp_path / "data", "database_url": db.url,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -61,6 +62,21 @@ def rollup_row(db: Database, table: str, object_id: int, bucket: datetime
         return conn.execute(
             f"""SELECT avg_value, min_value, max_value, sample_count FROM {table}
                  WHERE object_id = %s AND bucket = %s""", [object_id, bucket]).fetchone()
+
+
+def migrations_up_to(tmp_path: Path, last: str) -> Path:
+    """A folder of the released migrations up to `last` (a store as an older Keyline left it)."""
+    import shutil
+
+    from store.migrate import MIGRATIONS_DIR
+
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if path.name <= last:
+            shutil.copy(path, folder)
+    assert sorted(folder.glob("*.sql"))[-1].name == last
+    return folder
 
 
 def pending(db: Database) -> list[tuple[datetime, datetime]]:
@@ -388,16 +404,10 @@ def test_an_upgraded_store_rolls_its_5_minute_history_into_hours_and_days(
         empty_db_url: str, tmp_path):
     """A store migrated before 0019 has 5-minute history and no hourly or daily rollup:
     the first refresh after the upgrade builds them from it."""
-    import shutil
-
     from store.database import open_database
-    from store.migrate import MIGRATIONS_DIR, migrate
+    from store.migrate import migrate
 
-    before = tmp_path / "migrations"
-    before.mkdir()
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql"))[:18]:
-        shutil.copy(path, before)
-    assert sorted(before.glob("*.sql"))[-1].name == "0018_device_configs.sql"
+    before = migrations_up_to(tmp_path, "0018_device_configs.sql")
     day = midnight(datetime.now(UTC)) - timedelta(days=3)
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         migrate(conn, directory=before)
@@ -431,15 +441,9 @@ def test_one_refresh_function_writes_what_the_three_copies_wrote(empty_db_url: s
     the same samples and the same ragged range they write the same rows, replace the stale
     rows of the range's buckets, keep the rows outside it, and return the same counts; on
     TimescaleDB, where the rollups are continuous aggregates, they do nothing and return 0."""
-    import shutil
+    from store.migrate import migrate
 
-    from store.migrate import MIGRATIONS_DIR, migrate
-
-    before = tmp_path / "migrations"
-    before.mkdir()
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql"))[:20]:
-        shutil.copy(path, before)
-    assert sorted(before.glob("*.sql"))[-1].name == "0020_collectors.sql"
+    before = migrations_up_to(tmp_path, "0020_collectors.sql")
     day = midnight(datetime.now(UTC)) - timedelta(days=3)
     start, end = day + timedelta(minutes=3), day + timedelta(days=1, hours=2, minutes=4)
     outside = day - timedelta(days=10)
