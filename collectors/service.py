@@ -112,6 +112,7 @@ from collectors.traps import RECEIVE_BUFFER_BYTES as TRAP_RECEIVE_BUFFER_BYTES
 from collectors.traps import TrapReceiver, V3TrapUser
 from store.leases import (
     CollectorInstance,
+    LeaseError,
     LeaseRound,
     register_instance,
     release_leases,
@@ -753,8 +754,6 @@ class CollectionService:
     def _register(self) -> None:
         """Register this collector instance; a live one of the same name (a process killed
         a moment ago, whose lease has not expired yet) is waited for, up to two leases."""
-        from store.leases import LeaseError
-
         assert self._instance is not None
         deadline = time.monotonic() + 2 * self.lease_s
         waited = False
@@ -801,6 +800,11 @@ class CollectionService:
                 log.warning("leases not renewed, store unavailable (%s): polling stops %.0f s"
                             " after the last renewal unless the store answers", error,
                             self.lease_s - self.poll_budget_s())
+                self._lease_problem_logged = True
+            return
+        except LeaseError as error:  # its name was taken meanwhile: tried again each round
+            if not self._lease_problem_logged:
+                log.error("leases not renewed: %s", error)
                 self._lease_problem_logged = True
             return
         self._lease_problem_logged = False

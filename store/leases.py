@@ -48,7 +48,8 @@ DEAD_INSTANCE_KEPT_S = 3600.0
 
 
 class LeaseError(RuntimeError):
-    """A collector cannot join the fleet (its name is taken by a live one)."""
+    """A collector cannot join the fleet, or join it again after a long absence: its name is
+    taken by a live one."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,13 @@ def renew_leases(conn: psycopg.Connection, instance: CollectorInstance, *, lease
                RETURNING old.expires_at <= now()""",
             {"id": instance.id, "s": lease_s}).fetchone()
         if row is None:  # pruned (dead for an hour): alive again, as a lapsed instance
-            register_instance(conn, instance, lease_s)
+            in_use = register_instance(conn, instance, lease_s)
+            if in_use is not None:
+                raise LeaseError(
+                    f"{in_use}: this collector was away for more than"
+                    f" {DEAD_INSTANCE_KEPT_S / 3600:g} h and another one was started with its"
+                    " name; it polls nothing while that one runs (give each collector its own"
+                    " [collector] name: keyline collect --name)")
         lapsed = row is None or bool(row[0])
         groups = list(instance.groups) if instance.groups is not None else None
         # every active device of the groups served has a lease row (free when new)

@@ -131,6 +131,26 @@ def test_a_dead_collectors_devices_are_taken_with_the_wait_that_keeps_one_poll_p
     assert back.lapsed and back.held == {}
 
 
+def test_a_collector_back_after_its_name_was_taken_is_told_so_and_takes_nothing(
+        store: Database) -> None:
+    from store.leases import DEAD_INSTANCE_KEPT_S, LeaseError
+
+    away = CollectorInstance("edge")
+    with store.pool.connection() as conn:
+        register_instance(conn, away, 30)
+    assert set(_renew(store, away).held) == _device_ids(store)
+    with store.pool.connection() as conn:  # it was away for longer than its row is kept
+        conn.execute("UPDATE collector_instances SET expires_at = now() - make_interval("
+                     "secs => %s) WHERE id = %s", [DEAD_INSTANCE_KEPT_S + 60, away.id])
+        successor = CollectorInstance("edge")
+        assert register_instance(conn, successor, 30) is None  # pruned the old row
+    held = set(_renew(store, successor).held)
+    with pytest.raises(LeaseError, match=r"collector name 'edge' is in use by pid \d+ on"
+                       r" .*another one was started with its name; it polls nothing"):
+        _renew(store, away)
+    assert set(_renew(store, successor).held) == held == _device_ids(store)
+
+
 def test_a_hand_over_tells_the_next_holder_when_to_poll(store: Database) -> None:
     a, b = CollectorInstance("a"), CollectorInstance("b")
     with store.pool.connection() as conn:
