@@ -27,8 +27,9 @@ The alarm pipeline uses the result to mark the other alarms as symptoms of the c
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 import networkx as nx
@@ -170,16 +171,56 @@ def root_causes(index: ImpactIndex, symptoms: Iterable[Element],
         explained = explained_by(index, candidate)
         covers[candidate] = explained & wanted
         unobserved[candidate] = len(explained) - len(covers[candidate])
-    uncovered = set(wanted)
-    chosen: dict[Element, frozenset[Element]] = {}
-    while uncovered:
-        best = max(covers, key=lambda c: (
-            len(covers[c] & uncovered), -unobserved[c], -_KIND_RANK[c.kind], str(c.id)))
-        took = covers[best] & uncovered
-        chosen[best] = frozenset(took)
-        uncovered -= took
-        del covers[best]
+    chosen = greedy_cover(covers, wanted, lambda c: (
+        -unobserved[c], -_KIND_RANK[c.kind], str(c.id)))
     return RootCauses(frozenset(chosen), chosen)
+
+
+class _Backwards:
+    """A text that sorts the other way round, for a min-heap that wants the largest first."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __lt__(self, other: _Backwards) -> bool:
+        return self.text > other.text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Backwards) and self.text == other.text
+
+    __hash__ = None  # type: ignore[assignment]  # compared, never a key
+
+
+def greedy_cover(covers: Mapping[Element, frozenset[Element]], wanted: Iterable[Element],
+                 tie: Callable[[Element], tuple[int, int, str]]
+                 ) -> dict[Element, frozenset[Element]]:
+    """Greedy set cover: repeatedly the candidate (a key of `covers`) covering the most of
+    `wanted` not yet covered, on a tie the largest `tie(candidate)`; each chosen candidate
+    with what it was chosen for. Every wanted element must be covered by some candidate.
+
+    Lazily (Minoux's accelerated greedy): a candidate's gain only shrinks as the cover grows,
+    so the gain it was last seen with is an upper bound, and a candidate on top of the heap
+    whose gain is still that bound is the best; the others are not recounted. A storm of
+    hundreds of alarms, each its own cause, takes one pass rather than one per alarm."""
+    uncovered = set(wanted)
+    heap = []
+    for order, (candidate, cover) in enumerate(covers.items()):
+        if cover:
+            first, second, text = tie(candidate)
+            heap.append((-len(cover), -first, -second, _Backwards(text), order, candidate))
+    heapq.heapify(heap)
+    chosen: dict[Element, frozenset[Element]] = {}
+    while uncovered and heap:
+        bound, first, second, text, order, candidate = heapq.heappop(heap)
+        took = covers[candidate] & uncovered
+        if len(took) == -bound:
+            chosen[candidate] = frozenset(took)
+            uncovered -= took
+        elif took:
+            heapq.heappush(heap, (-len(took), first, second, text, order, candidate))
+    return chosen
 
 
 def reindex(index: ImpactIndex, paths: Mapping[int, CircuitPath],
