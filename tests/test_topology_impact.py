@@ -167,3 +167,26 @@ def test_the_lazy_greedy_cover_chooses_what_the_textbook_one_does():
         assert frozenset().union(*lazy.values(), frozenset()) == wanted
 
     check()
+
+
+def test_root_cause_is_the_textbook_greedy_over_what_each_element_explains(example):
+    """root_causes counts a candidate's circuits as ids and covers lazily: on random sets of
+    symptoms of the example network it must choose what the plain definition gives, every
+    candidate's `explained_by` covered greedily, gains recounted every round."""
+    import random
+
+    from topology.impact import _KIND_RANK, _candidates, explained_by
+
+    snapshot, _graph, _paths, index = example
+    elements = sorted(set(index.users) | {Element("circuit", c) for c in snapshot.circuits})
+    pick = random.Random(16)
+    for _ in range(100):
+        symptoms = frozenset(pick.sample(elements, pick.randint(1, 25)))
+        excluded = frozenset(pick.sample(elements, pick.randint(0, 4)))
+        candidates = set().union(*(_candidates(index, s) for s in symptoms)) - (
+            excluded - symptoms)
+        explained = {c: explained_by(index, c) for c in candidates}
+        expected = naive_greedy_cover(
+            {c: e & symptoms for c, e in explained.items()}, symptoms,
+            lambda c, e=explained, s=symptoms: (-len(e[c] - s), -_KIND_RANK[c.kind], str(c.id)))
+        assert dict(root_causes(index, symptoms, excluded).explains) == expected
