@@ -114,10 +114,8 @@ def encode_batch(kind: str, items: Sequence[Any]) -> bytes:
     poll statuses ((device_id, status, reason, polled_at)) or port matches
     (store.observations.PortMatchRow)."""
     if kind == "samples":
-        # a poll's samples share one time: its text is made once, not once per sample
-        times = {time: time.isoformat() for time in {s.time for s in items}}
-        rows: list[Any] = [[times[s.time], s.object_id, s.metric, s.value] for s in items]
-    elif kind == "observations":
+        return _encode_samples(items)
+    if kind == "observations":
         rows = [[o.time.isoformat(), o.object_id, o.kind, o.old, o.new, o.source, o.detail]
                 for o in items]
     elif kind == "poll_statuses":
@@ -129,6 +127,28 @@ def encode_batch(kind: str, items: Sequence[Any]) -> bytes:
     else:
         raise ValueError(f"unknown batch kind {kind!r}")
     record = {"id": uuid.uuid4().hex, "kind": kind, "rows": rows}
+    return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+
+
+def _encode_samples(samples: Sequence[Sample]) -> bytes:
+    """A samples line: a batch's samples share a few times (one per poll) and a dozen metric
+    names, so each is written once ("times", "metrics") and a row names them by position:
+    [time index, object id, metric index, value]. Half the bytes of naming them in every
+    row, and half the CPU to write (every sample of every poll comes through here)."""
+    times: dict[datetime, int] = {}
+    metrics: dict[str, int] = {}
+    rows = []
+    for sample in samples:
+        time_index = times.get(sample.time)
+        if time_index is None:
+            time_index = times[sample.time] = len(times)
+        metric_index = metrics.get(sample.metric)
+        if metric_index is None:
+            metric_index = metrics[sample.metric] = len(metrics)
+        rows.append((time_index, sample.object_id, metric_index, sample.value))
+    record = {"id": uuid.uuid4().hex, "kind": "samples",
+              "times": [time.isoformat() for time in times], "metrics": list(metrics),
+              "rows": rows}
     return json.dumps(record, separators=(",", ":")).encode() + b"\n"
 
 
@@ -150,8 +170,13 @@ def _items(record: dict[str, Any]) -> tuple[str, list[Any]]:
 
     kind = record["kind"]
     if kind == "samples":
-        times = {text: datetime.fromisoformat(text) for text in {row[0] for row in record["rows"]}}
-        return kind, [Sample(times[t], o, m, v) for t, o, m, v in record["rows"]]
+        if "times" in record:  # see _encode_samples
+            times = [datetime.fromisoformat(text) for text in record["times"]]
+            metrics = record["metrics"]
+            return kind, [Sample(times[t], o, metrics[m], v) for t, o, m, v in record["rows"]]
+        # a line of an older spool: each row names its time and metric
+        texts = {text: datetime.fromisoformat(text) for text in {row[0] for row in record["rows"]}}
+        return kind, [Sample(texts[t], o, m, v) for t, o, m, v in record["rows"]]
     if kind == "observations":
         return kind, [Observation(datetime.fromisoformat(t), o, k, old, new, src, detail)
                       for t, o, k, old, new, src, detail in record["rows"]]

@@ -8,6 +8,7 @@ when a server goes down; allowing connections again is the server coming back.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from contextlib import contextmanager
@@ -50,6 +51,18 @@ def test_batches_round_trip():
     assert decode_batch(encode_batch("port_matches", matches)) == ("port_matches", matches)
     with pytest.raises(ValueError):
         encode_batch("other", batch)
+
+
+def test_samples_name_each_time_and_metric_once_and_older_lines_still_read():
+    mixed = [Sample(T0 + timedelta(seconds=s), o, m, 1.5 * o)
+             for s in (0, 60) for o in (1, 2) for m in ("if_in_bps", "if_out_bps")]
+    line = encode_batch("samples", mixed)
+    assert line.count(b"if_in_bps") == 1 and line.count(T0.isoformat().encode()) == 1
+    assert decode_batch(line) == ("samples", mixed)
+    # a line an older Keyline spooled (every row with its time and metric) before an upgrade
+    older = json.dumps({"id": "a" * 32, "kind": "samples", "rows": [
+        [s.time.isoformat(), s.object_id, s.metric, s.value] for s in mixed]}).encode()
+    assert decode_batch(older) == ("samples", mixed)
 
 
 def test_files_append_read_and_roll_segments(tmp_path):
@@ -283,8 +296,6 @@ def test_a_batch_stored_but_not_marked_done_is_not_stored_twice(db, tmp_path):
     with db.pool.connection() as conn:
         ids = [row[0] for row in conn.execute("SELECT id FROM spool_batches")]
     assert len(ids) == 2
-    import json
-
     record = json.loads(line_samples)
     for batch_id in ids:
         record["id"] = batch_id
