@@ -3,9 +3,9 @@
 Starts snmpsim agents for `--devices` SNMP devices of `--ports` interfaces each
 (tests.snmp_agents: generated IF-MIB data, one UDP port of 127.0.0.1 per device, up to 500
 devices per snmpsim process; their CPU is not counted), writes an inventory naming them
-(every port monitored but the data's down ones; the data's sysUpTime stands still, so each
-device's second poll sees an agent restart: one trap-event alarm per device for
-`event_hold_s`, which the alarm service correlates), imports it into a scratch database
+(every port monitored but the data's down ones; the agents' sysUpTime advances as a real
+agent's does, so the measured window is steady state, not an agent restart per device poll),
+imports it into a scratch database
 (bench/scratch_database.py) and runs what `keyline collect` runs for polling: the collection
 service (collectors.service, from the settings) and the alarm service (alarms.service,
 default threshold rules), in this process. Every device is
@@ -101,10 +101,11 @@ def start_agents(devices: int, ports: int, version: str) -> tuple[list[SnmpsimAg
         for first in range(0, devices, DEVICES_PER_AGENT_PROCESS):
             count = min(DEVICES_PER_AGENT_PROCESS, devices - first)
             if version == "v2c":
-                agent = SnmpsimAgents(interfaces=ports, v2c_count=count)
+                agent = SnmpsimAgents(interfaces=ports, v2c_count=count, uptime_advances=True)
             else:
                 user = (V3_USER, "SHA", V3_AUTH_KEY, "AES", V3_PRIV_KEY)
-                agent = SnmpsimAgents(interfaces=ports, v2c_count=1, v3_users=(user,) * count)
+                agent = SnmpsimAgents(interfaces=ports, v2c_count=1, v3_users=(user,) * count,
+                                      uptime_advances=True)
             agents.append(agent.start())
             endpoints += agent.v2c_ports if version == "v2c" else agent.v3_user_ports
     except BaseException:

@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 __all__ = [
     "CLOCK_SKEW_ALLOWANCE_RATIO",
@@ -128,14 +128,18 @@ def field_out_of_range(name: str, value: int) -> str | None:
     """The range `value` must lie in to be the `InterfaceReading` field `name` ("0..4294967295",
     ">= 0") when it lies outside, else None: lets a poller skip one bad cell rather than the
     whole reading."""
-    if name.startswith("if_hc_"):
-        top: int | None = COUNTER64_MODULUS
-    elif name in _COUNTER32_FIELDS or name.endswith("_cs"):
-        top = COUNTER32_MODULUS
-    else:
-        top = None
+    top = _field_top(name)
     if value < 0 or (top is not None and value >= top):
         return f"0..{top - 1}" if top is not None else ">= 0"
+    return None
+
+
+def _field_top(name: str) -> int | None:
+    """The modulus the `InterfaceReading` field `name` lies below (None: no upper bound)."""
+    if name.startswith("if_hc_"):
+        return COUNTER64_MODULUS
+    if name in _COUNTER32_FIELDS or name.endswith("_cs"):
+        return COUNTER32_MODULUS
     return None
 
 
@@ -175,13 +179,19 @@ class InterfaceReading:
     def __post_init__(self) -> None:
         if not math.isfinite(self.read_at_s):
             raise ValueError(f"read_at_s must be a finite number of seconds, not {self.read_at_s}")
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if field.name == "read_at_s" or value is None:
-                continue
-            limit = field_out_of_range(field.name, value)
-            if limit is not None:
-                raise ValueError(f"{field.name} must be {limit}, not {value}")
+        # every interface of every poll comes through here: the ranges are worked out once
+        # (_READING_TOPS), the check is the one field_out_of_range makes
+        for name, top in _READING_TOPS:
+            value = getattr(self, name)
+            if value is not None and (value < 0 or (top is not None and value >= top)):
+                raise ValueError(f"{name} must be {field_out_of_range(name, value)}, "
+                                 f"not {value}")
+
+
+_READING_TOPS: tuple[tuple[str, int | None], ...] = tuple(
+    (field.name, _field_top(field.name)) for field in fields(InterfaceReading)
+    if field.name != "read_at_s")
+"""The integer fields of an `InterfaceReading` and the modulus each lies below."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -253,33 +263,26 @@ def compute_rates(previous: InterfaceReading | None, current: InterfaceReading) 
     interface (no rates). The result's statuses are always ``current``'s.
     """
     speed_bps = _interval_speed_bps(previous, current)
-    result = InterfaceRates(
-        if_index=current.if_index,
-        interval_s=None,
-        speed_bps=speed_bps,
-        oper_status=current.if_oper_status,
-        admin_status=current.if_admin_status,
-    )
     if previous is None:
-        return _withhold(result, SkipCode.NO_PREVIOUS_READING, "no previous reading")
+        return _withhold(current, None, speed_bps, SkipCode.NO_PREVIOUS_READING,
+                         "no previous reading")
     if previous.if_index != current.if_index:
         return _withhold(
-            result,
+            current, None, speed_bps,
             SkipCode.OTHER_INTERFACE,
             f"previous reading is of another interface "
             f"(ifIndex {previous.if_index}, now {current.if_index})",
         )
     interval_s = current.read_at_s - previous.read_at_s
-    result = replace(result, interval_s=interval_s)
     if interval_s <= 0:
-        return _withhold(result, SkipCode.NON_POSITIVE_INTERVAL,
+        return _withhold(current, interval_s, speed_bps, SkipCode.NON_POSITIVE_INTERVAL,
                          f"interval is not positive ({interval_s:g} s)")
     try:
         _check_agent_clock(previous, current, interval_s)
         _check_discontinuity_time(previous, current)
-        return _rates(previous, current, interval_s, speed_bps, result)
+        return _rates(previous, current, interval_s, speed_bps)
     except _Untrusted as untrusted:
-        return _withhold(result, untrusted.code, str(untrusted))
+        return _withhold(current, interval_s, speed_bps, untrusted.code, str(untrusted))
 
 
 def _interval_speed_bps(previous: InterfaceReading | None, current: InterfaceReading) -> int | None:
@@ -339,8 +342,8 @@ def _rates(
     current: InterfaceReading,
     interval_s: float,
     speed_bps: int | None,
-    result: InterfaceRates,
 ) -> InterfaceRates:
+    """The interval's rates (one frozen object per interface and poll: built once, here)."""
     max_octets_per_s = None if speed_bps is None else speed_bps * PLAUSIBLE_SPEED_FACTOR / 8
     max_packets_per_s = None if max_octets_per_s is None else max_octets_per_s / MIN_PACKET_OCTETS
 
@@ -374,8 +377,12 @@ def _rates(
     out_octets_per_s = octets_per_s("if_hc_out_octets", "if_out_octets")
     in_bps = None if in_octets_per_s is None else in_octets_per_s * 8
     out_bps = None if out_octets_per_s is None else out_octets_per_s * 8
-    return replace(
-        result,
+    return InterfaceRates(
+        if_index=current.if_index,
+        interval_s=interval_s,
+        speed_bps=speed_bps,
+        oper_status=current.if_oper_status,
+        admin_status=current.if_admin_status,
         in_bps=in_bps,
         out_bps=out_bps,
         in_utilization_pct=_utilization_pct(in_bps, speed_bps),
@@ -441,13 +448,15 @@ def _utilization_pct(bps: float | None, speed_bps: int | None) -> float | None:
     return bps * 100.0 / speed_bps
 
 
-def _withhold(result: InterfaceRates, code: SkipCode, reason: str) -> InterfaceRates:
+def _withhold(current: InterfaceReading, interval_s: float | None, speed_bps: int | None,
+              code: SkipCode, reason: str) -> InterfaceRates:
+    """No rates for the interval to `current`, and why (statuses are `current`'s)."""
     return InterfaceRates(
-        if_index=result.if_index,
-        interval_s=result.interval_s,
-        speed_bps=result.speed_bps,
-        oper_status=result.oper_status,
-        admin_status=result.admin_status,
+        if_index=current.if_index,
+        interval_s=interval_s,
+        speed_bps=speed_bps,
+        oper_status=current.if_oper_status,
+        admin_status=current.if_admin_status,
         skipped_reason=reason,
         skipped_code=code,
     )

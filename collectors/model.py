@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import SecretStr
 
@@ -95,8 +95,11 @@ class PollResult:
     problems: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
+    """One number of one object at one time. A named tuple: about a hundred are made per
+    device poll and again when the spool hands them to the store, and the store's writer
+    takes (time, object_id, metric, value) rows as they are (store.timeseries.Sample)."""
+
     time: datetime
     object_id: int
     metric: str  # e.g. "if_in_bps", "if_in_utilization_pct"

@@ -66,6 +66,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -139,6 +140,9 @@ RATE_METRICS = {
 }
 OPER_STATUS_METRIC = "if_oper_status"  # IF-MIB value: 1 up, 2 down, ...
 ADMIN_STATUS_METRIC = "if_admin_status"
+# every interface of every poll: the rates read in one call, in RATE_METRICS' order
+_rate_values = attrgetter(*RATE_METRICS)
+_RATE_METRIC_NAMES = tuple(RATE_METRICS.values())
 RESPONSE_TIME_METRIC = "snmp_response_ms"  # device: how long one full poll took
 # port: an interval whose rates were withheld, the value its reason (collectors.counters
 # SkipCode): a gap with a reason on the port's chart, not a silent hole
@@ -158,8 +162,8 @@ def rate_samples(rates: InterfaceRates, port_id: int, time: datetime) -> list[Sa
     """The samples one interface's interval gives: each rate that could be computed, and the
     oper/admin status (which a withheld interval still reports: it is a reading, not a rate)."""
     samples = [Sample(time, port_id, metric, value)
-               for attribute, metric in RATE_METRICS.items()
-               if (value := getattr(rates, attribute)) is not None]
+               for metric, value in zip(_RATE_METRIC_NAMES, _rate_values(rates), strict=True)
+               if value is not None]
     if rates.oper_status is not None:
         samples.append(Sample(time, port_id, OPER_STATUS_METRIC, float(rates.oper_status)))
     if rates.admin_status is not None:

@@ -122,6 +122,8 @@ TAG_NAMES = {INTEGER: "INTEGER", OCTET_STRING: "OCTET STRING", NULL: "NULL",
               0x82: "endOfMibView"}
 RCVBUF_BYTES = 4 * 1024 * 1024
 """Receive buffer asked for each socket (the kernel caps it at net.core.rmem_max)."""
+MAX_DATAGRAM_BYTES = 65_536
+"""Read size: the largest UDP datagram (IPv4 payload at most 65,507 bytes) fits whole."""
 
 
 class SnmpException:
@@ -293,8 +295,26 @@ def _int(data: bytes, pos: int, limit: int, what: str) -> tuple[int, int]:
     return int.from_bytes(data[start:end], "big", signed=True), end
 
 
+_OID_CACHE: dict[bytes, tuple[int, ...]] = {}
+_OID_CACHE_SIZE = 100_000
+"""Decoded OIDs by their content bytes: every poll of every device names the same columns
+and mostly the same ifIndexes, so after the first cycle a name is one dict lookup, not a
+decode (the largest part of decoding an answer). Cleared when full, like _VARBIND_CACHE."""
+
+
 def _oid(data: bytes, start: int, end: int) -> tuple[int, ...]:
     chunk = data[start:end]
+    oid = _OID_CACHE.get(chunk)
+    if oid is None:
+        oid = _decode_oid(chunk, start, end)
+        if len(_OID_CACHE) >= _OID_CACHE_SIZE:
+            _OID_CACHE.clear()
+        _OID_CACHE[chunk] = oid
+    return oid
+
+
+def _decode_oid(chunk: bytes, start: int, end: int) -> tuple[int, ...]:
+    """The OID whose content bytes `chunk` are, found at data[start:end]."""
     if not chunk:
         raise BerError(f"empty OBJECT IDENTIFIER at offset {start}")
     if max(chunk) < 0x80:  # every sub-identifier below 128: the common case, in C
@@ -382,6 +402,7 @@ def decode_pdu(data: bytes, pos: int, size: int) -> tuple[int, Response]:
         raise BerError("bytes after the varbind list")
     varbinds: list[tuple[tuple[int, ...], Any]] = []
     append = varbinds.append
+    oids = _OID_CACHE
     while pos < list_end:
         # varbind SEQUENCE
         if data[pos] != SEQUENCE:
@@ -409,14 +430,19 @@ def decode_pdu(data: bytes, pos: int, size: int) -> tuple[int, Response]:
                                f"varbind")
         else:
             start, end = _extent(data, vb_start, vb_end, "varbind name")
-        name = _oid(data, start, end)
+        name = oids.get(data[start:end]) or _oid(data, start, end)
         # value
         if end >= vb_end:
             raise BerError(f"varbind {len(varbinds)}: value missing at offset {end}")
         tag = data[end]
-        start, value_end = _extent(data, end, vb_end, "varbind value")
-        if value_end != vb_end:
-            raise BerError(f"varbind {len(varbinds)}: bytes after the value at {value_end}")
+        length = data[end + 1] if end + 1 < vb_end else 0x80
+        if length < 0x80 and end + 2 + length == vb_end:  # short form, filling the varbind
+            start, value_end = end + 2, vb_end
+        else:
+            start, value_end = _extent(data, end, vb_end, "varbind value")
+            if value_end != vb_end:
+                raise BerError(f"varbind {len(varbinds)}: bytes after the value at "
+                               f"{value_end}")
         if tag in _UNSIGNED_MAX:
             if start == value_end or value_end - start > 9:
                 raise BerError(f"varbind {len(varbinds)}: {TAG_NAMES[tag]} of "
@@ -475,25 +501,23 @@ def value_type_name(data: bytes, index: int, pdu_offset: int = -1) -> str:
 # --- the exchange --------------------------------------------------------------------------
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, session: _UdpSession) -> None:
-        self.session = session
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.session._received(data)
-
-    def error_received(self, exc: Exception) -> None:
-        self.session._icmp(exc)
-
-
 class _UdpSession:
     """The connected UDP socket of one device poll, and the requests waiting on it by id
-    (what V2cSession and V3Session share; see the module docstring)."""
+    (what V2cSession and V3Session share; see the module docstring).
+
+    The socket is the loop's directly (add_reader, send, recv), not through an asyncio
+    datagram transport: every request of every poll comes through here, and the transport's
+    layers (its protocol callbacks, the loop steps of opening and closing it, the sender's
+    address made for each datagram received) cost more than the exchange itself. What the
+    transport did that matters is done the same: one datagram read per readiness, an
+    OSError of a send or a receive (an ICMP error, on a connected socket) handed to
+    `_icmp`."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self.icmp_error: Exception | None = None
         self.stale_replies = 0
@@ -507,22 +531,49 @@ class _UdpSession:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
             sock.connect((self.host, self.port))
-            transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self),
-                                                               sock=sock)
+            loop.add_reader(sock.fileno(), self._readable)
         except BaseException:
             sock.close()
             raise
-        self._transport = transport
+        self._sock, self._loop = sock, loop
         return self
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
         for future in self._pending.values():
             if not future.done():
                 future.cancel()
         self._pending.clear()
+
+    def _readable(self) -> None:
+        """One datagram from the device (the loop calls this again while more wait)."""
+        if self._sock is None:
+            return
+        try:
+            data = self._sock.recv(MAX_DATAGRAM_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self._icmp(error)
+            return
+        self._received(data)
+
+    def _send(self, datagram: bytes) -> None:
+        """Send one try. A full send buffer loses this try, as the network could (the next
+        try, or the timeout, follows); an ICMP error the kernel kept for the socket is
+        handed to `_icmp`."""
+        if self._sock is None:
+            raise RuntimeError("session is not open")
+        try:
+            self._sock.send(datagram)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as error:
+            self._icmp(error)
 
     def _new_id(self) -> int:
         key = random.randrange(1, 2**31 - 1)
@@ -534,19 +585,39 @@ class _UdpSession:
         """Send `datagram`, again after each timeout, until the answer with id `key` comes:
         what `_received` matched to it. A retry sends the same bytes, so a late answer to
         the first try is still taken."""
-        if self._transport is None:
+        if self._sock is None:
             raise RuntimeError("session is not open")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending[key] = future
+        tries = iter(timeouts_s)
+        timer: asyncio.TimerHandle | None = None
+
+        # Each try is a send and a timer that sends the next one (or gives up): the poll
+        # awaits one future, with no waiter and callbacks per try as asyncio.wait makes
+        # (every request of every poll comes through here).
+        def send() -> None:
+            nonlocal timer
+            if future.done():  # answered (or failed) while this timer was due
+                return
+            timeout_s = next(tries, None)
+            if timeout_s is None:
+                future.set_exception(NoAnswer())
+                return
+            try:
+                self._send(datagram)
+            except Exception as error:  # handed to the request, as if raised there
+                future.set_exception(error)
+                return
+            self.sent += 1
+            timer = loop.call_later(timeout_s, send)
+
+        send()
         try:
-            for timeout_s in timeouts_s:
-                self._transport.sendto(datagram)
-                self.sent += 1
-                done, _ = await asyncio.wait((future,), timeout=timeout_s)
-                if done:
-                    return future.result()
-            raise NoAnswer()
+            return await future
         finally:
+            if timer is not None:
+                timer.cancel()
             self._pending.pop(key, None)
             if not future.done():
                 future.cancel()
@@ -597,7 +668,7 @@ class V2cSession(_UdpSession):
 
     async def request(self, oids: Sequence[Sequence[int]], timeouts_s: Sequence[float], *,
                       max_repetitions: int | None = None, get_next: bool = False) -> Response:
-        if self._transport is None:
+        if self._sock is None:
             raise RuntimeError("session is not open")
         request_id = self._new_id()
         datagram = encode_request(self._community, request_id, oids,
@@ -637,7 +708,7 @@ class V3Session(_UdpSession):
 
     async def request(self, oids: Sequence[Sequence[int]], timeouts_s: Sequence[float], *,
                       max_repetitions: int | None = None, get_next: bool = False) -> Response:
-        if self._transport is None:
+        if self._sock is None:
             raise RuntimeError("session is not open")
         address = (self.host, self.port)
         request_id = self._new_id()

@@ -785,8 +785,7 @@ class SpooledStore:
                 return
             if kind == "samples":
                 self._writer.discard()
-                self._writer.add_many([(s.time, s.object_id, s.metric, s.value)
-                                       for s in items])
+                self._writer.add_many(items)  # Samples are (time, object, metric, value)
                 try:
                     self._writer.flush()
                 finally:

@@ -6,7 +6,10 @@ same device (`interfaces` IF-MIB rows from generated `.snmprec` data, full ifTab
 ifXTable as Net-SNMP serves them), and an SNMPv3 engine (user with SHA auth, AES privacy)
 serving the same data on one more port. Values are static and known (`expected_row`), so a
 test can check every counter the poller read. The ifIndex values include multi-byte
-sub-identifiers (200, 70000) and a Counter64 near 2**64.
+sub-identifiers (200, 70000) and a Counter64 near 2**64. sysUpTime is `SYS_UPTIME_CS` too,
+standing still, unless `uptime_advances`: then it counts on from `SYS_UPTIME_CS` at the start
+as a real agent's does (lab/sim's `keyline_counter` variation module), so that polls at
+intervals do not see an agent restart each time (bench/collect.py measures steady state).
 
 `Relay` sits in front of a real agent and changes what comes back: `delay_s` holds every
 answer (a slow agent), `mangle` rewrites the answer bytes (a malformed or truncated one).
@@ -72,8 +75,10 @@ def expected_row(if_index: int) -> dict[str, Any]:
     }
 
 
-def snmprec_lines(interfaces: int) -> list[str]:
-    """A device's data in snmpsim's OID|TAG|VALUE format, sorted by OID."""
+def snmprec_lines(interfaces: int, boot_epoch_s: float | None = None) -> list[str]:
+    """A device's data in snmpsim's OID|TAG|VALUE format, sorted by OID. With `boot_epoch_s`
+    sysUpTime counts from that moment (lab/sim's `keyline_counter` variation module, which
+    the agent must load); without it, it stands still at `SYS_UPTIME_CS`."""
     records: list[tuple[tuple[int, ...], str, str]] = []
 
     def add(oid: str, tag: int | str, value: object) -> None:
@@ -81,7 +86,14 @@ def snmprec_lines(interfaces: int) -> list[str]:
 
     add("1.3.6.1.2.1.1.1.0", 4, SYS_DESCR)
     add("1.3.6.1.2.1.1.2.0", 6, "1.3.6.1.4.1.8072.3.2.10")
-    add("1.3.6.1.2.1.1.3.0", 67, SYS_UPTIME_CS)
+    if boot_epoch_s is None:
+        add("1.3.6.1.2.1.1.3.0", 67, SYS_UPTIME_CS)
+    else:
+        from lab.sim.agent import COUNTER_MODULE
+        from lab.sim.traffic import CounterSpec
+
+        uptime = CounterSpec(rate_per_s=100.0, boot_epoch_s=boot_epoch_s, bits=32)
+        add("1.3.6.1.2.1.1.3.0", f"67:{COUNTER_MODULE}", uptime.encode())
     add("1.3.6.1.2.1.1.5.0", 4, SYS_NAME)
     add("1.3.6.1.2.1.2.1.0", 2, len(if_indexes(interfaces)))
     for i in if_indexes(interfaces):
@@ -164,12 +176,16 @@ class SnmpsimAgents:
 
     `v3_users`: more SNMPv3 engines, one per (user, auth protocol, auth key, priv protocol,
     priv key) in snmpsim's protocol names ("SHA256", "AES256BLMT", "NONE"...), each on its
-    own port (`v3_user_ports`, same order) with engine id `v3_user_engine_id(i)`."""
+    own port (`v3_user_ports`, same order) with engine id `v3_user_engine_id(i)`.
+    `uptime_advances`: sysUpTime counts on from `SYS_UPTIME_CS` at start (else it stands
+    still there)."""
 
     def __init__(self, interfaces: int = 52, v2c_count: int = 1, host: str = "127.0.0.1",
                  max_var_binds: int = 2000,
-                 v3_users: tuple[tuple[str, str, str, str, str], ...] = ()) -> None:
+                 v3_users: tuple[tuple[str, str, str, str, str], ...] = (),
+                 uptime_advances: bool = False) -> None:
         self.interfaces = interfaces
+        self.uptime_advances = uptime_advances
         self.host = host
         self.max_var_binds = max_var_binds
         self.v3_users = v3_users
@@ -181,7 +197,8 @@ class SnmpsimAgents:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> SnmpsimAgents:
-        lines = "\n".join(snmprec_lines(self.interfaces)) + "\n"
+        boot_epoch_s = time.time() - SYS_UPTIME_CS / 100 if self.uptime_advances else None
+        lines = "\n".join(snmprec_lines(self.interfaces, boot_epoch_s)) + "\n"
         v2c_dir, v3_dir = self._dir / "v2c", self._dir / "v3"
         v2c_dir.mkdir()
         v3_dir.mkdir()
@@ -221,6 +238,12 @@ class SnmpsimAgents:
             f"--max-var-binds={self.max_var_binds}", f"--args-from-file={args_file}",
         ]
         env = dict(os.environ, HOME=str(self._dir))
+        if self.uptime_advances:
+            # the variation module imports lab.sim.traffic from this checkout
+            root = Path(__file__).resolve().parent.parent
+            command.append(f"--variation-modules-dir={root / 'lab' / 'sim' / 'variation'}")
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(root),
+                                                              env.get("PYTHONPATH"))))
         with open(self._dir / "snmpsim.log", "wb") as log:
             self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                              stderr=subprocess.STDOUT, env=env,

@@ -126,6 +126,32 @@ def test_v2c_poll_returns_every_interface_with_its_counters(agents: SnmpsimAgent
     assert result.varbind_count == 3 + columns * INTERFACES
 
 
+def test_an_agent_whose_uptime_advances_counts_on_like_a_real_one() -> None:
+    """`uptime_advances` (bench/collect.py's agents): sysUpTime counts on from SYS_UPTIME_CS
+    with the clock, as a real agent's does, so polls at intervals measure steady state; the
+    default agent's stands still, which a poller minutes later reads as a restart."""
+    async def run() -> tuple[PollResult, PollResult]:
+        poller = SnmpPoller(timeout_s=2.0, retries=1)
+        try:
+            first = await poller.poll(target(advancing.v2c_ports[0]))
+            await asyncio.sleep(1.0)
+            return first, await poller.poll(target(advancing.v2c_ports[0]))
+        finally:
+            poller.close()
+
+    with SnmpsimAgents(interfaces=3, uptime_advances=True) as advancing:
+        first, second = asyncio.run(run())
+    assert first.status is PollStatus.REACHABLE, first.reason
+    assert second.status is PollStatus.REACHABLE, second.reason
+    assert first.sys_uptime_cs is not None and second.sys_uptime_cs is not None
+    assert SYS_UPTIME_CS <= first.sys_uptime_cs < second.sys_uptime_cs
+    # the agent's clock advanced by the poller's interval, give or take each poll's own
+    # duration (when in it the agent read its clock) and a tick at each end
+    advanced_s = (second.sys_uptime_cs - first.sys_uptime_cs) / 100
+    interval_s = second.interfaces[1].read_at_s - first.interfaces[1].read_at_s
+    assert abs(advanced_s - interval_s) <= first.duration_s + second.duration_s + 0.02
+
+
 def test_fast_and_pysnmp_engines_give_identical_results(agents: SnmpsimAgents) -> None:
     async def run() -> list[PollResult]:
         results = []
@@ -445,6 +471,67 @@ def test_closed_port_is_unreachable_at_the_first_try(version: str) -> None:
     assert sent == 2  # one try each for the poll and the walk, of the five configured
     assert hint is None
     assert_no_secret(polled)
+
+
+class _ScriptedAgent(asyncio.DatagramProtocol):
+    """A UDP "agent" on loopback that answers the `answer_at`-th datagram it receives (1 is
+    the first; 0: never) with a Response to the *first* datagram's request: a late answer."""
+
+    def __init__(self, answer_at: int) -> None:
+        self.answer_at = answer_at
+        self.received: list[bytes] = []
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.append(data)
+        if len(self.received) == self.answer_at and self.transport is not None:
+            # the request itself, its GET tag turned into Response's: the names echoed, NULL
+            first = self.received[0]
+            at = snmp_fast.decode_message(first, COMMUNITY.encode())[1].pdu_offset
+            self.transport.sendto(first[:at] + bytes((0xA2,)) + first[at + 1:], addr)
+
+
+@pytest.mark.parametrize(("answer_at", "tries", "expect_sent"), [
+    (1, 3, 1),  # answered at once: no retry follows, however long we wait
+    (2, 3, 2),  # the retry's arrival releases the first try's answer: taken, no third try
+    (0, 3, 3),  # silent: every try sent, then NoAnswer
+])
+def test_exchange_retries_on_timeouts_and_takes_a_late_answer(answer_at: int, tries: int,
+                                                              expect_sent: int) -> None:
+    async def run() -> tuple[object, int, int]:
+        loop = asyncio.get_running_loop()
+        transport, agent = await loop.create_datagram_endpoint(
+            lambda: _ScriptedAgent(answer_at), local_addr=("127.0.0.1", 0))
+        port = transport.get_extra_info("sockname")[1]
+        session = snmp_fast.V2cSession("127.0.0.1", port, COMMUNITY.encode())
+        await session.open()
+        try:
+            # a try the agent answers waits long enough for a loopback answer on a loaded
+            # machine (2 s); a try it ignores is short. Answered at the first try, we wait
+            # past that try's timeout: a retry still armed would be sent meanwhile.
+            timeouts_s = {1: (2.0,) * tries, 2: (0.3,) + (2.0,) * (tries - 1),
+                          0: (0.3,) * tries}[answer_at]
+            try:
+                outcome: object = await session.request([(1, 3, 6, 1, 2, 1, 1, 3, 0)],
+                                                        timeouts_s)
+            except snmp_fast.NoAnswer as error:
+                outcome = error
+            await asyncio.sleep(timeouts_s[0] + 0.5)
+            return outcome, session.sent, len(agent.received)
+        finally:
+            session.close()
+            transport.close()
+
+    outcome, sent, received = asyncio.run(run())
+    assert sent == expect_sent and received == expect_sent
+    if answer_at:
+        assert isinstance(outcome, snmp_fast.Response)
+        assert outcome.varbinds == [((1, 3, 6, 1, 2, 1, 1, 3, 0), None)]
+    else:
+        assert isinstance(outcome, snmp_fast.NoAnswer)
 
 
 # --- the simulated network (lab.sim) ---------------------------------------------------------
