@@ -19,10 +19,11 @@ collectors (killed at any moment, the collector loses at most the batches of the
 milliseconds not yet written). The *forwarder* moves spooled batches into the store, oldest
 first, each in one transaction (samples with `SampleWriter`'s binary COPY, observations with
 `record_observations` and their events, poll statuses and port matches with their upserts),
-and marks each done once committed (at least once: a crash between the commit and the mark
-writes that batch twice; never lost). It has a connection of its own, opened with a connect
-timeout of `store_timeout_s`, and while the store is away tries again every
-`retry_interval_s` (never longer than that: the store back means writing within seconds).
+and marks each done once committed (never lost; a batch forwarded again after a crash
+between its commit and the mark is found stored by its id, kept with it: exactly once). It
+has a connection of its own, opened with a connect timeout of `store_timeout_s`, and while
+the store is away tries again every `retry_interval_s` (never longer than that: the store
+back means writing within seconds).
 It says so once: a WARNING when the store goes away, an INFO summary when it returns (how
 long, batches and rows spooled meanwhile, dropped, forwarded).
 
@@ -41,12 +42,16 @@ order, which is the order that matters (a port's "down" never overtakes its "up"
 
 On disk a spool is a folder of *segments*, `000000000001.jsonl`, `...002.jsonl`:
 append-only files of JSON lines, one line per batch ({"kind": ..., "rows": [...]}). A new
-segment starts when the last one passes `segment_bytes`; a segment is deleted once
-forwarded. `cursor` records how far forwarding got into the oldest segment (segment name and
-byte offset, fsynced after each batch). A half-written last line (the process died
-mid-append) is cut off at start-up; a new process forwards what the previous one spooled. A
-spooled batch that can never be stored (an unreadable line, data the database refuses) is
-moved to `rejected.jsonl` with an ERROR log rather than blocking everything behind it.
+segment starts when the last one passes `segment_bytes` (the writer keeps it open, and a
+flush costs one fsync a spool); a segment is deleted once forwarded and a newer one follows
+it (or it passed `segment_bytes`): the last one, forwarded to its end, takes the next
+batches. `cursor` records how far forwarding got into the oldest segment (segment name and
+byte offset, fsynced once per forwarding round, not per batch: a batch forwarded again after
+a crash before that write is found stored by its id, and skipped). A half-written last line
+(the process died mid-append) is cut off at start-up; a new process forwards what the
+previous one spooled. A spooled batch that can never be stored (an unreadable line, data the
+database refuses) is moved to `rejected.jsonl` with an ERROR log rather than blocking
+everything behind it.
 """
 
 
@@ -65,7 +70,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import psycopg
 
@@ -83,6 +88,7 @@ DEFAULT_SEGMENT_BYTES = 16 * MIB
 SEGMENT_SUFFIX = ".jsonl"
 CURSOR_NAME = "cursor"
 ERROR_LOG_INTERVAL_S = 60.0
+BATCHES_AT_HAND = 4  # samples batches kept decoded for the forwarder (SpooledStore._write)
 
 KINDS = ("samples", "observations", "poll_statuses", "port_matches")
 # the kinds that go to the observation spool, never dropped
@@ -109,12 +115,13 @@ class Outcome(StrEnum):
 # --- encoding ------------------------------------------------------------------------------
 
 
-def encode_batch(kind: str, items: Sequence[Any]) -> bytes:
+def encode_batch(kind: str, items: Sequence[Any], batch_id: str | None = None) -> bytes:
     """One spool line (ending in a newline) for a batch of one kind: samples, observations,
     poll statuses ((device_id, status, reason, polled_at)) or port matches
-    (store.observations.PortMatchRow)."""
+    (store.observations.PortMatchRow); `batch_id` a new one unless given."""
+    batch_id = batch_id or uuid.uuid4().hex
     if kind == "samples":
-        return _encode_samples(items)
+        return _encode_samples(items, batch_id)
     if kind == "observations":
         rows = [[o.time.isoformat(), o.object_id, o.kind, o.old, o.new, o.source, o.detail]
                 for o in items]
@@ -126,11 +133,11 @@ def encode_batch(kind: str, items: Sequence[Any]) -> bytes:
                  m.seen_at.isoformat()] for m in items]
     else:
         raise ValueError(f"unknown batch kind {kind!r}")
-    record = {"id": uuid.uuid4().hex, "kind": kind, "rows": rows}
+    record = {"id": batch_id, "kind": kind, "rows": rows}
     return json.dumps(record, separators=(",", ":")).encode() + b"\n"
 
 
-def _encode_samples(samples: Sequence[Sample]) -> bytes:
+def _encode_samples(samples: Sequence[Sample], batch_id: str) -> bytes:
     """A samples line: a batch's samples share a few times (one per poll) and a dozen metric
     names, so each is written once ("times", "metrics") and a row names them by position:
     [time index, object id, metric index, value]. Half the bytes of naming them in every
@@ -146,7 +153,7 @@ def _encode_samples(samples: Sequence[Sample]) -> bytes:
         if metric_index is None:
             metric_index = metrics[sample.metric] = len(metrics)
         rows.append((time_index, sample.object_id, metric_index, sample.value))
-    record = {"id": uuid.uuid4().hex, "kind": "samples",
+    record = {"id": batch_id, "kind": "samples",
               "times": [time.isoformat() for time in times], "metrics": list(metrics),
               "rows": rows}
     return json.dumps(record, separators=(",", ":")).encode() + b"\n"
@@ -201,7 +208,15 @@ class Cursor:
 
 
 class SpoolFiles:
-    """The spool folder: ordered segments, appends with fsync, a cursor for replay."""
+    """The spool folder: ordered segments, appends with fsync, a cursor for replay.
+
+    The writer appends to the last segment, kept open, until it passes `segment_bytes`; the
+    forwarder reads from the head. A segment goes once fully forwarded and either a newer one
+    exists or it passed `segment_bytes`: a last segment forwarded to its end stays, the
+    cursor at its end, and the next batch goes into it (no file made and deleted a second).
+    `mark_done` moves the cursor in memory; `save_cursor` writes it (once per forwarding
+    round: a batch replayed after a crash before that is skipped by its id, see
+    SpooledStore._store)."""
 
     def __init__(self, spool_dir: Path, segment_bytes: int = DEFAULT_SEGMENT_BYTES):
         self.dir = Path(spool_dir)
@@ -211,19 +226,30 @@ class SpoolFiles:
         self.segments: list[Path] = sorted(
             path for path in self.dir.glob("*" + SEGMENT_SUFFIX) if path.stem.isdigit())
         self.cursor = self._read_cursor()
+        self._saved_cursor = self.cursor  # what the cursor file says
         # Segment numbers only grow, past the cursor's too: a cursor left naming a deleted
-        # segment (crash between delete and cursor update) must never match a new one.
+        # segment (deleted after the cursor was last written) must never match a new one.
+        # So a deleted head needs no cursor write: naming no segment there is, the cursor
+        # says "from the start of the oldest", as Cursor() does.
         numbers = [int(path.stem) for path in self.segments]
         if self.cursor.segment.removesuffix(SEGMENT_SUFFIX).isdigit():
             numbers.append(int(self.cursor.segment.removesuffix(SEGMENT_SUFFIX)))
         self._next_number = max(numbers, default=0) + 1
         if self.segments:
             _cut_partial_line(self.segments[-1])
-        self.size_bytes = sum(path.stat().st_size for path in self.segments)
+        self._sizes = {path.name: path.stat().st_size for path in self.segments}
+        self.size_bytes = sum(self._sizes.values())  # on disk: what max_bytes bounds
+        self._appending: BinaryIO | None = None  # the last segment, open for appends
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes spooled and not yet forwarded."""
+        return self.size_bytes - self._done_in_head()
 
     @property
     def empty(self) -> bool:
-        return not self.segments
+        """Nothing left to forward."""
+        return self.pending_bytes <= 0
 
     def append(self, line: bytes) -> None:
         """Append one batch line durably (flushed and fsynced)."""
@@ -232,28 +258,32 @@ class SpoolFiles:
     def append_many(self, lines: Sequence[bytes]) -> None:
         """Append batch lines in order, durably: each segment written to is fsynced once
         before this returns (one fsync for many batches: what keeps a burst cheap)."""
-        file = None
         try:
+            written = False
             for line in lines:
-                if (file is None or not self.segments
-                        or self.segments[-1].stat().st_size >= self.segment_bytes):
-                    if file is not None:
-                        file.flush()
-                        os.fsync(file.fileno())
-                        file.close()
-                        file = None
-                    if not self.segments or (self.segments[-1].stat().st_size
-                                             >= self.segment_bytes):
-                        self._new_segment()
-                    file = open(self.segments[-1], "ab")  # noqa: SIM115 (closed below)
+                if (not self.segments
+                        or self._sizes[self.segments[-1].name] >= self.segment_bytes):
+                    if written:
+                        self._sync()
+                        written = False
+                    self._new_segment()
+                file = self._append_file()
                 file.write(line)
-                file.flush()
+                self._sizes[self.segments[-1].name] += len(line)
                 self.size_bytes += len(line)
-            if file is not None:
-                os.fsync(file.fileno())
-        finally:
-            if file is not None:
-                file.close()
+                written = True
+            if written:
+                self._sync()
+        except BaseException:
+            self._recover()  # nothing half-written left for the next append to follow
+            raise
+
+    def close(self) -> None:
+        """Close the segment kept open for appends (reopened by the next append)."""
+        if self._appending is not None:
+            with suppress(OSError):
+                self._appending.close()
+            self._appending = None
 
     def drop_oldest_segment(self) -> bytes | None:
         """Delete the oldest segment not being read (the head, when another follows it) and
@@ -267,53 +297,101 @@ class SpoolFiles:
         with open(oldest, "rb") as file:
             file.seek(offset)
             data = file.read()
-        self.segments.remove(oldest)
-        self.size_bytes -= oldest.stat().st_size
-        oldest.unlink()
-        if self.cursor.segment == oldest.name:
-            self.cursor = Cursor()
-            self._write_cursor()
+        self._delete(oldest)
         return data
 
     def next_batch(self) -> tuple[bytes, int] | None:
-        """The oldest line not yet replayed and the offset just after it; None when empty.
-        Deletes segments that are fully replayed on the way. Until `mark_done`, its segment
-        is being read and `drop_oldest_segment` leaves it alone."""
-        while self.segments:
-            head = self.segments[0]
-            offset = self.cursor.offset if self.cursor.segment == head.name else 0
-            with open(head, "rb") as file:
-                file.seek(offset)
-                line = file.readline()
-            if line.endswith(b"\n"):
-                self.reading = head.name
-                return line, offset + len(line)
-            self._drop_head()  # fully forwarded (appends happen under the same lock)
-        return None
+        """The oldest line not yet replayed and the offset just after it; None when there is
+        none. Until `mark_done`, its segment is being read and `drop_oldest_segment` leaves
+        it alone."""
+        self._drop_forwarded()
+        if not self.segments:
+            return None
+        head = self.segments[0]
+        offset = self.cursor.offset if self.cursor.segment == head.name else 0
+        if offset >= self._sizes[head.name]:
+            return None  # forwarded to the end of the last segment: nothing to read
+        with open(head, "rb") as file:
+            file.seek(offset)
+            line = file.readline()
+        if not line.endswith(b"\n") and head == self.segments[-1]:
+            return None  # cannot be: appends are whole lines, under the same lock
+        # (an older segment ending in half a line: handed out, to be set aside as unreadable)
+        self.reading = head.name
+        return line, offset + len(line)
 
     def mark_done(self, end_offset: int) -> None:
-        """Record that the segment being read is replayed up to `end_offset`."""
+        """Record that the segment being read is replayed up to `end_offset` (in memory:
+        `save_cursor` writes it down)."""
         name, self.reading = self.reading, None
         if not self.segments or (name is not None and self.segments[0].name != name):
             return
         self.cursor = Cursor(self.segments[0].name, end_offset)
-        self._write_cursor()
-        if end_offset >= self.segments[0].stat().st_size:
-            self._drop_head()
+        self._drop_forwarded()
 
-    def _drop_head(self) -> None:
-        head = self.segments.pop(0)
-        self.size_bytes -= head.stat().st_size
-        head.unlink()
-        self.cursor = Cursor()
-        self._write_cursor()
+    def save_cursor(self) -> None:
+        """Write the cursor down (fsynced), if it moved since it last was."""
+        if self.cursor != self._saved_cursor:
+            self._write_cursor()
+            self._saved_cursor = self.cursor
+
+    def _done_in_head(self) -> int:
+        if self.segments and self.cursor.segment == self.segments[0].name:
+            return min(self.cursor.offset, self._sizes[self.segments[0].name])
+        return 0
+
+    def _drop_forwarded(self) -> None:
+        """Delete the head while it is forwarded to its end and a newer segment follows it
+        or it passed `segment_bytes` (the next append starts a new one)."""
+        while self.segments and self.segments[0].name != self.reading:
+            head = self.segments[0]
+            size = self._sizes[head.name]
+            forwarded = size == 0 or (self.cursor.segment == head.name
+                                      and self.cursor.offset >= size)
+            if not forwarded or (len(self.segments) == 1 and size < self.segment_bytes):
+                return
+            self._delete(head)
+
+    def _delete(self, path: Path) -> None:
+        if path == self.segments[-1]:
+            self.close()
+        self.segments.remove(path)
+        self.size_bytes -= self._sizes.pop(path.name)
+        path.unlink()
+        if self.cursor.segment == path.name:
+            self.cursor = Cursor()  # on disk too, naming a segment gone (see __init__)
+
+    def _append_file(self) -> BinaryIO:
+        if self._appending is None:
+            self._appending = open(self.segments[-1], "ab")  # noqa: SIM115 (kept open)
+        return self._appending
+
+    def _sync(self) -> None:
+        assert self._appending is not None
+        self._appending.flush()
+        os.fsync(self._appending.fileno())
+
+    def _recover(self) -> None:
+        """After a failed append (a full disk): close the file, cut what was half written,
+        and count the last segment's bytes from the file again."""
+        self.close()
+        if self.segments:
+            last = self.segments[-1]
+            with suppress(OSError):
+                _cut_partial_line(last)
+                size = last.stat().st_size
+                self.size_bytes += size - self._sizes[last.name]
+                self._sizes[last.name] = size
 
     def _new_segment(self) -> None:
+        self.close()
         path = self.dir / f"{self._next_number:012d}{SEGMENT_SUFFIX}"
         self._next_number += 1
         path.touch()
         _fsync_dir(self.dir)
         self.segments.append(path)
+        self._sizes[path.name] = 0
+        self._drop_forwarded()  # the one before, if forwarded to its end
 
     def _read_cursor(self) -> Cursor:
         try:
@@ -480,8 +558,12 @@ class SpooledStore:
         # The writer counts drops while the forwarder stores and forgets them: both change
         # the table and rewrite drops.json, so they take turns.
         self._drops_lock = threading.Lock()
+        # The samples batches just spooled, by their line: the forwarder, finding the same
+        # line in the spool, takes them as they are instead of decoding it (a sample
+        # decoded costs what it cost to encode). A few: the store keeping up, it is one.
+        self._at_hand: dict[bytes, tuple[str, Sequence[Sample]]] = {}
         self._oldest_at: float | None = None
-        waiting = self._kept.size_bytes + self._samples.size_bytes
+        waiting = self._kept.pending_bytes + self._samples.pending_bytes
         if waiting:
             self._oldest_at = clock()
             log.info("spool %s holds %d bytes from before; forwarding them to the store",
@@ -514,6 +596,9 @@ class SpooledStore:
         for thread in self._threads:
             thread.join(max(0.0, deadline - self._clock()))
         self._connection.close()
+        with self._files_lock:  # a writer still running reopens what it appends to
+            self._kept.close()
+            self._samples.close()
 
     def __enter__(self) -> SpooledStore:
         return self.start()
@@ -594,7 +679,7 @@ class SpooledStore:
             return SpoolStats(
                 self._spooled_batches, self._spooled_rows, self._forwarded_batches,
                 self._rejected_batches, dict(self._dropped),
-                self._kept.size_bytes + self._samples.size_bytes,
+                self._kept.pending_bytes + self._samples.pending_bytes,
                 self._handed - self._on_disk, oldest, self._store_available, self._outages)
 
     def _hand(self, kind: str, items: Sequence[Any]) -> None:
@@ -638,14 +723,17 @@ class SpooledStore:
 
     def _write(self, batches: list[tuple[str, Sequence[Any], float]]) -> None:
         kept = [encode_batch(kind, items) for kind, items, _ in batches if kind in KEPT_KINDS]
-        samples = [(encode_batch(kind, items), items) for kind, items, _ in batches
-                   if kind == "samples"]
+        samples = []
+        for kind, items, _ in batches:
+            if kind == "samples":
+                batch_id = uuid.uuid4().hex
+                samples.append((encode_batch(kind, items, batch_id), items, batch_id))
         with self._files_lock:
             if kept:
                 self._kept.append_many(kept)
             taken: list[bytes] = []
             appended = 0
-            for line, items in samples:
+            for line, items, batch_id in samples:
                 if not self._room_for(line, taken):
                     if self.when_full == "drop_newest":
                         self._count_drop("samples", items)
@@ -663,6 +751,8 @@ class SpooledStore:
                         self._count_drop("samples", items)  # nothing older left to drop
                         continue
                 taken.append(line)
+                if len(self._at_hand) < BATCHES_AT_HAND:
+                    self._at_hand[line] = (batch_id, items)
             if taken:
                 self._samples.append_many(taken)
                 appended += len(taken)
@@ -746,25 +836,13 @@ class SpooledStore:
                 self._forward_drops()
                 moved = True
             for files in (self._kept, self._samples):
-                while self._clock() < budget_end and not self._stopping.is_set():
+                try:
+                    moved = self._forward_spool(files, budget_end) or moved
+                finally:
+                    # once a round, not per batch: replayed after a crash before this, a
+                    # batch is found stored by its id and skipped (see _store)
                     with self._files_lock:
-                        batch = files.next_batch()
-                    if batch is None:
-                        break
-                    line, end_offset = batch
-                    try:
-                        batch_id, kind, items = decode_record(line)
-                        self._store(kind, items, batch_id)
-                    except BATCH_REJECTED as error:
-                        self._set_aside(line, error)
-                    else:
-                        with self._stats_lock:
-                            self._forwarded_batches += 1
-                    with self._files_lock:
-                        files.mark_done(end_offset)
-                    moved = True
-                    if files is self._samples and not self._kept.empty:
-                        break  # observations came meanwhile: they go first
+                        files.save_cursor()
         except STORE_UNAVAILABLE as error:
             self._went_away(error)
             return False
@@ -772,6 +850,46 @@ class SpooledStore:
         with self._files_lock:
             if self._kept.empty and self._samples.empty:
                 self._oldest_at = None
+                self._at_hand.clear()  # what is left was dropped or set aside
+        return moved
+
+    def _forward_spool(self, files: SpoolFiles, budget_end: float) -> bool:
+        """Forward one spool's batches, oldest first, until it is empty or the budget is
+        spent; whether any moved. The cursor moves in memory (the caller writes it)."""
+        moved = False
+        while self._clock() < budget_end and not self._stopping.is_set():
+            with self._files_lock:
+                batch = files.next_batch()
+            if batch is None:
+                break
+            line, end_offset = batch
+            batch_id = None
+            rejected = False
+            try:
+                known = self._at_hand.pop(line, None) if files is self._samples else None
+                if known is not None:
+                    kind, (batch_id, items) = "samples", known
+                else:
+                    batch_id, kind, items = decode_record(line)
+                self._store(kind, items, batch_id)
+            except BATCH_REJECTED as error:
+                self._set_aside(line, error)
+                rejected = True
+            else:
+                with self._stats_lock:
+                    self._forwarded_batches += 1
+            with self._files_lock:
+                files.mark_done(end_offset)
+                if rejected or batch_id is None:
+                    # no id to be found stored by: replayed, it would be set aside, or
+                    # stored (a line of an older spool), twice
+                    files.save_cursor()
+            moved = True
+            if files is self._samples:
+                with self._files_lock:
+                    observations_came = not self._kept.empty
+                if observations_came:
+                    break  # observations came meanwhile: they go first
         return moved
 
     def _store(self, kind: str, items: Sequence[Any], batch_id: str | None = None) -> None:
@@ -837,7 +955,7 @@ class SpooledStore:
             outage, self._outage = self._outage, None
         if outage is not None:
             with self._files_lock:
-                waiting = self._kept.size_bytes + self._samples.size_bytes
+                waiting = self._kept.pending_bytes + self._samples.pending_bytes
             log.info("store back after %.1f s: %d batches (%d rows) spooled meanwhile, %d rows"
                      " dropped; forwarding the backlog (%d bytes left)",
                      self._clock() - outage.since_s, outage.spooled_batches,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -83,6 +84,8 @@ def test_files_cursor_survives_reopen(tmp_path):
     files.append(b"b\n")
     _, end = files.next_batch()
     files.mark_done(end)
+    assert SpoolFiles(tmp_path).next_batch()[0] == b"a\n"  # not written down yet
+    files.save_cursor()
     reopened = SpoolFiles(tmp_path)
     assert reopened.next_batch()[0] == b"b\n"
 
@@ -105,6 +108,75 @@ def test_segment_numbers_never_reuse_a_cursor_name(tmp_path):
     files.append(b"x\n")
     assert files.segments[0].name == "000000000008.jsonl"
     assert files.next_batch() == (b"x\n", 2)
+
+
+def forward_all(files: SpoolFiles) -> list[bytes]:
+    """What a forwarding round does with the files: every line, marked done, cursor saved."""
+    lines = []
+    while (batch := files.next_batch()) is not None:
+        lines.append(batch[0])
+        files.mark_done(batch[1])
+    files.save_cursor()
+    return lines
+
+
+def test_files_keep_appending_to_a_last_segment_forwarded_to_its_end(tmp_path):
+    files = SpoolFiles(tmp_path)
+    files.append(b"a\n")
+    assert forward_all(files) == [b"a\n"] and files.empty
+    (segment,) = files.segments
+    assert segment.exists() and (tmp_path / "cursor").read_text() == f"{segment.name} 2\n"
+    files.append(b"b\n")  # the next round: into the same file, no new one
+    assert files.segments == [segment] and not files.empty
+    assert forward_all(files) == [b"b\n"]
+    assert segment.read_bytes() == b"a\nb\n" and list(tmp_path.glob("*.jsonl")) == [segment]
+    reopened = SpoolFiles(tmp_path)  # a restart forwards nothing again
+    assert reopened.next_batch() is None and reopened.empty
+    reopened.append(b"c\n")
+    assert forward_all(reopened) == [b"c\n"] and reopened.segments == [segment]
+
+
+def test_files_delete_a_forwarded_segment_once_full_or_followed(tmp_path):
+    files = SpoolFiles(tmp_path, segment_bytes=20)
+    files.append(b"line0-padding\n")
+    forward_all(files)
+    (first,) = files.segments
+    files.append(b"line1-padding\n")  # 14 < 20 bytes: still this segment
+    assert files.segments == [first]
+    files.append(b"line2-padding\n")  # past 20: a new one, the first still to forward
+    assert len(files.segments) == 2
+    assert forward_all(files) == [b"line1-padding\n", b"line2-padding\n"]
+    (second,) = files.segments  # the first went: forwarded, a newer one follows it
+    assert not first.exists() and second.name > first.name
+    files.append(b"line3-padding\n")  # the second passes 20 bytes ...
+    forward_all(files)
+    assert files.segments == [] and not second.exists()  # ... so, forwarded, it goes
+    files.append(b"line4-padding\n")
+    assert files.segments[0].name > second.name and forward_all(files) == [b"line4-padding\n"]
+
+
+def test_files_drop_oldest_leaves_the_last_segment_alone(tmp_path):
+    files = SpoolFiles(tmp_path, segment_bytes=10)
+    files.append(b"old-batch-0\n")
+    forward_all(files)
+    assert files.drop_oldest_segment() is None  # the one there is takes the appends
+    files.append(b"new-batch-1\n")  # a new segment; the forwarded one goes
+    files.append(b"new-batch-2\n")
+    assert len(files.segments) == 2 and files.size_bytes == 24
+    assert files.drop_oldest_segment() == b"new-batch-1\n"
+    assert files.size_bytes == 12 and forward_all(files) == [b"new-batch-2\n"]
+
+
+def test_files_start_on_an_older_versions_spool(tmp_path):
+    """The same format as before: segments and a cursor into the oldest one."""
+    (tmp_path / "000000000003.jsonl").write_bytes(b"done\nthree\n")
+    (tmp_path / "000000000004.jsonl").write_bytes(b"four\n")
+    (tmp_path / "cursor").write_text("000000000003.jsonl 5\n")
+    files = SpoolFiles(tmp_path)
+    assert files.pending_bytes == 11 and forward_all(files) == [b"three\n", b"four\n"]
+    assert [path.name for path in files.segments] == ["000000000004.jsonl"]
+    files.append(b"five\n")
+    assert files.segments[-1].name == "000000000004.jsonl"
 
 
 # --- the sink against a real database -------------------------------------------------------------
@@ -305,3 +377,75 @@ def test_a_batch_stored_but_not_marked_done_is_not_stored_twice(db, tmp_path):
         stats = store.stats()
     assert len(stored_samples(db)) == 3  # not 6, not 9
     assert stats.forwarded_batches == 2  # tried, found stored, skipped
+
+
+def spool_segments(tmp_path, kind: str) -> list[str]:
+    return sorted(path.name for path in (tmp_path / "spool" / kind).glob("*.jsonl"))
+
+
+def test_the_store_appends_to_one_segment_round_after_round(db, tmp_path):
+    with spooled(db, tmp_path) as store:
+        for round_n in range(3):  # a flush a second, the store keeping up
+            store.write_samples(samples(10 * round_n))
+            store.write_poll_statuses([(12, "reachable", None, T0 + timedelta(seconds=round_n))])
+            assert store.flush(5) and store.drain(10)
+            if round_n == 0:
+                first = (spool_segments(tmp_path, "samples"),
+                         spool_segments(tmp_path, "observations"))
+            assert (spool_segments(tmp_path, "samples"),
+                    spool_segments(tmp_path, "observations")) == first
+        stats = store.stats()
+    assert len(first[0]) == len(first[1]) == 1 and stats.spool_bytes == 0
+    segment = tmp_path / "spool" / "samples" / first[0][0]
+    assert (tmp_path / "spool" / "samples" / "cursor").read_text() == (
+        f"{segment.name} {segment.stat().st_size}\n")  # the whole segment forwarded
+    assert stored_samples(db) == [(s.time, s.value) for n in range(3) for s in samples(10 * n)]
+
+
+def test_a_crash_between_the_commits_and_the_cursor_write_stores_nothing_twice(db, tmp_path):
+    """Killed after its batches' commits, before the cursor was written: the next start
+    forwards them again, and each kind's batch is found stored by its id and skipped."""
+    spool_dir = tmp_path / "spool"
+    with spooled(db, tmp_path, start_forwarding=False) as first:
+        first.write_samples(samples(0))
+        first.write_observations([observation(1, "down")])
+        first.write_poll_statuses([(12, "reachable", None, T0)])
+        first.write_port_matches([PortMatchRow(4711, 12, 7, "ifName", None, None, T0)])
+        assert first.flush(5)
+    before_forwarding = tmp_path / "before"
+    shutil.copytree(spool_dir, before_forwarding)
+    with spooled(db, tmp_path) as second:
+        assert second.drain(10)
+    # the spool as the killed process left it: all committed, no cursor moved
+    shutil.rmtree(spool_dir)
+    shutil.copytree(before_forwarding, spool_dir)
+    earlier = T0 - timedelta(days=1)  # what a replayed upsert would set back to T0
+    with db.pool.connection() as conn:
+        conn.execute("UPDATE device_poll_status SET last_poll_at = %s", [earlier])
+        conn.execute("UPDATE port_matches SET seen_at = %s", [earlier])
+    with spooled(db, tmp_path) as third:
+        assert third.drain(10)
+        stats = third.stats()
+    assert stats.forwarded_batches == 4  # tried again, all four found stored
+    assert len(stored_samples(db)) == 3
+    with db.pool.connection() as conn:
+        assert [o.new for o in recent_observations(conn)] == ["down"]
+        assert conn.execute("SELECT last_poll_at FROM device_poll_status").fetchall() == [
+            (earlier,)]
+        assert conn.execute("SELECT seen_at FROM port_matches").fetchall() == [(earlier,)]
+
+
+def test_a_restart_forwards_exactly_what_was_not_yet_forwarded(db, tmp_path):
+    with spooled(db, tmp_path) as first:
+        first.write_samples(samples(0))
+        assert first.flush(5) and first.drain(10)
+    with spooled(db, tmp_path, start_forwarding=False) as second:  # the store away
+        second.write_samples(samples(10))
+        assert second.flush(5)
+    assert len(spool_segments(tmp_path, "samples")) == 1  # appended to the forwarded one
+    with spooled(db, tmp_path) as third:
+        assert third.drain(10)
+        stats = third.stats()
+    assert stats.forwarded_batches == 1  # the first round's batch not even tried again
+    assert [at for at, _ in stored_samples(db)] == [
+        T0 + timedelta(seconds=s) for s in (0, 1, 2, 10, 11, 12)]
