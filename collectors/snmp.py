@@ -1,20 +1,26 @@
 """The SNMP poller: one device's system group and interface counters, many devices at once.
 
-What one poll does. One GET of the system group (sysDescr, sysUpTime, sysName), then GETBULK
-walks of the IF-MIB columns a rate needs: the ifTable columns in one walk and the ifXTable
-columns in another, run side by side. A walk asks for all of its columns in every request
-(RFC 3416: the answer is row after row, column i of each row at position i), follows each
-column from where its last answer stopped, and drops a column once its answers leave the
-column (the agent has moved on to the next one) or say endOfMibView. The readings of every
-ifTable row become `InterfaceReading`s for `collectors.counters`. OIDs are numeric tuples
-resolved here once: there are no MIB lookups while polling.
+What one poll does. GETBULK walks of the IF-MIB columns a rate needs: the ifTable columns,
+then the ifXTable columns, one request at a time (side by side within a poll would cost the
+collector tasks and loop turns for a poll that is short anyway; many polls run at once). The first
+request also asks the system group (sysDescr, sysUpTime, sysName) as its non-repeaters, each
+by GETNEXT of its object; an agent without one answers the next OID it has, which reads as
+noSuchInstance. Once every interface of a device had both 64-bit ifHC octet counters, its
+next polls leave the 32-bit ifInOctets/ifOutOctets out (rates come from the 64-bit ones);
+one interface without them and the next poll asks for all again. A walk asks for all of its
+columns in every request (RFC 3416: the answer is row after row, column i of each row at
+position i), follows each column from where its last answer stopped, and drops a column once
+its answers leave the column (the agent has moved on to the next one) or say endOfMibView.
+The readings of every ifTable row become `InterfaceReading`s for `collectors.counters`. OIDs
+are numeric tuples resolved here once: there are no MIB lookups while polling.
 
-SNMPv1. The same walker, by GETNEXT (v1 has no GETBULK): one row of every column per request.
-A v1 agent has no endOfMibView: a column that runs off the end of its MIB comes back as
-error-status noSuchName at that column's position, so the walker drops that column and asks
-for the others again (RFC 1157, RFC 2576 section 4.1.2.2); a name missing from the
-system-group GET is dropped the same way. v1 cannot carry Counter64, so the ifHC columns are
-not asked for and rates come from the 32-bit counters.
+SNMPv1. The same walker, by GETNEXT (v1 has no GETBULK): one row of every column per
+request. A v1 agent has no endOfMibView: a column that runs off the end of its MIB comes
+back as error-status noSuchName at that column's position, so the walker drops that column
+and asks for the others again (RFC 1157, RFC 2576 section 4.1.2.2); a name missing from the
+system-group GET (v1 asks it by GET, before the walks) is dropped the same way. v1 cannot
+carry Counter64, so the ifHC columns are not asked for and rates come from the 32-bit
+counters.
 
 Two engines, one walker. SNMPv2c and SNMPv1 go by default through `collectors.snmp_fast`, a
 lean codec over a plain asyncio UDP socket, because pysnmp costs about 0.19 CPU s per 1,000
@@ -85,11 +91,12 @@ carries it as `PollResult.engine_id`. No snmpEngineID.0 GET: not every agent ser
 leave it None and pay nothing for it.
 
 Readings are stamped with the monotonic clock (`time.monotonic()`, seconds) taken when the
-system group answered, the same moment as their sysUpTime: rates and restarts are judged on
-intervals of that clock, which a step of the wall clock does not touch. A result's
-`started_at`, what samples and observations are stamped with, is the wall clock (`wall_clock`,
-`time.time` unless a test steps it). Counters are the agent's raw values.
-`requests_sent` counts every request datagram sent (each try), for statistics.
+answer carrying the system group came, the same moment as their sysUpTime (not when its
+request went: a retry in between would stretch the interval against the agent's clock):
+rates and restarts are judged on intervals of that clock, which a step of the wall clock
+does not touch. A result's `started_at`, what samples and observations are stamped with, is
+the wall clock (`wall_clock`, `time.time` unless a test steps it). Counters are the agent's
+raw values. `requests_sent` counts every request datagram sent (each try), for statistics.
 
 Every non-reachable result carries a reason in words. Reasons never contain a community or a
 key: secrets stay pydantic SecretStr until the engine needs them, and every reason is scrubbed
@@ -104,7 +111,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from collectors import snmp_fast, usm
 from collectors.counters import TIMETICKS_MODULUS, InterfaceReading, field_out_of_range
@@ -123,6 +130,10 @@ SYS_UPTIME: Oid = (1, 3, 6, 1, 2, 1, 1, 3, 0)
 SYS_NAME: Oid = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 SYSTEM_OIDS: tuple[tuple[str, Oid], ...] = (
     ("sysDescr.0", SYS_DESCR), ("sysUpTime.0", SYS_UPTIME), ("sysName.0", SYS_NAME))
+# asked by GETNEXT (a GETBULK's non-repeaters), each scalar's object gives its instance .0
+_SYSTEM_NEXT: tuple[Oid, ...] = tuple(oid[:-1] for _, oid in SYSTEM_OIDS)
+_LEAD_NAMES: dict[tuple[Oid, ...], tuple[str, ...]] = {
+    _SYSTEM_NEXT: tuple(name for name, _ in SYSTEM_OIDS)}
 
 IF_ENTRY: Oid = (1, 3, 6, 1, 2, 1, 2, 2, 1)
 IF_X_ENTRY: Oid = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
@@ -186,6 +197,11 @@ IF_X_TABLE_COLUMNS: tuple[Column, ...] = (
     Column("ifCounterDiscontinuityTime", (*IF_X_ENTRY, 19), "if_counter_discontinuity_time_cs",
            "TimeTicks"),
 )
+
+_IF_TABLE_BESIDE_HC: tuple[Column, ...] = tuple(
+    column for column in IF_TABLE_COLUMNS if column.name not in ("ifInOctets", "ifOutOctets"))
+"""The ifTable columns a device whose interfaces all have 64-bit octet counters is asked:
+rates come from the ifHC counters then (collectors.counters), the 32-bit ones go unread."""
 
 MAX_PROBLEMS = 100
 """Problems listed per poll; beyond that they are counted in one last line."""
@@ -299,14 +315,17 @@ class _FastSession:
         error = self._session.icmp_error
         return f"; ICMP: {error.strerror or error}" if isinstance(error, OSError) else ""
 
-    async def request(self, oids: Sequence[Oid], max_repetitions: int | None
+    async def request(self, oids: Sequence[Oid], max_repetitions: int | None,
+                      non_repeaters: int = 0
                       ) -> tuple[int, int, list[VarBind], Callable[[int], str]]:
-        """GET (max_repetitions None), else GETBULK, or GETNEXT when the version has no bulk;
-        (error-status, error-index, varbinds, the wire type name of varbind i)."""
+        """GET (max_repetitions None), else GETBULK (its first `non_repeaters` OIDs asked
+        once), or GETNEXT when the version has no bulk; (error-status, error-index, varbinds,
+        the wire type name of varbind i)."""
         try:
             if self.bulk or max_repetitions is None:
                 response = await self._session.request(oids, self._timeouts_s,
-                                                       max_repetitions=max_repetitions)
+                                                       max_repetitions=max_repetitions,
+                                                       non_repeaters=non_repeaters)
             else:
                 response = await self._session.request(oids, self._timeouts_s, get_next=True)
         except usm.UsmReport as report:
@@ -490,7 +509,8 @@ class _PysnmpSession:
                 (self._target.host, self._target.port), timeout=timeout_s, retries=0)
         return self
 
-    async def request(self, oids: Sequence[Oid], max_repetitions: int | None
+    async def request(self, oids: Sequence[Oid], max_repetitions: int | None,
+                      non_repeaters: int = 0
                       ) -> tuple[int, int, list[VarBind], Callable[[int], str]]:
         # pysnmp's command generators directly, under its hlapi: the hlapi would resolve
         # every request OID through the MIB tree; these OIDs are numeric already. An SNMPv1
@@ -523,7 +543,8 @@ class _PysnmpSession:
                     engine, target_name, None, b"", request, done)
             else:
                 cmdgen.BulkCommandGenerator().send_varbinds(
-                    engine, target_name, None, b"", 0, max_repetitions, request, done)
+                    engine, target_name, None, b"", non_repeaters, max_repetitions, request,
+                    done)
             indication, error_status, error_index, varbinds = await future
             if indication:
                 kind = type(indication).__name__
@@ -584,6 +605,9 @@ class SnmpPoller:
         self.timeouts_s = tuple(timeout_s * backoff_factor ** n for n in range(retries + 1))
         self._in_flight: asyncio.Semaphore | None = None
         self._device_slots: dict[tuple[str, int], tuple[asyncio.Semaphore, int]] = {}
+        # (address, port) of the devices whose every interface had 64-bit octet counters at
+        # their last poll (see `_poll`)
+        self._hc_devices: set[tuple[str, int]] = set()
         self._engines: dict[str, Any] = {}
         self._values: _PysnmpValues | None = None
         # (address, port) -> the SNMPv3 agent's authoritative engine id, from its answers
@@ -596,7 +620,9 @@ class SnmpPoller:
         """Poll one device. Never raises for anything the device does: see `PollResult`."""
         started_at = datetime.fromtimestamp(self._wall_clock(), UTC)
         started_s = time.monotonic()
-        status, reason, fields = await self._converse(target, self._poll)
+        device = (target.host, target.port)
+        status, reason, fields = await self._converse(
+            target, lambda session, slot: self._poll(session, slot, device))
         return PollResult(target=target, status=status, reason=reason, started_at=started_at,
                           duration_s=time.monotonic() - started_s, **(fields or {}))
 
@@ -613,8 +639,8 @@ class SnmpPoller:
 
         async def work(session: Any, slot: asyncio.Semaphore) -> dict[Oid, dict[Oid, Any]]:
             named = [Column(_dotted(column), column) for column in wanted]
-            found = await self._walk_columns(session, slot, named, _Problems(),
-                                             single_index=False)
+            found = (await self._walk_columns(session, slot, named, _Problems(),
+                                              single_index=False)).rows
             return {column: found[_dotted(column)] for column in wanted}
 
         status, reason, rows = await self._converse(target, work)
@@ -766,33 +792,56 @@ class SnmpPoller:
         return await _PysnmpSession(self, target, self.timeouts_s).open()
 
     async def _request(self, session: Any, slot: asyncio.Semaphore, oids: Sequence[Oid],
-                       max_repetitions: int | None
+                       max_repetitions: int | None, non_repeaters: int = 0
                        ) -> tuple[int, int, list[VarBind], Callable[[int], str]]:
         if self._in_flight is None:
             self._in_flight = asyncio.Semaphore(self.max_in_flight)
         async with slot, self._in_flight:
-            return await session.request(oids, max_repetitions)
+            return await session.request(oids, max_repetitions, non_repeaters)
 
-    async def _poll(self, session: Any, slot: asyncio.Semaphore) -> dict[str, Any]:
+    async def _poll(self, session: Any, slot: asyncio.Semaphore,
+                    device: tuple[str, int]) -> dict[str, Any]:
         problems = _Problems()
-        system, system_count = await self._system(session, slot, problems)
-        read_at_s = time.monotonic()  # intervals only: never stepped (collectors.counters)
         tables = (IF_TABLE_COLUMNS, IF_X_TABLE_COLUMNS)
-        if not session.bulk:  # SNMPv1 cannot carry Counter64 (RFC 2576 4.1.2.1): not asked
+        lead: Sequence[Oid] = ()
+        if session.bulk:
+            # the system group rides in the ifTable walk's first GETBULK as non-repeaters
+            # (GETNEXT of each scalar's object): one request less per poll, every poll
+            lead = _SYSTEM_NEXT
+            if device in self._hc_devices:
+                tables = (_IF_TABLE_BESIDE_HC, IF_X_TABLE_COLUMNS)
+        else:
+            system, system_count = await self._system(session, slot, problems)
+            # SNMPv1 cannot carry Counter64 (RFC 2576 4.1.2.1): not asked
             tables = tuple(tuple(c for c in columns if c.syntax != "Counter64")
                            for columns in tables)
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._walk_columns(session, slot, columns, problems,
-                                                              single_index=True))
-                         for columns in tables]
-        except BaseExceptionGroup as failures:
-            raise _first(failures) from None
+        # The tables one after the other: a request at a time per poll costs the collector
+        # the least (no tasks, no extra loop turns), and a silent or refusing device gets one
+        # request's tries. The counters count as read when the answer carrying sysUpTime
+        # came (monotonic: never stepped, collectors.counters), not when the request went: a
+        # retry waited out in between would put the interval and the agent's clock apart.
+        read_at_s = time.monotonic()  # after the system group's GET (SNMPv1)
         walked: dict[str, dict[int, Any]] = {}
-        for task in tasks:
-            walked.update(task.result())
+        for number, columns in enumerate(tables):
+            table = await self._walk_columns(session, slot, columns, problems,
+                                             single_index=True, lead=lead if number == 0 else ())
+            walked.update(table.rows)
+            if number == 0 and lead:
+                read_at_s = table.first_answer_s
+                system = _system_values(SYSTEM_OIDS, table.lead, table.lead_type_name,
+                                        problems, next_of=True)
+                system_count = len(table.lead)
         interfaces, labels, count = _readings(walked, system["sysUpTime.0"], read_at_s,
                                               problems)
+        # Every interface with both ifHC octet counters: the next poll leaves the 32-bit
+        # ones out (fewer varbinds, and on an agent that caps its answers, a request less).
+        # One without them (a new interface, an agent changed): the next poll asks all again.
+        if session.bulk and interfaces and all(
+                reading.if_hc_in_octets is not None and reading.if_hc_out_octets is not None
+                for reading in interfaces.values()):
+            self._hc_devices.add(device)
+        else:
+            self._hc_devices.discard(device)
         return {"sys_uptime_cs": system["sysUpTime.0"], "sys_name": system["sysName.0"],
                 "sys_descr": system["sysDescr.0"], "interfaces": interfaces,
                 "interface_labels": labels, "varbind_count": count + system_count,
@@ -800,10 +849,10 @@ class SnmpPoller:
 
     async def _system(self, session: Any, slot: asyncio.Semaphore, problems: _Problems
                       ) -> tuple[dict[str, Any], int]:
-        """The system group: ({name: value or None}, varbinds received). An object the agent
-        does not serve, or serves with the wrong type, is a problem and None; an answer that
-        does not fit the request is a failed poll."""
-        values: dict[str, Any] = {name: None for name, _ in SYSTEM_OIDS}
+        """The system group by GET (SNMPv1's way: a bulk session asks it with the first
+        GETBULK, see `_poll`): ({name: value or None}, varbinds received). An object the
+        agent does not serve, or serves with the wrong type, is a problem and None; an
+        answer that does not fit the request is a failed poll."""
         wanted = list(SYSTEM_OIDS)
         while True:
             oids = [oid for _, oid in wanted]
@@ -815,58 +864,44 @@ class SnmpPoller:
                 name, _ = wanted.pop(error_index - 1)
                 problems.add(f"{name}: noSuchName; {_SYSTEM_SKIPPED[name]}")
                 if not wanted:
-                    return values, 0
+                    return {name: None for name, _ in SYSTEM_OIDS}, 0
                 continue
             _check_error_status(error_status, error_index, [name for name, _ in wanted])
             break
         if len(varbinds) != len(oids):
             raise _BadAnswer(f"system group: {len(varbinds)} values for {len(oids)} names")
-        for position, ((name, oid), (got_oid, value)) in enumerate(
-                zip(wanted, varbinds, strict=True)):
-            if got_oid != oid:
-                raise _BadAnswer(f"system group: asked for {name}, got {_dotted(got_oid)}")
-            if isinstance(value, SnmpException):
-                problems.add(f"{name}: {value.name}; {_SYSTEM_SKIPPED[name]}")
-                continue
-            if name == "sysUpTime.0":
-                if type(value) is not int:
-                    problems.add(f"sysUpTime.0: {type_name(position)} where TimeTicks "
-                                 f"expected; {_SYSTEM_SKIPPED[name]}")
-                    continue
-                if not 0 <= value < TIMETICKS_MODULUS:
-                    problems.add(f"sysUpTime.0: {value} out of range 0..{TIMETICKS_MODULUS - 1}"
-                                 f"; {_SYSTEM_SKIPPED[name]}")
-                    continue
-            elif type(value) is bytes:
-                value = value.decode("utf-8", errors="replace")
-            else:
-                problems.add(f"{name}: {type_name(position)} where OCTET STRING expected; "
-                             f"{_SYSTEM_SKIPPED[name]}")
-                continue
-            values[name] = value
-        return values, len(varbinds)
+        return _system_values(wanted, varbinds, type_name, problems), len(varbinds)
 
     async def _walk_columns(self, session: Any, slot: asyncio.Semaphore,
                             columns: Sequence[Column], problems: _Problems, *,
-                            single_index: bool) -> dict[str, dict[Any, Any]]:
-        """Walk `columns` together; {name: {index: value}}. With `single_index` every row
-        must have a one-part index, the key (an int), and a cell with another index is a
-        problem; otherwise the key is the whole index suffix (a tuple). A cell whose value
-        is not of its column's kind is skipped and named in `problems`.
+                            single_index: bool, lead: Sequence[Oid] = ()) -> _Walked:
+        """Walk `columns` together: rows {name: {index: value}} (see `_Walked`). With
+        `single_index` every row must have a one-part index, the key (an int), and a cell
+        with another index is a problem; otherwise the key is the whole index suffix (a
+        tuple). A cell whose value is not of its column's kind is skipped and named in
+        `problems`.
 
         GETBULK, or, for a session without it (SNMPv1), GETNEXT: one row per request, and a
         column that has run off the end of the agent's MIB comes back as error-status
         noSuchName at its position (RFC 2576 4.1.2.2.1): that column is done, the others
-        are asked again."""
+        are asked again. `lead` (GETBULK only): OIDs the first request also asks once, as
+        its non-repeaters."""
         found: dict[str, dict[Any, Any]] = {column.name: {} for column in columns}
         pending: list[tuple[Column, Oid]] = [(column, column.oid) for column in columns]
+        first_answer_s: float | None = None
         max_repetitions = self.max_repetitions
         bulk = session.bulk
+        if lead and not bulk:
+            raise ValueError("lead OIDs need GETBULK")
+        lead_answer: tuple[list[VarBind], Callable[[int], str]] = ([], _no_type_name)
         pdu = "GETBULK" if bulk else "GETNEXT"
         while pending:
             width = len(pending)
+            ahead = len(lead)
             error_status, error_index, varbinds, type_name = await self._request(
-                session, slot, [last for _, last in pending], max_repetitions)
+                session, slot, [*lead, *(last for _, last in pending)], max_repetitions,
+                ahead)
+            answer_s = time.monotonic()
             if bulk:
                 if error_status == 1 and max_repetitions > 1:  # tooBig: ask for fewer rows
                     max_repetitions = max(1, max_repetitions // 2)
@@ -877,7 +912,17 @@ class SnmpPoller:
                     del pending[error_index - 1]  # that column has ended (see above)
                     continue
                 per_column = 1
-            _check_error_status(error_status, error_index, [c.name for c, _ in pending])
+            _check_error_status(error_status, error_index,
+                                [*(_LEAD_NAMES.get(tuple(lead)) or map(_dotted, lead)),
+                                 *(c.name for c, _ in pending)])
+            if ahead:
+                if len(varbinds) < ahead:
+                    raise _BadAnswer(f"{pdu} answer has {len(varbinds)} values, fewer than "
+                                     f"its {ahead} non-repeaters")
+                lead_answer = (varbinds[:ahead], type_name)
+                varbinds = varbinds[ahead:]
+                type_name = _shifted(type_name, ahead)
+                lead = ()
             if not varbinds:
                 raise _BadAnswer(f"empty {pdu} answer walking {pending[0][0].name}")
             if len(varbinds) > width * per_column:
@@ -918,25 +963,66 @@ class SnmpPoller:
             if still and [last for _, last in still] == [last for _, last in pending]:
                 raise _BadAnswer(f"{pdu} answer did not advance {still[0][0].name}")
             pending = still
-        return found
+            if first_answer_s is None:
+                first_answer_s = answer_s
+        return _Walked(found, *lead_answer, first_answer_s or time.monotonic())
 
 
-def _first(group: BaseExceptionGroup) -> BaseException:
-    """The first exception of a (nested) group, preferring a poll outcome."""
-    leaves: list[BaseException] = []
+class _Walked(NamedTuple):
+    """What `SnmpPoller._walk_columns` found: `rows` {column name: {index: value}}; the lead
+    OIDs' answer (`lead` varbinds, GETNEXT's: each the next OID after the one asked, and
+    the wire type name of varbind i of them); when the first answer that passed its checks
+    came (monotonic seconds)."""
 
-    def collect(error: BaseException) -> None:
-        if isinstance(error, BaseExceptionGroup):
-            for inner in error.exceptions:
-                collect(inner)
+    rows: dict[str, dict[Any, Any]]
+    lead: list[VarBind]
+    lead_type_name: Callable[[int], str]
+    first_answer_s: float
+
+
+def _system_values(wanted: Sequence[tuple[str, Oid]], varbinds: Sequence[VarBind],
+                   type_name: Callable[[int], str], problems: _Problems, *,
+                   next_of: bool = False) -> dict[str, Any]:
+    """The system group's values from an answer to `wanted` ({name: value or None}): by GET,
+    or, `next_of`, by GETNEXT of each one's object (an agent without the instance answers
+    the next OID it has: that one is not served, as a GET's noSuchInstance says). A value
+    of the wrong type is a problem and None; a GET answering other names fails the poll."""
+    values: dict[str, Any] = {name: None for name, _ in SYSTEM_OIDS}
+    for position, ((name, oid), (got_oid, value)) in enumerate(
+            zip(wanted, varbinds, strict=True)):
+        if got_oid != oid:
+            if not next_of:
+                raise _BadAnswer(f"system group: asked for {name}, got {_dotted(got_oid)}")
+            problems.add(f"{name}: noSuchInstance; {_SYSTEM_SKIPPED[name]}")
+            continue
+        if isinstance(value, SnmpException):
+            problems.add(f"{name}: {value.name}; {_SYSTEM_SKIPPED[name]}")
+            continue
+        if name == "sysUpTime.0":
+            if type(value) is not int:
+                problems.add(f"sysUpTime.0: {type_name(position)} where TimeTicks "
+                             f"expected; {_SYSTEM_SKIPPED[name]}")
+                continue
+            if not 0 <= value < TIMETICKS_MODULUS:
+                problems.add(f"sysUpTime.0: {value} out of range 0..{TIMETICKS_MODULUS - 1}"
+                             f"; {_SYSTEM_SKIPPED[name]}")
+                continue
+        elif type(value) is bytes:
+            value = value.decode("utf-8", errors="replace")
         else:
-            leaves.append(error)
+            problems.add(f"{name}: {type_name(position)} where OCTET STRING expected; "
+                         f"{_SYSTEM_SKIPPED[name]}")
+            continue
+        values[name] = value
+    return values
 
-    collect(group)
-    for leaf in leaves:
-        if isinstance(leaf, _PollFailed | snmp_fast.NoAnswer):
-            return leaf
-    return leaves[0]
+
+def _shifted(type_name: Callable[[int], str], by: int) -> Callable[[int], str]:
+    return lambda index: type_name(index + by)
+
+
+def _no_type_name(index: int) -> str:
+    raise IndexError(index)
 
 
 def _check_error_status(error_status: int, error_index: int, names: Sequence[str]) -> None:

@@ -218,21 +218,27 @@ _VARBIND_CACHE_SIZE = 200_000
 
 def encode_request(community: bytes, request_id: int, oids: Sequence[Sequence[int]], *,
                    max_repetitions: int | None = None, get_next: bool = False,
-                   version: int = SNMP_V2C) -> bytes:
-    """A GET (max_repetitions None), GETNEXT (`get_next`) or GETBULK (max_repetitions given,
-    non-repeaters 0) request datagram of `version` (SNMP_V2C, or SNMP_V1: no GETBULK)."""
+                   version: int = SNMP_V2C, non_repeaters: int = 0) -> bytes:
+    """A GET (max_repetitions None), GETNEXT (`get_next`) or GETBULK (max_repetitions given;
+    its first `non_repeaters` OIDs asked once, as by GETNEXT) request datagram of `version`
+    (SNMP_V2C, or SNMP_V1: no GETBULK)."""
     if version not in _VERSION_NAMES:
         raise ValueError(f"unsupported SNMP version field {version}")
     if max_repetitions is not None and version == SNMP_V1:
         raise ValueError("GETBULK is SNMPv2c only and excludes get_next")
-    pdu = encode_pdu(request_id, oids, max_repetitions=max_repetitions, get_next=get_next)
+    pdu = encode_pdu(request_id, oids, max_repetitions=max_repetitions, get_next=get_next,
+                     non_repeaters=non_repeaters)
     return _tlv(SEQUENCE, _integer(version) + _tlv(OCTET_STRING, community) + pdu)
 
 
 def encode_pdu(request_id: int, oids: Sequence[Sequence[int]], *,
-               max_repetitions: int | None = None, get_next: bool = False) -> bytes:
+               max_repetitions: int | None = None, get_next: bool = False,
+               non_repeaters: int = 0) -> bytes:
     """The PDU alone (what an SNMPv3 scoped PDU carries, collectors.usm): GET, GETNEXT
-    (`get_next`) or GETBULK (max_repetitions given, non-repeaters 0)."""
+    (`get_next`) or GETBULK (max_repetitions given; the first `non_repeaters` OIDs asked
+    once: RFC 3416 4.2.3)."""
+    if non_repeaters and (max_repetitions is None or not 0 <= non_repeaters <= len(oids)):
+        raise ValueError("non-repeaters are a GETBULK's, at most as many as its OIDs")
     parts = []
     for oid in oids:
         key = tuple(oid)
@@ -246,7 +252,7 @@ def encode_pdu(request_id: int, oids: Sequence[Sequence[int]], *,
     if max_repetitions is not None:
         if get_next:
             raise ValueError("GETBULK is SNMPv2c only and excludes get_next")
-        tag, second, third = PDU_GETBULK, 0, max_repetitions
+        tag, second, third = PDU_GETBULK, non_repeaters, max_repetitions
     else:
         tag, second, third = (PDU_GETNEXT if get_next else PDU_GET), 0, 0
     return _tlv(tag, _integer(request_id) + _integer(second) + _integer(third)
@@ -667,13 +673,14 @@ class V2cSession(_UdpSession):
         self._community = community
 
     async def request(self, oids: Sequence[Sequence[int]], timeouts_s: Sequence[float], *,
-                      max_repetitions: int | None = None, get_next: bool = False) -> Response:
+                      max_repetitions: int | None = None, get_next: bool = False,
+                      non_repeaters: int = 0) -> Response:
         if self._sock is None:
             raise RuntimeError("session is not open")
         request_id = self._new_id()
         datagram = encode_request(self._community, request_id, oids,
                                   max_repetitions=max_repetitions, get_next=get_next,
-                                  version=self.version)
+                                  version=self.version, non_repeaters=non_repeaters)
         return await self._exchange(request_id, datagram, timeouts_s)
 
     def _received(self, data: bytes) -> None:
@@ -707,12 +714,14 @@ class V3Session(_UdpSession):
         self.engine_id: bytes | None = None
 
     async def request(self, oids: Sequence[Sequence[int]], timeouts_s: Sequence[float], *,
-                      max_repetitions: int | None = None, get_next: bool = False) -> Response:
+                      max_repetitions: int | None = None, get_next: bool = False,
+                      non_repeaters: int = 0) -> Response:
         if self._sock is None:
             raise RuntimeError("session is not open")
         address = (self.host, self.port)
         request_id = self._new_id()
-        pdu = encode_pdu(request_id, oids, max_repetitions=max_repetitions, get_next=get_next)
+        pdu = encode_pdu(request_id, oids, max_repetitions=max_repetitions, get_next=get_next,
+                         non_repeaters=non_repeaters)
         resynced = rediscovered = False
         while True:
             engine = self._clock.get(address)

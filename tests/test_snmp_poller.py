@@ -26,7 +26,9 @@ import pytest
 from pydantic import SecretStr
 
 from collectors import snmp_fast
+from collectors.counters import compute_rates
 from collectors.model import PollResult, PollStatus, PollTarget, SnmpCredential
+from collectors.snmp import IF_ENTRY as IF_ENTRY_OID
 from collectors.snmp import IF_TABLE_COLUMNS, IF_X_TABLE_COLUMNS, SnmpPoller
 from tests.snmp_agents import (
     COMMUNITY,
@@ -124,6 +126,148 @@ def test_v2c_poll_returns_every_interface_with_its_counters(agents: SnmpsimAgent
             assert getattr(reading, name) == value, (index, name)
     columns = len(IF_TABLE_COLUMNS) + len(IF_X_TABLE_COLUMNS)
     assert result.varbind_count == 3 + columns * INTERFACES
+
+
+class RecordingRelay(Relay):
+    """Notes each request's (PDU tag, error-status field, OIDs) on its way to the agent."""
+
+    def __init__(self, agent: tuple[str, int]) -> None:
+        super().__init__(agent)
+        self.requests: list[tuple[int, int, list[tuple[int, ...]]]] = []
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        tag, pdu = snmp_fast.decode_message(data)
+        self.requests.append((tag, pdu.error_status, [oid for oid, _ in pdu.varbinds]))
+        super().datagram_received(data, addr)
+
+
+class FirstTryLostRelay(Relay):
+    """Loses the first datagram it is sent (the network did): only the retry gets through."""
+
+    def __init__(self, agent: tuple[str, int]) -> None:
+        super().__init__(agent)
+        self.lost = 0
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        if not self.lost:
+            self.lost = 1
+            return
+        super().datagram_received(data, addr)
+
+
+def test_counters_are_read_when_the_answer_with_sysuptime_came(agents: SnmpsimAgents) -> None:
+    """The reading's time is the answer's that carries sysUpTime, not the first try's: a
+    retry waited out in between would otherwise stretch the interval against the agent's
+    clock (and withhold the rates as "clocks disagree")."""
+    timeout_s = 1.0
+
+    async def run() -> tuple[float, PollResult]:
+        relay = await FirstTryLostRelay(("127.0.0.1", agents.v2c_ports[1])).start()
+        poller = SnmpPoller(timeout_s=timeout_s, retries=2)
+        try:
+            sent_at_s = time.monotonic()
+            return sent_at_s, await poller.poll(target(relay.address[1]))
+        finally:
+            poller.close()
+            relay.close()
+
+    sent_at_s, result = asyncio.run(run())
+    assert result.status is PollStatus.REACHABLE, result.reason
+    assert {reading.read_at_s for reading in result.interfaces.values()} != set()
+    assert all(reading.read_at_s >= sent_at_s + timeout_s
+               for reading in result.interfaces.values())
+
+
+@pytest.mark.parametrize("engine", ["fast", "pysnmp"])
+def test_the_system_group_rides_in_the_first_getbulk(agents: SnmpsimAgents,
+                                                     engine: str) -> None:
+    """No GET of its own for sysDescr, sysUpTime and sysName: they are the first GETBULK's
+    non-repeaters (GETNEXT of each object), one request less per poll; the values are the
+    ones a GET gives."""
+    async def run() -> tuple[PollResult, RecordingRelay]:
+        relay = await RecordingRelay(("127.0.0.1", agents.v2c_ports[1])).start()
+        poller = SnmpPoller(timeout_s=2.0, retries=1, v2c_engine=engine)
+        try:
+            return await poller.poll(target(relay.address[1])), relay
+        finally:
+            poller.close()
+            relay.close()
+
+    result, relay = asyncio.run(run())
+    assert result.status is PollStatus.REACHABLE, result.reason
+    assert (result.sys_name, result.sys_descr, result.sys_uptime_cs) == (
+        SYS_NAME, SYS_DESCR, SYS_UPTIME_CS)
+    assert result.problems == ()
+    tags = {tag for tag, _, _ in relay.requests}
+    assert tags == {snmp_fast.PDU_GETBULK}, tags  # no GET
+    _, non_repeaters, oids = relay.requests[0]
+    system_objects = [(1, 3, 6, 1, 2, 1, 1, 1), (1, 3, 6, 1, 2, 1, 1, 3),
+                      (1, 3, 6, 1, 2, 1, 1, 5)]
+    assert non_repeaters == 3 and oids[:3] == system_objects
+    assert all(non_repeaters == 0 for _, non_repeaters, _ in relay.requests[1:])
+    columns = len(IF_TABLE_COLUMNS) + len(IF_X_TABLE_COLUMNS)
+    assert result.varbind_count == 3 + columns * INTERFACES
+
+
+def test_32_bit_octet_counters_are_asked_only_while_some_interface_lacks_64_bit_ones(
+        tmp_path: Path) -> None:
+    """A device whose every interface had ifHCInOctets and ifHCOutOctets is not asked its
+    ifInOctets/ifOutOctets again (its rates come from the 64-bit ones); a device without
+    them is asked every time, and its rates come from the 32-bit counters."""
+    from lab.recordings import RecordingAgents
+
+    hc = ".".join(map(str, IF_X_TABLE_COLUMNS[1].oid)), ".".join(
+        map(str, IF_X_TABLE_COLUMNS[2].oid))
+    assert [column.name for column in IF_X_TABLE_COLUMNS[1:3]] == ["ifHCInOctets",
+                                                                    "ifHCOutOctets"]
+    with_hc = tmp_path / "withhc.snmprec"
+    with_hc.write_text("".join(f"{line}\n" for line in snmprec_lines(4)))
+    without_hc = tmp_path / "nohc.snmprec"
+    without_hc.write_text("".join(f"{line}\n" for line in snmprec_lines(4)
+                                  if not line.startswith(tuple(f"{oid}." for oid in hc))))
+    octets32 = {(*IF_ENTRY_OID, 10), (*IF_ENTRY_OID, 16)}
+
+    with RecordingAgents([with_hc, without_hc], moving=True) as served:
+        async def run(name: str) -> tuple[list[PollResult], RecordingRelay]:
+            relay = await RecordingRelay(served.endpoint(name)).start()
+            poller = SnmpPoller(timeout_s=2.0, retries=1)
+            device = PollTarget(device_id=1, device_key=name, host=relay.address[0],
+                                port=relay.address[1], poller_group="test",
+                                credential=SnmpCredential(version="v2c",
+                                                          community=SecretStr(name)))
+            try:
+                results = []
+                for _ in range(3):
+                    results.append(await poller.poll(device))
+                    relay.requests.append((-1, 0, []))  # between polls
+                return results, relay
+            finally:
+                poller.close()
+                relay.close()
+
+        for name, spared in (("withhc", True), ("nohc", False)):
+            results, relay = asyncio.run(run(name))
+            assert all(r.status is PollStatus.REACHABLE and not any(
+                "Octets" in problem for problem in r.problems) for r in results), [
+                (r.reason, r.problems) for r in results]
+            asked: list[set[tuple[int, ...]]] = [set()]
+            for tag, _, oids in relay.requests:
+                if tag == -1:
+                    asked.append(set())
+                else:
+                    asked[-1].update(oid[:-1] if oid[:-1] in octets32 else oid for oid in oids)
+            assert octets32 <= asked[0], name  # the first poll asks everything
+            for later, result in zip(asked[1:3], results[1:], strict=True):
+                assert bool(octets32 & later) is not spared, name
+                for reading in result.interfaces.values():
+                    assert (reading.if_in_octets is None) is spared
+                    assert (reading.if_hc_in_octets is None) is not spared
+            # rates come either way
+            previous, current = results[1], results[2]
+            rates = [compute_rates(previous.interfaces[index], reading)
+                     for index, reading in current.interfaces.items()]
+            assert rates and all(rate.in_bps is not None for rate in rates), (
+                name, [rate.skipped_reason for rate in rates])
 
 
 def test_an_agent_whose_uptime_advances_counts_on_like_a_real_one() -> None:
