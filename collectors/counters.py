@@ -346,35 +346,14 @@ def _rates(
     """The interval's rates (one frozen object per interface and poll: built once, here)."""
     max_octets_per_s = None if speed_bps is None else speed_bps * PLAUSIBLE_SPEED_FACTOR / 8
     max_packets_per_s = None if max_octets_per_s is None else max_octets_per_s / MIN_PACKET_OCTETS
-
-    def octets_per_s(hc_field: str, field: str) -> float | None:
-        hc_before, hc_after = getattr(previous, hc_field), getattr(current, hc_field)
-        if hc_before is not None and hc_after is not None:
-            return _per_s(
-                _mib_name(hc_field), hc_before, hc_after, COUNTER64_MODULUS, interval_s,
-                max_octets_per_s, octets=True,
-            )
-        before, after = getattr(previous, field), getattr(current, field)
-        if before is None or after is None:
-            return None
-        if speed_bps is not None:
-            _check_single_wrap_window(_mib_name(field), speed_bps, interval_s)
-        return _per_s(
-            _mib_name(field), before, after, COUNTER32_MODULUS, interval_s, max_octets_per_s,
-            octets=True,
-        )
-
-    def packets_per_s(field: str) -> float | None:
-        before, after = getattr(previous, field), getattr(current, field)
-        if before is None or after is None:
-            return None
-        return _per_s(
-            _mib_name(field), before, after, COUNTER32_MODULUS, interval_s, max_packets_per_s,
-            octets=False,
-        )
-
-    in_octets_per_s = octets_per_s("if_hc_in_octets", "if_in_octets")
-    out_octets_per_s = octets_per_s("if_hc_out_octets", "if_out_octets")
+    in_octets_per_s = _octets_per_s(
+        previous.if_hc_in_octets, current.if_hc_in_octets, previous.if_in_octets,
+        current.if_in_octets, "if_hc_in_octets", "if_in_octets", interval_s, speed_bps,
+        max_octets_per_s)
+    out_octets_per_s = _octets_per_s(
+        previous.if_hc_out_octets, current.if_hc_out_octets, previous.if_out_octets,
+        current.if_out_octets, "if_hc_out_octets", "if_out_octets", interval_s, speed_bps,
+        max_octets_per_s)
     in_bps = None if in_octets_per_s is None else in_octets_per_s * 8
     out_bps = None if out_octets_per_s is None else out_octets_per_s * 8
     return InterfaceRates(
@@ -387,11 +366,54 @@ def _rates(
         out_bps=out_bps,
         in_utilization_pct=_utilization_pct(in_bps, speed_bps),
         out_utilization_pct=_utilization_pct(out_bps, speed_bps),
-        in_errors_per_s=packets_per_s("if_in_errors"),
-        out_errors_per_s=packets_per_s("if_out_errors"),
-        in_discards_per_s=packets_per_s("if_in_discards"),
-        out_discards_per_s=packets_per_s("if_out_discards"),
+        in_errors_per_s=_packets_per_s(previous.if_in_errors, current.if_in_errors,
+                                       "if_in_errors", interval_s, max_packets_per_s),
+        out_errors_per_s=_packets_per_s(previous.if_out_errors, current.if_out_errors,
+                                        "if_out_errors", interval_s, max_packets_per_s),
+        in_discards_per_s=_packets_per_s(previous.if_in_discards, current.if_in_discards,
+                                         "if_in_discards", interval_s, max_packets_per_s),
+        out_discards_per_s=_packets_per_s(previous.if_out_discards, current.if_out_discards,
+                                          "if_out_discards", interval_s, max_packets_per_s),
     )
+
+
+# Every interface of every poll comes through the two below: a counter that went up by a
+# plausible amount (nearly always) is worked out in place; a wrap, a reset or an implausible
+# rate goes to `_per_s`, which judges it.
+
+
+def _octets_per_s(hc_before: int | None, hc_after: int | None, before: int | None,
+                  after: int | None, hc_field: str, field: str, interval_s: float,
+                  speed_bps: int | None, max_per_s: float | None) -> float | None:
+    """Octets per second from the 64-bit counters when both readings have them, else from
+    the 32-bit ones (None without either)."""
+    if hc_before is not None and hc_after is not None:
+        delta = hc_after - hc_before
+        if delta >= 0:
+            per_s = delta / interval_s
+            if max_per_s is None or per_s <= max_per_s:
+                return per_s
+        return _per_s(_mib_name(hc_field), hc_before, hc_after, COUNTER64_MODULUS, interval_s,
+                      max_per_s, octets=True)
+    if before is None or after is None:
+        return None
+    if speed_bps is not None:
+        _check_single_wrap_window(_mib_name(field), speed_bps, interval_s)
+    return _per_s(_mib_name(field), before, after, COUNTER32_MODULUS, interval_s, max_per_s,
+                  octets=True)
+
+
+def _packets_per_s(before: int | None, after: int | None, field: str, interval_s: float,
+                   max_per_s: float | None) -> float | None:
+    if before is None or after is None:
+        return None
+    delta = after - before
+    if delta >= 0:
+        per_s = delta / interval_s
+        if max_per_s is None or per_s <= max_per_s:
+            return per_s
+    return _per_s(_mib_name(field), before, after, COUNTER32_MODULUS, interval_s, max_per_s,
+                  octets=False)
 
 
 def _check_single_wrap_window(name: str, speed_bps: int, interval_s: float) -> None:
