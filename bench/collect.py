@@ -1,11 +1,24 @@
 """The whole collection service at scale: collector and PostgreSQL CPU per device poll.
 
-Starts snmpsim agents for `--devices` SNMP devices of `--ports` interfaces each
-(tests.snmp_agents: generated IF-MIB data, one UDP port of 127.0.0.1 per device, up to 500
-devices per snmpsim process; their CPU is not counted), writes an inventory naming them
-(every port monitored but the data's down ones; the agents' sysUpTime advances as a real
-agent's does, so the measured window is steady state, not an agent restart per device poll),
-imports it into a scratch database
+Starts agents for `--devices` SNMP devices of `--ports` interfaces each, of one of two kinds
+(`--agents`; their CPU is not the collector's):
+
+    snmpsim   tests.snmp_agents: generated IF-MIB data, one UDP port of 127.0.0.1 per device,
+              up to 500 devices per snmpsim process. The default, and no root needed; but
+              snmpsim spends about 5 ms of its own CPU per request and answers at most 64
+              varbinds a GETBULK, so on 2 cores it starves well below 10,000 devices.
+    netns     real Net-SNMP snmpd in the namespace lab (lab.netns, root only): `--netns-nodes`
+              nodes, each an snmpd answering on many UDP ports (161, 1001, 1002...), one device
+              per (node's management address, port), the devices spread evenly over the nodes
+              (at most lab.netns.MAX_AGENT_PORTS + 1 a node). A node's ifTable is lo, mgmt0
+              and `--ports` - 2 ifb devices, no links. The inventory names these interfaces
+              as the agent does and monitors all of them. snmpd's CPU is printed apart
+              (agents_ms_poll); every device of a node shares its snmpd, its counters and its
+              sysUpTime. SNMPv3 uses the lab's SHA/AES user (one engine per node).
+
+It writes an inventory naming them (snmpsim: every port monitored but the data's down ones;
+both kinds' sysUpTime advances as a real agent's does, so the measured window is steady
+state, not an agent restart per device poll), imports it into a scratch database
 (bench/scratch_database.py) and runs what `keyline collect` runs for polling: the collection
 service (collectors.service, from the settings) and the alarm service (alarms.service,
 default threshold rules), in this process. Every device is
@@ -29,6 +42,10 @@ out (no circuits). Printed, per SNMP version (`--versions`, each its own run):
                         alarm service then correlates: its CPU goes up with them)
     missed_intervals    (device, interval) pairs of the measured window with no poll
     rss_mib             this process's resident memory at the end
+    agents_ms_poll      (netns only) the snmpd processes' CPU per device poll, same window
+
+A run that polls interfaces the inventory does not name, or whose inventory ports match no
+interface, says so in a WARNING line: its figures are not those of a correct inventory.
 
 Per device poll means the process's whole CPU over the window divided by its polls, so
 the per-second work (the flush, the alarm service's ticks, heartbeats) is spread over the
@@ -38,11 +55,13 @@ printed with them.
 
     .venv/bin/python bench/collect.py [--devices 500] [--ports 10] [--interval-s 60]
                                       [--intervals 3] [--versions v2c,v3] [--v3-devices 200]
+                                      [--agents snmpsim|netns] [--netns-nodes 40]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import logging
 import os
@@ -51,7 +70,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # Run as a script, this file's folder comes first on sys.path, and bench/alarms.py there is
@@ -67,6 +87,7 @@ import psycopg  # noqa: E402
 from bench.scratch_database import scratch_database  # noqa: E402
 from config.inventory.loader import load_inventory  # noqa: E402
 from store.inventory import apply_inventory  # noqa: E402
+from store.observations import port_match_problems  # noqa: E402
 from tests.snmp_agents import (  # noqa: E402
     COMMUNITY,
     V3_AUTH_KEY,
@@ -80,23 +101,48 @@ from tests.snmp_agents import (  # noqa: E402
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # devices one snmpsim process serves: snmpsim is Python, a few thousand varbinds/s each
 DEVICES_PER_AGENT_PROCESS = 500
+# the inventory's credential; its secrets come from the environment (Agents.environ)
 CREDENTIALS = {
-    "v2c": ("  - {id: bench-snmp, kind: snmp_v2c, community: {env: KEYLINE_BENCH_COMMUNITY}}"),
-    "v3": ("  - {id: bench-snmp, kind: snmp_v3, username: keyline-poller,"
+    "v2c": ("  - {{id: bench-snmp, kind: snmp_v2c, community: {{env: KEYLINE_BENCH_COMMUNITY}}}}"),
+    "v3": ("  - {{id: bench-snmp, kind: snmp_v3, username: {user},"
            " security_level: authPriv, auth_protocol: SHA,"
-           " auth_key: {env: KEYLINE_BENCH_AUTH_KEY}, priv_protocol: AES,"
-           " priv_key: {env: KEYLINE_BENCH_PRIV_KEY}}"),
+           " auth_key: {{env: KEYLINE_BENCH_AUTH_KEY}}, priv_protocol: AES,"
+           " priv_key: {{env: KEYLINE_BENCH_PRIV_KEY}}}}"),
 }
-ENVIRON = {"KEYLINE_BENCH_COMMUNITY": COMMUNITY, "KEYLINE_BENCH_AUTH_KEY": V3_AUTH_KEY,
-           "KEYLINE_BENCH_PRIV_KEY": V3_PRIV_KEY}
+# the netns backend's extra agent ports per node: four digits (lab.netns_config: snmpd keeps
+# 2,559 characters of its agentAddress), from here on
+FIRST_EXTRA_AGENT_PORT = 1001
+# 10,000 devices on 40 nodes of 250 ports: snmpd spent 1.88 ms of CPU per device poll (3
+# requests), on 20 of 500 2.33 ms (one run each): its select() loop walks every socket
+DEFAULT_NETNS_NODES = 40
 
 
-def start_agents(devices: int, ports: int, version: str) -> tuple[list[SnmpsimAgents],
-                                                                  list[int]]:
+@dataclass
+class Agents:
+    """The agents of a run: where each device answers, what the inventory says of every
+    device (its credential and ports), the secrets that credential names, and for the
+    header what they are."""
+
+    described: str
+    endpoints: list[tuple[str, int]]  # (management address, UDP port) of each device
+    credential: str  # the inventory's credential entry
+    ports: list[tuple[str, bool]]  # (interface name, monitored) of every device
+    environ: dict[str, str]
+    stop: Callable[[], None]
+    pids: list[int] = field(default_factory=list)  # agents_ms_poll counts these processes
+
+
+def start_snmpsim(devices: int, ports: int, version: str) -> Agents:
     """snmpsim processes serving `devices` devices of `ports` interfaces (tests.snmp_agents:
     every device the same data, each on its own UDP port of 127.0.0.1; a v3 device is an
     engine of its own, SHA/AES); their CPU is not this process's."""
-    agents, endpoints = [], []
+    agents: list[SnmpsimAgents] = []
+    endpoints: list[int] = []
+
+    def stop() -> None:
+        for agent in agents:
+            agent.stop()
+
     try:
         for first in range(0, devices, DEVICES_PER_AGENT_PROCESS):
             count = min(DEVICES_PER_AGENT_PROCESS, devices - first)
@@ -109,23 +155,78 @@ def start_agents(devices: int, ports: int, version: str) -> tuple[list[SnmpsimAg
             agents.append(agent.start())
             endpoints += agent.v2c_ports if version == "v2c" else agent.v3_user_ports
     except BaseException:
-        for agent in agents:
-            agent.stop()
+        stop()
         raise
-    return agents, endpoints
+    # the generated data has every seventh interface down: monitored, each would be a
+    # link-down alarm for the whole run; the others are monitored (key-account ports)
+    return Agents(
+        described=(f"snmpsim, {len(agents)} process{'es' if len(agents) != 1 else ''}"
+                   " on 127.0.0.1"),
+        endpoints=[("127.0.0.1", port) for port in endpoints],
+        credential=CREDENTIALS[version].format(user=V3_USER),
+        ports=[(f"GigabitEthernet0/0/{if_index}", if_index % 7 != 0)
+               for if_index in if_indexes(ports)],
+        environ={"KEYLINE_BENCH_COMMUNITY": COMMUNITY, "KEYLINE_BENCH_AUTH_KEY": V3_AUTH_KEY,
+                 "KEYLINE_BENCH_PRIV_KEY": V3_PRIV_KEY},
+        stop=stop)
 
 
-def write_inventory(folder: Path, endpoints: list[int], ports: int, version: str) -> Path:
-    lines = ["credentials:", CREDENTIALS[version], "devices:"]
-    for number, port in enumerate(endpoints):
+def netns_problem(devices: int, ports: int, nodes: int) -> str | None:
+    """Why the netns agents cannot serve this run, or None."""
+    from lab.netns import MAX_AGENT_PORTS, available
+
+    reason = available()
+    if reason is not None:
+        return f"the namespace lab cannot run here: {reason}"
+    if ports < 2:
+        return f"--ports {ports}: a lab node has at least 2 interfaces (lo, mgmt0)"
+    if not 1 <= nodes <= 253:
+        return f"--netns-nodes {nodes}: a lab has 1 to 253 nodes"
+    if -(-devices // nodes) > MAX_AGENT_PORTS + 1:
+        return (f"{devices} devices on {nodes} nodes: one snmpd serves at most "
+                f"{MAX_AGENT_PORTS + 1} (--netns-nodes {-(-devices // (MAX_AGENT_PORTS + 1))} "
+                "or more)")
+    return None
+
+
+def start_netns(devices: int, ports: int, version: str, nodes: int) -> Agents:
+    """The namespace lab (lab.netns): `nodes` snmpd agents of `ports` interfaces, each on
+    enough UDP ports for its share of `devices` (device i is node i mod nodes)."""
+    from lab.netns import benchmark_lab
+
+    nodes = min(nodes, devices)
+    per_node = -(-devices // nodes)
+    lab = benchmark_lab(
+        nodes, ports, agent_ports=tuple(range(FIRST_EXTRA_AGENT_PORT,
+                                              FIRST_EXTRA_AGENT_PORT + per_node - 1)),
+        snmp_v3=version == "v3", start_timeout_s=60.0)
+    lab.start()
+    names = lab.nodes
+    endpoints = [(lab.management_address(names[i % nodes]),
+                  lab.agent_ports(names[i % nodes])[i // nodes]) for i in range(devices)]
+    user = lab.v3_user
+    return Agents(
+        described=(f"Net-SNMP snmpd, {nodes} namespace nodes x up to {per_node} UDP ports"
+                   f" ({lab.start_duration_s:.1f} s to start)"),
+        endpoints=endpoints,
+        credential=CREDENTIALS[version].format(user=user.name),
+        ports=[(name, True) for name in lab.all_interfaces(names[0])],
+        environ={"KEYLINE_BENCH_COMMUNITY": lab.community.get_secret_value(),
+                 "KEYLINE_BENCH_AUTH_KEY": user.auth_key.get_secret_value(),
+                 "KEYLINE_BENCH_PRIV_KEY": user.priv_key.get_secret_value()},
+        stop=lab.stop,
+        pids=[pid for _, daemon, pid in lab.processes() if daemon == "snmpd"])
+
+
+def write_inventory(folder: Path, agents: Agents, version: str) -> Path:
+    lines = ["credentials:", agents.credential, "devices:"]
+    ports = [f"      - {{name: {name}, speed_bps: 1G, monitor: {'true' if on else 'false'}}}"
+             for name, on in agents.ports]
+    for number, (address, port) in enumerate(agents.endpoints):
         lines += [f"  - name: bench-{number + 1:04d}", "    role: PE",
-                  "    platform: cisco_ios", "    management_address: 127.0.0.1",
-                  f"    snmp_port: {port}", "    snmp_credential: bench-snmp", "    ports:"]
-        # the generated data has every seventh interface down: monitored, each would be a
-        # link-down alarm for the whole run; the others are monitored (key-account ports)
-        lines += [f"      - {{name: GigabitEthernet0/0/{if_index}, speed_bps: 1G,"
-                  f" monitor: {'false' if if_index % 7 == 0 else 'true'}}}"
-                  for if_index in if_indexes(ports)]
+                  "    platform: cisco_ios", f"    management_address: {address}",
+                  f"    snmp_port: {port}", "    snmp_credential: bench-snmp", "    ports:",
+                  *ports]
     path = folder / f"bench-collect-{version}.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -180,6 +281,16 @@ def postgres_cpu_s(work_dir: Path) -> float | None:
     return total / CLOCK_TICKS
 
 
+def processes_cpu_s(pids: list[int]) -> float | None:
+    """CPU seconds so far of these processes (user + system); None without any."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = _stat_fields(f"/proc/{pid}/stat")
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS if pids else None
+
+
 def rss_mib() -> float:
     with open("/proc/self/status") as status:
         for line in status:
@@ -194,6 +305,7 @@ class Mark:
     process_s: float
     threads: Counter[str]
     postgres_s: float | None
+    agents_s: float | None
     polls: Counter[str]
     statuses: Counter[str]
     skipped: int
@@ -201,10 +313,11 @@ class Mark:
     alarm_observations: int
 
     @classmethod
-    def take(cls, service: object, alarms: object, work_dir: Path) -> Mark:
+    def take(cls, service: object, alarms: object, work_dir: Path, agents: Agents) -> Mark:
         stats = service.stats()  # type: ignore[attr-defined]
         return cls(time.monotonic(), time.process_time(), thread_cpu_s(),
-                   postgres_cpu_s(work_dir), stats.device_polls, stats.polls,
+                   postgres_cpu_s(work_dir), processes_cpu_s(agents.pids),
+                   stats.device_polls, stats.polls,
                    sum(stats.skipped_polls.values()), stats.observations,
                    alarms.stats.observations)  # type: ignore[attr-defined]
 
@@ -216,10 +329,13 @@ def run(version: str, args: argparse.Namespace, work: Path) -> None:
     from store.database import open_database
 
     devices = args.devices if version == "v2c" else min(args.devices, args.v3_devices)
-    agents, endpoints = start_agents(devices, args.ports, version)
-    environ = {**os.environ, **ENVIRON}
+    if args.agents == "netns":
+        agents = start_netns(devices, args.ports, version, args.netns_nodes)
+    else:
+        agents = start_snmpsim(devices, args.ports, version)
+    environ = {**os.environ, **agents.environ}
     try:
-        inventory = load_inventory([write_inventory(work, endpoints, args.ports, version)])
+        inventory = load_inventory([write_inventory(work, agents, version)])
         with scratch_database(args.url) as scratch:
             with psycopg.connect(scratch.url) as conn:
                 apply_inventory(conn, inventory)
@@ -233,17 +349,16 @@ def run(version: str, args: argparse.Namespace, work: Path) -> None:
                                      max_size=settings.store.pool_max_size)
             try:
                 measure(version, devices, settings, database, environ, scratch.work_dir, args,
-                        CollectionService, AlarmService)
+                        CollectionService, AlarmService, agents)
             finally:
                 database.close()
     finally:
-        for agent in agents:
-            agent.stop()
+        agents.stop()
 
 
 def measure(version: str, count: int, settings: object, database: object, environ: dict[str, str],
             work_dir: Path, args: argparse.Namespace, service_class: type,
-            alarm_class: type) -> None:
+            alarm_class: type, agents: Agents) -> None:
     interval_s = float(args.interval_s)
     alarms = alarm_class(database.pool, database.url, settings.alarms)  # type: ignore[attr-defined]
     from keyline.wiring import threshold_judge  # the [alarms] rules, as `keyline collect`
@@ -252,7 +367,8 @@ def measure(version: str, count: int, settings: object, database: object, enviro
         settings, database.pool, environ,
         thresholds=threshold_judge(settings.alarms.thresholds))  # type: ignore[attr-defined]
     before = Mark(time.monotonic(), time.process_time(), thread_cpu_s(),
-                  postgres_cpu_s(work_dir), Counter(), Counter(), 0, 0, 0)
+                  postgres_cpu_s(work_dir), processes_cpu_s(agents.pids), Counter(), Counter(),
+                  0, 0, 0)
     alarms.start()
     service.start()
     try:
@@ -263,14 +379,17 @@ def measure(version: str, count: int, settings: object, database: object, enviro
             time.sleep(0.5)
         while not alarms.idle() and time.monotonic() < deadline + interval_s:
             time.sleep(0.2)
-        started = Mark.take(service, alarms, work_dir)
+        started = Mark.take(service, alarms, work_dir, agents)
         marks = [started]
         for _ in range(args.intervals):
             time.sleep(max(0.0, marks[-1].at + interval_s - time.monotonic()))
-            marks.append(Mark.take(service, alarms, work_dir))
+            marks.append(Mark.take(service, alarms, work_dir, agents))
         service.drain(30)
         end = marks[-1]
         rss = rss_mib()
+        unmapped = service.stats().unmapped_interfaces
+        with database.pool.connection() as conn:  # type: ignore[attr-defined]
+            match_problems = port_match_problems(conn)
     finally:
         service.stop()
         alarms.stop()
@@ -280,8 +399,13 @@ def measure(version: str, count: int, settings: object, database: object, enviro
     polls = sum(end.polls.values()) - sum(started.polls.values())
     load = os.getloadavg()
     print(f"## {version}: {count} devices x {args.ports} ports every {interval_s:g} s;"
-          f" load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; {os.cpu_count()} CPUs",
-          flush=True)
+          f" load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; {os.cpu_count()} CPUs;"
+          f" agents: {agents.described}", flush=True)
+    if unmapped or match_problems:
+        print(f"  WARNING: {unmapped} polled interfaces the inventory does not name,"
+              f" {len(match_problems)} inventory ports not matched"
+              + (f" (first: {' '.join(map(str, match_problems[0]))})" if match_problems
+                 else ""))
     pg = (f"{started.postgres_s - before.postgres_s:.1f} s"
           if started.postgres_s is not None and before.postgres_s is not None else "n/a")
     print(f"  start-up          {started.at - before.at:6.1f} s wall, collector "
@@ -310,6 +434,9 @@ def measure(version: str, count: int, settings: object, database: object, enviro
           "alarm pipeline correlates)")
     print(f"  missed_intervals  {missed:6d}  (of {count * args.intervals})")
     print(f"  rss_mib           {rss:6.0f}", flush=True)
+    if end.agents_s is not None and started.agents_s is not None:
+        print(f"  agents_ms_poll    {1000 * (end.agents_s - started.agents_s) / polls:6.2f}"
+              f"  ({len(agents.pids)} snmpd processes)", flush=True)
 
 
 def main() -> None:
@@ -323,7 +450,16 @@ def main() -> None:
                         help="at most this many v3 devices (each its own snmpsim engine)")
     parser.add_argument("--url", help="PostgreSQL server for the scratch database "
                                       "(default: an embedded one started for the run)")
+    parser.add_argument("--agents", choices=("snmpsim", "netns"), default="snmpsim",
+                        help="snmpsim on loopback, or Net-SNMP snmpd in the namespace lab "
+                             "(root)")
+    parser.add_argument("--netns-nodes", type=int, default=DEFAULT_NETNS_NODES,
+                        help="--agents netns: lab nodes (snmpd processes) the devices share")
     args = parser.parse_args()
+    if args.agents == "netns":
+        problem = netns_problem(args.devices, args.ports, args.netns_nodes)
+        if problem is not None:
+            parser.exit(2, f"bench/collect.py --agents netns: {problem}\n")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for version in args.versions.split(","):
         work = Path(tempfile.mkdtemp(prefix="keyline-bench-collect-", dir="/tmp"))

@@ -28,6 +28,11 @@ Shape of a lab (`NamespaceLab(nodes, links)`)::
   AgentX subagent of that snmpd (LLDP-MIB remote table over SNMP), the DisMan event MIB set up
   to send linkDown/linkUp traps within 1-2 s to a receiver in the root namespace, and sshd in
   its own UTS namespace (hostname = node name) with key login as root.
+- `agent_ports`: UDP ports the node's snmpd answers on besides 161 (on every address of the
+  node), so that one snmpd stands for many devices, one per (management address, port):
+  bench/collect.py polls 10,000 devices of 40 nodes. snmpd waits for its sockets with
+  select(), whose sets hold descriptors below 1,024 (FD_SETSIZE), and keeps 2,559 characters
+  of agentAddress (lab.netns_config): at most MAX_AGENT_PORTS a node.
 
 Secrets (community, v3 keys) are generated per lab, held as pydantic `SecretStr`, and only
 written to files of mode 0600 in the lab's state folder `/run/keyline-netns/PREFIX/` (0700).
@@ -86,6 +91,8 @@ SYS_NAME_OID = "1.3.6.1.2.1.1.5.0"
 SNMPD = "/usr/sbin/snmpd"
 LLDPD = "/usr/sbin/lldpd"
 SSHD = "/usr/sbin/sshd"
+SNMP_PORT = 161
+MAX_AGENT_PORTS = 500  # extra snmpd ports a node: see the module docstring
 _sequence = count()
 
 
@@ -95,12 +102,15 @@ class NodeSpec:
 
     `extra_interfaces` ifb devices named ifb0.. are added to its IF-MIB. `routes` are static
     routes `(destination, via, device)` added at start and re-added when `device` comes back
-    up (the kernel drops them when it goes down).
+    up (the kernel drops them when it goes down). `agent_ports`: UDP ports its snmpd also
+    answers on (at most MAX_AGENT_PORTS; four digits or fewer keep the configuration short
+    enough, lab.netns_config).
     """
 
     name: str
     extra_interfaces: int = 0
     routes: tuple[tuple[str, str, str], ...] = ()
+    agent_ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,10 +173,13 @@ def default_prefix() -> str:
     return f"kl{os.getpid()}x{next(_sequence)}"
 
 
-def benchmark_lab(agents: int = 20, interfaces: int = 52, **options: object) -> NamespaceLab:
+def benchmark_lab(agents: int = 20, interfaces: int = 52, agent_ports: tuple[int, ...] = (),
+                  **options: object) -> NamespaceLab:
     """The benchmark's lab: `agents` unlinked nodes a1..aN, each with `interfaces` entries in
-    ifTable (lo + mgmt0 + interfaces - 2 ifb devices). Not started."""
-    nodes = [NodeSpec(f"a{i + 1}", extra_interfaces=interfaces - 2) for i in range(agents)]
+    ifTable (lo + mgmt0 + interfaces - 2 ifb devices) and its snmpd also on `agent_ports`.
+    Not started."""
+    nodes = [NodeSpec(f"a{i + 1}", extra_interfaces=interfaces - 2, agent_ports=agent_ports)
+             for i in range(agents)]
     return NamespaceLab(nodes, [], **options)  # type: ignore[arg-type]
 
 
@@ -208,6 +221,13 @@ class NamespaceLab:
         for name in names:
             if not NODE_NAME_RE.match(name) or name == "mgmt":
                 raise ValueError(f"node name {name!r}: lowercase letters, digits, - and _")
+        for node in nodes:
+            ports = node.agent_ports
+            if (len(ports) > MAX_AGENT_PORTS or len(set(ports)) != len(ports)
+                    or not all(1 <= port <= 65535 and port != SNMP_PORT for port in ports)):
+                raise ValueError(
+                    f"agent ports of node {node.name}: at most {MAX_AGENT_PORTS} distinct UDP "
+                    f"ports 1-65535 other than {SNMP_PORT}")
         self.node_specs = list(nodes)
         self.link_specs = list(links or [])
         self.snmp_v3 = snmp_v3
@@ -274,6 +294,17 @@ class NamespaceLab:
     def interfaces(self, node: str) -> list[str]:
         """The node's link interface names, in creation order."""
         return list(self._node(node).interfaces)
+
+    def all_interfaces(self, node: str) -> list[str]:
+        """Every interface the lab gave the node, in ifTable order: lo, mgmt0, its links, its
+        ifbs (a namespace may also hold tunnel devices of loaded kernel modules: not these)."""
+        spec = self._node(node).spec
+        return ["lo", "mgmt0", *self.interfaces(node),
+                *(f"ifb{i}" for i in range(spec.extra_interfaces))]
+
+    def agent_ports(self, node: str) -> list[int]:
+        """The UDP ports the node's snmpd answers on at its management address: 161 first."""
+        return [SNMP_PORT, *self._node(node).spec.agent_ports]
 
     def exec(self, node: str, command: list[str], check: bool = True) -> str:
         """Run a command inside the node's namespace; return its stdout."""
@@ -448,6 +479,7 @@ class NamespaceLab:
                 trap_sink=self.trap_sink,
                 internal_auth_key=internal_auth,
                 internal_priv_key=internal_priv,
+                agent_ports=node.spec.agent_ports,
             )
             conf = render_snmpd_conf(facts)
             if not self.snmp_v3:
@@ -514,7 +546,10 @@ class NamespaceLab:
                     SSHD, "-D", "-e", "-f", str(node.folder / "sshd_config")], hostname=True)
 
     def _wait_for_snmpd(self) -> None:
-        """Poll sysName.0 over v2c on every management address until each node answers."""
+        """Poll sysName.0 over v2c on every management address until each node answers.
+
+        Port 161 stands for the node's agent ports too: snmpd opens every socket of its
+        agentAddress before it answers anything, and exits when one fails."""
         pending = dict(self._nodes)
         deadline = time.monotonic() + self.start_timeout_s
         community = self.community.get_secret_value()

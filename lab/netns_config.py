@@ -8,6 +8,11 @@ snmpd (Net-SNMP 5.9) is started with `-C -c FILE`, so it reads only the file wri
 
 - `agentAddress udp:MGMT_IP:161,udp:127.0.0.1:161` - the management address the root
   namespace polls, plus the namespace's own loopback (used by snmpd's internal queries).
+  Extra agent ports (bench/collect.py: one snmpd answering as hundreds of devices) follow as
+  bare port numbers, `...,1001,1002`: UDP on every address of the node. Bare, because snmpd
+  keeps only the first 2,559 characters of its agentAddress (SPRINT_MAX_LEN, all lines
+  together) and opens the rest as a truncated endpoint it cannot parse, then exits: about
+  500 four-digit ports fit, `udp:IP:PORT` would fit about 100.
 - `rocommunity COMMUNITY default` - SNMPv2c read access for the lab's generated community.
 - `createUser NAME SHA "AUTH" AES "PRIV"` + `rouser NAME priv` - one SNMPv3 user that may only
   read with authentication and privacy (authPriv). snmpd turns `createUser` into a localized
@@ -41,6 +46,8 @@ IF_OPER_STATUS_OID = "1.3.6.1.2.1.2.2.1.8"
 LINK_DOWN_TRAP_OID = "1.3.6.1.6.3.1.1.5.3"
 LINK_UP_TRAP_OID = "1.3.6.1.6.3.1.1.5.4"
 AGENTX_SOCKET = "tcp:127.0.0.1:705"
+# snmpd copies agentAddress into a buffer of SPRINT_MAX_LEN (2,560) bytes, the NUL included
+AGENT_ADDRESS_MAX_CHARS = 2559
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,8 @@ class SnmpdFacts:
     internal_auth_key: str = ""
     internal_priv_key: str = ""
     trap_interval_s: int = 2
+    # UDP ports snmpd also answers on, on every address of the node (besides 161)
+    agent_ports: tuple[int, ...] = ()
 
 
 # Keyline's protocol names (collectors.usm) in Net-SNMP 5.9's createUser words: "AES256" is
@@ -81,9 +90,15 @@ def _quoted(value: str) -> str:
 
 def render_snmpd_conf(facts: SnmpdFacts) -> str:
     """snmpd.conf for one node, to be started with `snmpd -f -C -c FILE`."""
+    addresses = ",".join([f"udp:{facts.management_ip}:161", "udp:127.0.0.1:161",
+                          *(str(port) for port in facts.agent_ports)])
+    if len(addresses) > AGENT_ADDRESS_MAX_CHARS:
+        raise ValueError(
+            f"node {facts.node}: {len(facts.agent_ports)} agent ports make an agentAddress of "
+            f"{len(addresses)} characters; snmpd keeps {AGENT_ADDRESS_MAX_CHARS}")
     lines = [
         f"# Keyline namespace lab: node {facts.node} (generated; holds secrets)",
-        f"agentAddress udp:{facts.management_ip}:161,udp:127.0.0.1:161",
+        f"agentAddress {addresses}",
         f"exactEngineID 0x{facts.engine_id_hex}",
         f"sysName {facts.node}",
         "sysLocation Keyline namespace lab",

@@ -37,7 +37,7 @@ from pysnmp.proto import errind
 from pysnmp.proto.api import v2c
 
 from lab import netns_system
-from lab.netns import LinkSpec, NamespaceLab, NodeSpec, available
+from lab.netns import MAX_AGENT_PORTS, LinkSpec, NamespaceLab, NodeSpec, available
 from lab.netns_config import SnmpdFacts, render_lldpd_conf, render_snmpd_conf
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,19 +56,21 @@ needs_lab = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 # -- helpers -----------------------------------------------------------------------------
 
 
-def snmp_get(host: str, oid: str, auth: CommunityData | UsmUserData) -> tuple[object, str | None]:
+def snmp_get(host: str, oid: str, auth: CommunityData | UsmUserData,
+             port: int = 161) -> tuple[object, str | None]:
     """(errorIndication, value as text) of one GET with pysnmp."""
-    return snmp_get_all([(host, oid, auth)])[0]
+    return snmp_get_all([(host, oid, auth)], port)[0]
 
 
 def snmp_get_all(
-    requests: list[tuple[str, str, CommunityData | UsmUserData]],
+    requests: list[tuple[str, str, CommunityData | UsmUserData]], port: int = 161,
 ) -> list[tuple[object, str | None]]:
-    """GETs one after the other on one pysnmp engine (an engine costs about a second)."""
+    """GETs one after the other on one pysnmp engine (an engine costs about a second), to
+    UDP `port` of each host."""
 
     async def one(engine: SnmpEngine, host: str, oid: str,
                   auth: CommunityData | UsmUserData) -> tuple[object, str | None]:
-        target = await UdpTransportTarget.create((host, 161), timeout=1, retries=0)
+        target = await UdpTransportTarget.create((host, port), timeout=1, retries=0)
         error, status, _, varbinds = await get_cmd(
             engine, auth, target, ContextData(), ObjectType(ObjectIdentity(oid)))
         if error or status:
@@ -265,6 +267,25 @@ def test_secret_files_are_owner_only(lab: NamespaceLab) -> None:
     assert lab.community.get_secret_value() not in repr(lab.community)
 
 
+# -- one snmpd as many devices (bench/collect.py) ------------------------------------------
+
+
+@needs_lab
+def test_a_node_with_the_most_extra_agent_ports_answers_on_each_of_them() -> None:
+    ports = tuple(range(1001, 1001 + MAX_AGENT_PORTS))
+    with NamespaceLab([NodeSpec("m1", extra_interfaces=1, agent_ports=ports)]) as lab:
+        host = lab.management_address("m1")
+        assert lab.agent_ports("m1") == [161, *ports]
+        assert lab.all_interfaces("m1") == ["lo", "mgmt0", "ifb0"]
+        community = CommunityData(lab.community.get_secret_value())
+        for port in (161, ports[0], ports[len(ports) // 2], ports[-1]):
+            assert snmp_get(host, SYS_NAME, community, port) == (None, "m1"), port
+        assert snmp_get(host, SYS_NAME, v3(lab), ports[-1]) == (None, "m1")
+        # a port next to them that nobody configured: no answer
+        assert snmp_get(host, SYS_NAME, community, ports[-1] + 1)[1] is None
+        assert lab.start_duration_s is not None and lab.start_duration_s < 10
+
+
 # -- stop and leftovers ------------------------------------------------------------------
 
 
@@ -351,6 +372,28 @@ def test_snmpd_conf_has_v2c_v3_agentx_and_fast_link_traps() -> None:
         assert line in conf.splitlines()
     with pytest.raises(ValueError):
         render_snmpd_conf(SnmpdFacts(**{**facts.__dict__, "v3_auth_key": 'x"y'}))
+
+
+def test_extra_agent_ports_are_bare_ports_of_the_agent_address_within_snmpds_limit() -> None:
+    facts = SnmpdFacts(
+        node="m1", management_ip="169.254.253.253", community="c0mm", v3_user="keyline",
+        v3_auth_key="authkey123", v3_priv_key="privkey123", engine_id_hex="80001f8804aa",
+        agent_ports=(1001, 1002))
+    assert ("agentAddress udp:169.254.253.253:161,udp:127.0.0.1:161,1001,1002"
+            in render_snmpd_conf(facts).splitlines())
+    # the most a node may have, of four digits, fit in the 2,559 characters snmpd keeps
+    most = tuple(range(1001, 1001 + MAX_AGENT_PORTS))
+    render_snmpd_conf(SnmpdFacts(**{**facts.__dict__, "agent_ports": most}))
+    with pytest.raises(ValueError, match="snmpd keeps 2559"):
+        render_snmpd_conf(SnmpdFacts(**{**facts.__dict__, "agent_ports": tuple(
+            range(10001, 10001 + MAX_AGENT_PORTS))}))
+
+
+def test_agent_ports_are_validated() -> None:
+    for ports in ((161,), (1001, 1001), (0,), (65536,),
+                  tuple(range(1001, 1002 + MAX_AGENT_PORTS))):
+        with pytest.raises(ValueError, match="agent ports of node a"):
+            NamespaceLab([NodeSpec("a", agent_ports=ports)])
 
 
 def test_lldpd_conf_reports_interface_names() -> None:

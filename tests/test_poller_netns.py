@@ -73,13 +73,6 @@ def poll_many(targets: list[PollTarget], **options: float) -> list[PollResult]:
     return asyncio.run(go())
 
 
-def lab_interfaces(lab: NamespaceLab, node: str) -> set[str]:
-    """Every interface the lab gave the node: loopback, management, its links, its ifbs."""
-    spec = next(spec for spec in lab.node_specs if spec.name == node)
-    return {"lo", "mgmt0", *lab.interfaces(node),
-            *(f"ifb{i}" for i in range(spec.extra_interfaces))}
-
-
 def if_names(result: PollResult) -> dict[str, int]:
     """{ifName: ifIndex} of a poll result."""
     return {label.if_name: index for index, label in result.interface_labels.items()
@@ -99,9 +92,9 @@ def assert_complete(result: PollResult, lab: NamespaceLab, node: str) -> None:
     names = if_names(result)
     # A fresh namespace may hold tunnel devices of loaded kernel modules (tunl0, sit0...):
     # the lab's interfaces must all be there, others may be.
-    assert lab_interfaces(lab, node) <= names.keys(), sorted(names)
+    assert set(lab.all_interfaces(node)) <= names.keys(), sorted(names)
     assert result.interfaces.keys() == result.interface_labels.keys()
-    for name in lab_interfaces(lab, node):
+    for name in lab.all_interfaces(node):
         reading = result.interfaces[names[name]]
         # Net-SNMP serves ifXTable: every interface has 64-bit octet counters.
         assert reading.if_hc_in_octets is not None and reading.if_hc_out_octets is not None, name
