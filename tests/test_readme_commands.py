@@ -294,6 +294,8 @@ STEPS: list[tuple[str, Run | NotRun]] = [
         "ingest", "poll_engine", "poll", "topology", "alarms", "portal", "outage", "traps",
         "report", "cli", "collect")),
     (".venv/bin/python bench/portal.py --processes 2", BENCHMARK),
+    (".venv/bin/python bench/collect.py --agents netns --devices 10000 --versions v2c",
+     BENCHMARK),
 ]
 
 
