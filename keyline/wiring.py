@@ -898,14 +898,29 @@ def _spool_on_disk(spool_dir: Path) -> dict[str, Any]:
     import json
     import time
 
-    segments = [path for kind in ("observations", "samples")
-                for path in (spool_dir / kind).glob("*.jsonl")]
-    sizes = [path.stat() for path in segments]
+    from collectors.spool import CURSOR_NAME, SEGMENT_SUFFIX
+
+    # A spool keeps its last segment once forwarded (the next batches go into it): what
+    # waits is what lies past the cursor, which is saved once per forwarding round.
+    waiting = 0
+    modified: list[float] = []
+    for kind in ("observations", "samples"):
+        folder = spool_dir / kind
+        cursor_name, cursor_offset = "", 0
+        with contextlib.suppress(OSError, ValueError):
+            cursor_name, offset = (folder / CURSOR_NAME).read_text().split()
+            cursor_offset = int(offset)
+        for path in sorted(folder.glob("*" + SEGMENT_SUFFIX)):
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                left = stat.st_size - (cursor_offset if path.name == cursor_name else 0)
+                if left > 0:
+                    waiting += left
+                    modified.append(stat.st_mtime)
     pending_drops: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         pending_drops = json.loads((spool_dir / "drops.json").read_text())
-    waiting = sum(stat.st_size for stat in sizes)
-    oldest = (time.time() - min(stat.st_mtime for stat in sizes)) if waiting else None
+    oldest = (time.time() - min(modified)) if waiting else None
     return {"directory": str(spool_dir), "bytes": waiting,
             "oldest_s": round(oldest, 1) if oldest is not None else None,
             "drops_not_yet_recorded": sum(entry[0] for entry in pending_drops.values())}

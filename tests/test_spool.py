@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pathlib
 import shutil
 import time
 from contextlib import contextmanager
@@ -449,3 +450,24 @@ def test_a_restart_forwards_exactly_what_was_not_yet_forwarded(db, tmp_path):
     assert stats.forwarded_batches == 1  # the first round's batch not even tried again
     assert [at for at, _ in stored_samples(db)] == [
         T0 + timedelta(seconds=s) for s in (0, 1, 2, 10, 11, 12)]
+
+
+def test_status_counts_only_what_waits_past_the_cursor(tmp_path: pathlib.Path) -> None:
+    """`keyline status` reads the spool folder: a last segment kept after it was forwarded to
+    its end is not "bytes waiting" (nor an old spool), what lies past the cursor is."""
+    from keyline.wiring import _spool_on_disk
+
+    files = SpoolFiles(tmp_path / "samples")
+    files.append_many([b'{"kind": "samples", "rows": []}\n', b'{"kind": "samples"}\n'])
+    assert _spool_on_disk(tmp_path)["bytes"] == files.pending_bytes > 0
+    _, end = files.next_batch()
+    files.mark_done(end)
+    files.save_cursor()
+    assert _spool_on_disk(tmp_path)["bytes"] == files.pending_bytes == 20
+    _, end = files.next_batch()
+    files.mark_done(end)
+    files.save_cursor()
+    files.close()
+    assert list((tmp_path / "samples").glob("*.jsonl"))  # the segment stays for the next
+    report = _spool_on_disk(tmp_path)
+    assert (report["bytes"], report["oldest_s"]) == (0, None)
