@@ -131,9 +131,7 @@ SYS_NAME: Oid = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 SYSTEM_OIDS: tuple[tuple[str, Oid], ...] = (
     ("sysDescr.0", SYS_DESCR), ("sysUpTime.0", SYS_UPTIME), ("sysName.0", SYS_NAME))
 # asked by GETNEXT (a GETBULK's non-repeaters), each scalar's object gives its instance .0
-_SYSTEM_NEXT: tuple[Oid, ...] = tuple(oid[:-1] for _, oid in SYSTEM_OIDS)
-_LEAD_NAMES: dict[tuple[Oid, ...], tuple[str, ...]] = {
-    _SYSTEM_NEXT: tuple(name for name, _ in SYSTEM_OIDS)}
+_SYSTEM_NEXT: tuple[tuple[str, Oid], ...] = tuple((name, oid[:-1]) for name, oid in SYSTEM_OIDS)
 
 IF_ENTRY: Oid = (1, 3, 6, 1, 2, 1, 2, 2, 1)
 IF_X_ENTRY: Oid = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
@@ -803,7 +801,7 @@ class SnmpPoller:
                     device: tuple[str, int]) -> dict[str, Any]:
         problems = _Problems()
         tables = (IF_TABLE_COLUMNS, IF_X_TABLE_COLUMNS)
-        lead: Sequence[Oid] = ()
+        lead: Sequence[tuple[str, Oid]] = ()
         if session.bulk:
             # the system group rides in the ifTable walk's first GETBULK as non-repeaters
             # (GETNEXT of each scalar's object): one request less per poll, every poll
@@ -874,7 +872,8 @@ class SnmpPoller:
 
     async def _walk_columns(self, session: Any, slot: asyncio.Semaphore,
                             columns: Sequence[Column], problems: _Problems, *,
-                            single_index: bool, lead: Sequence[Oid] = ()) -> _Walked:
+                            single_index: bool,
+                            lead: Sequence[tuple[str, Oid]] = ()) -> _Walked:
         """Walk `columns` together: rows {name: {index: value}} (see `_Walked`). With
         `single_index` every row must have a one-part index, the key (an int), and a cell
         with another index is a problem; otherwise the key is the whole index suffix (a
@@ -884,8 +883,8 @@ class SnmpPoller:
         GETBULK, or, for a session without it (SNMPv1), GETNEXT: one row per request, and a
         column that has run off the end of the agent's MIB comes back as error-status
         noSuchName at its position (RFC 2576 4.1.2.2.1): that column is done, the others
-        are asked again. `lead` (GETBULK only): OIDs the first request also asks once, as
-        its non-repeaters."""
+        are asked again. `lead` (GETBULK only): (name, OID)s the first request also asks
+        once, as its non-repeaters."""
         found: dict[str, dict[Any, Any]] = {column.name: {} for column in columns}
         pending: list[tuple[Column, Oid]] = [(column, column.oid) for column in columns]
         first_answer_s: float | None = None
@@ -899,8 +898,8 @@ class SnmpPoller:
             width = len(pending)
             ahead = len(lead)
             error_status, error_index, varbinds, type_name = await self._request(
-                session, slot, [*lead, *(last for _, last in pending)], max_repetitions,
-                ahead)
+                session, slot, [*(oid for _, oid in lead), *(last for _, last in pending)],
+                max_repetitions, ahead)
             answer_s = time.monotonic()
             if bulk:
                 if error_status == 1 and max_repetitions > 1:  # tooBig: ask for fewer rows
@@ -913,7 +912,7 @@ class SnmpPoller:
                     continue
                 per_column = 1
             _check_error_status(error_status, error_index,
-                                [*(_LEAD_NAMES.get(tuple(lead)) or map(_dotted, lead)),
+                                [*(name for name, _ in lead),
                                  *(c.name for c, _ in pending)])
             if ahead:
                 if len(varbinds) < ahead:
