@@ -478,6 +478,9 @@ def stop_portal_process(process: subprocess.Popen[bytes], grace_s: float) -> Non
 # The portal server process checks a pooled connection only after it sat idle this long
 # (store.database.IdleCheck: a round trip saved on most of its borrows).
 PORTAL_CHECK_AFTER_IDLE_S = 1.0
+# How often the portal server process sees whether the frozen objects are due a reclaim
+# (keyline/garbage.py): a check is a comparison of two counts.
+RECLAIM_CHECK_INTERVAL_S = 10.0
 
 
 def serve_portal_process(config_text: str) -> int:
@@ -490,6 +493,7 @@ def serve_portal_process(config_text: str) -> int:
 
     from config.secrets import mask_secrets
     from config.settings import SettingsError
+    from keyline.garbage import LongLivedFreezer
     from keyline.logs import setup_logging
     from portal.app import create_app
     from portal.live import start_live
@@ -529,7 +533,17 @@ def serve_portal_process(config_text: str) -> int:
             websocket_timeout_s=(engineio.ping_interval + engineio.ping_timeout
                                  + server_settings.read_timeout_s))
         server.start()
-        _tune_garbage_collector()
+        # What exists once the app is built, and what survives each full collection, is
+        # frozen out of the collector's scans (keyline/garbage.py).
+        freezer = LongLivedFreezer()
+        freezer.install()
+
+        def reclaim_now_and_then() -> None:
+            while True:
+                gevent.sleep(RECLAIM_CHECK_INTERVAL_S)
+                freezer.reclaim_if_due()
+
+        gevent.spawn(reclaim_now_and_then)
         stopped = gevent.event.Event()
 
         def drain() -> None:
@@ -556,18 +570,6 @@ def serve_portal_process(config_text: str) -> int:
     finally:
         database.close()
     return 0
-
-
-def _tune_garbage_collector() -> None:
-    """A full collection scans every object the process holds: with 2,000 live sockets it
-    paused the portal for 150-350 ms (bench/portal.py, measured with gc.callbacks), every
-    request waiting behind it. What exists once the app is built (modules, the topology,
-    the bridge's state) is frozen out of the collector's scans: the pauses halved (45-180
-    ms). (A higher young-generation threshold made them worse: 500 ms for generation 1.)"""
-    import gc
-
-    gc.collect()
-    gc.freeze()
 
 
 def _raise_open_files_limit(wanted: int) -> None:
