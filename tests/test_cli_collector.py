@@ -570,10 +570,13 @@ def test_fifty_devices_keep_their_cli_schedule_while_faulty_ones_fail_with_their
         for platform, profile in load_cli_profiles().items()}
     cli_sessions = sessions_for(store, workers=8, read_timeout_s=read_timeout_s,
                                 banner_timeout_s=read_timeout_s)
-    # SNMP polls every device at the same interval, beside the CLI
+    # SNMP polls every device at the same interval, beside the CLI. Every agent answers
+    # (the faults are the CLI's): the timeout is for agents that answer, as in
+    # test_collection_service. With 1 s, the simulated agents starved of CPU on a loaded
+    # machine timed out, and the faulty devices got no SNMP rates to fall back on.
     service = CollectionService(
         store.pool, spool_dir=tmp_path / "spool", interval_s_for=lambda group: interval_s,
-        environ=cli_environ, timeout_s=1.0, retries=1, traps_enabled=False,
+        environ=cli_environ, timeout_s=3.0, retries=1, traps_enabled=False,
         startup_spread_s=2.0, flush_interval_s=0.2, health_interval_s=None,
         cli_sessions=cli_sessions, cli_interval_s=interval_s, cli_profiles=profiles)
     watched = huawei[9]  # a healthy device whose port goes down meanwhile
@@ -707,7 +710,7 @@ def test_the_service_fetches_every_running_configuration_masked(network, store, 
     cli_sessions = sessions_for(store, workers=8)
     service = CollectionService(
         store.pool, spool_dir=tmp_path / "spool", interval_s_for=lambda group: 300.0,
-        environ=cli_environ, timeout_s=1.0, retries=1, traps_enabled=False,
+        environ=cli_environ, timeout_s=3.0, retries=1, traps_enabled=False,
         startup_spread_s=2.0, flush_interval_s=0.2, health_interval_s=None,
         cli_sessions=cli_sessions, cli_interval_s=300.0, cli_config_interval_s=300.0)
 
