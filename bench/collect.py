@@ -462,8 +462,10 @@ def main() -> None:
             parser.exit(2, f"bench/collect.py --agents netns: {problem}\n")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for version in args.versions.split(","):
-        work = Path(tempfile.mkdtemp(prefix="keyline-bench-collect-", dir="/tmp"))
-        run(version.strip(), args, work)
+        # The run's inventory, spool and agents' data: gone with the run.
+        with tempfile.TemporaryDirectory(prefix="keyline-bench-collect-", dir="/tmp",
+                                         ignore_cleanup_errors=True) as work:
+            run(version.strip(), args, Path(work))
 
 
 if __name__ == "__main__":
