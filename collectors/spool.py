@@ -36,7 +36,8 @@ spooled segment of samples to make room. Whatever is dropped is counted per kind
 device (through `device_of`), kept in `drops.json` in the spool folder (so a crash does not
 lose the count), logged at ERROR at most once a minute, and written to the store
 (`collection_drops`: device, kind, rows, and the time range of the data lost, which is
-monitoring time the SLA figures count as unknown) as soon as it takes writes. The forwarder
+monitoring time the SLA figures count as unknown) as soon as it takes writes, exactly once
+(each round of counts carries an id stored with it, as a batch does). The forwarder
 takes observations first (alarms wait for them), then samples; each spool keeps its own
 order, which is the order that matters (a port's "down" never overtakes its "up").
 
@@ -554,7 +555,9 @@ class SpooledStore:
         self._outages = 0
         self._last_drop_log = -ERROR_LOG_INTERVAL_S
         self._dropped_since_log = 0
-        self._drops = self._read_drops()  # (device, kind) -> [rows, first time, last time]
+        # (device, kind) -> [rows, first time, last time]: counted, not yet being forwarded;
+        # and the round being forwarded: (its id, its counts), stored with its id (below).
+        self._drops, self._drops_forwarding = read_drops(self.dir / DROPS_NAME)
         # The writer counts drops while the forwarder stores and forgets them: both change
         # the table and rewrite drops.json, so they take turns.
         self._drops_lock = threading.Lock()
@@ -637,7 +640,8 @@ class SpooledStore:
             return False
         while self._clock() < deadline:
             with self._files_lock:
-                if self._kept.empty and self._samples.empty and not self._drops:
+                if (self._kept.empty and self._samples.empty and not self._drops
+                        and self._drops_forwarding is None):
                     return True
             self._wake.set()
             time.sleep(0.02)
@@ -796,18 +800,15 @@ class SpooledStore:
             self._last_drop_log = now
             self._dropped_since_log = 0
 
-    def _read_drops(self) -> dict[str, list[Any]]:
-        try:
-            return json.loads((self.dir / DROPS_NAME).read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
-
     def _write_drops(self) -> None:
-        """Rewrite drops.json from the table (the caller holds `_drops_lock`)."""
+        """Rewrite drops.json from the counts and the round being forwarded, in one file
+        replaced at once (the caller holds `_drops_lock`)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         temporary = self.dir / (DROPS_NAME + ".tmp")
+        forwarding = self._drops_forwarding
         with open(temporary, "w") as file:
-            json.dump(self._drops, file)
+            json.dump({"counts": self._drops, "forwarding": None if forwarding is None
+                       else {"id": forwarding[0], "counts": forwarding[1]}}, file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, self.dir / DROPS_NAME)
@@ -832,7 +833,7 @@ class SpooledStore:
         moved = False
         budget_end = self._clock() + 1.0
         try:
-            if self._drops:
+            if self._drops or self._drops_forwarding is not None:
                 self._forward_drops()
                 moved = True
             for files in (self._kept, self._samples):
@@ -916,24 +917,31 @@ class SpooledStore:
                 record_port_matches(conn, items)
 
     def _forward_drops(self) -> None:
-        with self._drops_lock:  # a copy of the counts as they are now, lists included
-            drops = {key: list(entry) for key, entry in self._drops.items()}
+        """Store the drop counts exactly once: the counts so far become a round with an id
+        (written to drops.json before the store is tried), stored in one transaction with
+        that id in spool_batches, and forgotten after. Killed between the commit and the
+        rewrite, the next start finds the round's id stored and only forgets it; drops
+        counted meanwhile wait for the next round."""
+        with self._drops_lock:
+            if self._drops_forwarding is None:
+                if not self._drops:
+                    return
+                self._drops_forwarding = ("drops-" + uuid.uuid4().hex, self._drops)
+                self._drops = {}
+                self._write_drops()
+            round_id, drops = self._drops_forwarding
         rows = []
         for key, (count, first, last) in drops.items():
             device, _, kind = key.partition("|")
             rows.append((None if device == "None" else int(device), kind, count,
                          first, last))
         with self._connection.connection() as conn:
-            record_drops(conn, rows)
+            if conn.execute(
+                    "INSERT INTO spool_batches (id) VALUES (%s) ON CONFLICT DO NOTHING"
+                    " RETURNING id", [round_id]).fetchone() is not None:
+                record_drops(conn, rows)
         with self._drops_lock:
-            for key, (written, _first, _last) in drops.items():
-                # Forget only what was written: rows counted meanwhile stay for the next
-                # round (their range kept whole: it may say a little more than they cover).
-                entry = self._drops.get(key)
-                if entry is not None:
-                    entry[0] -= written
-                    if entry[0] <= 0:
-                        del self._drops[key]
+            self._drops_forwarding = None
             self._write_drops()
 
     def _went_away(self, error: Exception) -> None:
@@ -974,3 +982,26 @@ class SpooledStore:
         log.error("a spooled batch cannot be stored (%s: %s); set aside in %s",
                   type(error).__name__, " ".join(str(error).split())[:200], path)
 
+
+def read_drops(path: Path) -> tuple[dict[str, list[Any]], tuple[str, dict[str, list[Any]]] | None]:
+    """drops.json: the drop counts not yet forwarded, and the round being forwarded (its id
+    and counts) or None. A missing or unreadable file is no drops; an older spool's file
+    (the counts alone, no round) still reads."""
+    try:
+        content = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}, None
+    if not isinstance(content, dict):
+        return {}, None
+    if "counts" not in content:  # before rounds had ids: {"device|kind": [rows, ...]}
+        return content, None
+    forwarding = content.get("forwarding")
+    return (content["counts"] or {},
+            None if not forwarding else (forwarding["id"], forwarding["counts"]))
+
+
+def pending_drop_rows(path: Path) -> int:
+    """Rows counted as dropped in drops.json and not yet in the store."""
+    counts, forwarding = read_drops(path)
+    waiting = [counts, forwarding[1] if forwarding else {}]
+    return sum(entry[0] for table in waiting for entry in table.values())

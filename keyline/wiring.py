@@ -897,10 +897,9 @@ def status_report(settings: Settings) -> tuple[dict[str, Any], bool]:
 def _spool_on_disk(spool_dir: Path) -> dict[str, Any]:
     """What the spool folder holds, read from the files (the collector may not run)."""
     import contextlib
-    import json
     import time
 
-    from collectors.spool import CURSOR_NAME, SEGMENT_SUFFIX
+    from collectors.spool import CURSOR_NAME, DROPS_NAME, SEGMENT_SUFFIX, pending_drop_rows
 
     # A spool keeps its last segment once forwarded (the next batches go into it): what
     # waits is what lies past the cursor, which is saved once per forwarding round.
@@ -919,10 +918,7 @@ def _spool_on_disk(spool_dir: Path) -> dict[str, Any]:
                 if left > 0:
                     waiting += left
                     modified.append(stat.st_mtime)
-    pending_drops: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        pending_drops = json.loads((spool_dir / "drops.json").read_text())
     oldest = (time.time() - min(modified)) if waiting else None
     return {"directory": str(spool_dir), "bytes": waiting,
             "oldest_s": round(oldest, 1) if oldest is not None else None,
-            "drops_not_yet_recorded": sum(entry[0] for entry in pending_drops.values())}
+            "drops_not_yet_recorded": pending_drop_rows(spool_dir / DROPS_NAME)}

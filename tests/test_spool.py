@@ -324,6 +324,61 @@ def test_a_full_spool_drops_the_newest_samples_counts_them_and_records_them(
     assert first > max(kept) and last == T0 + timedelta(seconds=92)  # the newest went
 
 
+def drops_counted_while_away(spool_dir: pathlib.Path) -> int:
+    """A spool whose store is away drops samples; how many rows it counted."""
+    away = SpooledStore(NoStore.url, spool_dir, max_bytes=1000, retry_interval_s=60,
+                        device_of=lambda object_id: 12, start_forwarding=False).start()
+    for n in range(10):
+        away.write_samples(samples(n * 10, 3))
+    assert away.flush(5)
+    dropped = away.stats().dropped["samples"]
+    away.close()
+    assert dropped > 0
+    return dropped
+
+
+def recorded_drops(db) -> list[tuple[int, str, int]]:
+    with db.pool.connection() as conn:
+        return conn.execute("SELECT device_id, kind, rows FROM collection_drops").fetchall()
+
+
+def test_drop_counts_stored_but_not_forgotten_are_not_stored_twice(db, tmp_path):
+    """Killed after the drop counts' commit, before drops.json was rewritten: the next start
+    finds the round's id stored, and only forgets the counts."""
+    from collectors.spool import pending_drop_rows
+
+    spool_dir = tmp_path / "spool"
+    dropped = drops_counted_while_away(spool_dir)
+    counted = json.loads((spool_dir / "drops.json").read_text())
+    assert counted["forwarding"] is None and pending_drop_rows(spool_dir / "drops.json") == dropped
+    with spooled(db, tmp_path) as back:
+        assert back.drain(10)
+    assert recorded_drops(db) == [(12, "samples", dropped)]
+    assert pending_drop_rows(spool_dir / "drops.json") == 0
+    with db.pool.connection() as conn:
+        (round_id,), = conn.execute(
+            "SELECT id FROM spool_batches WHERE id LIKE 'drops-%'").fetchall()
+    # drops.json as the killed process left it: the round written, its commit done
+    (spool_dir / "drops.json").write_text(json.dumps(
+        {"counts": {}, "forwarding": {"id": round_id, "counts": counted["counts"]}}))
+    assert pending_drop_rows(spool_dir / "drops.json") == dropped  # `keyline status` says so
+    with spooled(db, tmp_path) as again:
+        assert again.drain(10)
+    assert recorded_drops(db) == [(12, "samples", dropped)]  # once, not twice
+    assert pending_drop_rows(spool_dir / "drops.json") == 0
+
+
+def test_drop_counts_of_an_older_spool_still_reach_the_store(db, tmp_path):
+    """drops.json as spools wrote it before rounds had ids: the counts alone."""
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    (spool_dir / "drops.json").write_text(json.dumps(
+        {"12|samples": [7, "2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00"]}))
+    with spooled(db, tmp_path) as back:
+        assert back.drain(10)
+    assert recorded_drops(db) == [(12, "samples", 7)]
+
+
 def test_drop_oldest_makes_room_by_deleting_the_oldest_samples(db, tmp_path):
     spool_dir = tmp_path / "oldest"
     away = SpooledStore(NoStore.url, spool_dir, max_bytes=1000, segment_bytes=200,
