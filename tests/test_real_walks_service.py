@@ -72,7 +72,12 @@ IF_TYPE = (1, 3, 6, 1, 2, 1, 2, 2, 1, 3)
 PLATFORM = {"comware": "hp_comware", "ios": "cisco_ios", "iosxe": "cisco_ios",
             "iosxr": "cisco_xr", "junos": "juniper_junos", "vrp": "huawei_vrp"}
 MISSING_PORT = "GigabitEthernet9/9/99"  # declared on every device, on none of them
-INTERVAL_S = 2.0
+# A reading is stamped when the answer carrying sysUpTime came; the 64-bit counters come a
+# request or more later (ifXTable after ifTable), and on a loaded machine that gap varies by
+# up to ~0.7 s between polls (seen in CI: +36 % on one port over 2 s). Over 5 s the same
+# variation stays within the rate check's 30 %. (The poller's own accuracy issue: the closing
+# note of 2026-12-07.)
+INTERVAL_S = 5.0
 HEALTH_INTERVAL_S = 4.0
 
 
@@ -270,7 +275,7 @@ def test_every_real_walk_through_the_collector_with_ports_named_as_operators_do(
             expected = interface.speed_bps * LOAD_RATIO
             got = rates.get(ids[f"{plan.device}:{port_name}"])
             # a reading is stamped when the system group answered, the counters come a
-            # walk later: over a 2 s interval, snmpsim's pace moves a rate by some percent
+            # walk later: see INTERVAL_S
             assert got is not None and abs(got - expected) <= 0.3 * expected, (
                 name, port_name, got, expected)
     # health as a health poll reads it, on every device whose walk carries it
