@@ -898,9 +898,7 @@ class SpooledStore:
         confirmed too late to be marked done (the connection lost right then) is found
         stored when tried again, and skipped: exactly once."""
         with self._connection.connection() as conn:
-            if batch_id is not None and conn.execute(
-                    "INSERT INTO spool_batches (id) VALUES (%s) ON CONFLICT DO NOTHING"
-                    " RETURNING id", [batch_id]).fetchone() is None:
+            if batch_id is not None and not _first_time_stored(conn, batch_id):
                 return
             if kind == "samples":
                 self._writer.discard()
@@ -936,9 +934,7 @@ class SpooledStore:
             rows.append((None if device == "None" else int(device), kind, count,
                          first, last))
         with self._connection.connection() as conn:
-            if conn.execute(
-                    "INSERT INTO spool_batches (id) VALUES (%s) ON CONFLICT DO NOTHING"
-                    " RETURNING id", [round_id]).fetchone() is not None:
+            if _first_time_stored(conn, round_id):
                 record_drops(conn, rows)
         with self._drops_lock:
             self._drops_forwarding = None
@@ -981,6 +977,12 @@ class SpooledStore:
             self._rejected_batches += 1
         log.error("a spooled batch cannot be stored (%s: %s); set aside in %s",
                   type(error).__name__, " ".join(str(error).split())[:200], path)
+
+
+def _first_time_stored(conn: psycopg.Connection, batch_id: str) -> bool:
+    """Note `batch_id` as stored, in the caller's transaction; False when it already was."""
+    return conn.execute("INSERT INTO spool_batches (id) VALUES (%s) ON CONFLICT DO NOTHING"
+                        " RETURNING id", [batch_id]).fetchone() is not None
 
 
 def read_drops(path: Path) -> tuple[dict[str, list[Any]], tuple[str, dict[str, list[Any]]] | None]:
